@@ -1,0 +1,194 @@
+//! The TLS websocket reverse proxy: the seed's `http-proxy` in front of the wss.
+//!
+//! Decrypted client bytes are read through the `tls` slab pool (the `tcp` pool
+//! without TLS), upstream bytes through the `tcp` pool. The request (upgrade or
+//! plain HTTP) is forwarded as read, then bytes are piped both ways until either
+//! side ends. An upgrading connection keeps what the head mode says; an
+//! unreachable upstream gets a 502.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio_rustls::TlsAcceptor;
+
+use crate::config::{Config, Target};
+use crate::head::KeptHead;
+use crate::http::{read_request_head, respond};
+use crate::server::{self, State};
+use crate::shutdown::Shutdown;
+use crate::slab::SlabPool;
+use crate::wss::{Limits, Running};
+use crate::Role;
+
+/// What every proxy connection needs to know.
+struct Proxy {
+    state: Arc<State>,
+    limits: Limits,
+    target: Target,
+    upstream_timeout: Duration,
+    tls: Option<TlsAcceptor>,
+}
+
+/// A proxy that cannot start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Tls(#[from] crate::tls::TlsError),
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+}
+
+/// Binds the proxy and its snapshot endpoint and starts serving until `shutdown`.
+pub async fn start(config: &Config, shutdown: &Shutdown) -> Result<Running, StartError> {
+    let tls = if config.proxy_tls {
+        Some(TlsAcceptor::from(crate::tls::server_config(config)?))
+    } else {
+        None
+    };
+    let state = State::new(Role::Proxy, config);
+    let listener = server::bind((config.bind, config.proxy_port).into(), "proxy").await?;
+    let addr = listener.local_addr()?;
+    let snapshot_addr = crate::snapshot::endpoint::serve(
+        (config.snapshot_bind, config.proxy_heapdump_port).into(),
+        state.clone(),
+        shutdown.clone(),
+    )
+    .await?;
+    let proxy = Arc::new(Proxy {
+        state: state.clone(),
+        limits: Limits::from_config(config),
+        target: config.proxy_target.clone(),
+        upstream_timeout: Duration::from_millis(config.upstream_timeout_ms),
+        tls,
+    });
+    shutdown.spawn(server::accept_loop(listener, shutdown.clone(), move |stream, peer| {
+        handle(proxy.clone(), stream, peer)
+    }));
+    state.print_stats(shutdown);
+    let scheme = if config.proxy_tls { "wss" } else { "ws" };
+    tracing::info!(
+        "proxy listening on {scheme}://{addr} -> {}:{} (head mode {}); snapshot on http://{snapshot_addr}/snapshot",
+        config.proxy_target.host,
+        config.proxy_target.port,
+        state.head_mode().map(|m| m.as_str()).unwrap_or("-"),
+    );
+    Ok(Running {
+        addr,
+        snapshot_addr,
+        state,
+    })
+}
+
+async fn handle(proxy: Arc<Proxy>, stream: TcpStream, peer: SocketAddr) {
+    match &proxy.tls {
+        Some(acceptor) => {
+            let handshake = tokio::time::timeout(proxy.limits.header_timeout, acceptor.accept(stream));
+            match handshake.await {
+                Ok(Ok(tls)) => serve(&proxy, tls, peer).await,
+                Ok(Err(e)) => {
+                    proxy.state.connections.failed_one();
+                    tracing::debug!(%peer, "proxy: TLS handshake failed: {e}");
+                }
+                Err(_) => {
+                    proxy.state.connections.failed_one();
+                    tracing::debug!(%peer, "proxy: TLS handshake timed out");
+                }
+            }
+        }
+        None => serve(&proxy, stream, peer).await,
+    }
+}
+
+/// Serves one client connection (TLS or plain) from its request to its end.
+async fn serve<S>(proxy: &Proxy, mut client: S, peer: SocketAddr)
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send,
+{
+    let state = &proxy.state;
+    let pool = state.client_side_pool().clone();
+    let limits = &proxy.limits;
+    let request =
+        match read_request_head(&pool, &mut client, limits.max_header_bytes, limits.header_timeout)
+            .await
+        {
+            Ok(request) => request,
+            Err(e) => {
+                tracing::debug!(%peer, "proxy: {e}");
+                if let Some((status, reason)) = e.response() {
+                    state.connections.failed_one();
+                    let _ = respond(&mut client, status, reason, &format!("{e}\n")).await;
+                }
+                return;
+            }
+        };
+    let target = (proxy.target.host.as_str(), proxy.target.port);
+    let upstream = match tokio::time::timeout(proxy.upstream_timeout, TcpStream::connect(target)).await
+    {
+        Ok(Ok(upstream)) => upstream,
+        failed => {
+            let why = match failed {
+                Ok(Err(e)) => e.to_string(),
+                _ => format!("no answer within {:?}", proxy.upstream_timeout),
+            };
+            tracing::warn!(%peer, "proxy: upstream {}:{} unreachable: {why}", target.0, target.1);
+            state.connections.failed_one();
+            let body = format!("proxy: upstream {}:{} unreachable: {why}\n", target.0, target.1);
+            let _ = respond(&mut client, 502, "Bad Gateway", &body).await;
+            return;
+        }
+    };
+    let _ = upstream.set_nodelay(true);
+    let mode = state.head_mode().expect("the proxy has a head mode");
+    let open = state.connections.open_one(Some(mode));
+    let id = server::next_connection_id();
+    let kept = if request.upgrade_websocket {
+        KeptHead::keep(mode, id, &request)
+    } else {
+        KeptHead::Nothing
+    };
+    let (mut up_rd, mut up_wr) = upstream.into_split();
+    for chunk in &request.chunks {
+        if up_wr.write_all(chunk).await.is_err() {
+            return;
+        }
+    }
+    let upgrade = request.upgrade_websocket;
+    drop(request);
+    tracing::debug!(%peer, connection = id, upgrade, %mode, kept = kept.len(), "proxy: forwarding");
+    let tcp = state.pool("tcp").expect("the proxy has a tcp pool").clone();
+    let (mut cl_rd, mut cl_wr) = tokio::io::split(client);
+    let to_upstream = pipe(&pool, &mut cl_rd, &mut up_wr);
+    let to_client = pipe(&tcp, &mut up_rd, &mut cl_wr);
+    tokio::pin!(to_upstream, to_client);
+    let (mut up_done, mut cl_done) = (false, false);
+    // Ends when both directions ended cleanly, or at once when either fails.
+    while !(up_done && cl_done) {
+        tokio::select! {
+            r = &mut to_upstream, if !up_done => match r {
+                Ok(()) => up_done = true,
+                Err(e) => { tracing::debug!(connection = id, "proxy: client side: {e}"); break }
+            },
+            r = &mut to_client, if !cl_done => match r {
+                Ok(()) => cl_done = true,
+                Err(e) => { tracing::debug!(connection = id, "proxy: upstream side: {e}"); break }
+            },
+        }
+    }
+    drop(kept);
+    drop(open);
+}
+
+/// Copies from `from` to `to` through `pool` until end of stream, then shuts `to` down.
+async fn pipe<R, W>(pool: &SlabPool, from: &mut R, to: &mut W) -> std::io::Result<()>
+where
+    R: AsyncRead + Unpin + ?Sized,
+    W: AsyncWrite + Unpin + ?Sized,
+{
+    while let Some(view) = pool.read(from).await? {
+        to.write_all(&view).await?;
+    }
+    to.shutdown().await
+}

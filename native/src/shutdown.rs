@@ -1,0 +1,81 @@
+//! Clean shutdown: one signal to every task, and a bounded wait for them to finish.
+//!
+//! As in mini-redis: a cancellation token every accept loop and connection task
+//! watches, and a task tracker that says when they have all ended.
+
+use std::future::Future;
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+/// Shared by every task of a process; cloning is cheap.
+#[derive(Clone, Default)]
+pub struct Shutdown {
+    token: CancellationToken,
+    tracker: TaskTracker,
+}
+
+impl Shutdown {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Spawns a task that shutdown waits for.
+    pub fn spawn<F>(&self, task: F) -> tokio::task::JoinHandle<F::Output>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        self.tracker.spawn(task)
+    }
+
+    /// Resolves once shutdown has been asked for.
+    pub async fn cancelled(&self) {
+        self.token.cancelled().await
+    }
+
+    /// Whether shutdown has been asked for.
+    pub fn is_triggered(&self) -> bool {
+        self.token.is_cancelled()
+    }
+
+    /// Asks every task to stop.
+    pub fn trigger(&self) {
+        self.token.cancel()
+    }
+
+    /// The token, for code that wants to select on it directly.
+    pub fn token(&self) -> CancellationToken {
+        self.token.clone()
+    }
+
+    /// Triggers shutdown on Ctrl-C (SIGINT) or SIGTERM.
+    pub fn on_signals(&self) {
+        let this = self.clone();
+        tokio::spawn(async move {
+            let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                .expect("SIGTERM handler");
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => tracing::info!("Ctrl-C: shutting down"),
+                _ = term.recv() => tracing::info!("SIGTERM: shutting down"),
+                _ = this.cancelled() => return,
+            }
+            this.trigger();
+        });
+    }
+
+    /// Triggers shutdown and waits up to `bound` for every tracked task; true when all ended.
+    pub async fn finish(&self, bound: Duration) -> bool {
+        self.trigger();
+        self.tracker.close();
+        let done = tokio::time::timeout(bound, self.tracker.wait()).await.is_ok();
+        if !done {
+            tracing::warn!(
+                tasks = self.tracker.len(),
+                "some tasks did not stop within {bound:?}; exiting anyway"
+            );
+        }
+        done
+    }
+}

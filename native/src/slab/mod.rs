@@ -1,0 +1,15 @@
+//! Slab pools: the shared buffers every socket read is carved from.
+//!
+//! [`SlabPool`] hands out [`SlabView`]s; a view kept for a connection's life becomes a
+//! [`Retained`], which the snapshot lists as a retainer of its slab.
+
+mod pool;
+mod slab;
+mod view;
+
+pub use pool::{PoolSummary, SlabPool};
+pub use slab::PoolCounters;
+pub use view::{Retained, SlabView};
+
+#[cfg(test)]
+mod tests;

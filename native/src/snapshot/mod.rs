@@ -1,0 +1,65 @@
+//! Taking a process's memory snapshot, and serving it over HTTP.
+//!
+//! The types live in the `snapshot` crate (one definition for servers, client and
+//! web app); this module fills them from the running process: the slab pools,
+//! the allocator's statistics and the kernel's RSS.
+
+pub mod endpoint;
+pub mod fetch;
+pub mod memory;
+
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use snapshot::{Connections, Process, Settings, Snapshot, Totals, SCHEMA_VERSION};
+
+use crate::server::State;
+
+/// Takes a snapshot of this process.
+pub fn take(state: &State) -> Snapshot {
+    let started = Instant::now();
+    let pools: Vec<snapshot::Pool> = state.pools.iter().map(|p| p.snapshot(started)).collect();
+    let retained_bytes: u64 = pools.iter().map(|p| p.retained_bytes).sum();
+    let referenced_bytes: u64 = pools.iter().map(|p| p.referenced_bytes).sum();
+    let c = &state.connections;
+    let load = |a: &std::sync::atomic::AtomicU64| a.load(std::sync::atomic::Ordering::Relaxed);
+    let mut snap = Snapshot {
+        schema_version: SCHEMA_VERSION,
+        role: state.role.as_str().to_string(),
+        taken_at_ms: SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_millis() as u64)
+            .unwrap_or(0),
+        took_us: 0,
+        process: Process {
+            pid: std::process::id(),
+            uptime_ms: state.started.elapsed().as_millis() as u64,
+            rss_bytes: memory::rss_bytes().unwrap_or(0),
+            allocator: memory::allocator(),
+        },
+        settings: Settings {
+            head_mode: state.head_mode(),
+            head_mode_applies_to: "new connections".to_string(),
+            stack: "slab".to_string(),
+            tls: state.tls,
+            echo: state.echo,
+            read_size: state.read_size as u64,
+        },
+        connections: Connections {
+            open: c.open(),
+            accepted_total: load(&c.accepted),
+            closed_total: load(&c.closed),
+            failed_total: load(&c.failed),
+            open_by_head_mode: c.open_by_head_mode(),
+        },
+        totals: Totals {
+            retained_bytes,
+            referenced_bytes,
+            retained_per_referenced: (referenced_bytes > 0)
+                .then(|| retained_bytes as f64 / referenced_bytes as f64),
+            live_slabs: pools.iter().map(|p| p.live_slabs).sum(),
+        },
+        pools,
+    };
+    snap.took_us = started.elapsed().as_micros() as u64;
+    snap
+}

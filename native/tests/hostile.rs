@@ -1,0 +1,163 @@
+//! Bad input and bad luck: each leaves both servers serving and their slabs accounted for.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{exchange, read_to_close, wait_until, Playground, UPGRADE};
+use snapshot::HeadMode;
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
+
+/// Both servers still take websockets, and no slab beyond the current ones is held.
+async fn still_serving(pg: &Playground) {
+    let ws = pg.open().await;
+    drop(ws);
+    wait_until("no connection left open and at most the current slabs live", || async {
+        let mut ok = true;
+        for server in [&pg.proxy, &pg.wss] {
+            let snap = pg.snapshot(server).await;
+            ok &= snap.connections.open == 0;
+            ok &= snap.pools.iter().all(|p| p.live_slabs <= 1 && p.slabs.iter().all(|s| s.retainers.is_empty()));
+        }
+        ok
+    })
+    .await;
+}
+
+async fn playground() -> Playground {
+    Playground::start(HeadMode::Retain, HeadMode::Retain, |_| {}).await
+}
+
+#[tokio::test]
+async fn a_malformed_request_gets_400_from_both_servers() {
+    let pg = playground().await;
+    let mut wss = TcpStream::connect(pg.wss.addr).await.unwrap();
+    let answer = exchange(&mut wss, b"GET / HTTP/1.1\r\nHo st: x\r\n\r\n").await;
+    assert!(answer.starts_with("HTTP/1.1 400 "), "{answer}");
+    assert!(answer.contains("malformed request"), "{answer}");
+    let mut proxy = pg.raw_proxy().await;
+    let answer = exchange(&mut proxy, b"\x00\x01garbage\r\n\r\n").await;
+    assert!(answer.starts_with("HTTP/1.1 400 "), "{answer}");
+    still_serving(&pg).await;
+}
+
+#[tokio::test]
+async fn a_bad_upgrade_is_refused_with_a_reason() {
+    let pg = playground().await;
+    let no_key = UPGRADE.replace("Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n", "");
+    let old_version = UPGRADE.replace("Version: 13", "Version: 8");
+    let h2c = UPGRADE.replace("Upgrade: websocket", "Upgrade: h2c");
+    for (request, status, reason) in [
+        (no_key.as_str(), "400", "Sec-WebSocket-Key"),
+        (old_version.as_str(), "426", "Version must be 13"),
+        (h2c.as_str(), "400", "only websocket"),
+        ("GET / HTTP/1.1\r\nHost: x\r\n\r\n", "426", "connect with a websocket"),
+    ] {
+        // Straight to the wss, and through the proxy (which forwards the answer).
+        let mut wss = TcpStream::connect(pg.wss.addr).await.unwrap();
+        let answer = exchange(&mut wss, request.as_bytes()).await;
+        assert!(answer.starts_with(&format!("HTTP/1.1 {status} ")), "{answer}");
+        assert!(answer.contains(reason), "{answer}");
+        let mut proxy = pg.raw_proxy().await;
+        let answer = exchange(&mut proxy, request.as_bytes()).await;
+        assert!(answer.starts_with(&format!("HTTP/1.1 {status} ")), "via proxy: {answer}");
+    }
+    still_serving(&pg).await;
+}
+
+#[tokio::test]
+async fn an_oversized_header_block_gets_431() {
+    let pg = playground().await;
+    let big = format!("GET / HTTP/1.1\r\nX-Big: {}\r\n\r\n", "a".repeat(20_000));
+    let mut wss = TcpStream::connect(pg.wss.addr).await.unwrap();
+    let answer = exchange(&mut wss, big.as_bytes()).await;
+    assert!(answer.starts_with("HTTP/1.1 431 "), "{answer}");
+    let mut proxy = pg.raw_proxy().await;
+    let answer = exchange(&mut proxy, big.as_bytes()).await;
+    assert!(answer.starts_with("HTTP/1.1 431 "), "{answer}");
+    let many: String = (0..100).map(|i| format!("X-{i}: y\r\n")).collect();
+    let mut wss = TcpStream::connect(pg.wss.addr).await.unwrap();
+    let answer = exchange(&mut wss, format!("GET / HTTP/1.1\r\n{many}\r\n").as_bytes()).await;
+    assert!(answer.starts_with("HTTP/1.1 431 "), "{answer}");
+    still_serving(&pg).await;
+}
+
+#[tokio::test]
+async fn headers_sent_byte_by_byte_then_stalled_are_closed_after_the_timeout() {
+    let pg = playground().await;
+    let mut wss = TcpStream::connect(pg.wss.addr).await.unwrap();
+    let mut proxy = pg.raw_proxy().await;
+    for byte in UPGRADE.as_bytes()[..20].iter() {
+        wss.write_all(&[*byte]).await.unwrap();
+        proxy.write_all(&[*byte]).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    // Then nothing: both answer 408 and close once header_timeout_ms (1.5 s) is up.
+    let answer = read_to_close(&mut wss).await;
+    assert!(answer.starts_with("HTTP/1.1 408 "), "{answer}");
+    let answer = read_to_close(&mut proxy).await;
+    assert!(answer.starts_with("HTTP/1.1 408 "), "{answer}");
+    still_serving(&pg).await;
+}
+
+#[tokio::test]
+async fn a_client_that_vanishes_mid_frame_is_cleaned_up() {
+    let pg = playground().await;
+    let mut proxy = pg.raw_proxy().await;
+    proxy.write_all(UPGRADE.as_bytes()).await.unwrap();
+    // Half of a masked 1000-byte binary frame, then the socket is dropped.
+    let mut frame = vec![0x82, 0x80 | 126, 0x03, 0xe8, 1, 2, 3, 4];
+    frame.extend(std::iter::repeat_n(0u8, 500));
+    proxy.write_all(&frame).await.unwrap();
+    wait_until("the proxy counts the connection", || async {
+        pg.snapshot(&pg.proxy).await.connections.open == 1
+    })
+    .await;
+    drop(proxy);
+    still_serving(&pg).await;
+}
+
+#[tokio::test]
+async fn the_upstream_down_gets_502_and_the_proxy_keeps_serving() {
+    // A port that was free a moment ago: nothing listens there.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let pg = Playground::start(HeadMode::Retain, HeadMode::Retain, |c| c.proxy_target.port = closed).await;
+    for _ in 0..3 {
+        let mut proxy = pg.raw_proxy().await;
+        let answer = exchange(&mut proxy, UPGRADE.as_bytes()).await;
+        assert!(answer.starts_with("HTTP/1.1 502 Bad Gateway"), "{answer}");
+        assert!(answer.contains("unreachable"), "{answer}");
+    }
+    let snap = pg.snapshot(&pg.proxy).await;
+    assert_eq!(snap.connections.failed_total, 3);
+    assert_eq!(snap.connections.open, 0);
+    assert!(snap.pools.iter().all(|p| p.slabs.iter().all(|s| s.retainers.is_empty())));
+}
+
+#[tokio::test]
+async fn garbage_instead_of_a_tls_handshake_is_dropped() {
+    let pg = playground().await;
+    let mut raw = TcpStream::connect(pg.proxy.addr).await.unwrap();
+    raw.write_all(b"GET / HTTP/1.1\r\n\r\n").await.unwrap();
+    let _ = read_to_close(&mut raw).await;
+    wait_until("the failed handshake is counted", || async {
+        pg.snapshot(&pg.proxy).await.connections.failed_total >= 1
+    })
+    .await;
+    still_serving(&pg).await;
+}
+
+#[tokio::test]
+async fn protocol_violations_close_the_websocket_with_a_code() {
+    let pg = playground().await;
+    let mut wss = TcpStream::connect(pg.wss.addr).await.unwrap();
+    wss.write_all(UPGRADE.as_bytes()).await.unwrap();
+    // An unmasked client frame: the server answers close 1002 and hangs up.
+    wss.write_all(&[0x82, 0x02, 0xAA, 0xBB]).await.unwrap();
+    let mut all = Vec::new();
+    let _ = tokio::time::timeout(common::BOUND, tokio::io::AsyncReadExt::read_to_end(&mut wss, &mut all)).await;
+    let close = all.windows(4).position(|w| w == [0x88, w[1], 0x03, 0xea]);
+    assert!(close.is_some(), "close 1002 expected in {all:?}");
+    still_serving(&pg).await;
+}

@@ -1,0 +1,253 @@
+//! The memory snapshot that each playground process reports on `GET /snapshot`.
+//!
+//! One definition, used by the servers that produce it, the load client that
+//! prints a report from it, and the web app that charts it. The JSON shape is
+//! pinned by `snapshot.schema.json` beside this crate; every field is a figure
+//! read from the running process (its slab pools, its allocator, the kernel),
+//! never one computed from what "should" be there.
+
+use serde::{Deserialize, Serialize};
+
+/// Version of the snapshot format; bumped when a field changes meaning or goes away.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// The JSON Schema that every snapshot validates against.
+pub const SCHEMA_JSON: &str = include_str!("../snapshot.schema.json");
+
+/// A whole snapshot of one process.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Snapshot {
+    /// [`SCHEMA_VERSION`] of the producer.
+    pub schema_version: u32,
+    /// Which program took it: `wss`, `proxy` or `client`.
+    pub role: String,
+    /// Wall-clock time it was taken, milliseconds since the Unix epoch.
+    pub taken_at_ms: u64,
+    /// How long producing it took, in microseconds (the snapshot's own cost).
+    pub took_us: u64,
+    pub process: Process,
+    pub settings: Settings,
+    pub connections: Connections,
+    /// The process's slab pools (`tcp`, `tls`); empty for the client.
+    pub pools: Vec<Pool>,
+    pub totals: Totals,
+}
+
+/// Figures about the whole process.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Process {
+    pub pid: u32,
+    pub uptime_ms: u64,
+    /// Resident set size as the kernel reports it (`/proc/self/status` VmRSS), in bytes.
+    pub rss_bytes: u64,
+    pub allocator: Allocator,
+}
+
+/// The allocator's own statistics (jemalloc), read after advancing its epoch.
+///
+/// These are different things and are reported separately, never as one number.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Allocator {
+    /// Name of the allocator the figures come from.
+    pub name: String,
+    /// Bytes the application holds in live allocations.
+    pub allocated_bytes: u64,
+    /// Bytes in pages the allocator has in use for those allocations.
+    pub active_bytes: u64,
+    /// Bytes of physically resident data pages mapped by the allocator.
+    pub resident_bytes: u64,
+    /// Bytes in extents mapped by the allocator.
+    pub mapped_bytes: u64,
+    /// Bytes retained by the allocator: unmapped from use but kept as virtual memory.
+    pub retained_bytes: u64,
+}
+
+/// What a connection keeps of its upgrade request for its whole life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum HeadMode {
+    /// The slab views themselves: the seed's bug, pins the slabs.
+    Retain,
+    /// An owned copy: the module-level fix.
+    Copy,
+    /// Nothing: the core-level fix.
+    Drop,
+}
+
+impl HeadMode {
+    /// All modes, in the order they are shown.
+    pub const ALL: [HeadMode; 3] = [HeadMode::Retain, HeadMode::Copy, HeadMode::Drop];
+
+    /// The name used in config.json, on the command line and in JSON.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HeadMode::Retain => "retain",
+            HeadMode::Copy => "copy",
+            HeadMode::Drop => "drop",
+        }
+    }
+}
+
+impl std::fmt::Display for HeadMode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for HeadMode {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        HeadMode::ALL
+            .into_iter()
+            .find(|m| m.as_str() == s)
+            .ok_or_else(|| format!("expected one of retain, copy, drop; got {s:?}"))
+    }
+}
+
+/// The settings in force when the snapshot was taken.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Settings {
+    /// Head mode given to connections accepted from now on; `null` for the client.
+    pub head_mode: Option<HeadMode>,
+    /// A switch of `head_mode` applies to new connections only; open ones keep theirs.
+    pub head_mode_applies_to: String,
+    /// Which websocket stack accepts connections (`slab`).
+    pub stack: String,
+    /// Whether the listener speaks TLS.
+    pub tls: bool,
+    /// Whether the wss echoes what it receives (false for the proxy and client).
+    pub echo: bool,
+    /// Largest region one socket read may take from a slab, in bytes.
+    pub read_size: u64,
+}
+
+/// Connection counters of the process.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Connections {
+    /// Connections open now (for the client: its open websockets).
+    pub open: u64,
+    /// Connections accepted (or opened, for the client) since start.
+    pub accepted_total: u64,
+    /// Connections closed since start, whatever the reason.
+    pub closed_total: u64,
+    /// Requests refused or failed (bad request, upstream down, timeout, TLS failure).
+    pub failed_total: u64,
+    /// Open connections by the head mode they were accepted with.
+    pub open_by_head_mode: OpenByHeadMode,
+}
+
+/// Open connections per head mode.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct OpenByHeadMode {
+    pub retain: u64,
+    pub copy: u64,
+    pub drop: u64,
+}
+
+/// One slab pool and its live slabs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Pool {
+    /// `tcp` (plain socket reads) or `tls` (decrypted TLS plaintext).
+    pub name: String,
+    pub slab_size: u64,
+    pub read_size: u64,
+    /// Slabs alive now, the current one included.
+    pub live_slabs: u64,
+    /// Slabs allocated since start.
+    pub slabs_allocated_total: u64,
+    /// Slabs freed since start (their last view dropped).
+    pub slabs_freed_total: u64,
+    /// Socket reads served by this pool since start.
+    pub reads_total: u64,
+    /// Bytes those reads returned.
+    pub bytes_read_total: u64,
+    /// Bytes held by live slabs (sum of their sizes).
+    pub retained_bytes: u64,
+    /// Bytes of those slabs still referenced by views.
+    pub referenced_bytes: u64,
+    /// Live slabs, oldest first.
+    pub slabs: Vec<Slab>,
+}
+
+/// One live slab.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Slab {
+    /// Id, unique in the pool, in allocation order.
+    pub id: u64,
+    pub size: u64,
+    pub age_ms: u64,
+    /// Whether it is the pool's current slab (the one reads are carved from).
+    pub current: bool,
+    /// Bytes handed out to reads so far.
+    pub handed_out_bytes: u64,
+    /// Bytes of those still referenced by live views.
+    pub referenced_bytes: u64,
+    /// Live views into it.
+    pub views: u64,
+    /// Who keeps views into it for a connection's life.
+    pub retainers: Vec<Retainer>,
+}
+
+/// A long-lived reference into a slab, the retaining path a heap profiler shows.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Retainer {
+    pub connection: u64,
+    /// Which part it holds: `upgrade request` or `upgrade head`.
+    pub part: String,
+    /// Bytes of the view it holds.
+    pub bytes: u64,
+    /// Readable form: "upgrade head of connection 17".
+    pub label: String,
+}
+
+/// Totals over all pools.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Totals {
+    /// Bytes held by live slabs.
+    pub retained_bytes: u64,
+    /// Bytes of them still referenced by views.
+    pub referenced_bytes: u64,
+    /// `retained_bytes / referenced_bytes`: how much memory each referenced byte
+    /// keeps alive; `null` when nothing is referenced.
+    pub retained_per_referenced: Option<f64>,
+    pub live_slabs: u64,
+}
+
+impl Snapshot {
+    /// The pool of that name, if the process has one.
+    pub fn pool(&self, name: &str) -> Option<&Pool> {
+        self.pools.iter().find(|p| p.name == name)
+    }
+}
+
+/// Checks a snapshot's JSON against [`SCHEMA_JSON`]; the errors name the path of each bad field.
+///
+/// Each error reads `PATH: MESSAGE`, where `PATH` is the JSON pointer of the value at
+/// fault (`/` for the whole snapshot); a missing or unexpected field is named in the
+/// message of its parent object.
+#[cfg(feature = "validate")]
+pub fn validate(json: &serde_json::Value) -> Result<(), Vec<String>> {
+    static VALIDATOR: std::sync::OnceLock<jsonschema::Validator> = std::sync::OnceLock::new();
+    let validator = VALIDATOR.get_or_init(|| {
+        let schema: serde_json::Value =
+            serde_json::from_str(SCHEMA_JSON).expect("snapshot.schema.json is valid JSON");
+        jsonschema::validator_for(&schema).expect("snapshot.schema.json is a valid JSON Schema")
+    });
+    let errors: Vec<String> = validator
+        .iter_errors(json)
+        .map(|e| {
+            let path = e.instance_path().as_str();
+            let path = if path.is_empty() { "/" } else { path };
+            format!("{path}: {e}")
+        })
+        .collect();
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(errors)
+    }
+}
+
+#[cfg(test)]
+mod tests;
