@@ -20,32 +20,92 @@ pub const DEFAULT_PATH: &str = "config.json";
 pub const KEYS: &[(&str, &str)] = &[
     ("proxy_port", "TLS proxy port [8600]"),
     ("proxy_heapdump_port", "proxy snapshot port [8601]"),
-    ("proxy_target.host", "host the proxy forwards to [localhost]"),
+    (
+        "proxy_target.host",
+        "host the proxy forwards to [localhost]",
+    ),
     ("proxy_target.port", "port the proxy forwards to [8800]"),
     ("wss_port", "websocket server port [8800]"),
     ("wss_heapdump_port", "wss snapshot port [8801]"),
     ("client_heapdump_port", "client snapshot port [8802]"),
-    ("client_dataSize", "bytes the data connection sends each time [1000000]"),
-    ("client_dataDelay", "ms between two sends of the data connection [1000]"),
-    ("client_connectionspersecond", "pinning connections opened per second, may be below 1 [1]"),
-    ("client_maxConnections", "pinning connections to open in all [100]"),
-    ("client_proxy_host", "host name the client connects to and checks the certificate for [localhost]"),
+    (
+        "client_dataSize",
+        "bytes the data connection sends each time [1000000]",
+    ),
+    (
+        "client_dataDelay",
+        "ms between two sends of the data connection [1000]",
+    ),
+    (
+        "client_connectionspersecond",
+        "pinning connections opened per second, may be below 1 [1]",
+    ),
+    (
+        "client_maxConnections",
+        "pinning connections to open in all [100]",
+    ),
+    (
+        "client_proxy_host",
+        "host name the client connects to and checks the certificate for [localhost]",
+    ),
     ("proxy_tls", "whether the proxy listens with TLS [true]"),
-    ("tcp_slab_size", "slab size of the plain-TCP read pool, bytes [1048576]"),
-    ("tls_slab_size", "slab size of the TLS-plaintext read pool, bytes [10485760]"),
-    ("read_size", "largest region one socket read takes from a slab, bytes [65536]"),
-    ("wss_head", "what a wss connection keeps of its upgrade: retain | copy | drop [retain]"),
-    ("proxy_head", "what a proxy connection keeps of its upgrade: retain | copy | drop [retain]"),
-    ("wss_echo", "whether the wss echoes the messages it receives [false]"),
+    (
+        "tcp_slab_size",
+        "slab size of the plain-TCP read pool, bytes [1048576]",
+    ),
+    (
+        "tls_slab_size",
+        "slab size of the TLS-plaintext read pool, bytes [10485760]",
+    ),
+    (
+        "read_size",
+        "largest region one socket read takes from a slab, bytes [65536]",
+    ),
+    (
+        "wss_head",
+        "what a wss connection keeps of its upgrade: retain | copy | drop [retain]",
+    ),
+    (
+        "proxy_head",
+        "what a proxy connection keeps of its upgrade: retain | copy | drop [retain]",
+    ),
+    (
+        "wss_echo",
+        "whether the wss echoes the messages it receives [false]",
+    ),
     ("bind", "address the wss and proxy listen on [127.0.0.1]"),
-    ("snapshot_bind", "address the snapshot endpoints listen on [127.0.0.1]"),
-    ("tls_cert", "PEM certificate chain of the proxy [null: self-signed, made once]"),
-    ("tls_key", "PEM private key of the proxy [null: self-signed, made once]"),
-    ("cert_dir", "folder for the self-signed localhost certificate [.certs]"),
-    ("header_timeout_ms", "time allowed for a request's headers, ms [10000]"),
-    ("max_header_bytes", "largest request header block, bytes (431 above) [16384]"),
-    ("max_message_size", "largest websocket message, bytes (close 1009 above) [16777216]"),
-    ("upstream_timeout_ms", "time allowed to connect to the proxy target, ms [5000]"),
+    (
+        "snapshot_bind",
+        "address the snapshot endpoints listen on [127.0.0.1]",
+    ),
+    (
+        "tls_cert",
+        "PEM certificate chain of the proxy [null: self-signed, made once]",
+    ),
+    (
+        "tls_key",
+        "PEM private key of the proxy [null: self-signed, made once]",
+    ),
+    (
+        "cert_dir",
+        "folder for the self-signed localhost certificate [.certs]",
+    ),
+    (
+        "header_timeout_ms",
+        "time allowed for a request's headers, ms [10000]",
+    ),
+    (
+        "max_header_bytes",
+        "largest request header block, bytes (431 above) [16384]",
+    ),
+    (
+        "max_message_size",
+        "largest websocket message, bytes (close 1009 above) [16777216]",
+    ),
+    (
+        "upstream_timeout_ms",
+        "time allowed to connect to the proxy target, ms [5000]",
+    ),
 ];
 
 /// Where the proxy forwards to.
@@ -86,10 +146,7 @@ pub struct Config {
     pub client_data_size: u64,
     #[serde(rename = "client_dataDelay")]
     pub client_data_delay: u64,
-    #[serde(
-        rename = "client_connectionspersecond",
-        deserialize_with = "positive"
-    )]
+    #[serde(rename = "client_connectionspersecond", deserialize_with = "positive")]
     pub client_connections_per_second: f64,
     #[serde(rename = "client_maxConnections")]
     pub client_max_connections: u64,
@@ -194,6 +251,7 @@ impl Args for ConfigArgs {
                 Arg::new(*key)
                     .long(*key)
                     .value_name("VALUE")
+                    .allow_negative_numbers(true)
                     .help(*help)
                     .help_heading("config.json keys (override the file)"),
             )
@@ -211,9 +269,10 @@ impl ConfigArgs {
     pub fn load(&self) -> Result<Config, ConfigError> {
         let (file, text) = match &self.path {
             Some(p) => (p.clone(), Some(read(p)?)),
-            None if Path::new(DEFAULT_PATH).exists() => {
-                (PathBuf::from(DEFAULT_PATH), Some(read(Path::new(DEFAULT_PATH))?))
-            }
+            None if Path::new(DEFAULT_PATH).exists() => (
+                PathBuf::from(DEFAULT_PATH),
+                Some(read(Path::new(DEFAULT_PATH))?),
+            ),
             None => {
                 tracing::info!("no {DEFAULT_PATH} in the working directory; using the defaults");
                 (PathBuf::from(DEFAULT_PATH), None)
@@ -234,8 +293,12 @@ impl ConfigArgs {
 }
 
 fn read(path: &Path) -> Result<String, ConfigError> {
-    std::fs::read_to_string(path)
-        .map_err(|e| ConfigError(format!("{}: cannot read the config file: {e}", path.display())))
+    std::fs::read_to_string(path).map_err(|e| {
+        ConfigError(format!(
+            "{}: cannot read the config file: {e}",
+            path.display()
+        ))
+    })
 }
 
 /// Parses config text as a JSON object, naming the file and position on error.
@@ -247,7 +310,10 @@ pub fn parse_object(file: &Path, text: &str) -> Result<Map<String, Value>, Confi
             file.display(),
             json_kind(&other)
         ))),
-        Err(e) => Err(ConfigError(format!("{}: not valid JSON: {e}", file.display()))),
+        Err(e) => Err(ConfigError(format!(
+            "{}: not valid JSON: {e}",
+            file.display()
+        ))),
     }
 }
 
@@ -276,7 +342,11 @@ pub fn from_object(
 pub fn unknown_keys(object: &Map<String, Value>) -> Vec<String> {
     object
         .keys()
-        .filter(|k| !KEYS.iter().any(|(known, _)| known.split('.').next() == Some(k.as_str())))
+        .filter(|k| {
+            !KEYS
+                .iter()
+                .any(|(known, _)| known.split('.').next() == Some(k.as_str()))
+        })
         .cloned()
         .collect()
 }
@@ -295,7 +365,10 @@ impl Config {
             ));
         }
         if self.tls_cert.is_some() != self.tls_key.is_some() {
-            return Err(("tls_cert", "expected tls_cert and tls_key both set or both null".into()));
+            return Err((
+                "tls_cert",
+                "expected tls_cert and tls_key both set or both null".into(),
+            ));
         }
         if self.max_header_bytes < 256 {
             return Err(("max_header_bytes", "expected at least 256".into()));
@@ -327,7 +400,9 @@ fn set_path(object: &mut Map<String, Value>, key: &str, value: Value) {
             object.insert(key.to_string(), value);
         }
         Some((outer, inner)) => {
-            let slot = object.entry(outer).or_insert_with(|| Value::Object(Map::new()));
+            let slot = object
+                .entry(outer)
+                .or_insert_with(|| Value::Object(Map::new()));
             if !slot.is_object() {
                 *slot = Value::Object(Map::new());
             }
@@ -353,9 +428,8 @@ fn port<'de, D: Deserializer<'de>>(d: D) -> Result<u16, D::Error> {
     let n = u64::deserialize(d).map_err(|_| {
         serde::de::Error::custom("expected a port number 0-65535 (0 picks a free port)")
     })?;
-    u16::try_from(n).map_err(|_| {
-        serde::de::Error::custom(format!("expected a port number 0-65535, got {n}"))
-    })
+    u16::try_from(n)
+        .map_err(|_| serde::de::Error::custom(format!("expected a port number 0-65535, got {n}")))
 }
 
 fn positive<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
@@ -364,7 +438,9 @@ fn positive<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
     if n > 0.0 && n.is_finite() {
         Ok(n)
     } else {
-        Err(serde::de::Error::custom(format!("expected a number above 0, got {n}")))
+        Err(serde::de::Error::custom(format!(
+            "expected a number above 0, got {n}"
+        )))
     }
 }
 

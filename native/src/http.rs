@@ -111,7 +111,10 @@ async fn read_until_parsed<R: AsyncRead + Unpin + ?Sized>(
         let bytes: &[u8] = if chunks.len() == 1 {
             &chunks[0]
         } else {
-            joined = chunks.iter().flat_map(|c| c.iter().copied()).collect::<Vec<u8>>();
+            joined = chunks
+                .iter()
+                .flat_map(|c| c.iter().copied())
+                .collect::<Vec<u8>>();
             &joined
         };
         if let Some(head) = parse(bytes, max_bytes)? {

@@ -64,9 +64,11 @@ pub async fn start(config: &Config, shutdown: &Shutdown) -> Result<Running, Star
         upstream_timeout: Duration::from_millis(config.upstream_timeout_ms),
         tls,
     });
-    shutdown.spawn(server::accept_loop(listener, shutdown.clone(), move |stream, peer| {
-        handle(proxy.clone(), stream, peer)
-    }));
+    shutdown.spawn(server::accept_loop(
+        listener,
+        shutdown.clone(),
+        move |stream, peer| handle(proxy.clone(), stream, peer),
+    ));
     state.print_stats(shutdown);
     let scheme = if config.proxy_tls { "wss" } else { "ws" };
     tracing::info!(
@@ -85,7 +87,8 @@ pub async fn start(config: &Config, shutdown: &Shutdown) -> Result<Running, Star
 async fn handle(proxy: Arc<Proxy>, stream: TcpStream, peer: SocketAddr) {
     match &proxy.tls {
         Some(acceptor) => {
-            let handshake = tokio::time::timeout(proxy.limits.header_timeout, acceptor.accept(stream));
+            let handshake =
+                tokio::time::timeout(proxy.limits.header_timeout, acceptor.accept(stream));
             match handshake.await {
                 Ok(Ok(tls)) => serve(&proxy, tls, peer).await,
                 Ok(Err(e)) => {
@@ -110,22 +113,27 @@ where
     let state = &proxy.state;
     let pool = state.client_side_pool().clone();
     let limits = &proxy.limits;
-    let request =
-        match read_request_head(&pool, &mut client, limits.max_header_bytes, limits.header_timeout)
-            .await
-        {
-            Ok(request) => request,
-            Err(e) => {
-                tracing::debug!(%peer, "proxy: {e}");
-                if let Some((status, reason)) = e.response() {
-                    state.connections.failed_one();
-                    let _ = respond(&mut client, status, reason, &format!("{e}\n")).await;
-                }
-                return;
+    let request = match read_request_head(
+        &pool,
+        &mut client,
+        limits.max_header_bytes,
+        limits.header_timeout,
+    )
+    .await
+    {
+        Ok(request) => request,
+        Err(e) => {
+            tracing::debug!(%peer, "proxy: {e}");
+            if let Some((status, reason)) = e.response() {
+                state.connections.failed_one();
+                let _ = respond(&mut client, status, reason, &format!("{e}\n")).await;
             }
-        };
+            return;
+        }
+    };
     let target = (proxy.target.host.as_str(), proxy.target.port);
-    let upstream = match tokio::time::timeout(proxy.upstream_timeout, TcpStream::connect(target)).await
+    let upstream = match tokio::time::timeout(proxy.upstream_timeout, TcpStream::connect(target))
+        .await
     {
         Ok(Ok(upstream)) => upstream,
         failed => {
@@ -135,7 +143,10 @@ where
             };
             tracing::warn!(%peer, "proxy: upstream {}:{} unreachable: {why}", target.0, target.1);
             state.connections.failed_one();
-            let body = format!("proxy: upstream {}:{} unreachable: {why}\n", target.0, target.1);
+            let body = format!(
+                "proxy: upstream {}:{} unreachable: {why}\n",
+                target.0, target.1
+            );
             let _ = respond(&mut client, 502, "Bad Gateway", &body).await;
             return;
         }

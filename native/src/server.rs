@@ -40,7 +40,10 @@ impl State {
         let (pools, tls) = match role {
             Role::Wss => (vec![tcp()], false),
             Role::Proxy if config.proxy_tls => (
-                vec![tcp(), SlabPool::new("tls", config.tls_slab_size, config.read_size)],
+                vec![
+                    tcp(),
+                    SlabPool::new("tls", config.tls_slab_size, config.read_size),
+                ],
                 true,
             ),
             Role::Proxy => (vec![tcp()], false),
@@ -225,9 +228,9 @@ pub fn next_connection_id() -> u64 {
 
 /// Binds a listener, naming the address on failure.
 pub async fn bind(addr: SocketAddr, what: &str) -> std::io::Result<TcpListener> {
-    TcpListener::bind(addr).await.map_err(|e| {
-        std::io::Error::new(e.kind(), format!("{what}: cannot listen on {addr}: {e}"))
-    })
+    TcpListener::bind(addr)
+        .await
+        .map_err(|e| std::io::Error::new(e.kind(), format!("{what}: cannot listen on {addr}: {e}")))
 }
 
 /// Accepts connections until shutdown, handing each to `handle` in a tracked task.

@@ -54,8 +54,9 @@ impl Shutdown {
     pub fn on_signals(&self) {
         let this = self.clone();
         tokio::spawn(async move {
-            let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-                .expect("SIGTERM handler");
+            let mut term =
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                    .expect("SIGTERM handler");
             tokio::select! {
                 _ = tokio::signal::ctrl_c() => tracing::info!("Ctrl-C: shutting down"),
                 _ = term.recv() => tracing::info!("SIGTERM: shutting down"),
@@ -69,7 +70,9 @@ impl Shutdown {
     pub async fn finish(&self, bound: Duration) -> bool {
         self.trigger();
         self.tracker.close();
-        let done = tokio::time::timeout(bound, self.tracker.wait()).await.is_ok();
+        let done = tokio::time::timeout(bound, self.tracker.wait())
+            .await
+            .is_ok();
         if !done {
             tracing::warn!(
                 tasks = self.tracker.len(),

@@ -69,10 +69,12 @@ pub fn ensure_certificate(config: &Config) -> Result<(PathBuf, PathBuf), TlsErro
 
 fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), TlsError> {
     let tmp = path.with_extension("tmp");
-    let io_err = |what| move |source| TlsError::Io {
-        path: path.to_path_buf(),
-        what,
-        source,
+    let io_err = |what| {
+        move |source| TlsError::Io {
+            path: path.to_path_buf(),
+            what,
+            source,
+        }
     };
     std::fs::write(&tmp, bytes).map_err(io_err("cannot write"))?;
     std::fs::rename(&tmp, path).map_err(|e| {

@@ -149,7 +149,9 @@ impl FrameReader {
         match header.opcode {
             OpCode::Control(_) => {
                 if len > MAX_CONTROL as u64 || !header.is_final {
-                    return Err(WsError::Protocol("control frame over 125 bytes or fragmented"));
+                    return Err(WsError::Protocol(
+                        "control frame over 125 bytes or fragmented",
+                    ));
                 }
                 self.control.clear();
             }
@@ -190,7 +192,9 @@ impl FrameReader {
             return Ok(());
         };
         match frame.opcode {
-            OpCode::Control(Control::Ping) => events.push(Event::Ping(std::mem::take(&mut self.control))),
+            OpCode::Control(Control::Ping) => {
+                events.push(Event::Ping(std::mem::take(&mut self.control)))
+            }
             OpCode::Control(Control::Pong) => events.push(Event::Pong),
             OpCode::Control(_) => {
                 let code = (self.control.len() >= 2)
@@ -200,7 +204,11 @@ impl FrameReader {
             OpCode::Data(_) if frame.is_final => {
                 let (text, len) = self.message.take().unwrap_or((false, 0));
                 let payload = self.keep_payload.then(|| std::mem::take(&mut self.payload));
-                if text && payload.as_ref().is_some_and(|p| std::str::from_utf8(p).is_err()) {
+                if text
+                    && payload
+                        .as_ref()
+                        .is_some_and(|p| std::str::from_utf8(p).is_err())
+                {
                     return Err(WsError::BadUtf8);
                 }
                 events.push(Event::Message { text, len, payload });

@@ -58,9 +58,11 @@ pub async fn start(config: &Config, shutdown: &Shutdown) -> std::io::Result<Runn
     .await?;
     let limits = Arc::new(Limits::from_config(config));
     let serving = state.clone();
-    shutdown.spawn(server::accept_loop(listener, shutdown.clone(), move |stream, peer| {
-        handle(serving.clone(), limits.clone(), stream, peer)
-    }));
+    shutdown.spawn(server::accept_loop(
+        listener,
+        shutdown.clone(),
+        move |stream, peer| handle(serving.clone(), limits.clone(), stream, peer),
+    ));
     state.print_stats(shutdown);
     tracing::info!(
         "wss listening on ws://{addr} (head mode {}, echo {}); snapshot on http://{snapshot_addr}/snapshot",
@@ -78,20 +80,24 @@ pub async fn start(config: &Config, shutdown: &Shutdown) -> std::io::Result<Runn
 async fn handle(state: Arc<State>, limits: Arc<Limits>, stream: TcpStream, peer: SocketAddr) {
     let pool = state.pool("tcp").expect("the wss has a tcp pool").clone();
     let (mut rd, mut wr) = stream.into_split();
-    let request =
-        match read_request_head(&pool, &mut rd, limits.max_header_bytes, limits.header_timeout)
-            .await
-        {
-            Ok(request) => request,
-            Err(e) => {
-                tracing::debug!(%peer, "wss: {e}");
-                if let Some((status, reason)) = e.response() {
-                    state.connections.failed_one();
-                    let _ = respond(&mut wr, status, reason, &format!("{e}\n")).await;
-                }
-                return;
+    let request = match read_request_head(
+        &pool,
+        &mut rd,
+        limits.max_header_bytes,
+        limits.header_timeout,
+    )
+    .await
+    {
+        Ok(request) => request,
+        Err(e) => {
+            tracing::debug!(%peer, "wss: {e}");
+            if let Some((status, reason)) = e.response() {
+                state.connections.failed_one();
+                let _ = respond(&mut wr, status, reason, &format!("{e}\n")).await;
             }
-        };
+            return;
+        }
+    };
     if let Err((status, reason, why)) = check_upgrade(&request) {
         tracing::debug!(%peer, "wss: refused: {why}");
         state.connections.failed_one();
@@ -149,7 +155,9 @@ async fn handle(state: Arc<State>, limits: Arc<Limits>, stream: TcpStream, peer:
     .await;
     if let Err(e) = result {
         tracing::debug!(%peer, connection = id, "wss: closing: {e}");
-        let _ = wr.write_all(&ws::close_frame(e.close_code(), &e.to_string())).await;
+        let _ = wr
+            .write_all(&ws::close_frame(e.close_code(), &e.to_string()))
+            .await;
     }
     let _ = wr.shutdown().await;
     drop(kept);
@@ -187,7 +195,11 @@ async fn answer(
 fn check_upgrade(r: &RequestHead) -> Result<(), (u16, &'static str, String)> {
     if !r.upgrade_websocket {
         return Err(match &r.upgrade_other {
-            Some(other) => (400, "Bad Request", format!("cannot upgrade to {other:?}: only websocket")),
+            Some(other) => (
+                400,
+                "Bad Request",
+                format!("cannot upgrade to {other:?}: only websocket"),
+            ),
             None => (
                 426,
                 "Upgrade Required",
@@ -196,16 +208,32 @@ fn check_upgrade(r: &RequestHead) -> Result<(), (u16, &'static str, String)> {
         });
     }
     if r.method != "GET" {
-        return Err((400, "Bad Request", format!("websocket upgrade with method {}", r.method)));
+        return Err((
+            400,
+            "Bad Request",
+            format!("websocket upgrade with method {}", r.method),
+        ));
     }
     if !r.connection_upgrade {
-        return Err((400, "Bad Request", "Connection header does not say upgrade".into()));
+        return Err((
+            400,
+            "Bad Request",
+            "Connection header does not say upgrade".into(),
+        ));
     }
     if r.websocket_version.as_deref() != Some("13") {
-        return Err((426, "Upgrade Required", "Sec-WebSocket-Version must be 13".into()));
+        return Err((
+            426,
+            "Upgrade Required",
+            "Sec-WebSocket-Version must be 13".into(),
+        ));
     }
     match r.websocket_key.as_deref() {
         Some(key) if key.len() == 24 && key.ends_with("==") => Ok(()),
-        _ => Err((400, "Bad Request", "missing or malformed Sec-WebSocket-Key".into())),
+        _ => Err((
+            400,
+            "Bad Request",
+            "missing or malformed Sec-WebSocket-Key".into(),
+        )),
     }
 }

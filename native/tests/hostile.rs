@@ -13,15 +13,21 @@ use tokio::net::TcpStream;
 async fn still_serving(pg: &Playground) {
     let ws = pg.open().await;
     drop(ws);
-    wait_until("no connection left open and at most the current slabs live", || async {
-        let mut ok = true;
-        for server in [&pg.proxy, &pg.wss] {
-            let snap = pg.snapshot(server).await;
-            ok &= snap.connections.open == 0;
-            ok &= snap.pools.iter().all(|p| p.live_slabs <= 1 && p.slabs.iter().all(|s| s.retainers.is_empty()));
-        }
-        ok
-    })
+    wait_until(
+        "no connection left open and at most the current slabs live",
+        || async {
+            let mut ok = true;
+            for server in [&pg.proxy, &pg.wss] {
+                let snap = pg.snapshot(server).await;
+                ok &= snap.connections.open == 0;
+                ok &= snap
+                    .pools
+                    .iter()
+                    .all(|p| p.live_slabs <= 1 && p.slabs.iter().all(|s| s.retainers.is_empty()));
+            }
+            ok
+        },
+    )
     .await;
 }
 
@@ -52,16 +58,26 @@ async fn a_bad_upgrade_is_refused_with_a_reason() {
         (no_key.as_str(), "400", "Sec-WebSocket-Key"),
         (old_version.as_str(), "426", "Version must be 13"),
         (h2c.as_str(), "400", "only websocket"),
-        ("GET / HTTP/1.1\r\nHost: x\r\n\r\n", "426", "connect with a websocket"),
+        (
+            "GET / HTTP/1.1\r\nHost: x\r\n\r\n",
+            "426",
+            "connect with a websocket",
+        ),
     ] {
         // Straight to the wss, and through the proxy (which forwards the answer).
         let mut wss = TcpStream::connect(pg.wss.addr).await.unwrap();
         let answer = exchange(&mut wss, request.as_bytes()).await;
-        assert!(answer.starts_with(&format!("HTTP/1.1 {status} ")), "{answer}");
+        assert!(
+            answer.starts_with(&format!("HTTP/1.1 {status} ")),
+            "{answer}"
+        );
         assert!(answer.contains(reason), "{answer}");
         let mut proxy = pg.raw_proxy().await;
         let answer = exchange(&mut proxy, request.as_bytes()).await;
-        assert!(answer.starts_with(&format!("HTTP/1.1 {status} ")), "via proxy: {answer}");
+        assert!(
+            answer.starts_with(&format!("HTTP/1.1 {status} ")),
+            "via proxy: {answer}"
+        );
     }
     still_serving(&pg).await;
 }
@@ -121,8 +137,15 @@ async fn a_client_that_vanishes_mid_frame_is_cleaned_up() {
 #[tokio::test]
 async fn the_upstream_down_gets_502_and_the_proxy_keeps_serving() {
     // A port that was free a moment ago: nothing listens there.
-    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let pg = Playground::start(HeadMode::Retain, HeadMode::Retain, |c| c.proxy_target.port = closed).await;
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let pg = Playground::start(HeadMode::Retain, HeadMode::Retain, |c| {
+        c.proxy_target.port = closed
+    })
+    .await;
     for _ in 0..3 {
         let mut proxy = pg.raw_proxy().await;
         let answer = exchange(&mut proxy, UPGRADE.as_bytes()).await;
@@ -132,7 +155,10 @@ async fn the_upstream_down_gets_502_and_the_proxy_keeps_serving() {
     let snap = pg.snapshot(&pg.proxy).await;
     assert_eq!(snap.connections.failed_total, 3);
     assert_eq!(snap.connections.open, 0);
-    assert!(snap.pools.iter().all(|p| p.slabs.iter().all(|s| s.retainers.is_empty())));
+    assert!(snap
+        .pools
+        .iter()
+        .all(|p| p.slabs.iter().all(|s| s.retainers.is_empty())));
 }
 
 #[tokio::test]
@@ -156,7 +182,11 @@ async fn protocol_violations_close_the_websocket_with_a_code() {
     // An unmasked client frame: the server answers close 1002 and hangs up.
     wss.write_all(&[0x82, 0x02, 0xAA, 0xBB]).await.unwrap();
     let mut all = Vec::new();
-    let _ = tokio::time::timeout(common::BOUND, tokio::io::AsyncReadExt::read_to_end(&mut wss, &mut all)).await;
+    let _ = tokio::time::timeout(
+        common::BOUND,
+        tokio::io::AsyncReadExt::read_to_end(&mut wss, &mut all),
+    )
+    .await;
     let close = all.windows(4).position(|w| w == [0x88, w[1], 0x03, 0xea]);
     assert!(close.is_some(), "close 1002 expected in {all:?}");
     still_serving(&pg).await;

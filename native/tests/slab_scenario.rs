@@ -25,7 +25,11 @@ async fn pin(pg: &Playground) -> Vec<native::client::WsStream> {
         pinning.push(pg.open().await);
         data.send(Message::binary(burst.clone())).await.unwrap();
         // The echo proves the wss has read the whole burst.
-        let echo = tokio::time::timeout(common::BOUND, data.next()).await.unwrap().unwrap().unwrap();
+        let echo = tokio::time::timeout(common::BOUND, data.next())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
         assert_eq!(echo.len(), burst.len());
     }
     data.close(None).await.unwrap();
@@ -38,26 +42,66 @@ async fn run_mode(mode: HeadMode) {
     let proxy = pg.snapshot(&pg.proxy).await;
     let wss = pg.snapshot(&pg.wss).await;
     assert_eq!(proxy.settings.head_mode, Some(mode));
-    assert!(proxy.connections.open >= PINNING as u64, "{:?}", proxy.connections);
-    assert!(wss.connections.open >= PINNING as u64, "{:?}", wss.connections);
+    assert!(
+        proxy.connections.open >= PINNING as u64,
+        "{:?}",
+        proxy.connections
+    );
+    assert!(
+        wss.connections.open >= PINNING as u64,
+        "{:?}",
+        wss.connections
+    );
     match mode {
         HeadMode::Retain => {
-            assert!(live(&proxy, "tls") > PINNING as u64, "proxy tls: {:#?}", proxy.pool("tls"));
-            assert!(live(&wss, "tcp") > PINNING as u64, "wss tcp: {:#?}", wss.pool("tcp"));
+            assert!(
+                live(&proxy, "tls") > PINNING as u64,
+                "proxy tls: {:#?}",
+                proxy.pool("tls")
+            );
+            assert!(
+                live(&wss, "tcp") > PINNING as u64,
+                "wss tcp: {:#?}",
+                wss.pool("tcp")
+            );
             for snap in [&proxy, &wss] {
-                let pool = snap.pool(if snap.role == "proxy" { "tls" } else { "tcp" }).unwrap();
-                let pinned = pool.slabs.iter().filter(|s| !s.retainers.is_empty()).count();
+                let pool = snap
+                    .pool(if snap.role == "proxy" { "tls" } else { "tcp" })
+                    .unwrap();
+                let pinned = pool
+                    .slabs
+                    .iter()
+                    .filter(|s| !s.retainers.is_empty())
+                    .count();
                 assert!(pinned >= PINNING, "{} pinned slabs: {pinned}", snap.role);
-                assert!(pool.slabs.iter().flat_map(|s| &s.retainers).any(|r| r.part == "upgrade request"
-                    && r.label.starts_with("upgrade request of connection ")));
-                assert!(snap.totals.retained_per_referenced.unwrap() > 10.0, "{:?}", snap.totals);
+                assert!(pool
+                    .slabs
+                    .iter()
+                    .flat_map(|s| &s.retainers)
+                    .any(|r| r.part == "upgrade request"
+                        && r.label.starts_with("upgrade request of connection ")));
+                assert!(
+                    snap.totals.retained_per_referenced.unwrap() > 10.0,
+                    "{:?}",
+                    snap.totals
+                );
             }
             assert!(proxy.totals.retained_bytes >= PINNING as u64 * (128 << 10));
         }
         HeadMode::Copy | HeadMode::Drop => {
             for (snap, pool) in [(&proxy, "tls"), (&proxy, "tcp"), (&wss, "tcp")] {
-                assert!(live(snap, pool) <= 2, "{} {pool}: {:#?}", snap.role, snap.pool(pool));
-                assert!(snap.pool(pool).unwrap().slabs.iter().all(|s| s.retainers.is_empty()));
+                assert!(
+                    live(snap, pool) <= 2,
+                    "{} {pool}: {:#?}",
+                    snap.role,
+                    snap.pool(pool)
+                );
+                assert!(snap
+                    .pool(pool)
+                    .unwrap()
+                    .slabs
+                    .iter()
+                    .all(|s| s.retainers.is_empty()));
             }
             assert!(wss.pool("tcp").unwrap().slabs_allocated_total > PINNING as u64);
         }
@@ -104,18 +148,38 @@ async fn switching_the_head_mode_applies_to_new_connections() {
             .unwrap();
         assert_eq!(answer["head_mode"], "copy");
         let bad = serde_json::json!({ "head_mode": "keep" });
-        let refused = native::snapshot::fetch::put_json(server.snapshot_addr, "/settings", &bad).await;
+        let refused =
+            native::snapshot::fetch::put_json(server.snapshot_addr, "/settings", &bad).await;
         assert!(refused.is_err(), "a bad mode is refused");
     }
     let _new = pg.open().await;
     for server in [&pg.proxy, &pg.wss] {
         let snap = pg.snapshot(server).await;
-        assert_eq!(snap.settings.head_mode, Some(HeadMode::Copy), "{}", snap.role);
+        assert_eq!(
+            snap.settings.head_mode,
+            Some(HeadMode::Copy),
+            "{}",
+            snap.role
+        );
         assert_eq!(snap.settings.head_mode_applies_to, "new connections");
         let by_mode = &snap.connections.open_by_head_mode;
-        assert_eq!((by_mode.retain, by_mode.copy, by_mode.drop), (1, 1, 0), "{}", snap.role);
-        let retainers: Vec<_> = snap.pools.iter().flat_map(|p| &p.slabs).flat_map(|s| &s.retainers).collect();
-        assert_eq!(retainers.len(), 1, "only the old connection retains: {retainers:?}");
+        assert_eq!(
+            (by_mode.retain, by_mode.copy, by_mode.drop),
+            (1, 1, 0),
+            "{}",
+            snap.role
+        );
+        let retainers: Vec<_> = snap
+            .pools
+            .iter()
+            .flat_map(|p| &p.slabs)
+            .flat_map(|s| &s.retainers)
+            .collect();
+        assert_eq!(
+            retainers.len(),
+            1,
+            "only the old connection retains: {retainers:?}"
+        );
     }
 }
 
@@ -125,11 +189,18 @@ async fn a_slab_is_freed_when_its_last_retaining_connection_closes() {
     let mut pinning = pin(&pg).await;
     let before = pg.snapshot(&pg.wss).await;
     let first = pinning.remove(0);
-    let held: Vec<u64> = before.pool("tcp").unwrap().slabs.iter()
+    let held: Vec<u64> = before
+        .pool("tcp")
+        .unwrap()
+        .slabs
+        .iter()
         .filter(|s| s.retainers.len() == 1 && !s.current)
         .map(|s| s.id)
         .collect();
-    assert!(held.len() >= PINNING - 1, "slabs held by one connection: {held:?}");
+    assert!(
+        held.len() >= PINNING - 1,
+        "slabs held by one connection: {held:?}"
+    );
     drop(first); // vanishes without a close frame
     wait_until("one pinned slab freed on each server", || async {
         let wss = pg.snapshot(&pg.wss).await;

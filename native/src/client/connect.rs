@@ -48,7 +48,11 @@ impl AsyncRead for ProxyStream {
 }
 
 impl AsyncWrite for ProxyStream {
-    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
         match self.get_mut() {
             ProxyStream::Plain(s) => Pin::new(s).poll_write(cx, buf),
             ProxyStream::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
@@ -90,7 +94,11 @@ impl AsyncWrite for ProxyStream {
 
 /// `host:port` of the proxy as the client reaches it.
 pub fn proxy_addr(config: &Config) -> String {
-    format!("{}:{}", url_host(&config.client_proxy_host), config.proxy_port)
+    format!(
+        "{}:{}",
+        url_host(&config.client_proxy_host),
+        config.proxy_port
+    )
 }
 
 /// The websocket URL of the proxy: `wss://host:port/` (or `ws://` without TLS).
@@ -165,12 +173,11 @@ where
 
     let stream = if config.proxy_tls {
         let tls = tls()?;
-        let name = ServerName::try_from(host.to_string()).map_err(|source| {
-            ClientError::ServerName {
+        let name =
+            ServerName::try_from(host.to_string()).map_err(|source| ClientError::ServerName {
                 host: host.to_string(),
                 source,
-            }
-        })?;
+            })?;
         let tls = tokio::time::timeout_at(deadline, TlsConnector::from(tls).connect(name, tcp))
             .await
             .map_err(|_| timeout("TLS handshake with the proxy"))?
@@ -184,11 +191,8 @@ where
     };
 
     let url = proxy_url(config);
-    let handshake = tokio_tungstenite::client_async_with_config(
-        url.as_str(),
-        stream,
-        Some(ws_config(config)),
-    );
+    let handshake =
+        tokio_tungstenite::client_async_with_config(url.as_str(), stream, Some(ws_config(config)));
     let (ws, _response) = tokio::time::timeout_at(deadline, handshake)
         .await
         .map_err(|_| timeout("websocket handshake with the proxy"))?

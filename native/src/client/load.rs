@@ -84,7 +84,10 @@ impl Throttled {
             return;
         }
         if *skipped > 0 {
-            tracing::warn!("{}: {reason} (and {skipped} more since the last such line)", self.what);
+            tracing::warn!(
+                "{}: {reason} (and {skipped} more since the last such line)",
+                self.what
+            );
         } else {
             tracing::warn!("{}: {reason}", self.what);
         }
@@ -173,13 +176,14 @@ pub(super) async fn run(
 
     let state = State::new(Role::Client, &config);
     let addr = SocketAddr::new(config.snapshot_bind, config.client_heapdump_port);
-    let snapshot_addr = match crate::snapshot::endpoint::serve(addr, state.clone(), inner.clone()).await {
-        Ok(bound) => bound,
-        Err(source) => {
-            inner.trigger();
-            return Err(ClientError::Snapshot { addr, source });
-        }
-    };
+    let snapshot_addr =
+        match crate::snapshot::endpoint::serve(addr, state.clone(), inner.clone()).await {
+            Ok(bound) => bound,
+            Err(source) => {
+                inner.trigger();
+                return Err(ClientError::Snapshot { addr, source });
+            }
+        };
 
     let max = config.client_max_connections;
     tracing::info!(
@@ -208,7 +212,8 @@ pub(super) async fn run(
     // The data connection first; the ramp starts once its first attempt is over.
     let (first_done, first) = oneshot::channel();
     if data_size > 0 {
-        ctx.tracker.spawn(data_connection(ctx.clone(), data_size, first_done));
+        ctx.tracker
+            .spawn(data_connection(ctx.clone(), data_size, first_done));
     } else {
         drop(first_done);
     }
@@ -224,7 +229,8 @@ pub(super) async fn run(
     }
     ctx.tracker.spawn(stats(ctx.clone()));
     if options.progress && max > 0 {
-        ctx.tracker.spawn(show_progress(ctx.clone(), progress::ramp_bar(max)));
+        ctx.tracker
+            .spawn(show_progress(ctx.clone(), progress::ramp_bar(max)));
     }
 
     let why = match options.duration {
@@ -244,22 +250,27 @@ pub(super) async fn run(
     let pinning_open = get(&ctx.counters.pinning_open);
     let report = if options.report {
         let report = report::fetch_report(&ctx.config, pinning_open).await;
-        println!("{}", report.text);
+        progress::println(&report.text);
         Some(report)
     } else {
         None
     };
 
     // Close every websocket (close frames, bounded wait), then the endpoint.
+    tracing::info!("{}", stats_line(&ctx));
     ctx.stop.cancel();
     ctx.tracker.close();
-    if tokio::time::timeout(CLOSE_ALL_WAIT, ctx.tracker.wait()).await.is_err() {
+    if tokio::time::timeout(CLOSE_ALL_WAIT, ctx.tracker.wait())
+        .await
+        .is_err()
+    {
         tracing::warn!(
             tasks = ctx.tracker.len(),
             "some websockets did not close within {CLOSE_ALL_WAIT:?}; leaving them"
         );
+    } else {
+        tracing::info!("closed every websocket");
     }
-    tracing::info!("{}", stats_line(&ctx));
     inner.finish(Duration::from_secs(2)).await;
 
     let c = &ctx.counters;
@@ -283,7 +294,10 @@ async fn attempt(ctx: &Ctx) -> Result<WsStream, ClientError> {
     match &opened {
         Ok(_) => {
             if ctx.proxy_down.swap(false, Ordering::Relaxed) {
-                tracing::info!("the proxy at {} is reachable again", proxy_addr(&ctx.config));
+                tracing::info!(
+                    "the proxy at {} is reachable again",
+                    proxy_addr(&ctx.config)
+                );
             }
         }
         Err(e) => {
@@ -378,7 +392,9 @@ async fn pinning_connection(ctx: Arc<Ctx>) {
     let open = c.pinning_open.fetch_add(1, Ordering::Relaxed) + 1;
     c.pinning_connecting.fetch_sub(1, Ordering::Relaxed);
     c.pinning_opened.fetch_add(1, Ordering::Relaxed);
-    if open >= ctx.config.client_max_connections && !ctx.target_reached.swap(true, Ordering::Relaxed) {
+    if open >= ctx.config.client_max_connections
+        && !ctx.target_reached.swap(true, Ordering::Relaxed)
+    {
         tracing::info!("all {open} pinning connections are open");
     }
 
@@ -425,7 +441,9 @@ async fn data_connection(ctx: Arc<Ctx>, size: usize, first: oneshot::Sender<()>)
                         if since.elapsed() >= DATA_HEALTHY {
                             pause = DATA_RETRY.0;
                         }
-                        tracing::warn!("data connection to {addr} dropped: {why}; reopening in {pause:?}");
+                        tracing::warn!(
+                            "data connection to {addr} dropped: {why}; reopening in {pause:?}"
+                        );
                     }
                 }
             }
@@ -542,7 +560,11 @@ fn stats_line(ctx: &Ctx) -> String {
             "data: {} messages, {:.1} MB sent, connection {}{}",
             get(&c.data_messages),
             get(&c.data_bytes) as f64 / 1e6,
-            if c.data_up.load(Ordering::Relaxed) { "up" } else { "down" },
+            if c.data_up.load(Ordering::Relaxed) {
+                "up"
+            } else {
+                "down"
+            },
             match get(&c.data_failed) {
                 0 => String::new(),
                 n => format!(" ({n} failed attempts)"),
@@ -572,7 +594,8 @@ async fn stats(ctx: Arc<Ctx>) {
     }
 }
 
-/// Keeps the progress bar at the number of open pinning connections until all are open.
+/// Keeps the progress bar at the number of open pinning connections until all are
+/// open (or the run stops), then clears it.
 async fn show_progress(ctx: Arc<Ctx>, bar: indicatif::ProgressBar) {
     let max = ctx.config.client_max_connections;
     let c = &ctx.counters;
@@ -581,7 +604,7 @@ async fn show_progress(ctx: Arc<Ctx>, bar: indicatif::ProgressBar) {
         tokio::select! {
             _ = tick.tick() => {}
             _ = ctx.stop.cancelled() => {
-                bar.abandon();
+                bar.finish_and_clear();
                 return;
             }
         }
@@ -593,7 +616,9 @@ async fn show_progress(ctx: Arc<Ctx>, bar: indicatif::ProgressBar) {
             get(&c.pinning_failed)
         ));
         if open >= max {
-            bar.finish_with_message("all open");
+            // Cleared rather than left behind: the log says all are open, and
+            // later log lines must not land on the bar's line.
+            bar.finish_and_clear();
             return;
         }
     }
@@ -602,6 +627,91 @@ async fn show_progress(ctx: Arc<Ctx>, bar: indicatif::ProgressBar) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tokio::net::TcpListener;
+
+    /// A plain websocket server that greets, then counts the messages it receives.
+    async fn tiny_server() -> (u16, Arc<AtomicU64>) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        let received = Arc::new(AtomicU64::new(0));
+        let count = received.clone();
+        tokio::spawn(async move {
+            while let Ok((tcp, _)) = listener.accept().await {
+                let count = count.clone();
+                tokio::spawn(async move {
+                    let Ok(mut ws) = tokio_tungstenite::accept_async(tcp).await else {
+                        return;
+                    };
+                    let _ = ws.send(Message::text("hello")).await;
+                    while let Some(Ok(m)) = ws.next().await {
+                        if m.is_binary() {
+                            count.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
+                });
+            }
+        });
+        (port, received)
+    }
+
+    #[tokio::test]
+    async fn run_opens_pins_sends_and_closes() {
+        let (port, received) = tiny_server().await;
+        let config = Config {
+            proxy_port: port,
+            proxy_tls: false,
+            client_proxy_host: "127.0.0.1".into(),
+            client_heapdump_port: 0,
+            client_connections_per_second: 200.0,
+            client_max_connections: 5,
+            client_data_size: 1000,
+            client_data_delay: 20,
+            ..Config::default()
+        };
+        let options = ClientOptions {
+            duration: Some(Duration::from_millis(600)),
+            report: false,
+            progress: false,
+        };
+        let summary = super::super::run(config, options, Shutdown::new())
+            .await
+            .expect("run");
+        assert_eq!(summary.pinning_opened, 5);
+        assert_eq!(summary.pinning_open, 5);
+        assert_eq!(summary.pinning_failed, 0);
+        assert!(summary.data_messages_sent >= 5, "{summary:?}");
+        assert_eq!(summary.data_bytes_sent, summary.data_messages_sent * 1000);
+        assert_eq!(summary.messages_received, 6, "one greeting per connection");
+        assert!(received.load(Ordering::Relaxed) >= 5);
+        assert_ne!(summary.snapshot_addr.port(), 0);
+    }
+
+    #[tokio::test]
+    async fn an_absent_proxy_is_counted_not_fatal() {
+        let port = {
+            let l = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+            l.local_addr().expect("addr").port()
+        };
+        let config = Config {
+            proxy_port: port,
+            proxy_tls: false,
+            client_proxy_host: "127.0.0.1".into(),
+            client_heapdump_port: 0,
+            client_connections_per_second: 100.0,
+            client_max_connections: 3,
+            client_data_size: 0,
+            ..Config::default()
+        };
+        let options = ClientOptions {
+            duration: Some(Duration::from_millis(300)),
+            ..ClientOptions::default()
+        };
+        let summary = super::super::run(config, options, Shutdown::new())
+            .await
+            .expect("run");
+        assert_eq!(summary.pinning_opened, 0);
+        assert!(summary.pinning_failed >= 3, "{summary:?}");
+    }
 
     #[test]
     fn period_follows_the_rate_within_bounds() {
@@ -609,6 +719,9 @@ mod tests {
         assert_eq!(period(0.25), Duration::from_secs(4));
         assert_eq!(period(1e12), Duration::from_micros(1));
         assert_eq!(period(1e-300), Duration::from_secs(365 * 24 * 3600));
-        assert_eq!(period(f64::MIN_POSITIVE), Duration::from_secs(365 * 24 * 3600));
+        assert_eq!(
+            period(f64::MIN_POSITIVE),
+            Duration::from_secs(365 * 24 * 3600)
+        );
     }
 }

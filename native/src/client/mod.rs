@@ -100,7 +100,9 @@ pub enum ClientError {
         hint: &'static str,
     },
     /// The client's own snapshot endpoint could not listen.
-    #[error("client snapshot endpoint at {addr}: {source} (set client_heapdump_port to a free port)")]
+    #[error(
+        "{source} (the client's own snapshot at {addr}: set client_heapdump_port to a free port)"
+    )]
     Snapshot { addr: SocketAddr, source: io::Error },
 }
 

@@ -31,6 +31,15 @@ pub fn ramp_bar(target: u64) -> ProgressBar {
     bar
 }
 
+/// Prints `text` on stdout, stepping around the progress bar when one shows.
+pub fn println(text: &str) {
+    let print = || println!("{text}");
+    match active() {
+        Some(bar) => bar.suspend(print),
+        None => print(),
+    }
+}
+
 /// Log destination for `tracing`: stderr, around the progress bar when one shows.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct LogWriter;

@@ -62,7 +62,7 @@ pub async fn fetch_report(config: &Config, pinning: u64) -> Report {
 /// Why a snapshot is missing, with how to start the server when it is not running.
 fn reason(e: FetchError, bin: &str) -> String {
     if e.is_unreachable() {
-        format!("{e} (start it with `cargo run -p native --bin {bin}`)")
+        format!("{e} (`cargo run -p native --bin {bin}`)")
     } else {
         e.to_string()
     }
@@ -106,7 +106,13 @@ pub fn render_report(
             .iter()
             .zip(widths)
             .zip(NUMERIC)
-            .map(|((c, w), right)| if right { format!("{c:>w$}") } else { format!("{c:<w$}") })
+            .map(|((c, w), right)| {
+                if right {
+                    format!("{c:>w$}")
+                } else {
+                    format!("{c:<w$}")
+                }
+            })
             .collect();
         parts.join("  ").trim_end().to_string()
     };
@@ -122,7 +128,7 @@ pub fn render_report(
     for (name, row) in rows {
         match row {
             Ok(cells) => out.push_str(&line(&cells)),
-            Err(why) => out.push_str(&format!("{name:<w$}  no snapshot: {why}", w = widths[0])),
+            Err(why) => out.push_str(&format!("{name:<w$}  unavailable: {why}", w = widths[0])),
         }
         out.push('\n');
     }
@@ -139,7 +145,9 @@ fn cells(name: &str, s: &Snapshot, pinning: u64) -> [String; 8] {
     };
     [
         name.to_string(),
-        s.settings.head_mode.map_or("-".to_string(), |m| m.to_string()),
+        s.settings
+            .head_mode
+            .map_or("-".to_string(), |m| m.to_string()),
         live_slabs(s),
         format!("{retained_mb:.1}"),
         format!("{:.1}", s.totals.referenced_bytes as f64 / 1e3),
@@ -152,7 +160,11 @@ fn cells(name: &str, s: &Snapshot, pinning: u64) -> [String; 8] {
 /// Live slabs per pool, biggest slabs first: "tls 11, tcp 1".
 fn live_slabs(s: &Snapshot) -> String {
     let mut pools: Vec<_> = s.pools.iter().collect();
-    pools.sort_by(|a, b| b.slab_size.cmp(&a.slab_size).then_with(|| a.name.cmp(&b.name)));
+    pools.sort_by(|a, b| {
+        b.slab_size
+            .cmp(&a.slab_size)
+            .then_with(|| a.name.cmp(&b.name))
+    });
     if pools.is_empty() {
         return "none".into();
     }
@@ -244,7 +256,10 @@ mod tests {
         let proxy = snap(
             "proxy",
             HeadMode::Retain,
-            vec![pool("tcp", 1 << 20, 1, 2_000), pool("tls", 10 << 20, 11, 10_345)],
+            vec![
+                pool("tcp", 1 << 20, 1, 2_000),
+                pool("tls", 10 << 20, 11, 10_345),
+            ],
             150_000_000,
             130_000_000,
         );
@@ -257,16 +272,43 @@ mod tests {
         );
         let text = render_report(Ok(&proxy), Ok(&wss), 100);
         assert!(text.contains("100 pinning connections"), "{text}");
-        let proxy_row = text.lines().find(|l| l.starts_with("proxy")).unwrap_or_default();
-        let cols: Vec<&str> = proxy_row.split("  ").map(str::trim).filter(|c| !c.is_empty()).collect();
+        let proxy_row = text
+            .lines()
+            .find(|l| l.starts_with("proxy"))
+            .unwrap_or_default();
+        let cols: Vec<&str> = proxy_row
+            .split("  ")
+            .map(str::trim)
+            .filter(|c| !c.is_empty())
+            .collect();
         assert_eq!(
             cols,
-            ["proxy", "retain", "tls 11, tcp 1", "116.4", "12.3", "1.16", "150.0", "130.0"],
+            [
+                "proxy",
+                "retain",
+                "tls 11, tcp 1",
+                "116.4",
+                "12.3",
+                "1.16",
+                "150.0",
+                "130.0"
+            ],
             "{text}"
         );
-        let wss_row = text.lines().find(|l| l.starts_with("wss")).unwrap_or_default();
-        let cols: Vec<&str> = wss_row.split("  ").map(str::trim).filter(|c| !c.is_empty()).collect();
-        assert_eq!(cols, ["wss", "copy", "tcp 2", "2.1", "0.5", "0.02", "20.0", "12.5"], "{text}");
+        let wss_row = text
+            .lines()
+            .find(|l| l.starts_with("wss"))
+            .unwrap_or_default();
+        let cols: Vec<&str> = wss_row
+            .split("  ")
+            .map(str::trim)
+            .filter(|c| !c.is_empty())
+            .collect();
+        assert_eq!(
+            cols,
+            ["wss", "copy", "tcp 2", "2.1", "0.5", "0.02", "20.0", "12.5"],
+            "{text}"
+        );
         // Every line of the table has the header's columns lined up.
         let header = text.lines().nth(1).unwrap_or_default();
         assert!(header.starts_with("server  head"), "{text}");
@@ -279,14 +321,27 @@ mod tests {
 
     #[test]
     fn a_missing_snapshot_gets_a_row_saying_why() {
-        let wss = snap("wss", HeadMode::Drop, vec![pool("tcp", 1 << 20, 1, 0)], 1, 1);
+        let wss = snap(
+            "wss",
+            HeadMode::Drop,
+            vec![pool("tcp", 1 << 20, 1, 0)],
+            1,
+            1,
+        );
         let text = render_report(Err("connection refused"), Ok(&wss), 0);
         assert!(text.contains("0 pinning connections"), "{text}");
         assert!(
-            text.lines().any(|l| l.starts_with("proxy") && l.contains("no snapshot: connection refused")),
+            text.lines()
+                .any(|l| l.starts_with("proxy") && l.contains("unavailable: connection refused")),
             "{text}"
         );
-        let wss_row = text.lines().find(|l| l.starts_with("wss")).unwrap_or_default();
-        assert!(wss_row.contains(" - "), "no per-connection figure without connections: {text}");
+        let wss_row = text
+            .lines()
+            .find(|l| l.starts_with("wss"))
+            .unwrap_or_default();
+        assert!(
+            wss_row.contains(" - "),
+            "no per-connection figure without connections: {text}"
+        );
     }
 }

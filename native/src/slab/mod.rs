@@ -3,12 +3,12 @@
 //! [`SlabPool`] hands out [`SlabView`]s; a view kept for a connection's life becomes a
 //! [`Retained`], which the snapshot lists as a retainer of its slab.
 
+mod allocation;
 mod pool;
-mod slab;
 mod view;
 
+pub use allocation::PoolCounters;
 pub use pool::{PoolSummary, SlabPool};
-pub use slab::PoolCounters;
 pub use view::{Retained, SlabView};
 
 #[cfg(test)]

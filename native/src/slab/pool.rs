@@ -15,7 +15,7 @@ use std::time::Instant;
 
 use tokio::io::{AsyncRead, ReadBuf};
 
-use super::slab::{PoolCounters, Slab};
+use super::allocation::{PoolCounters, Slab};
 use super::view::SlabView;
 
 /// A pool of slabs that socket reads are carved from.
@@ -46,7 +46,10 @@ pub struct PoolSummary {
 impl SlabPool {
     /// A pool of `slab_size` slabs whose reads take at most `read_size` bytes.
     pub fn new(name: &'static str, slab_size: usize, read_size: usize) -> Arc<SlabPool> {
-        assert!(read_size > 0 && read_size <= slab_size, "read_size must fit a slab");
+        assert!(
+            read_size > 0 && read_size <= slab_size,
+            "read_size must fit a slab"
+        );
         Arc::new(SlabPool {
             name,
             slab_size,
@@ -107,7 +110,9 @@ impl SlabPool {
                 }
                 slab.hand_out(n);
                 self.counters.reads.fetch_add(1, Ordering::Relaxed);
-                self.counters.bytes_read.fetch_add(n as u64, Ordering::Relaxed);
+                self.counters
+                    .bytes_read
+                    .fetch_add(n as u64, Ordering::Relaxed);
                 Poll::Ready(Ok(Some(SlabView::new(slab, offset, n))))
             }
         }

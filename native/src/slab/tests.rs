@@ -53,7 +53,10 @@ async fn a_slab_is_freed_when_its_last_view_drops() {
     // Slab 1 lives on through a one-byte slice of its first read.
     assert_eq!(pool.summary().live_slabs, 2);
     let snap = pool.snapshot(Instant::now());
-    assert_eq!(snap.slabs[0].referenced_bytes, 18, "the whole region stays referenced");
+    assert_eq!(
+        snap.slabs[0].referenced_bytes, 18,
+        "the whole region stays referenced"
+    );
     drop(kept);
     assert_eq!(pool.summary().live_slabs, 1);
     let snap = pool.snapshot(Instant::now());
@@ -72,8 +75,13 @@ async fn retained_views_are_listed_as_retainers_until_dropped() {
     let retainers = &snap.slabs[0].retainers;
     assert_eq!(retainers.len(), 2);
     let labels: Vec<&str> = retainers.iter().map(|r| r.label.as_str()).collect();
-    assert!(labels.contains(&"upgrade head of connection 17"), "{labels:?}");
-    assert!(retainers.iter().any(|r| r.part == "upgrade request" && r.bytes == 18));
+    assert!(
+        labels.contains(&"upgrade head of connection 17"),
+        "{labels:?}"
+    );
+    assert!(retainers
+        .iter()
+        .any(|r| r.part == "upgrade request" && r.bytes == 18));
     drop(request);
     let snap = pool.snapshot(Instant::now());
     assert_eq!(snap.slabs[0].retainers.len(), 1);

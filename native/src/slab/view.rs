@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
-use super::slab::{RetainerEntry, Slab};
+use super::allocation::{RetainerEntry, Slab};
 
 /// The bytes of one read (or a part of them), sharing the slab's allocation.
 ///
@@ -94,7 +94,12 @@ impl Deref for SlabView {
 
 impl std::fmt::Debug for SlabView {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "SlabView(slab {}, {} bytes)", self.slab.id(), self.bytes.len())
+        write!(
+            f,
+            "SlabView(slab {}, {} bytes)",
+            self.slab.id(),
+            self.bytes.len()
+        )
     }
 }
 

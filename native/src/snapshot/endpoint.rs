@@ -137,7 +137,10 @@ async fn rejection(r: Rejection) -> Result<Response, Infallible> {
     Ok(if r.is_not_found() {
         error(StatusCode::NOT_FOUND, "no such endpoint; see GET /")
     } else if r.find::<warp::reject::MethodNotAllowed>().is_some() {
-        error(StatusCode::METHOD_NOT_ALLOWED, "method not allowed; see GET /")
+        error(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method not allowed; see GET /",
+        )
     } else if r.find::<warp::reject::PayloadTooLarge>().is_some() {
         error(StatusCode::PAYLOAD_TOO_LARGE, "body over 4096 bytes")
     } else if r.find::<warp::reject::InvalidQuery>().is_some() {

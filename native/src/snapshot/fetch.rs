@@ -25,7 +25,7 @@ pub const MAX_BODY: usize = 256 << 20;
 #[derive(Debug, thiserror::Error)]
 pub enum FetchError {
     /// Nothing answers at the address.
-    #[error("no snapshot at {url}: is the server running? ({source})")]
+    #[error("no snapshot at {url}: {source}: is the server running?")]
     Unreachable { url: String, source: io::Error },
     /// The connection broke or the answer was not HTTP.
     #[error("{url}: HTTP exchange failed: {source}")]
@@ -227,21 +227,31 @@ mod tests {
         };
         let err = fetch(addr).await.expect_err("nothing listens");
         assert!(err.is_unreachable());
-        assert!(err.to_string().starts_with(&format!("no snapshot at http://{addr}/snapshot")), "{err}");
+        assert!(
+            err.to_string()
+                .starts_with(&format!("no snapshot at http://{addr}/snapshot")),
+            "{err}"
+        );
     }
 
     #[tokio::test]
     async fn non_200_and_bad_json_are_named() {
-        let addr = answer_once("HTTP/1.1 404 Not Found\r\ncontent-length: 9\r\n\r\nnot found").await;
+        let addr =
+            answer_once("HTTP/1.1 404 Not Found\r\ncontent-length: 9\r\n\r\nnot found").await;
         let err = get_json(addr, "/nope").await.expect_err("404");
-        assert!(err.to_string().contains("404 Not Found: not found"), "{err}");
+        assert!(
+            err.to_string().contains("404 Not Found: not found"),
+            "{err}"
+        );
 
         let addr = answer_once("HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\n{nope").await;
         let err = fetch(addr).await.expect_err("bad json");
         assert!(matches!(err, FetchError::Json { .. }), "{err}");
 
-        let addr =
-            answer_once("HTTP/1.1 200 OK\r\nconnection: close\r\ncontent-length: 8\r\n\r\n{\"a\":1}\n").await;
+        let addr = answer_once(
+            "HTTP/1.1 200 OK\r\nconnection: close\r\ncontent-length: 8\r\n\r\n{\"a\":1}\n",
+        )
+        .await;
         let value = put_json(addr, "/settings", &serde_json::json!({"head_mode": "copy"}))
             .await
             .expect("json");

@@ -45,14 +45,29 @@ fn messages_split_anywhere_decode_the_same() {
         assert_eq!(events.len(), 5, "piece {piece}");
         assert_eq!(
             events[0],
-            Event::Message { text: true, len: 6, payload: Some("héllo".as_bytes().to_vec()) }
+            Event::Message {
+                text: true,
+                len: 6,
+                payload: Some("héllo".as_bytes().to_vec())
+            }
         );
         assert_eq!(events[1], Event::Ping(b"ping!".to_vec()));
         assert_eq!(
             events[2],
-            Event::Message { text: false, len: 70_000, payload: Some(big.clone()) }
+            Event::Message {
+                text: false,
+                len: 70_000,
+                payload: Some(big.clone())
+            }
         );
-        assert_eq!(events[3], Event::Message { text: false, len: 0, payload: Some(vec![]) });
+        assert_eq!(
+            events[3],
+            Event::Message {
+                text: false,
+                len: 0,
+                payload: Some(vec![])
+            }
+        );
         assert_eq!(events[4], Event::Close(Some(1000)));
     }
 }
@@ -61,7 +76,14 @@ fn messages_split_anywhere_decode_the_same() {
 fn discard_mode_counts_without_keeping_payloads() {
     let wire = client_frame(0x2, true, &[7; 5000]);
     let events = feed_in_pieces(&wire, 100, false).unwrap();
-    assert_eq!(events, vec![Event::Message { text: false, len: 5000, payload: None }]);
+    assert_eq!(
+        events,
+        vec![Event::Message {
+            text: false,
+            len: 5000,
+            payload: None
+        }]
+    );
 }
 
 #[test]
@@ -71,21 +93,38 @@ fn protocol_violations_are_refused_with_their_close_codes() {
     assert_eq!(err.close_code(), CloseCode::Protocol);
 
     let long_ping = client_frame(0x9, true, &[0; 126]);
-    assert_eq!(feed_in_pieces(&long_ping, 10, false).unwrap_err().close_code(), CloseCode::Protocol);
+    assert_eq!(
+        feed_in_pieces(&long_ping, 10, false)
+            .unwrap_err()
+            .close_code(),
+        CloseCode::Protocol
+    );
 
     let reserved_opcode = client_frame(0x3, true, b"x");
-    assert!(matches!(feed_in_pieces(&reserved_opcode, 10, false), Err(WsError::Protocol(_))));
+    assert!(matches!(
+        feed_in_pieces(&reserved_opcode, 10, false),
+        Err(WsError::Protocol(_))
+    ));
 
     let lone_continuation = client_frame(0x0, true, b"x");
-    assert!(matches!(feed_in_pieces(&lone_continuation, 10, false), Err(WsError::Protocol(_))));
+    assert!(matches!(
+        feed_in_pieces(&lone_continuation, 10, false),
+        Err(WsError::Protocol(_))
+    ));
 
     let mut reader = FrameReader::new(100, false);
     let too_big = client_frame(0x2, true, &[0; 101]);
     let err = reader.feed(&too_big, &mut Vec::new()).unwrap_err();
-    assert_eq!((err.clone(), err.close_code()), (WsError::TooBig(100), CloseCode::Size));
+    assert_eq!(
+        (err.clone(), err.close_code()),
+        (WsError::TooBig(100), CloseCode::Size)
+    );
 
     let bad_utf8 = client_frame(0x1, true, &[0xff, 0xfe]);
-    assert_eq!(feed_in_pieces(&bad_utf8, 1, true).unwrap_err().close_code(), CloseCode::Invalid);
+    assert_eq!(
+        feed_in_pieces(&bad_utf8, 1, true).unwrap_err().close_code(),
+        CloseCode::Invalid
+    );
 }
 
 #[test]

@@ -63,7 +63,14 @@ impl Playground {
         let tls = config
             .proxy_tls
             .then(|| native::tls::client_config(&config).unwrap());
-        Playground { config, wss, proxy, shutdown, tls, _dir: dir }
+        Playground {
+            config,
+            wss,
+            proxy,
+            shutdown,
+            tls,
+            _dir: dir,
+        }
     }
 
     /// A snapshot read over HTTP from the server's own endpoint, checked against the schema.
@@ -82,8 +89,15 @@ impl Playground {
         let mut ws = native::client::open_websocket(&self.config, self.tls.as_ref())
             .await
             .unwrap();
-        let greeting = tokio::time::timeout(BOUND, ws.next()).await.unwrap().unwrap().unwrap();
-        assert!(greeting.to_text().unwrap().starts_with("hello from wss"), "{greeting:?}");
+        let greeting = tokio::time::timeout(BOUND, ws.next())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        assert!(
+            greeting.to_text().unwrap().starts_with("hello from wss"),
+            "{greeting:?}"
+        );
         ws
     }
 

@@ -1,0 +1,3 @@
+//! The browser playground (work in progress).
+
+fn main() {}
