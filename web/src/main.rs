@@ -1,3 +1,5 @@
-//! The browser playground (work in progress).
+//! Entry point of the wasm binary that trunk builds: renders [`web::app::App`].
 
-fn main() {}
+fn main() {
+    yew::Renderer::<web::app::App>::new().render();
+}

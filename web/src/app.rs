@@ -1,0 +1,241 @@
+//! The page: reads /config.json, then shows both servers' status, the certificate
+//! notice, the experiment form and its live counts, a live chart per server, and the
+//! snapshot panel.
+//!
+//! Stable element ids for end-to-end tests (WebDriver):
+//!
+//! | id | what |
+//! | --- | --- |
+//! | `#config-error` | config.json could not be read or parsed (the page runs on defaults) |
+//! | `#status-proxy`, `#status-wss` | a server's status; attributes `data-reachable` (`true`/`false`), `data-head-mode` (`retain`/`copy`/`drop`, empty when unreachable), `data-open` (open connections), `data-live-slabs`, `data-tls` |
+//! | `#cert-notice` | the browser does not trust the proxy's certificate; holds the one link `#cert-link` to https://localhost:{proxy_port}/ |
+//! | `#proxy-notice` | TLS works but the proxy refused the test websocket |
+//! | `#cert-ok`, `#cert-checking` | the test websocket opened / is being tried |
+//! | `#rate`, `#max`, `#data-size`, `#data-delay` | the experiment's inputs (connections per second, maximum connections, bytes per message, ms between messages) |
+//! | `#head-mode-proxy`, `#head-mode-wss` | head-mode selects (`retain`/`copy`/`drop`); a change does `PUT /settings` at once |
+//! | `#head-mode-answer-proxy`, `#head-mode-answer-wss` | the server's answer to the last switch (class `ok` or `error`) |
+//! | `#start`, `#stop` | start and stop the run (each disabled when it does not apply) |
+//! | `#form-error` | what is wrong with the inputs, after Start |
+//! | `#live-counts` | the counts' box, `data-running` |
+//! | `#count-connecting`, `#count-open`, `#count-failed`, `#count-closed` | pinning connections; text and `data-value` are the number |
+//! | `#bytes-sent` | bytes sent on the data connection, `data-value` in bytes; `#data-state`, `#data-messages` |
+//! | `#last-problem` | why the last websocket failed or closed |
+//! | `#cap-notice` | the browser's websocket cap was hit (points to the native client); `#cap-warning` before a run above it |
+//! | `#chart-proxy`, `#chart-wss` | the live charts; `data-samples` is the number of samples drawn |
+//! | `#take-snapshot-proxy`, `#take-snapshot-wss` | take a snapshot and show it |
+//! | `#download-snapshot-proxy`, `#download-snapshot-wss` | save the snapshot as `{role}-snapshot-{taken_at_ms}.json` |
+//! | `#snapshot-message` | the outcome of the last download (or a failed take) |
+//! | `#snapshot-tree` | the shown snapshot, `data-role`, `data-taken-at` |
+//! | `#snapshot-diff` | the difference from that server's previous snapshot: `data-retained-delta`, `data-referenced-delta`, `data-open-delta`, `data-slabs-freed`, `data-slabs-new`; before a second snapshot, `#snapshot-diff-hint` |
+
+use std::rc::Rc;
+
+use snapshot::HeadMode;
+use yew::prelude::*;
+
+use crate::api;
+use crate::components::experiment_form::HeadModeField;
+use crate::components::{
+    CertNotice, Chart, ExperimentForm, LiveCounts, ServerStatus, SnapshotPanel,
+};
+use crate::hooks::{use_cert_check, use_server, ServerAction};
+use crate::logic::config::{PageConfig, Server};
+use crate::logic::experiment::{Counts, Experiment, ExperimentForm as Fields};
+use crate::runner::Runner;
+
+/// The root: loads config.json, then renders the playground.
+#[function_component]
+pub fn App() -> Html {
+    let config = use_state(|| None::<(Rc<PageConfig>, Option<String>)>);
+    {
+        let config = config.clone();
+        use_effect_with((), move |_| {
+            wasm_bindgen_futures::spawn_local(async move {
+                let loaded = match api::fetch_config().await {
+                    Ok(c) => (Rc::new(c), None),
+                    Err(why) => (Rc::new(PageConfig::default()), Some(why)),
+                };
+                config.set(Some(loaded));
+            });
+        });
+    }
+    html! {
+        <main>
+            <header>
+                <h1>{ "Slab-memory playground" }</h1>
+                <p class="lede">{ "Websockets that keep a small view into a big pooled read buffer keep the whole buffer alive. \
+                    Start the experiment, watch the servers' retained slab memory grow, switch a head mode and watch it stop." }</p>
+            </header>
+            { match &*config {
+                None => html! { <p class="hint">{ "Reading /config.json…" }</p> },
+                Some((config, error)) => html! {
+                    <>
+                        if let Some(error) = error {
+                            <div id="config-error" class="notice error" role="alert">
+                                { error.clone() }{ " — using the default ports (proxy 8600/8601, wss 8800/8801)." }
+                            </div>
+                        }
+                        <Playground config={ config.clone() } />
+                    </>
+                },
+            } }
+        </main>
+    }
+}
+
+#[derive(Properties, PartialEq)]
+struct PlaygroundProps {
+    config: Rc<PageConfig>,
+}
+
+#[function_component]
+fn Playground(props: &PlaygroundProps) -> Html {
+    let config = &props.config;
+    let proxy = use_server(config.snapshot_url(Server::Proxy));
+    let wss = use_server(config.snapshot_url(Server::Wss));
+
+    // The proxy's own snapshot says whether it speaks TLS; config.json until then.
+    let proxy_tls = proxy
+        .latest
+        .as_ref()
+        .map(|s| s.settings.tls)
+        .unwrap_or(config.proxy_tls);
+    let ws_url = config.proxy_ws_url(proxy_tls);
+    let https_url = config.proxy_https_url();
+    let cert = use_cert_check(
+        ws_url.clone(),
+        https_url.clone(),
+        proxy.reachable(),
+        proxy_tls,
+    );
+
+    let fields = use_state(|| Fields::from_config(config));
+    let form_error = use_state(|| None::<AttrValue>);
+    let counts = use_state(Counts::default);
+    let started = use_state(|| None::<Experiment>);
+    let runner = use_mut_ref(|| None::<Runner>);
+    // The servers' answers to the last head-mode switch.
+    let answer_proxy = use_state(|| None::<Result<String, String>>);
+    let answer_wss = use_state(|| None::<Result<String, String>>);
+    {
+        // Stop the run when the page goes away.
+        let runner = runner.clone();
+        use_effect_with((), move |_| {
+            move || {
+                if let Some(r) = runner.borrow_mut().take() {
+                    r.stop();
+                }
+            }
+        });
+    }
+
+    let on_start = {
+        let (fields, form_error, counts, started, runner) = (
+            fields.clone(),
+            form_error.clone(),
+            counts.clone(),
+            started.clone(),
+            runner.clone(),
+        );
+        let (ws_url, max_message) = (ws_url.clone(), config.max_message_size);
+        Callback::from(move |()| match fields.parse(max_message) {
+            Err(why) => form_error.set(Some(why.into())),
+            Ok(experiment) => {
+                form_error.set(None);
+                if let Some(old) = runner.borrow_mut().take() {
+                    old.stop();
+                }
+                let counts = counts.clone();
+                let on_change = Callback::from(move |c: Counts| counts.set(c));
+                started.set(Some(experiment.clone()));
+                *runner.borrow_mut() = Some(Runner::start(experiment, ws_url.clone(), on_change));
+            }
+        })
+    };
+    let on_stop = {
+        let runner = runner.clone();
+        Callback::from(move |()| {
+            if let Some(r) = runner.borrow_mut().take() {
+                r.stop();
+            }
+        })
+    };
+    let on_fields = {
+        let fields = fields.clone();
+        Callback::from(move |f: Fields| fields.set(f))
+    };
+    let on_head_mode = {
+        let config = config.clone();
+        let proxy = (proxy.dispatcher(), answer_proxy.clone());
+        let wss = (wss.dispatcher(), answer_wss.clone());
+        Callback::from(move |(server, mode): (Server, HeadMode)| {
+            let url = config.settings_url(server);
+            let (dispatcher, answer) = match server {
+                Server::Proxy => proxy.clone(),
+                Server::Wss => wss.clone(),
+            };
+            wasm_bindgen_futures::spawn_local(async move {
+                let result = api::put_head_mode(&url, mode).await;
+                if result.is_ok() {
+                    dispatcher.dispatch(ServerAction::HeadMode(mode));
+                }
+                answer.set(Some(result));
+            });
+        })
+    };
+
+    let head_modes = Server::ALL
+        .iter()
+        .map(|&server| {
+            let view = match server {
+                Server::Proxy => &*proxy,
+                Server::Wss => &*wss,
+            };
+            HeadModeField {
+                server,
+                mode: view
+                    .head_mode()
+                    .unwrap_or_else(|| config.head_mode(server)),
+                confirmed: view.head_mode().is_some(),
+                answer: match server {
+                    Server::Proxy => (*answer_proxy).clone(),
+                    Server::Wss => (*answer_wss).clone(),
+                },
+            }
+        })
+        .collect::<Vec<_>>();
+    let now = api::now_ms();
+
+    html! {
+        <>
+            <section class="servers">
+                <h2>{ "Servers" }</h2>
+                <div class="status-row">
+                    <ServerStatus server={ Server::Proxy } endpoint={ config.endpoint(Server::Proxy) } view={ (*proxy).clone() } />
+                    <ServerStatus server={ Server::Wss } endpoint={ config.endpoint(Server::Wss) } view={ (*wss).clone() } />
+                </div>
+                <CertNotice state={ cert } https_url={ https_url } ws_url={ ws_url.clone() } wss_up={ wss.reachable() } />
+            </section>
+            <section class="experiment">
+                <h2>{ "Experiment" }</h2>
+                <div class="experiment-row">
+                    <ExperimentForm fields={ (*fields).clone() } {on_fields} {head_modes} {on_head_mode}
+                        running={ counts.running } {on_start} {on_stop} error={ (*form_error).clone() } ws_url={ ws_url } />
+                    <LiveCounts counts={ (*counts).clone() } max={ started.as_ref().map(|e| e.max_connections) }
+                        above_cap={ started.as_ref().is_some_and(|e| e.above_browser_cap()) } />
+                </div>
+            </section>
+            <section class="charts">
+                <h2>{ "Memory over time" }</h2>
+                <div class="chart-row">
+                    <Chart server={ Server::Proxy } series={ proxy.series.clone() } now_ms={ now } />
+                    <Chart server={ Server::Wss } series={ wss.series.clone() } now_ms={ now } />
+                </div>
+            </section>
+            <section class="snapshots">
+                <h2>{ "Snapshots" }</h2>
+                <SnapshotPanel servers={ Server::ALL.iter().map(|&s| (s, AttrValue::from(config.snapshot_url(s)))).collect::<Vec<_>>() } />
+            </section>
+        </>
+    }
+}

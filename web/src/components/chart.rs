@@ -1,0 +1,181 @@
+//! A server's live chart over the last minutes, drawn as SVG by the app: memory
+//! (retained slab bytes, allocator resident bytes, RSS) above, counts (live slabs,
+//! open connections) below, on one time axis (`#chart-proxy`, `#chart-wss`).
+
+use yew::prelude::*;
+
+use crate::logic::chart::{bytes_axis, count_axis, polylines, time_ticks, Axis, Frame};
+use crate::logic::config::Server;
+use crate::logic::format::{bytes, duration_ms};
+use crate::logic::series::{Sample, Series};
+
+const WIDTH: f64 = 660.0;
+const HEIGHT: f64 = 370.0;
+const LEFT: f64 = 78.0;
+const RIGHT: f64 = 14.0;
+const MEMORY: (f64, f64) = (24.0, 150.0);
+const COUNTS: (f64, f64) = (214.0, 110.0);
+
+/// One line of a chart: its name, colour, dash, and the figure it draws.
+struct Line {
+    name: &'static str,
+    class: &'static str,
+    figure: fn(&Sample) -> u64,
+    show: fn(u64) -> String,
+}
+
+const MEMORY_LINES: [Line; 3] = [
+    Line {
+        name: "retained slab bytes",
+        class: "l-retained",
+        figure: |s| s.retained_bytes,
+        show: bytes,
+    },
+    Line {
+        name: "allocator resident",
+        class: "l-resident",
+        figure: |s| s.resident_bytes,
+        show: bytes,
+    },
+    Line {
+        name: "RSS",
+        class: "l-rss",
+        figure: |s| s.rss_bytes,
+        show: bytes,
+    },
+];
+
+const COUNT_LINES: [Line; 2] = [
+    Line {
+        name: "live slabs",
+        class: "l-slabs",
+        figure: |s| s.live_slabs,
+        show: |n| n.to_string(),
+    },
+    Line {
+        name: "open connections",
+        class: "l-open",
+        figure: |s| s.open_connections,
+        show: |n| n.to_string(),
+    },
+];
+
+#[derive(Properties, PartialEq)]
+pub struct Props {
+    pub server: Server,
+    pub series: Series,
+    /// The right edge of the time axis, ms since the Unix epoch.
+    pub now_ms: f64,
+}
+
+#[function_component]
+pub fn Chart(props: &Props) -> Html {
+    let series = &props.series;
+    let name = props.server.name();
+    let t_end = props.now_ms;
+    let t_start = t_end - series.window_ms();
+    let latest = series.latest();
+
+    let mem_max = MEMORY_LINES
+        .iter()
+        .map(|l| series.max_of(l.figure))
+        .max()
+        .unwrap_or(0);
+    let count_max = COUNT_LINES
+        .iter()
+        .map(|l| series.max_of(l.figure))
+        .max()
+        .unwrap_or(0);
+    let mem_axis = bytes_axis(mem_max as f64, 4);
+    let count_axis = count_axis(count_max as f64, 4, "");
+    let frame = |(top, height): (f64, f64), axis: &Axis| Frame {
+        left: LEFT,
+        top,
+        width: WIDTH - LEFT - RIGHT,
+        height,
+        t_start,
+        t_end,
+        y_max: axis.max,
+    };
+    let mem_frame = frame(MEMORY, &mem_axis);
+    let count_frame = frame(COUNTS, &count_axis);
+
+    let legend = |lines: &[Line]| -> Html {
+        html! {
+            { for lines.iter().map(|l| html! {
+                <span class="legend-item">
+                    <svg width="22" height="10" class="swatch"><line x1="0" y1="5" x2="22" y2="5" class={ l.class } /></svg>
+                    { l.name }{ ": " }<b>{ latest.map(|s| (l.show)((l.figure)(s))).unwrap_or_else(|| "-".into()) }</b>
+                </span>
+            }) }
+        }
+    };
+
+    html! {
+        <figure class="chart" id={ format!("chart-{name}") } data-samples={ series.len().to_string() }>
+            <figcaption>
+                <b>{ name }</b>{ format!(" — last {}, polled every second", duration_ms(series.window_ms() as u64)) }
+                <div class="legend">{ legend(&MEMORY_LINES) }</div>
+                <div class="legend">{ legend(&COUNT_LINES) }</div>
+            </figcaption>
+            <svg viewBox={ format!("0 0 {WIDTH} {HEIGHT}") } class="chart-svg" role="img"
+                aria-label={ format!("{name}: memory and counts over time") }>
+                { panel(&mem_frame, &mem_axis, "bytes", &MEMORY_LINES, series, false) }
+                { panel(&count_frame, &count_axis, "count", &COUNT_LINES, series, true) }
+                if series.is_empty() {
+                    <text x={ (LEFT + (WIDTH - LEFT) / 2.0).to_string() } y={ (MEMORY.0 + MEMORY.1 / 2.0).to_string() }
+                        class="empty" text-anchor="middle">{ "no samples yet: is the server running?" }</text>
+                }
+            </svg>
+        </figure>
+    }
+}
+
+/// One panel: grid, axes with units, and its lines.
+fn panel(
+    frame: &Frame,
+    axis: &Axis,
+    title: &str,
+    lines: &[Line],
+    series: &Series,
+    time_labels: bool,
+) -> Html {
+    let ticks = time_ticks(series.window_ms(), 5);
+    html! {
+        <g class="panel">
+            <text x={ (frame.left - 8.0).to_string() } y={ (frame.top - 8.0).to_string() } class="axis-title" text-anchor="end">{ title }</text>
+            { for axis.ticks.iter().map(|t| {
+                let y = frame.y(t.value);
+                html! {
+                    <g>
+                        <line x1={ frame.left.to_string() } x2={ frame.right().to_string() } y1={ y.to_string() } y2={ y.to_string() } class="grid" />
+                        <text x={ (frame.left - 6.0).to_string() } y={ (y + 4.0).to_string() } class="tick" text-anchor="end">{ t.label.clone() }</text>
+                    </g>
+                }
+            }) }
+            { for ticks.iter().map(|t| {
+                let x = frame.x(frame.t_end + t.value);
+                html! {
+                    <g>
+                        <line x1={ x.to_string() } x2={ x.to_string() } y1={ frame.top.to_string() } y2={ frame.bottom().to_string() } class="grid" />
+                        if time_labels {
+                            <text x={ x.to_string() } y={ (frame.bottom() + 16.0).to_string() } class="tick" text-anchor="middle">{ t.label.clone() }</text>
+                        }
+                    </g>
+                }
+            }) }
+            <line x1={ frame.left.to_string() } x2={ frame.left.to_string() } y1={ frame.top.to_string() } y2={ frame.bottom().to_string() } class="axis" />
+            <line x1={ frame.left.to_string() } x2={ frame.right().to_string() } y1={ frame.bottom().to_string() } y2={ frame.bottom().to_string() } class="axis" />
+            { for lines.iter().map(|l| html! {
+                <g class={ classes!("line", l.class) }>
+                    { for polylines(series.samples(), frame, l.figure).into_iter().map(|points| html! {
+                        <polyline {points} class={ l.class } />
+                    }) }
+                </g>
+            }) }
+            if time_labels {
+                <text x={ frame.right().to_string() } y={ (frame.bottom() + 32.0).to_string() } class="axis-title" text-anchor="end">{ "time (now at the right)" }</text>
+            }
+        </g>
+    }
+}

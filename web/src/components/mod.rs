@@ -1,0 +1,19 @@
+//! The page's components, one a file.
+
+pub mod cert_notice;
+pub mod chart;
+pub mod experiment_form;
+pub mod live_counts;
+pub mod server_status;
+pub mod snapshot_diff;
+pub mod snapshot_panel;
+pub mod snapshot_tree;
+
+pub use cert_notice::CertNotice;
+pub use chart::Chart;
+pub use experiment_form::ExperimentForm;
+pub use live_counts::LiveCounts;
+pub use server_status::ServerStatus;
+pub use snapshot_diff::SnapshotDiff;
+pub use snapshot_panel::SnapshotPanel;
+pub use snapshot_tree::SnapshotTree;

@@ -1,0 +1,8 @@
+//! The page's own hooks: polling a server's snapshot, and checking that the browser
+//! can open a websocket through the proxy (its certificate is trusted).
+
+pub mod use_cert_check;
+pub mod use_server;
+
+pub use use_cert_check::{use_cert_check, CertState};
+pub use use_server::{use_server, ServerAction, ServerView};

@@ -1,0 +1,334 @@
+//! The page's view of config.json: the ports it talks to and the experiment's defaults.
+//!
+//! The page reads the same config.json as the servers (trunk copies it next to the
+//! app). Only the keys the page needs are read; the others are left to the servers.
+//! A missing key takes the servers' default; a key of the wrong type is an error
+//! naming the key and what is expected, and the page then shows that error and runs
+//! on the defaults rather than failing silently.
+
+use serde_json::{Map, Value};
+use snapshot::HeadMode;
+
+/// Where the page fetches config.json from (served with the app by trunk).
+pub const CONFIG_PATH: &str = "/config.json";
+
+/// The two servers the page watches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Server {
+    Proxy,
+    Wss,
+}
+
+impl Server {
+    /// Both, in the order they are shown.
+    pub const ALL: [Server; 2] = [Server::Proxy, Server::Wss];
+
+    /// The role name used in snapshots, element ids and file names.
+    pub fn name(self) -> &'static str {
+        match self {
+            Server::Proxy => "proxy",
+            Server::Wss => "wss",
+        }
+    }
+
+    /// The command that starts it.
+    pub fn command(self) -> &'static str {
+        match self {
+            Server::Proxy => "cargo run -p native --bin proxy",
+            Server::Wss => "cargo run -p native --bin wss",
+        }
+    }
+}
+
+/// The keys of config.json the page uses.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PageConfig {
+    pub proxy_port: u16,
+    pub proxy_heapdump_port: u16,
+    pub wss_port: u16,
+    pub wss_heapdump_port: u16,
+    /// `client_dataSize`: bytes the data connection sends each time.
+    pub data_size: u64,
+    /// `client_dataDelay`: ms between two sends.
+    pub data_delay_ms: u64,
+    /// `client_connectionspersecond`: may be below 1.
+    pub connections_per_second: f64,
+    /// `client_maxConnections`.
+    pub max_connections: u64,
+    /// Host name the websockets go to (the certificate is made for `localhost`).
+    pub client_proxy_host: String,
+    /// Whether the proxy speaks TLS, until its own snapshot says otherwise.
+    pub proxy_tls: bool,
+    pub proxy_head: HeadMode,
+    pub wss_head: HeadMode,
+    /// Host of the snapshot endpoints as the page reaches them.
+    pub snapshot_host: String,
+    /// Largest websocket message the servers accept.
+    pub max_message_size: u64,
+}
+
+impl Default for PageConfig {
+    /// The servers' defaults (native/src/config.rs).
+    fn default() -> Self {
+        PageConfig {
+            proxy_port: 8600,
+            proxy_heapdump_port: 8601,
+            wss_port: 8800,
+            wss_heapdump_port: 8801,
+            data_size: 1_000_000,
+            data_delay_ms: 1000,
+            connections_per_second: 1.0,
+            max_connections: 100,
+            client_proxy_host: "localhost".into(),
+            proxy_tls: true,
+            proxy_head: HeadMode::Retain,
+            wss_head: HeadMode::Retain,
+            snapshot_host: "127.0.0.1".into(),
+            max_message_size: 16 << 20,
+        }
+    }
+}
+
+impl PageConfig {
+    /// Parses config.json's text; the error names the key at fault.
+    pub fn parse(text: &str) -> Result<PageConfig, String> {
+        let object = match serde_json::from_str::<Value>(text) {
+            Ok(Value::Object(map)) => map,
+            Ok(_) => {
+                return Err(
+                    "config.json: expected a JSON object { \"key\": value, ... }".to_string(),
+                )
+            }
+            Err(e) => return Err(format!("config.json: not valid JSON: {e}")),
+        };
+        let d = PageConfig::default();
+        let keys = Keys(&object);
+        Ok(PageConfig {
+            proxy_port: keys.port("proxy_port", d.proxy_port)?,
+            proxy_heapdump_port: keys.port("proxy_heapdump_port", d.proxy_heapdump_port)?,
+            wss_port: keys.port("wss_port", d.wss_port)?,
+            wss_heapdump_port: keys.port("wss_heapdump_port", d.wss_heapdump_port)?,
+            data_size: keys.unsigned("client_dataSize", d.data_size)?,
+            data_delay_ms: keys.unsigned("client_dataDelay", d.data_delay_ms)?,
+            connections_per_second: keys
+                .positive("client_connectionspersecond", d.connections_per_second)?,
+            max_connections: keys.unsigned("client_maxConnections", d.max_connections)?,
+            client_proxy_host: keys.string("client_proxy_host", &d.client_proxy_host)?,
+            proxy_tls: keys.boolean("proxy_tls", d.proxy_tls)?,
+            proxy_head: keys.head_mode("proxy_head", d.proxy_head)?,
+            wss_head: keys.head_mode("wss_head", d.wss_head)?,
+            snapshot_host: snapshot_host(&keys.string("snapshot_bind", "127.0.0.1")?),
+            max_message_size: keys.unsigned("max_message_size", d.max_message_size)?,
+        })
+    }
+
+    /// The snapshot port of a server.
+    pub fn heapdump_port(&self, server: Server) -> u16 {
+        match server {
+            Server::Proxy => self.proxy_heapdump_port,
+            Server::Wss => self.wss_heapdump_port,
+        }
+    }
+
+    /// `http://127.0.0.1:8601`: the base URL of a server's snapshot endpoints.
+    pub fn endpoint(&self, server: Server) -> String {
+        format!(
+            "http://{}:{}",
+            url_host(&self.snapshot_host),
+            self.heapdump_port(server)
+        )
+    }
+
+    /// `GET` this for a server's snapshot.
+    pub fn snapshot_url(&self, server: Server) -> String {
+        format!("{}/snapshot", self.endpoint(server))
+    }
+
+    /// `PUT {"head_mode": ...}` here to switch a server's head mode.
+    pub fn settings_url(&self, server: Server) -> String {
+        format!("{}/settings", self.endpoint(server))
+    }
+
+    /// The head mode config.json starts a server with.
+    pub fn head_mode(&self, server: Server) -> HeadMode {
+        match server {
+            Server::Proxy => self.proxy_head,
+            Server::Wss => self.wss_head,
+        }
+    }
+
+    /// `wss://localhost:8600/` (or `ws://` when `tls` is false): where websockets go.
+    pub fn proxy_ws_url(&self, tls: bool) -> String {
+        let scheme = if tls { "wss" } else { "ws" };
+        format!(
+            "{scheme}://{}:{}/",
+            url_host(&self.client_proxy_host),
+            self.proxy_port
+        )
+    }
+
+    /// `https://localhost:8600/`: the page to open to accept the proxy's certificate.
+    pub fn proxy_https_url(&self) -> String {
+        format!(
+            "https://{}:{}/",
+            url_host(&self.client_proxy_host),
+            self.proxy_port
+        )
+    }
+}
+
+/// The host the page reaches a snapshot endpoint at: the bind address itself, or
+/// loopback when it binds every address.
+fn snapshot_host(bind: &str) -> String {
+    match bind {
+        "" | "0.0.0.0" | "::" | "[::]" => "127.0.0.1".into(),
+        other => other.to_string(),
+    }
+}
+
+/// A host as written in a URL: IPv6 addresses in brackets.
+fn url_host(host: &str) -> String {
+    if host.contains(':') && !host.starts_with('[') {
+        format!("[{host}]")
+    } else {
+        host.to_string()
+    }
+}
+
+/// Typed reads of config.json's keys, each falling back to a default when absent.
+struct Keys<'a>(&'a Map<String, Value>);
+
+impl Keys<'_> {
+    fn get(&self, key: &str) -> Option<&Value> {
+        self.0.get(key).filter(|v| !v.is_null())
+    }
+
+    fn wrong(key: &str, expected: &str, got: &Value) -> String {
+        format!("config.json: key \"{key}\": expected {expected}, got {got}")
+    }
+
+    fn unsigned(&self, key: &str, default: u64) -> Result<u64, String> {
+        match self.get(key) {
+            None => Ok(default),
+            Some(v) => v
+                .as_u64()
+                .ok_or_else(|| Self::wrong(key, "a whole number 0 or above", v)),
+        }
+    }
+
+    fn port(&self, key: &str, default: u16) -> Result<u16, String> {
+        match self.get(key) {
+            None => Ok(default),
+            Some(v) => match v.as_u64() {
+                Some(0) => Err(format!(
+                    "config.json: key \"{key}\": port 0 lets the server pick a free port, \
+                     which the page cannot know; give a fixed port"
+                )),
+                Some(n) => u16::try_from(n).map_err(|_| Self::wrong(key, "a port 1-65535", v)),
+                None => Err(Self::wrong(key, "a port 1-65535", v)),
+            },
+        }
+    }
+
+    fn positive(&self, key: &str, default: f64) -> Result<f64, String> {
+        match self.get(key) {
+            None => Ok(default),
+            Some(v) => v
+                .as_f64()
+                .filter(|n| *n > 0.0 && n.is_finite())
+                .ok_or_else(|| Self::wrong(key, "a number above 0 (0.5 = one every 2 s)", v)),
+        }
+    }
+
+    fn boolean(&self, key: &str, default: bool) -> Result<bool, String> {
+        match self.get(key) {
+            None => Ok(default),
+            Some(v) => v.as_bool().ok_or_else(|| Self::wrong(key, "true or false", v)),
+        }
+    }
+
+    fn string(&self, key: &str, default: &str) -> Result<String, String> {
+        match self.get(key) {
+            None => Ok(default.to_string()),
+            Some(v) => v
+                .as_str()
+                .map(str::to_string)
+                .ok_or_else(|| Self::wrong(key, "a string", v)),
+        }
+    }
+
+    fn head_mode(&self, key: &str, default: HeadMode) -> Result<HeadMode, String> {
+        match self.get(key) {
+            None => Ok(default),
+            Some(v) => v
+                .as_str()
+                .and_then(|s| s.parse().ok())
+                .ok_or_else(|| Self::wrong(key, "\"retain\", \"copy\" or \"drop\"", v)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The repository's own config.json, as trunk serves it.
+    const REPO_CONFIG: &str = include_str!("../../../config.json");
+
+    #[test]
+    fn the_repository_config_parses_to_the_seed_values() {
+        let c = PageConfig::parse(REPO_CONFIG).expect("config.json parses");
+        assert_eq!(c.proxy_port, 8600);
+        assert_eq!(c.proxy_heapdump_port, 8601);
+        assert_eq!(c.wss_port, 8800);
+        assert_eq!(c.wss_heapdump_port, 8801);
+        assert_eq!(c.data_size, 1_000_000);
+        assert_eq!(c.data_delay_ms, 1000);
+        assert_eq!(c.max_connections, 100);
+        assert!(c.proxy_tls);
+        assert_eq!(c.snapshot_url(Server::Proxy), "http://127.0.0.1:8601/snapshot");
+        assert_eq!(c.settings_url(Server::Wss), "http://127.0.0.1:8801/settings");
+        assert_eq!(c.proxy_ws_url(true), "wss://localhost:8600/");
+        assert_eq!(c.proxy_ws_url(false), "ws://localhost:8600/");
+        assert_eq!(c.proxy_https_url(), "https://localhost:8600/");
+    }
+
+    #[test]
+    fn missing_keys_take_the_defaults_and_rates_may_be_below_one() {
+        let c = PageConfig::parse(r#"{"client_connectionspersecond": 0.25, "proxy_tls": false, "wss_head": "copy"}"#)
+            .expect("parses");
+        assert_eq!(c.connections_per_second, 0.25);
+        assert!(!c.proxy_tls);
+        assert_eq!(c.wss_head, HeadMode::Copy);
+        assert_eq!(c.proxy_head, HeadMode::Retain);
+        assert_eq!(c.proxy_port, 8600);
+        assert_eq!(PageConfig::parse("{}").expect("parses"), PageConfig::default());
+    }
+
+    #[test]
+    fn snapshot_host_follows_a_specific_bind_address() {
+        let c = PageConfig::parse(r#"{"snapshot_bind": "::1"}"#).expect("parses");
+        assert_eq!(c.endpoint(Server::Wss), "http://[::1]:8801");
+        let c = PageConfig::parse(r#"{"snapshot_bind": "0.0.0.0"}"#).expect("parses");
+        assert_eq!(c.endpoint(Server::Proxy), "http://127.0.0.1:8601");
+    }
+
+    #[test]
+    fn bad_values_are_reported_with_their_key() {
+        let cases = [
+            (r#"{"proxy_port": "8600"}"#, "\"proxy_port\""),
+            (r#"{"proxy_port": 70000}"#, "\"proxy_port\""),
+            (r#"{"wss_heapdump_port": 0}"#, "cannot know"),
+            (r#"{"client_connectionspersecond": 0}"#, "above 0"),
+            (r#"{"client_maxConnections": -1}"#, "\"client_maxConnections\""),
+            (r#"{"proxy_tls": "yes"}"#, "true or false"),
+            (r#"{"proxy_head": "keep"}"#, "\"retain\", \"copy\" or \"drop\""),
+            ("[1, 2]", "expected a JSON object"),
+            ("{ nope", "not valid JSON"),
+        ];
+        for (text, expected) in cases {
+            let err = PageConfig::parse(text).expect_err(text);
+            assert!(err.contains(expected), "{text}: {err}");
+        }
+    }
+}

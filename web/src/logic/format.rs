@@ -1,0 +1,141 @@
+//! Numbers as the page prints them: bytes in binary units (slabs are 1 MiB and
+//! 10 MiB), signed differences, durations, ratios.
+
+const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+
+/// The binary unit that suits a magnitude: its index in [`UNITS`] and its size.
+pub fn byte_unit(magnitude: f64) -> (&'static str, f64) {
+    let mut i = 0;
+    let mut size = 1.0;
+    while i + 1 < UNITS.len() && magnitude.abs() >= size * 1024.0 {
+        i += 1;
+        size *= 1024.0;
+    }
+    (UNITS[i], size)
+}
+
+/// `532 B`, `64.0 KiB`, `10.0 MiB`, `1.25 GiB`.
+pub fn bytes(n: u64) -> String {
+    let (unit, size) = byte_unit(n as f64);
+    if size == 1.0 {
+        return format!("{n} B");
+    }
+    let v = n as f64 / size;
+    if v < 10.0 {
+        format!("{v:.2} {unit}")
+    } else {
+        format!("{v:.1} {unit}")
+    }
+}
+
+/// A difference in bytes with its sign: `+10.0 MiB`, `-532 B`, `±0 B`.
+pub fn signed_bytes(n: i64) -> String {
+    match n.signum() {
+        0 => "±0 B".to_string(),
+        1 => format!("+{}", bytes(n.unsigned_abs())),
+        _ => format!("-{}", bytes(n.unsigned_abs())),
+    }
+}
+
+/// A difference of a count with its sign: `+3`, `-1`, `±0`.
+pub fn signed(n: i64) -> String {
+    match n.signum() {
+        0 => "±0".to_string(),
+        1 => format!("+{n}"),
+        _ => n.to_string(),
+    }
+}
+
+/// `b - a` as a signed number, saturating.
+pub fn delta(a: u64, b: u64) -> i64 {
+    let d = i128::from(b) - i128::from(a);
+    d.clamp(i128::from(i64::MIN), i128::from(i64::MAX)) as i64
+}
+
+/// `950 ms`, `12.3 s`, `4 min 05 s`, `2 h 03 min`.
+pub fn duration_ms(ms: u64) -> String {
+    if ms < 1000 {
+        format!("{ms} ms")
+    } else if ms < 60_000 {
+        format!("{:.1} s", ms as f64 / 1000.0)
+    } else if ms < 3_600_000 {
+        format!("{} min {:02} s", ms / 60_000, (ms / 1000) % 60)
+    } else {
+        format!("{} h {:02} min", ms / 3_600_000, (ms / 60_000) % 60)
+    }
+}
+
+/// How many bytes each referenced byte keeps alive: `16384×`, or `-` when nothing is referenced.
+pub fn ratio(r: Option<f64>) -> String {
+    match r {
+        Some(r) if r.is_finite() => {
+            if r >= 100.0 {
+                format!("{r:.0}×")
+            } else {
+                format!("{r:.1}×")
+            }
+        }
+        _ => "-".to_string(),
+    }
+}
+
+/// `1`, `1.5`, `0.25`: a rate without needless zeros.
+pub fn number(v: f64) -> String {
+    let s = format!("{v:.3}");
+    let s = s.trim_end_matches('0').trim_end_matches('.');
+    s.to_string()
+}
+
+/// A list of ids, the first `max` of them, then how many more: `4, 5, 6 and 17 more`.
+pub fn id_list(ids: &[u64], max: usize) -> String {
+    if ids.is_empty() {
+        return "none".to_string();
+    }
+    let shown: Vec<String> = ids.iter().take(max).map(|id| format!("#{id}")).collect();
+    match ids.len().saturating_sub(max) {
+        0 => shown.join(", "),
+        more => format!("{} and {more} more", shown.join(", ")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bytes_use_binary_units() {
+        assert_eq!(bytes(0), "0 B");
+        assert_eq!(bytes(532), "532 B");
+        assert_eq!(bytes(1024), "1.00 KiB");
+        assert_eq!(bytes(64 << 10), "64.0 KiB");
+        assert_eq!(bytes(10 << 20), "10.0 MiB");
+        assert_eq!(bytes(1_342_177_280), "1.25 GiB");
+        assert_eq!(signed_bytes(-(10 << 20)), "-10.0 MiB");
+        assert_eq!(signed_bytes(1 << 20), "+1.00 MiB");
+        assert_eq!(signed_bytes(0), "±0 B");
+    }
+
+    #[test]
+    fn deltas_and_counts() {
+        assert_eq!(delta(5, 3), -2);
+        assert_eq!(delta(0, u64::MAX), i64::MAX);
+        assert_eq!(signed(3), "+3");
+        assert_eq!(signed(-3), "-3");
+        assert_eq!(signed(0), "±0");
+        assert_eq!(number(0.25), "0.25");
+        assert_eq!(number(2.0), "2");
+        assert_eq!(id_list(&[4, 5, 6], 2), "#4, #5 and 1 more");
+        assert_eq!(id_list(&[], 2), "none");
+    }
+
+    #[test]
+    fn durations_and_ratios() {
+        assert_eq!(duration_ms(950), "950 ms");
+        assert_eq!(duration_ms(12_345), "12.3 s");
+        assert_eq!(duration_ms(245_000), "4 min 05 s");
+        assert_eq!(duration_ms(7_380_000), "2 h 03 min");
+        assert_eq!(ratio(Some(16384.0)), "16384×");
+        assert_eq!(ratio(Some(1.5)), "1.5×");
+        assert_eq!(ratio(None), "-");
+    }
+}

@@ -1,0 +1,21 @@
+//! What the page decides without a browser: no yew, no web-sys here, so every part
+//! is unit-tested natively.
+//!
+//! - [`config`]: the ports and experiment defaults read from config.json.
+//! - [`experiment`]: the experiment's settings as typed in the form, and its live counts.
+//! - [`series`]: the bounded time window of samples kept for the charts.
+//! - [`chart`]: axis scaling (nice ticks, byte units, the time axis) and line geometry.
+//! - [`diff`]: the difference of two snapshots of one server.
+//! - [`slabs`]: the order and wording of pools, slabs and retainers in the snapshot tree.
+//! - [`format`]: numbers, bytes and durations as the page prints them.
+
+pub mod chart;
+pub mod config;
+pub mod diff;
+pub mod experiment;
+pub mod format;
+pub mod series;
+pub mod slabs;
+
+#[cfg(test)]
+pub(crate) mod fixtures;

@@ -1,0 +1,184 @@
+//! The time series the charts draw: one sample per successful poll of a server,
+//! kept for a bounded window (by age and by count), so a page left open for hours
+//! holds a few hundred samples per server, not an ever-growing list.
+
+use std::collections::VecDeque;
+
+use snapshot::Snapshot;
+
+/// How far back the charts look.
+pub const WINDOW_MS: f64 = 5.0 * 60.0 * 1000.0;
+/// How often the page polls each server.
+pub const POLL_MS: u32 = 1000;
+/// The most samples a series keeps, whatever their times (a guard on a fast clock).
+pub const MAX_SAMPLES: usize = 2 * (WINDOW_MS as usize / POLL_MS as usize);
+/// A pause between two samples longer than this breaks the line (the server was down).
+pub const GAP_MS: f64 = 3.5 * POLL_MS as f64;
+
+/// The figures of one snapshot that the charts draw.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Sample {
+    /// When the page received it, ms since the Unix epoch (the page's clock, so all
+    /// servers share one time axis).
+    pub t_ms: f64,
+    /// Bytes held by live slabs (all pools).
+    pub retained_bytes: u64,
+    /// Bytes of those still referenced by views.
+    pub referenced_bytes: u64,
+    pub live_slabs: u64,
+    /// The allocator's resident bytes.
+    pub resident_bytes: u64,
+    /// The process's RSS as the kernel reports it.
+    pub rss_bytes: u64,
+    pub open_connections: u64,
+}
+
+impl Sample {
+    pub fn from_snapshot(t_ms: f64, s: &Snapshot) -> Sample {
+        Sample {
+            t_ms,
+            retained_bytes: s.totals.retained_bytes,
+            referenced_bytes: s.totals.referenced_bytes,
+            live_slabs: s.totals.live_slabs,
+            resident_bytes: s.process.allocator.resident_bytes,
+            rss_bytes: s.process.rss_bytes,
+            open_connections: s.connections.open,
+        }
+    }
+}
+
+/// Samples of one server within the window, oldest first.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Series {
+    window_ms: f64,
+    max_samples: usize,
+    samples: VecDeque<Sample>,
+}
+
+impl Default for Series {
+    fn default() -> Self {
+        Series::new(WINDOW_MS, MAX_SAMPLES)
+    }
+}
+
+impl Series {
+    pub fn new(window_ms: f64, max_samples: usize) -> Series {
+        Series {
+            window_ms,
+            max_samples: max_samples.max(1),
+            samples: VecDeque::new(),
+        }
+    }
+
+    /// Adds a sample and forgets what fell out of the window. A sample older than the
+    /// newest one (a clock step back) restarts the series rather than folding time.
+    pub fn push(&mut self, sample: Sample) {
+        if self.samples.back().is_some_and(|last| sample.t_ms < last.t_ms) {
+            self.samples.clear();
+        }
+        self.samples.push_back(sample);
+        self.trim(sample.t_ms);
+    }
+
+    /// Forgets the samples older than the window before `now_ms`.
+    pub fn trim(&mut self, now_ms: f64) {
+        while self
+            .samples
+            .front()
+            .is_some_and(|s| s.t_ms < now_ms - self.window_ms)
+        {
+            self.samples.pop_front();
+        }
+        while self.samples.len() > self.max_samples {
+            self.samples.pop_front();
+        }
+    }
+
+    pub fn window_ms(&self) -> f64 {
+        self.window_ms
+    }
+
+    pub fn samples(&self) -> impl ExactSizeIterator<Item = &Sample> + Clone {
+        self.samples.iter()
+    }
+
+    pub fn latest(&self) -> Option<&Sample> {
+        self.samples.back()
+    }
+
+    pub fn len(&self) -> usize {
+        self.samples.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.samples.is_empty()
+    }
+
+    /// The largest value of a figure within the window (0 when empty).
+    pub fn max_of(&self, figure: impl Fn(&Sample) -> u64) -> u64 {
+        self.samples.iter().map(figure).max().unwrap_or(0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::logic::fixtures;
+
+    fn at(t_ms: f64, retained: u64) -> Sample {
+        Sample {
+            t_ms,
+            retained_bytes: retained,
+            referenced_bytes: 0,
+            live_slabs: 0,
+            resident_bytes: 0,
+            rss_bytes: 0,
+            open_connections: 0,
+        }
+    }
+
+    #[test]
+    fn samples_older_than_the_window_are_forgotten() {
+        let mut s = Series::new(10_000.0, 100);
+        for i in 0..30 {
+            s.push(at(i as f64 * 1000.0, i));
+        }
+        assert_eq!(s.len(), 11, "samples from t=19 s to t=29 s");
+        assert_eq!(s.samples().next().map(|x| x.t_ms), Some(19_000.0));
+        assert_eq!(s.latest().map(|x| x.retained_bytes), Some(29));
+        assert_eq!(s.max_of(|x| x.retained_bytes), 29);
+        s.trim(100_000.0);
+        assert!(s.is_empty());
+    }
+
+    #[test]
+    fn the_count_is_bounded_too() {
+        let mut s = Series::new(1e12, 5);
+        for i in 0..50 {
+            s.push(at(i as f64, i));
+        }
+        assert_eq!(s.len(), 5);
+        assert_eq!(s.samples().next().map(|x| x.retained_bytes), Some(45));
+    }
+
+    #[test]
+    fn a_clock_step_back_restarts_the_series() {
+        let mut s = Series::new(10_000.0, 100);
+        s.push(at(5000.0, 1));
+        s.push(at(6000.0, 2));
+        s.push(at(1000.0, 3));
+        assert_eq!(s.len(), 1);
+    }
+
+    #[test]
+    fn a_sample_reads_the_snapshot_figures() {
+        let snap = fixtures::snapshot(&[(1, &[17]), (2, &[])], 3);
+        let sample = Sample::from_snapshot(42.0, &snap);
+        assert_eq!(sample.t_ms, 42.0);
+        assert_eq!(sample.retained_bytes, snap.totals.retained_bytes);
+        assert_eq!(sample.live_slabs, 2);
+        assert_eq!(sample.open_connections, 3);
+        assert_eq!(sample.rss_bytes, snap.process.rss_bytes);
+        assert_eq!(sample.resident_bytes, snap.process.allocator.resident_bytes);
+    }
+}
