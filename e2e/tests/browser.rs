@@ -1,0 +1,379 @@
+//! The browser playground end to end: the real wss and TLS proxy, the app built by
+//! trunk, and a real headless Chromium driven through chromedriver.
+//!
+//! Screenshots of each step are saved under `target/e2e/` as test artifacts.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use fantoccini::{Client, ClientBuilder, Locator};
+use native::config::Config;
+use native::shutdown::Shutdown;
+use native::wss::Running;
+use serde_json::{json, Value};
+use snapshot::HeadMode;
+use tokio::process::{Child, Command};
+use warp::Filter;
+
+/// Upper bound of every wait on the page.
+const BOUND: Duration = Duration::from_secs(60);
+/// Pinning websockets the page opens.
+const CONNECTIONS: u64 = 60;
+
+fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+}
+
+fn artifacts() -> PathBuf {
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo_root().join("target"));
+    let dir = target.join("e2e");
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// Finds a program on PATH or in ~/.cargo/bin, with a hint when it is missing.
+fn program(name: &str) -> PathBuf {
+    let cargo_bin = std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cargo/bin"));
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .chain(cargo_bin)
+        .map(|dir| dir.join(name))
+        .find(|p| p.is_file())
+        .unwrap_or_else(|| panic!("{name} not found: run scripts/setup --browser"))
+}
+
+/// The app built once for all tests of this file.
+static APP: tokio::sync::OnceCell<PathBuf> = tokio::sync::OnceCell::const_new();
+
+/// Builds the app with trunk (offline, as Trunk.toml says), once; returns its folder.
+async fn built_app() -> PathBuf {
+    APP.get_or_init(|| async {
+        let dist = artifacts().join("dist");
+        build_app(&dist).await;
+        dist
+    })
+    .await
+    .clone()
+}
+
+async fn build_app(dist: &Path) {
+    let started = Instant::now();
+    let out = Command::new(program("trunk"))
+        .current_dir(repo_root())
+        .args(["build", "--dist"])
+        .arg(dist)
+        .env("PATH", path_with_cargo_bin())
+        .stdin(Stdio::null())
+        .output();
+    let out = tokio::time::timeout(Duration::from_secs(1200), out)
+        .await
+        .expect("trunk build within 20 minutes")
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "trunk build failed:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    eprintln!("e2e: app built in {:?}", started.elapsed());
+}
+
+fn path_with_cargo_bin() -> std::ffi::OsString {
+    let mut dirs: Vec<PathBuf> = std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default()).collect();
+    if let Some(home) = std::env::var_os("HOME") {
+        dirs.push(PathBuf::from(home).join(".cargo/bin"));
+    }
+    std::env::join_paths(dirs).unwrap()
+}
+
+/// Serves the built app, with a config.json that names the servers' real ports.
+async fn serve_app(dist: PathBuf, config: Value, shutdown: &Shutdown) -> SocketAddr {
+    let config_json = warp::path!("config.json").map(move || warp::reply::json(&config));
+    let routes = config_json.or(warp::fs::dir(dist));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let stop = shutdown.clone();
+    tokio::spawn(
+        warp::serve(routes)
+            .incoming(listener)
+            .graceful(async move { stop.cancelled().await })
+            .run(),
+    );
+    addr
+}
+
+/// Starts chromedriver on a free port and waits until it listens.
+async fn start_chromedriver() -> (Child, u16) {
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let child = Command::new(program("chromedriver"))
+        .arg(format!("--port={port}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("chromedriver starts");
+    wait_for("chromedriver listening", || async move {
+        tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok()
+    })
+    .await;
+    (child, port)
+}
+
+/// A headless Chromium session; `trust_self_signed` accepts the proxy's certificate.
+async fn browser(port: u16, downloads: &Path, profile: &Path, trust_self_signed: bool) -> Client {
+    let mut args = vec![
+        "--headless=new".to_string(),
+        "--no-sandbox".into(),
+        "--disable-gpu".into(),
+        "--disable-dev-shm-usage".into(),
+        "--disable-quic".into(),
+        "--no-first-run".into(),
+        "--disable-background-networking".into(),
+        "--disable-component-update".into(),
+        "--disable-sync".into(),
+        "--window-size=1400,1800".into(),
+        format!("--user-data-dir={}", profile.display()),
+    ];
+    if trust_self_signed {
+        args.push("--ignore-certificate-errors".into());
+    }
+    let caps = json!({
+        "acceptInsecureCerts": trust_self_signed,
+        "goog:chromeOptions": {
+            "binary": program("chromium"),
+            "args": args,
+            "prefs": {
+                "download.default_directory": downloads,
+                "download.prompt_for_download": false,
+            },
+        },
+    });
+    let Value::Object(caps) = caps else { unreachable!() };
+    ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
+        .capabilities(caps)
+        .connect(&format!("http://127.0.0.1:{port}"))
+        .await
+        .expect("a chromium session")
+}
+
+/// Waits until `check` holds, polling every 100 ms, for at most [`BOUND`].
+async fn wait_for<F, Fut>(what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let start = Instant::now();
+    while !check().await {
+        assert!(start.elapsed() < BOUND, "not within {BOUND:?}: {what}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Text of the element with this id, or "" while it is not there.
+async fn text(page: &Client, id: &str) -> String {
+    match page.find(Locator::Id(id)).await {
+        Ok(e) => e.text().await.unwrap_or_default(),
+        Err(_) => String::new(),
+    }
+}
+
+/// An attribute of the element with this id, if both exist.
+async fn attr(page: &Client, id: &str, name: &str) -> Option<String> {
+    page.find(Locator::Id(id)).await.ok()?.attr(name).await.ok()?
+}
+
+/// The first integer in an element's text.
+async fn number(page: &Client, id: &str) -> Option<u64> {
+    let t = text(page, id).await;
+    let digits: String = t
+        .chars()
+        .skip_while(|c| !c.is_ascii_digit())
+        .take_while(|c| c.is_ascii_digit() || *c == ',')
+        .filter(char::is_ascii_digit)
+        .collect();
+    digits.parse().ok()
+}
+
+/// Sets a form field as a user would, firing `input` and `change`.
+async fn set(page: &Client, id: &str, value: &str) {
+    page.execute(
+        "const e = document.getElementById(arguments[0]); e.value = arguments[1];\
+         e.dispatchEvent(new Event('input', {bubbles: true}));\
+         e.dispatchEvent(new Event('change', {bubbles: true}));",
+        vec![json!(id), json!(value)],
+    )
+    .await
+    .unwrap_or_else(|e| panic!("cannot set #{id}: {e}"));
+}
+
+async fn click(page: &Client, id: &str) {
+    page.find(Locator::Id(id)).await.unwrap_or_else(|e| panic!("no #{id}: {e}")).click().await.unwrap();
+}
+
+async fn screenshot(page: &Client, name: &str) {
+    let png = page.screenshot().await.unwrap();
+    let path = artifacts().join(format!("{name}.png"));
+    std::fs::write(&path, png).unwrap();
+    eprintln!("e2e: screenshot {}", path.display());
+}
+
+async fn server_json(server: &Running, path: &str) -> Value {
+    native::snapshot::fetch::get_json(server.snapshot_addr, path).await.unwrap()
+}
+
+struct Servers {
+    config: Config,
+    wss: Running,
+    proxy: Running,
+}
+
+async fn start_servers(dir: &Path, shutdown: &Shutdown) -> Servers {
+    let mut config = Config {
+        proxy_port: 0,
+        proxy_heapdump_port: 0,
+        wss_port: 0,
+        wss_heapdump_port: 0,
+        client_heapdump_port: 0,
+        tcp_slab_size: 64 << 10,
+        tls_slab_size: 256 << 10,
+        read_size: 16 << 10,
+        cert_dir: dir.join("certs"),
+        ..Config::default()
+    };
+    let wss = native::wss::start(&config, shutdown).await.unwrap();
+    config.proxy_target.port = wss.addr.port();
+    let proxy = native::proxy::start(&config, shutdown).await.unwrap();
+    config.proxy_port = proxy.addr.port();
+    config.wss_heapdump_port = wss.snapshot_addr.port();
+    config.proxy_heapdump_port = proxy.snapshot_addr.port();
+    Servers { config, wss, proxy }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_page_runs_the_experiment_against_the_real_servers() {
+    let dir = tempfile::tempdir().unwrap();
+    let shutdown = Shutdown::new();
+    let servers = start_servers(dir.path(), &shutdown).await;
+    let dist = built_app().await;
+    let app = serve_app(dist, serde_json::to_value(&servers.config).unwrap(), &shutdown).await;
+    let (_driver, driver_port) = start_chromedriver().await;
+    let downloads = dir.path().join("downloads");
+    std::fs::create_dir_all(&downloads).unwrap();
+    let page = browser(driver_port, &downloads, &dir.path().join("profile"), true).await;
+    let result = tokio::time::timeout(Duration::from_secs(600), async {
+        experiment(&page, &servers, &downloads, app).await;
+    })
+    .await;
+    screenshot(&page, "99-last").await;
+    let _ = page.close().await;
+    shutdown.trigger();
+    result.expect("the whole browser scenario within 10 minutes");
+}
+
+async fn experiment(page: &Client, servers: &Servers, downloads: &Path, app: SocketAddr) {
+    page.goto(&format!("http://{app}/")).await.unwrap();
+    // Both servers show as reachable, with their head mode.
+    wait_for("both servers shown reachable", || async {
+        attr(page, "status-proxy", "data-head-mode").await.as_deref() == Some("retain")
+            && attr(page, "status-wss", "data-head-mode").await.as_deref() == Some("retain")
+    })
+    .await;
+    screenshot(page, "01-loaded").await;
+
+    // An experiment of CONNECTIONS pinning websockets plus the data connection.
+    set(page, "rate", "50").await;
+    set(page, "max", &CONNECTIONS.to_string()).await;
+    set(page, "data-size", "100000").await;
+    set(page, "data-delay", "200").await;
+    click(page, "start").await;
+    wait_for("the page shows every pinning websocket open", || async {
+        number(page, "count-open").await.is_some_and(|n| n >= CONNECTIONS)
+    })
+    .await;
+    wait_for("the proxy's own snapshot counts them", || async {
+        let snap = server_json(&servers.proxy, "/snapshot").await;
+        snap["connections"]["open"].as_u64().unwrap_or(0) > CONNECTIONS
+    })
+    .await;
+    wait_for("data flowing", || async { number(page, "bytes-sent").await.is_some_and(|n| n > 0) }).await;
+    assert_eq!(number(page, "count-failed").await, Some(0), "no websocket failed");
+    // Let the charts gather a few points before the picture.
+    wait_for("the proxy chart drawn", || async {
+        page.find(Locator::Css("#chart-proxy svg")).await.is_ok()
+    })
+    .await;
+    screenshot(page, "02-running").await;
+
+    // Switching a head mode on the page switches it on the server.
+    set(page, "head-mode-proxy", "copy").await;
+    wait_for("the proxy's head mode is copy", || async {
+        server_json(&servers.proxy, "/settings").await["head_mode"] == "copy"
+    })
+    .await;
+    wait_for("the page shows it", || async {
+        attr(page, "status-proxy", "data-head-mode").await.as_deref() == Some("copy")
+    })
+    .await;
+
+    // Download a snapshot: the file parses and validates against the schema.
+    click(page, "download-snapshot-proxy").await;
+    let mut file = None;
+    wait_for("a downloaded snapshot file", || {
+        let found = std::fs::read_dir(downloads)
+            .unwrap()
+            .filter_map(Result::ok)
+            .map(|e| e.path())
+            .find(|p| p.extension().is_some_and(|x| x == "json"));
+        file = found.clone();
+        async move { found.is_some() }
+    })
+    .await;
+    let file = file.unwrap();
+    let json: Value = serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
+    snapshot::validate(&json).unwrap_or_else(|e| panic!("{}: {e:?}", file.display()));
+    let snap: snapshot::Snapshot = serde_json::from_value(json).unwrap();
+    assert_eq!(snap.role, "proxy");
+    assert_eq!(snap.settings.head_mode, Some(HeadMode::Copy));
+
+    // Two snapshots and their difference.
+    click(page, "take-snapshot-proxy").await;
+    wait_for("the snapshot tree", || async { !text(page, "snapshot-tree").await.is_empty() }).await;
+    assert!(text(page, "snapshot-tree").await.contains("slab"), "the tree shows slabs");
+    click(page, "take-snapshot-proxy").await;
+    wait_for("the difference of two snapshots", || async {
+        attr(page, "snapshot-diff", "data-retained-delta").await.is_some()
+    })
+    .await;
+    screenshot(page, "03-snapshots").await;
+
+    click(page, "stop").await;
+    wait_for("the proxy sees the page's websockets closed", || async {
+        server_json(&servers.proxy, "/snapshot").await["connections"]["open"] == 0
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_untrusted_certificate_is_explained_with_one_link() {
+    let dir = tempfile::tempdir().unwrap();
+    let shutdown = Shutdown::new();
+    let servers = start_servers(dir.path(), &shutdown).await;
+    let dist = built_app().await;
+    let app = serve_app(dist, serde_json::to_value(&servers.config).unwrap(), &shutdown).await;
+    let (_driver, driver_port) = start_chromedriver().await;
+    let page = browser(driver_port, dir.path(), &dir.path().join("profile"), false).await;
+    page.goto(&format!("http://{app}/")).await.unwrap();
+    let link = format!("https://localhost:{}/", servers.config.proxy_port);
+    wait_for("the certificate notice", || async { !text(&page, "cert-notice").await.is_empty() }).await;
+    let notice = page.find(Locator::Id("cert-notice")).await.unwrap();
+    let href = notice.find(Locator::Css("a")).await.unwrap().attr("href").await.unwrap();
+    assert_eq!(href.as_deref(), Some(link.as_str()));
+    screenshot(&page, "04-certificate-notice").await;
+    let _ = page.close().await;
+    shutdown.trigger();
+}
