@@ -10,11 +10,13 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use fantoccini::{Client, ClientBuilder, Locator};
+use futures_util::FutureExt;
 use native::config::Config;
 use native::shutdown::Shutdown;
 use native::wss::Running;
 use serde_json::{json, Value};
 use snapshot::HeadMode;
+use std::panic::AssertUnwindSafe;
 use tokio::process::{Child, Command};
 use warp::Filter;
 
@@ -24,7 +26,10 @@ const BOUND: Duration = Duration::from_secs(60);
 const CONNECTIONS: u64 = 60;
 
 fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
 }
 
 fn artifacts() -> PathBuf {
@@ -84,7 +89,8 @@ async fn build_app(dist: &Path) {
 }
 
 fn path_with_cargo_bin() -> std::ffi::OsString {
-    let mut dirs: Vec<PathBuf> = std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default()).collect();
+    let mut dirs: Vec<PathBuf> =
+        std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default()).collect();
     if let Some(home) = std::env::var_os("HOME") {
         dirs.push(PathBuf::from(home).join(".cargo/bin"));
     }
@@ -109,7 +115,11 @@ async fn serve_app(dist: PathBuf, config: Value, shutdown: &Shutdown) -> SocketA
 
 /// Starts chromedriver on a free port and waits until it listens.
 async fn start_chromedriver() -> (Child, u16) {
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let child = Command::new(program("chromedriver"))
         .arg(format!("--port={port}"))
         .stdout(Stdio::null())
@@ -118,7 +128,9 @@ async fn start_chromedriver() -> (Child, u16) {
         .spawn()
         .expect("chromedriver starts");
     wait_for("chromedriver listening", || async move {
-        tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok()
+        tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_ok()
     })
     .await;
     (child, port)
@@ -153,7 +165,9 @@ async fn browser(port: u16, downloads: &Path, profile: &Path, trust_self_signed:
             },
         },
     });
-    let Value::Object(caps) = caps else { unreachable!() };
+    let Value::Object(caps) = caps else {
+        unreachable!()
+    };
     ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
         .capabilities(caps)
         .connect(&format!("http://127.0.0.1:{port}"))
@@ -184,7 +198,12 @@ async fn text(page: &Client, id: &str) -> String {
 
 /// An attribute of the element with this id, if both exist.
 async fn attr(page: &Client, id: &str, name: &str) -> Option<String> {
-    page.find(Locator::Id(id)).await.ok()?.attr(name).await.ok()?
+    page.find(Locator::Id(id))
+        .await
+        .ok()?
+        .attr(name)
+        .await
+        .ok()?
 }
 
 /// The first integer in an element's text.
@@ -212,7 +231,12 @@ async fn set(page: &Client, id: &str, value: &str) {
 }
 
 async fn click(page: &Client, id: &str) {
-    page.find(Locator::Id(id)).await.unwrap_or_else(|e| panic!("no #{id}: {e}")).click().await.unwrap();
+    page.find(Locator::Id(id))
+        .await
+        .unwrap_or_else(|e| panic!("no #{id}: {e}"))
+        .click()
+        .await
+        .unwrap();
 }
 
 async fn screenshot(page: &Client, name: &str) {
@@ -222,8 +246,31 @@ async fn screenshot(page: &Client, name: &str) {
     eprintln!("e2e: screenshot {}", path.display());
 }
 
+/// Takes a last screenshot (also on failure), ends the session and the servers, then
+/// passes the outcome on.
+async fn finish<T, E: std::fmt::Debug>(
+    page: Client,
+    shutdown: &Shutdown,
+    name: &str,
+    result: std::thread::Result<Result<T, E>>,
+) {
+    screenshot(&page, name).await;
+    if let Ok(source) = page.source().await {
+        let _ = std::fs::write(artifacts().join(format!("{name}.html")), source);
+    }
+    let _ = page.close().await;
+    shutdown.trigger();
+    match result {
+        Ok(Ok(_)) => {}
+        Ok(Err(e)) => panic!("not within the scenario's time limit: {e:?}"),
+        Err(panic) => std::panic::resume_unwind(panic),
+    }
+}
+
 async fn server_json(server: &Running, path: &str) -> Value {
-    native::snapshot::fetch::get_json(server.snapshot_addr, path).await.unwrap()
+    native::snapshot::fetch::get_json(server.snapshot_addr, path)
+        .await
+        .unwrap()
 }
 
 struct Servers {
@@ -249,7 +296,9 @@ async fn start_servers(dir: &Path, shutdown: &Shutdown) -> Servers {
     config.proxy_target.port = wss.addr.port();
     let proxy = native::proxy::start(&config, shutdown).await.unwrap();
     config.proxy_port = proxy.addr.port();
+    config.wss_port = wss.addr.port();
     config.wss_heapdump_port = wss.snapshot_addr.port();
+    config.client_heapdump_port = 8802; // not served here; the page only needs a valid port
     config.proxy_heapdump_port = proxy.snapshot_addr.port();
     Servers { config, wss, proxy }
 }
@@ -260,26 +309,32 @@ async fn the_page_runs_the_experiment_against_the_real_servers() {
     let shutdown = Shutdown::new();
     let servers = start_servers(dir.path(), &shutdown).await;
     let dist = built_app().await;
-    let app = serve_app(dist, serde_json::to_value(&servers.config).unwrap(), &shutdown).await;
+    let app = serve_app(
+        dist,
+        serde_json::to_value(&servers.config).unwrap(),
+        &shutdown,
+    )
+    .await;
     let (_driver, driver_port) = start_chromedriver().await;
     let downloads = dir.path().join("downloads");
     std::fs::create_dir_all(&downloads).unwrap();
     let page = browser(driver_port, &downloads, &dir.path().join("profile"), true).await;
-    let result = tokio::time::timeout(Duration::from_secs(600), async {
-        experiment(&page, &servers, &downloads, app).await;
-    })
-    .await;
-    screenshot(&page, "99-last").await;
-    let _ = page.close().await;
-    shutdown.trigger();
-    result.expect("the whole browser scenario within 10 minutes");
+    let scenario = tokio::time::timeout(
+        Duration::from_secs(600),
+        experiment(&page, &servers, &downloads, app),
+    );
+    let result = AssertUnwindSafe(scenario).catch_unwind().await;
+    finish(page, &shutdown, "99-last", result).await;
 }
 
 async fn experiment(page: &Client, servers: &Servers, downloads: &Path, app: SocketAddr) {
     page.goto(&format!("http://{app}/")).await.unwrap();
     // Both servers show as reachable, with their head mode.
     wait_for("both servers shown reachable", || async {
-        attr(page, "status-proxy", "data-head-mode").await.as_deref() == Some("retain")
+        attr(page, "status-proxy", "data-head-mode")
+            .await
+            .as_deref()
+            == Some("retain")
             && attr(page, "status-wss", "data-head-mode").await.as_deref() == Some("retain")
     })
     .await;
@@ -292,7 +347,9 @@ async fn experiment(page: &Client, servers: &Servers, downloads: &Path, app: Soc
     set(page, "data-delay", "200").await;
     click(page, "start").await;
     wait_for("the page shows every pinning websocket open", || async {
-        number(page, "count-open").await.is_some_and(|n| n >= CONNECTIONS)
+        number(page, "count-open")
+            .await
+            .is_some_and(|n| n >= CONNECTIONS)
     })
     .await;
     wait_for("the proxy's own snapshot counts them", || async {
@@ -300,8 +357,20 @@ async fn experiment(page: &Client, servers: &Servers, downloads: &Path, app: Soc
         snap["connections"]["open"].as_u64().unwrap_or(0) > CONNECTIONS
     })
     .await;
-    wait_for("data flowing", || async { number(page, "bytes-sent").await.is_some_and(|n| n > 0) }).await;
-    assert_eq!(number(page, "count-failed").await, Some(0), "no websocket failed");
+    wait_for("the wss behind it counts them too", || async {
+        let snap = server_json(&servers.wss, "/snapshot").await;
+        snap["connections"]["open"].as_u64().unwrap_or(0) > CONNECTIONS
+    })
+    .await;
+    wait_for("data flowing", || async {
+        number(page, "bytes-sent").await.is_some_and(|n| n > 0)
+    })
+    .await;
+    assert_eq!(
+        number(page, "count-failed").await,
+        Some(0),
+        "no websocket failed"
+    );
     // Let the charts gather a few points before the picture.
     wait_for("the proxy chart drawn", || async {
         page.find(Locator::Css("#chart-proxy svg")).await.is_ok()
@@ -316,7 +385,10 @@ async fn experiment(page: &Client, servers: &Servers, downloads: &Path, app: Soc
     })
     .await;
     wait_for("the page shows it", || async {
-        attr(page, "status-proxy", "data-head-mode").await.as_deref() == Some("copy")
+        attr(page, "status-proxy", "data-head-mode")
+            .await
+            .as_deref()
+            == Some("copy")
     })
     .await;
 
@@ -342,11 +414,19 @@ async fn experiment(page: &Client, servers: &Servers, downloads: &Path, app: Soc
 
     // Two snapshots and their difference.
     click(page, "take-snapshot-proxy").await;
-    wait_for("the snapshot tree", || async { !text(page, "snapshot-tree").await.is_empty() }).await;
-    assert!(text(page, "snapshot-tree").await.contains("slab"), "the tree shows slabs");
+    wait_for("the snapshot tree", || async {
+        !text(page, "snapshot-tree").await.is_empty()
+    })
+    .await;
+    assert!(
+        text(page, "snapshot-tree").await.contains("slab"),
+        "the tree shows slabs"
+    );
     click(page, "take-snapshot-proxy").await;
     wait_for("the difference of two snapshots", || async {
-        attr(page, "snapshot-diff", "data-retained-delta").await.is_some()
+        attr(page, "snapshot-diff", "data-retained-delta")
+            .await
+            .is_some()
     })
     .await;
     screenshot(page, "03-snapshots").await;
@@ -364,16 +444,32 @@ async fn an_untrusted_certificate_is_explained_with_one_link() {
     let shutdown = Shutdown::new();
     let servers = start_servers(dir.path(), &shutdown).await;
     let dist = built_app().await;
-    let app = serve_app(dist, serde_json::to_value(&servers.config).unwrap(), &shutdown).await;
+    let app = serve_app(
+        dist,
+        serde_json::to_value(&servers.config).unwrap(),
+        &shutdown,
+    )
+    .await;
     let (_driver, driver_port) = start_chromedriver().await;
     let page = browser(driver_port, dir.path(), &dir.path().join("profile"), false).await;
     page.goto(&format!("http://{app}/")).await.unwrap();
     let link = format!("https://localhost:{}/", servers.config.proxy_port);
-    wait_for("the certificate notice", || async { !text(&page, "cert-notice").await.is_empty() }).await;
-    let notice = page.find(Locator::Id("cert-notice")).await.unwrap();
-    let href = notice.find(Locator::Css("a")).await.unwrap().attr("href").await.unwrap();
-    assert_eq!(href.as_deref(), Some(link.as_str()));
-    screenshot(&page, "04-certificate-notice").await;
-    let _ = page.close().await;
-    shutdown.trigger();
+    let check = async {
+        wait_for("the certificate notice", || async {
+            !text(&page, "cert-notice").await.is_empty()
+        })
+        .await;
+        let notice = page.find(Locator::Id("cert-notice")).await.unwrap();
+        let href = notice
+            .find(Locator::Css("a"))
+            .await
+            .unwrap()
+            .attr("href")
+            .await
+            .unwrap();
+        assert_eq!(href.as_deref(), Some(link.as_str()));
+        Ok::<(), ()>(())
+    };
+    let result = AssertUnwindSafe(check).catch_unwind().await;
+    finish(page, &shutdown, "04-certificate-notice", result).await;
 }

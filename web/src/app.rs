@@ -193,9 +193,7 @@ fn Playground(props: &PlaygroundProps) -> Html {
             };
             HeadModeField {
                 server,
-                mode: view
-                    .head_mode()
-                    .unwrap_or_else(|| config.head_mode(server)),
+                mode: view.head_mode().unwrap_or_else(|| config.head_mode(server)),
                 confirmed: view.head_mode().is_some(),
                 answer: match server {
                     Server::Proxy => (*answer_proxy).clone(),

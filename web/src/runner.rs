@@ -68,9 +68,7 @@ impl Socket {
         self.ws.set_onmessage(None);
         let state = self.ws.ready_state();
         if state == WebSocket::CONNECTING || state == WebSocket::OPEN {
-            let _ = self
-                .ws
-                .close_with_code_and_reason(1000, "client stopping");
+            let _ = self.ws.close_with_code_and_reason(1000, "client stopping");
         }
     }
 }
@@ -413,13 +411,15 @@ fn ramp_tick(inner: &Rc<RefCell<Inner>>) {
     }
 }
 
+/// What [`test_websocket`] calls once with its result.
+type Done = Box<dyn FnOnce(Result<(), String>)>;
+
 /// Opens a test websocket to `url` and reports whether it opened (then closes it),
 /// or why it did not, within [`TEST_TIMEOUT_MS`].
 pub fn test_websocket(url: &str, done: impl FnOnce(Result<(), String>) + 'static) {
     type Slot = Rc<RefCell<Option<(Socket, Timeout)>>>;
     let slot: Slot = Rc::new(RefCell::new(None));
-    let done: Rc<RefCell<Option<Box<dyn FnOnce(Result<(), String>)>>>> =
-        Rc::new(RefCell::new(Some(Box::new(done))));
+    let done: Rc<RefCell<Option<Done>>> = Rc::new(RefCell::new(Some(Box::new(done))));
     let finish = {
         let (slot, done) = (slot.clone(), done.clone());
         move |result: Result<(), String>| {
@@ -436,9 +436,7 @@ pub fn test_websocket(url: &str, done: impl FnOnce(Result<(), String>) + 'static
     let socket = Socket::open(
         url,
         move || f_open(Ok(())),
-        move |event: CloseEvent| {
-            f_close(Err(close_reason(event.code(), &event.reason(), false)))
-        },
+        move |event: CloseEvent| f_close(Err(close_reason(event.code(), &event.reason(), false))),
         |_| {},
     );
     match socket {

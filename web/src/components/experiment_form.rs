@@ -143,8 +143,8 @@ fn HeadModeSelect(props: &SelectProps) -> Html {
 
 fn describe(mode: HeadMode) -> &'static str {
     match mode {
-        HeadMode::Retain => "retain: keep the slab views (the seed's bug)",
-        HeadMode::Copy => "copy: keep an owned copy (module-level fix)",
-        HeadMode::Drop => "drop: keep nothing (core-level fix)",
+        HeadMode::Retain => "retain (the seed's bug)",
+        HeadMode::Copy => "copy (module-level fix)",
+        HeadMode::Drop => "drop (core-level fix)",
     }
 }

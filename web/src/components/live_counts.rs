@@ -53,8 +53,9 @@ pub fn LiveCounts(props: &Props) -> Html {
             if c.cap_hit {
                 <div id="cap-notice" class="notice warn" role="alert">
                     <b>{ "The browser's websocket cap was hit." }</b>
-                    { format!(" Websockets failed to open while {} were open: browsers let one page hold only about \
-                        {BROWSER_CAP} websockets (Chrome). For larger runs use the native client: ", c.peak_open) }
+                    { format!(" A websocket failed to open with {} open or opening (at most {} open at once): browsers let \
+                        one page hold only about {BROWSER_CAP} websockets (Chrome). For larger runs use the native client: ",
+                        c.cap_at, c.peak_open) }
                     <code>{ NATIVE_CLIENT }</code>{ "." }
                 </div>
             } else if props.above_cap {

@@ -84,6 +84,8 @@ fn json_node(key: Option<&str>, value: &Value, depth: usize) -> Html {
                 <div class="children">{ for items.iter().enumerate().map(|(i, v)| json_node(Some(&i.to_string()), v, depth + 1)) }</div>
             </details>
         },
-        scalar => html! { <div class="leaf">{ label }<span class="value">{ scalar.to_string() }</span></div> },
+        scalar => {
+            html! { <div class="leaf">{ label }<span class="value">{ scalar.to_string() }</span></div> }
+        }
     }
 }

@@ -330,10 +330,7 @@ mod tests {
             sample(61_000.0, 0),
         ];
         let lines = polylines(&samples, &f, |s| s.retained_bytes);
-        assert_eq!(
-            lines,
-            ["0.0,100.0 1.0,50.0 2.0,0.0", "60.0,0.0 61.0,100.0"]
-        );
+        assert_eq!(lines, ["0.0,100.0 1.0,50.0 2.0,0.0", "60.0,0.0 61.0,100.0"]);
         assert!(polylines(&[], &f, |s| s.retained_bytes).is_empty());
     }
 }

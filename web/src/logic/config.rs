@@ -243,7 +243,9 @@ impl Keys<'_> {
     fn boolean(&self, key: &str, default: bool) -> Result<bool, String> {
         match self.get(key) {
             None => Ok(default),
-            Some(v) => v.as_bool().ok_or_else(|| Self::wrong(key, "true or false", v)),
+            Some(v) => v
+                .as_bool()
+                .ok_or_else(|| Self::wrong(key, "true or false", v)),
         }
     }
 
@@ -286,8 +288,14 @@ mod tests {
         assert_eq!(c.data_delay_ms, 1000);
         assert_eq!(c.max_connections, 100);
         assert!(c.proxy_tls);
-        assert_eq!(c.snapshot_url(Server::Proxy), "http://127.0.0.1:8601/snapshot");
-        assert_eq!(c.settings_url(Server::Wss), "http://127.0.0.1:8801/settings");
+        assert_eq!(
+            c.snapshot_url(Server::Proxy),
+            "http://127.0.0.1:8601/snapshot"
+        );
+        assert_eq!(
+            c.settings_url(Server::Wss),
+            "http://127.0.0.1:8801/settings"
+        );
         assert_eq!(c.proxy_ws_url(true), "wss://localhost:8600/");
         assert_eq!(c.proxy_ws_url(false), "ws://localhost:8600/");
         assert_eq!(c.proxy_https_url(), "https://localhost:8600/");
@@ -295,14 +303,19 @@ mod tests {
 
     #[test]
     fn missing_keys_take_the_defaults_and_rates_may_be_below_one() {
-        let c = PageConfig::parse(r#"{"client_connectionspersecond": 0.25, "proxy_tls": false, "wss_head": "copy"}"#)
-            .expect("parses");
+        let c = PageConfig::parse(
+            r#"{"client_connectionspersecond": 0.25, "proxy_tls": false, "wss_head": "copy"}"#,
+        )
+        .expect("parses");
         assert_eq!(c.connections_per_second, 0.25);
         assert!(!c.proxy_tls);
         assert_eq!(c.wss_head, HeadMode::Copy);
         assert_eq!(c.proxy_head, HeadMode::Retain);
         assert_eq!(c.proxy_port, 8600);
-        assert_eq!(PageConfig::parse("{}").expect("parses"), PageConfig::default());
+        assert_eq!(
+            PageConfig::parse("{}").expect("parses"),
+            PageConfig::default()
+        );
     }
 
     #[test]
@@ -320,9 +333,15 @@ mod tests {
             (r#"{"proxy_port": 70000}"#, "\"proxy_port\""),
             (r#"{"wss_heapdump_port": 0}"#, "cannot know"),
             (r#"{"client_connectionspersecond": 0}"#, "above 0"),
-            (r#"{"client_maxConnections": -1}"#, "\"client_maxConnections\""),
+            (
+                r#"{"client_maxConnections": -1}"#,
+                "\"client_maxConnections\"",
+            ),
             (r#"{"proxy_tls": "yes"}"#, "true or false"),
-            (r#"{"proxy_head": "keep"}"#, "\"retain\", \"copy\" or \"drop\""),
+            (
+                r#"{"proxy_head": "keep"}"#,
+                "\"retain\", \"copy\" or \"drop\"",
+            ),
             ("[1, 2]", "expected a JSON object"),
             ("{ nope", "not valid JSON"),
         ];

@@ -132,7 +132,10 @@ pub fn diff(before: &Snapshot, after: &Snapshot) -> SnapshotDiff {
         same_process,
         pools,
         retained_delta: delta(before.totals.retained_bytes, after.totals.retained_bytes),
-        referenced_delta: delta(before.totals.referenced_bytes, after.totals.referenced_bytes),
+        referenced_delta: delta(
+            before.totals.referenced_bytes,
+            after.totals.referenced_bytes,
+        ),
         live_slabs_delta: delta(before.totals.live_slabs, after.totals.live_slabs),
         open_delta: delta(before.connections.open, after.connections.open),
         accepted_between: if same_process {
@@ -144,7 +147,10 @@ pub fn diff(before: &Snapshot, after: &Snapshot) -> SnapshotDiff {
             after.connections.accepted_total as i64
         },
         closed_between: if same_process {
-            delta(before.connections.closed_total, after.connections.closed_total)
+            delta(
+                before.connections.closed_total,
+                after.connections.closed_total,
+            )
         } else {
             after.connections.closed_total as i64
         },
@@ -241,8 +247,16 @@ mod tests {
         let d = diff(&before, &after);
         assert!(!d.same_process);
         let p = &d.pools[0];
-        assert_eq!(p.slabs_freed, vec![1, 2], "every old slab went with the process");
-        assert_eq!(p.slabs_new, vec![1], "and every live one is new, same id or not");
+        assert_eq!(
+            p.slabs_freed,
+            vec![1, 2],
+            "every old slab went with the process"
+        );
+        assert_eq!(
+            p.slabs_new,
+            vec![1],
+            "and every live one is new, same id or not"
+        );
         assert_eq!(p.slabs_kept, 0);
         assert_eq!((p.allocated_between, p.freed_between), (1, 2));
         assert_eq!(p.retained_delta, -(MIB as i64));

@@ -147,6 +147,8 @@ pub struct Counts {
     pub received: u64,
     /// Set once a websocket failed to open while many were open: the browser's cap.
     pub cap_hit: bool,
+    /// Websockets open or opening (the data connection included) when the cap was hit.
+    pub cap_at: u64,
     /// The most open at once in this run.
     pub peak_open: u64,
     /// Why the last websocket failed or closed, for the page to show.
@@ -172,10 +174,12 @@ impl Counts {
 
     /// A pinning connection failed before it opened.
     pub fn failed_before_open(&mut self, why: String) {
+        let in_use = self.open + self.connecting + u64::from(self.data == DataState::Up);
         self.connecting = self.connecting.saturating_sub(1);
         self.failed += 1;
-        if self.open + u64::from(self.data == DataState::Up) >= BROWSER_CAP_SUSPECT {
+        if !self.cap_hit && self.open >= BROWSER_CAP_SUSPECT {
             self.cap_hit = true;
+            self.cap_at = in_use;
         }
         self.last_problem = Some(why);
     }
@@ -210,11 +214,7 @@ pub fn close_reason(code: u16, reason: &str, was_open: bool) -> String {
         1015 => "TLS handshake failed",
         _ => "",
     };
-    let what = if was_open {
-        "closed"
-    } else {
-        "failed to open"
-    };
+    let what = if was_open { "closed" } else { "failed to open" };
     let mut text = format!("{what}: code {code}");
     if !name.is_empty() {
         text.push_str(&format!(" ({name})"));
@@ -254,7 +254,9 @@ mod tests {
         assert_eq!(e.period_ms(), 4000);
         let e = form("1e9", "3", "0", "0").parse(16 << 20).expect("valid");
         assert_eq!(e.period_ms(), 1);
-        let e = form("1e-300", "3", "0", "0").parse(16 << 20).expect("valid");
+        let e = form("1e-300", "3", "0", "0")
+            .parse(16 << 20)
+            .expect("valid");
         assert_eq!(e.period_ms(), 86_400_000);
     }
 
@@ -320,5 +322,10 @@ mod tests {
         };
         c.failed_before_open("failed to open: code 1006".into());
         assert!(c.cap_hit);
+        assert_eq!(
+            c.cap_at,
+            BROWSER_CAP_SUSPECT + 1,
+            "the open ones and the one that failed"
+        );
     }
 }

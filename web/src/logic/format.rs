@@ -58,6 +58,8 @@ pub fn duration_ms(ms: u64) -> String {
         format!("{ms} ms")
     } else if ms < 60_000 {
         format!("{:.1} s", ms as f64 / 1000.0)
+    } else if ms < 3_600_000 && (ms / 1000) % 60 == 0 {
+        format!("{} min", ms / 60_000)
     } else if ms < 3_600_000 {
         format!("{} min {:02} s", ms / 60_000, (ms / 1000) % 60)
     } else {
@@ -133,6 +135,7 @@ mod tests {
         assert_eq!(duration_ms(950), "950 ms");
         assert_eq!(duration_ms(12_345), "12.3 s");
         assert_eq!(duration_ms(245_000), "4 min 05 s");
+        assert_eq!(duration_ms(300_000), "5 min");
         assert_eq!(duration_ms(7_380_000), "2 h 03 min");
         assert_eq!(ratio(Some(16384.0)), "16384×");
         assert_eq!(ratio(Some(1.5)), "1.5×");

@@ -73,7 +73,11 @@ impl Series {
     /// Adds a sample and forgets what fell out of the window. A sample older than the
     /// newest one (a clock step back) restarts the series rather than folding time.
     pub fn push(&mut self, sample: Sample) {
-        if self.samples.back().is_some_and(|last| sample.t_ms < last.t_ms) {
+        if self
+            .samples
+            .back()
+            .is_some_and(|last| sample.t_ms < last.t_ms)
+        {
             self.samples.clear();
         }
         self.samples.push_back(sample);

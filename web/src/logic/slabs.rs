@@ -7,7 +7,7 @@ use snapshot::{Pool, Slab, Snapshot};
 use super::format::{bytes, ratio};
 
 /// Retainers listed under one slab before "and N more".
-pub const RETAINERS_SHOWN: usize = 50;
+pub const RETAINERS_SHOWN: usize = 20;
 
 /// The pools, most retained bytes first.
 pub fn pools_by_retained(s: &Snapshot) -> Vec<&Pool> {
@@ -104,7 +104,10 @@ mod tests {
             ],
             1,
         );
-        let names: Vec<&str> = pools_by_retained(&s).iter().map(|p| p.name.as_str()).collect();
+        let names: Vec<&str> = pools_by_retained(&s)
+            .iter()
+            .map(|p| p.name.as_str())
+            .collect();
         assert_eq!(names, ["tls", "tcp"]);
     }
 
