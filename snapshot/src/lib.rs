@@ -28,6 +28,7 @@ pub struct Snapshot {
     pub process: Process,
     pub settings: Settings,
     pub connections: Connections,
+    pub guard: Guard,
     /// The process's slab pools (`tcp`, `tls`); empty for the client.
     pub pools: Vec<Pool>,
     pub totals: Totals,
@@ -143,6 +144,23 @@ pub struct OpenByHeadMode {
     pub retain: u64,
     pub copy: u64,
     pub drop: u64,
+}
+
+/// The limits that keep the playground from taking the machine down.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Guard {
+    /// Live slab bytes at or above which new connections are refused (503); 0: no limit.
+    pub memory_limit_bytes: u64,
+    /// Whether the memory guard is refusing new connections now.
+    pub memory_tripped: bool,
+    /// Times the memory guard has tripped since start.
+    pub memory_trips_total: u64,
+    /// Most connections served at once; 0: no cap.
+    pub max_connections: u64,
+    /// Whether the connection cap is reached now.
+    pub at_connection_cap: bool,
+    /// Connections refused by the memory guard or the connection cap since start.
+    pub refused_total: u64,
 }
 
 /// One slab pool and its live slabs.

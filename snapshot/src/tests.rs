@@ -116,6 +116,7 @@ fn proxy_snapshot() -> Snapshot {
                 drop: 0,
             },
         },
+        guard: Default::default(),
         pools: vec![tls, tcp],
         totals: Totals {
             retained_bytes: (20 << 20) + (1 << 20),
@@ -245,7 +246,7 @@ fn schema_documents_and_requires_every_property() {
             objects.push((name.clone(), def));
         }
     }
-    assert_eq!(objects.len(), 1 + 9, "root and the nine sub-objects");
+    assert_eq!(objects.len(), 1 + 10, "root and the ten sub-objects");
     for (name, obj) in objects {
         assert_eq!(obj["additionalProperties"], false, "{name}");
         let props = obj["properties"].as_object().unwrap();

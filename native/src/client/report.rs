@@ -240,6 +240,7 @@ mod tests {
                     drop: 0,
                 },
             },
+            guard: Default::default(),
             pools,
             totals: Totals {
                 retained_bytes: retained,

@@ -104,6 +104,7 @@ pub fn with_pools(role: &str, pools: Vec<Pool>, open: u64) -> Snapshot {
             retained_per_referenced: (referenced > 0).then(|| retained as f64 / referenced as f64),
             live_slabs: pools.iter().map(|p| p.live_slabs).sum(),
         },
+        guard: Default::default(),
         pools,
     }
 }
