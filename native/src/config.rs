@@ -106,6 +106,26 @@ pub const KEYS: &[(&str, &str)] = &[
         "upstream_timeout_ms",
         "time allowed to connect to the proxy target, ms [5000]",
     ),
+    (
+        "memory_limit",
+        "live slab bytes at which a server refuses new connections (503), 0: none [a quarter of RAM]",
+    ),
+    (
+        "max_connections",
+        "connections a server serves at once, 0: no cap (503 above) [10000]",
+    ),
+    (
+        "write_timeout_ms",
+        "time a write to a peer that does not read may take before the connection is closed, ms [30000]",
+    ),
+    (
+        "settings_token",
+        "token PUT /settings requires (Authorization: Bearer) when snapshot_bind is not loopback [null]",
+    ),
+    (
+        "cors_origins",
+        "origins allowed to read the snapshot ports; without a port: any port [loopback origins]",
+    ),
 ];
 
 /// Where the proxy forwards to.
@@ -170,6 +190,11 @@ pub struct Config {
     pub max_header_bytes: usize,
     pub max_message_size: usize,
     pub upstream_timeout_ms: u64,
+    pub memory_limit: u64,
+    pub max_connections: u64,
+    pub write_timeout_ms: u64,
+    pub settings_token: Option<String>,
+    pub cors_origins: Vec<String>,
 }
 
 impl Default for Config {
@@ -203,8 +228,23 @@ impl Default for Config {
             max_header_bytes: 16 << 10,
             max_message_size: 16 << 20,
             upstream_timeout_ms: 5_000,
+            memory_limit: physical_memory().map_or(0, |m| m / 4),
+            max_connections: 10_000,
+            write_timeout_ms: 30_000,
+            settings_token: None,
+            cors_origins: ["http://localhost", "http://127.0.0.1", "http://[::1]"]
+                .map(String::from)
+                .to_vec(),
         }
     }
+}
+
+/// Physical memory in bytes (`MemTotal` of /proc/meminfo).
+pub fn physical_memory() -> Option<u64> {
+    let info = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = info.lines().find(|l| l.starts_with("MemTotal:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
 }
 
 /// A config that cannot be used; the binaries print it and exit with code 2.
@@ -385,10 +425,10 @@ impl Config {
     }
 }
 
-/// A flag's text as JSON: numbers, booleans and null as such, anything else a string.
+/// A flag's text as JSON: numbers, booleans, null and arrays as such, anything else a string.
 fn override_value(raw: &str) -> Value {
     match serde_json::from_str::<Value>(raw) {
-        Ok(v @ (Value::Number(_) | Value::Bool(_) | Value::Null)) => v,
+        Ok(v @ (Value::Number(_) | Value::Bool(_) | Value::Null | Value::Array(_))) => v,
         _ => Value::String(raw.to_string()),
     }
 }

@@ -127,7 +127,7 @@ async fn read_until_parsed<R: AsyncRead + Unpin + ?Sized>(
 }
 
 /// Parses a complete header block, `None` if more bytes are needed.
-fn parse(bytes: &[u8], max_bytes: usize) -> Result<Option<RequestHead>, HeadError> {
+pub fn parse(bytes: &[u8], max_bytes: usize) -> Result<Option<RequestHead>, HeadError> {
     let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let mut req = httparse::Request::new(&mut headers);
     let header_len = match req.parse(bytes) {
