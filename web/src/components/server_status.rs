@@ -44,6 +44,7 @@ pub fn ServerStatus(props: &Props) -> Html {
                     <span class="fact">{ "RSS " }{ bytes(s.process.rss_bytes) }</span>
                     <span class="fact">{ if s.settings.tls { "TLS" } else { "plain" } }</span>
                     <span class="fact muted">{ format!("pid {}", s.process.pid) }</span>
+                    { guard_notice(&s.guard) }
                 </>
             },
         ),
@@ -55,9 +56,37 @@ pub fn ServerStatus(props: &Props) -> Html {
             data-head-mode={ latest.and_then(|s| s.settings.head_mode).map(|m| m.as_str()).unwrap_or("") }
             data-open={ latest.map(|s| s.connections.open.to_string()).unwrap_or_default() }
             data-live-slabs={ latest.map(|s| s.totals.live_slabs.to_string()).unwrap_or_default() }
-            data-tls={ latest.map(|s| s.settings.tls.to_string()).unwrap_or_default() }>
+            data-tls={ latest.map(|s| s.settings.tls.to_string()).unwrap_or_default() }
+            data-guard-tripped={ latest.map(|s| s.guard.memory_tripped.to_string()).unwrap_or_default() }>
             <h3>{ name }<a class="endpoint" href={ format!("{}/snapshot", props.endpoint) } target="_blank">{ props.endpoint.clone() }</a></h3>
             <div class="facts">{ body }</div>
         </div>
+    }
+}
+
+/// Says plainly when a server refuses new connections, and why.
+fn guard_notice(guard: &snapshot::Guard) -> Html {
+    let mut reasons = Vec::new();
+    if guard.memory_tripped {
+        reasons.push(format!(
+            "memory guard tripped: live slabs reached the limit of {}",
+            bytes(guard.memory_limit_bytes)
+        ));
+    }
+    if guard.at_connection_cap {
+        reasons.push(format!(
+            "at the connection cap of {}",
+            guard.max_connections
+        ));
+    }
+    if reasons.is_empty() {
+        return html! {};
+    }
+    html! {
+        <span class="guard-tripped">
+            <span class="badge down">{ "refusing new connections" }</span>
+            { format!(" {} ({} refused so far); it recovers when memory falls or connections close.",
+                reasons.join("; "), guard.refused_total) }
+        </span>
     }
 }
