@@ -279,7 +279,11 @@ struct Servers {
     proxy: Running,
 }
 
-async fn start_servers(dir: &Path, shutdown: &Shutdown) -> Servers {
+async fn start_servers(
+    dir: &Path,
+    shutdown: &Shutdown,
+    tweak: impl FnOnce(&mut Config),
+) -> Servers {
     let mut config = Config {
         proxy_port: 0,
         proxy_heapdump_port: 0,
@@ -292,6 +296,7 @@ async fn start_servers(dir: &Path, shutdown: &Shutdown) -> Servers {
         cert_dir: dir.join("certs"),
         ..Config::default()
     };
+    tweak(&mut config);
     let wss = native::wss::start(&config, shutdown).await.unwrap();
     config.proxy_target.port = wss.addr.port();
     let proxy = native::proxy::start(&config, shutdown).await.unwrap();
@@ -303,32 +308,66 @@ async fn start_servers(dir: &Path, shutdown: &Shutdown) -> Servers {
     Servers { config, wss, proxy }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_page_runs_the_experiment_against_the_real_servers() {
-    let dir = tempfile::tempdir().unwrap();
-    let shutdown = Shutdown::new();
-    let servers = start_servers(dir.path(), &shutdown).await;
-    let dist = built_app().await;
-    let app = serve_app(
-        dist,
-        serde_json::to_value(&servers.config).unwrap(),
-        &shutdown,
-    )
-    .await;
-    let (_driver, driver_port) = start_chromedriver().await;
-    let downloads = dir.path().join("downloads");
-    std::fs::create_dir_all(&downloads).unwrap();
-    let page = browser(driver_port, &downloads, &dir.path().join("profile"), true).await;
-    let scenario = tokio::time::timeout(
-        Duration::from_secs(600),
-        experiment(&page, &servers, &downloads, app),
-    );
-    let result = AssertUnwindSafe(scenario).catch_unwind().await;
-    finish(page, &shutdown, "99-last", result).await;
+/// Everything one browser test runs against.
+struct Scene {
+    _dir: tempfile::TempDir,
+    _driver: Child,
+    shutdown: Shutdown,
+    servers: Servers,
+    _app: SocketAddr,
+    downloads: PathBuf,
+    page: Client,
 }
 
-async fn experiment(page: &Client, servers: &Servers, downloads: &Path, app: SocketAddr) {
-    page.goto(&format!("http://{app}/")).await.unwrap();
+/// What a test's steps did: finished, panicked, or ran out of time.
+type Outcome = std::thread::Result<Result<(), tokio::time::error::Elapsed>>;
+
+/// Runs a test's steps with a time limit, catching a failure so the scene can end cleanly.
+async fn attempt(steps: impl Future<Output = ()>) -> Outcome {
+    let steps = tokio::time::timeout(Duration::from_secs(600), steps);
+    AssertUnwindSafe(steps).catch_unwind().await
+}
+
+impl Scene {
+    /// Servers (changed by `tweak`), the app, chromedriver and a browser session;
+    /// `trust_self_signed` accepts the proxy's certificate.
+    async fn start(trust_self_signed: bool, tweak: impl FnOnce(&mut Config)) -> Scene {
+        let dir = tempfile::tempdir().unwrap();
+        let shutdown = Shutdown::new();
+        let servers = start_servers(dir.path(), &shutdown, tweak).await;
+        let config = serde_json::to_value(&servers.config).unwrap();
+        let app = serve_app(built_app().await, config, &shutdown).await;
+        let (driver, driver_port) = start_chromedriver().await;
+        let downloads = dir.path().join("downloads");
+        std::fs::create_dir_all(&downloads).unwrap();
+        let profile = dir.path().join("profile");
+        let page = browser(driver_port, &downloads, &profile, trust_self_signed).await;
+        page.goto(&format!("http://{app}/")).await.unwrap();
+        Scene {
+            _dir: dir,
+            _driver: driver,
+            shutdown,
+            servers,
+            _app: app,
+            downloads,
+            page,
+        }
+    }
+
+    /// Ends the scene with a screenshot named `name`, passing on what `steps` did.
+    async fn end(self, name: &str, outcome: Outcome) {
+        finish(self.page, &self.shutdown, name, outcome).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_page_runs_the_experiment_against_the_real_servers() {
+    let s = Scene::start(true, |_| {}).await;
+    let outcome = attempt(experiment(&s.page, &s.servers, &s.downloads)).await;
+    s.end("99-last", outcome).await;
+}
+
+async fn experiment(page: &Client, servers: &Servers, downloads: &Path) {
     // Both servers show as reachable, with their head mode.
     wait_for("both servers shown reachable", || async {
         attr(page, "status-proxy", "data-head-mode")
@@ -440,26 +479,14 @@ async fn experiment(page: &Client, servers: &Servers, downloads: &Path, app: Soc
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_untrusted_certificate_is_explained_with_one_link() {
-    let dir = tempfile::tempdir().unwrap();
-    let shutdown = Shutdown::new();
-    let servers = start_servers(dir.path(), &shutdown).await;
-    let dist = built_app().await;
-    let app = serve_app(
-        dist,
-        serde_json::to_value(&servers.config).unwrap(),
-        &shutdown,
-    )
-    .await;
-    let (_driver, driver_port) = start_chromedriver().await;
-    let page = browser(driver_port, dir.path(), &dir.path().join("profile"), false).await;
-    page.goto(&format!("http://{app}/")).await.unwrap();
-    let link = format!("https://localhost:{}/", servers.config.proxy_port);
-    let check = async {
+    let s = Scene::start(false, |_| {}).await;
+    let outcome = attempt(async {
+        let link = format!("https://localhost:{}/", s.servers.config.proxy_port);
         wait_for("the certificate notice", || async {
-            !text(&page, "cert-notice").await.is_empty()
+            !text(&s.page, "cert-notice").await.is_empty()
         })
         .await;
-        let notice = page.find(Locator::Id("cert-notice")).await.unwrap();
+        let notice = s.page.find(Locator::Id("cert-notice")).await.unwrap();
         let href = notice
             .find(Locator::Css("a"))
             .await
@@ -468,8 +495,7 @@ async fn an_untrusted_certificate_is_explained_with_one_link() {
             .await
             .unwrap();
         assert_eq!(href.as_deref(), Some(link.as_str()));
-        Ok::<(), ()>(())
-    };
-    let result = AssertUnwindSafe(check).catch_unwind().await;
-    finish(page, &shutdown, "04-certificate-notice", result).await;
+    })
+    .await;
+    s.end("04-certificate-notice", outcome).await;
 }
