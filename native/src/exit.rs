@@ -3,7 +3,9 @@
 use std::process::ExitCode;
 use std::time::Duration;
 
-use crate::config::ConfigError;
+use std::future::Future;
+
+use crate::config::{Config, ConfigArgs, ConfigError};
 use crate::shutdown::Shutdown;
 
 /// Exit code for a config that cannot be used.
@@ -28,4 +30,24 @@ pub async fn run_until_signal(shutdown: &Shutdown) -> ExitCode {
     shutdown.finish(Duration::from_secs(5)).await;
     tracing::info!("stopped");
     ExitCode::SUCCESS
+}
+
+/// The whole life of a server binary: load the config (exit 2 when it is broken),
+/// start the server (exit 1 when it cannot), serve until Ctrl-C or SIGTERM (exit 0).
+pub async fn serve<F, Fut, E>(args: ConfigArgs, start: F) -> ExitCode
+where
+    F: FnOnce(Config, Shutdown) -> Fut,
+    Fut: Future<Output = Result<(), E>>,
+    E: std::fmt::Display,
+{
+    crate::logging::init();
+    let config = match args.load() {
+        Ok(config) => config,
+        Err(e) => return config_error(&e),
+    };
+    let shutdown = Shutdown::new();
+    if let Err(e) = start(config, shutdown.clone()).await {
+        return failed(&e);
+    }
+    run_until_signal(&shutdown).await
 }

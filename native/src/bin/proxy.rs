@@ -13,14 +13,8 @@ struct Cli {
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
-    native::logging::init();
-    let config = match Cli::parse().config.load() {
-        Ok(config) => config,
-        Err(e) => return native::exit::config_error(&e),
-    };
-    let shutdown = native::shutdown::Shutdown::new();
-    if let Err(e) = native::proxy::start(&config, &shutdown).await {
-        return native::exit::failed(&e);
-    }
-    native::exit::run_until_signal(&shutdown).await
+    native::exit::serve(Cli::parse().config, |config, shutdown| async move {
+        native::proxy::start(&config, &shutdown).await.map(drop)
+    })
+    .await
 }
