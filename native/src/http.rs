@@ -3,6 +3,7 @@
 //! The bytes stay slab views (they are what a connection may retain); httparse
 //! parses them and the few fields the servers need are copied out.
 
+use std::io;
 use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
@@ -27,6 +28,10 @@ pub struct RequestHead {
     pub connection_upgrade: bool,
     pub websocket_key: Option<String>,
     pub websocket_version: Option<String>,
+    /// The body the request announces: its `Content-Length`, `None` without one.
+    pub content_length: Option<u64>,
+    /// `Transfer-Encoding` ends with `chunked`: a body of unknown length follows.
+    pub chunked: bool,
 }
 
 impl RequestHead {
@@ -42,6 +47,11 @@ impl RequestHead {
     /// Bytes that arrived after the header block (the `head`).
     pub fn head_len(&self) -> usize {
         self.len() - self.header_len
+    }
+
+    /// Whether the request announces a body (`Content-Length` above 0, or chunked).
+    pub fn has_body(&self) -> bool {
+        self.chunked || self.content_length.is_some_and(|n| n > 0)
     }
 }
 
@@ -139,6 +149,7 @@ pub fn parse(bytes: &[u8], max_bytes: usize) -> Result<Option<RequestHead>, Head
     if header_len > max_bytes {
         return Err(HeadError::TooLarge(max_bytes));
     }
+    let framing = check_headers(&req).map_err(HeadError::Malformed)?;
     let header = |name: &str| {
         req.headers
             .iter()
@@ -165,23 +176,278 @@ pub fn parse(bytes: &[u8], max_bytes: usize) -> Result<Option<RequestHead>, Head
         connection_upgrade,
         websocket_key: header("sec-websocket-key"),
         websocket_version: header("sec-websocket-version"),
+        content_length: framing.content_length,
+        chunked: framing.chunked,
     }))
 }
 
-/// Writes a short plain-text answer that closes the connection.
+/// How a request's body is delimited.
+struct Framing {
+    content_length: Option<u64>,
+    chunked: bool,
+}
+
+/// Headers that must appear at most once (a second one is ambiguous) and never empty.
+const SINGLE_HEADERS: [&str; 4] = [
+    "host",
+    "upgrade",
+    "sec-websocket-key",
+    "sec-websocket-version",
+];
+
+/// Refuses what httparse accepts but a proxy and a server could read differently:
+/// request smuggling shapes (RFC 9112 6.1 and 6.3) and empty or repeated headers
+/// that decide how the request is handled.
+fn check_headers(req: &httparse::Request) -> Result<Framing, String> {
+    let values = |name: &'static str| {
+        req.headers
+            .iter()
+            .filter(move |h| h.name.eq_ignore_ascii_case(name))
+            .map(|h| h.value.trim_ascii())
+    };
+    for name in SINGLE_HEADERS {
+        let mut found = values(name);
+        if let Some(value) = found.next() {
+            if found.next().is_some() {
+                return Err(format!("more than one {} header", title(name)));
+            }
+            if value.is_empty() {
+                return Err(format!("empty {} header", title(name)));
+            }
+        } else if name == "host" && req.version == Some(1) {
+            return Err("HTTP/1.1 request without a Host header".into());
+        }
+    }
+    let mut content_length: Option<u64> = None;
+    let mut any_length = false;
+    for value in values("content-length") {
+        any_length = true;
+        // A list ("5, 5") is allowed only when every element is the same number.
+        for element in value.split(|b| *b == b',') {
+            let element = element.trim_ascii();
+            let n = parse_length(element).ok_or_else(|| {
+                format!(
+                    "Content-Length is not a number: {:?}",
+                    String::from_utf8_lossy(element)
+                )
+            })?;
+            match content_length {
+                Some(m) if m != n => {
+                    return Err(format!("two different Content-Length values ({m} and {n})"))
+                }
+                _ => content_length = Some(n),
+            }
+        }
+    }
+    let mut codings: Vec<&[u8]> = Vec::new();
+    let mut any_coding = false;
+    for value in values("transfer-encoding") {
+        any_coding = true;
+        for element in value.split(|b| *b == b',') {
+            codings.push(element.trim_ascii());
+        }
+    }
+    if any_coding && any_length {
+        return Err("Content-Length together with Transfer-Encoding".into());
+    }
+    if any_coding {
+        if req.version != Some(1) {
+            return Err("Transfer-Encoding in an HTTP/1.0 request".into());
+        }
+        let is_chunked = |c: &[u8]| c.eq_ignore_ascii_case(b"chunked");
+        let last_chunked = codings.last().is_some_and(|c| is_chunked(c));
+        let chunked_count = codings.iter().filter(|c| is_chunked(c)).count();
+        if codings.iter().any(|c| c.is_empty()) || !last_chunked || chunked_count != 1 {
+            let list: Vec<String> = codings
+                .iter()
+                .map(|c| String::from_utf8_lossy(c).into_owned())
+                .collect();
+            return Err(format!(
+                "Transfer-Encoding must end with a single chunked, got {:?}",
+                list.join(", ")
+            ));
+        }
+    }
+    Ok(Framing {
+        content_length,
+        chunked: any_coding,
+    })
+}
+
+/// A Content-Length value: ASCII digits only, fitting 64 bits.
+fn parse_length(digits: &[u8]) -> Option<u64> {
+    if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    std::str::from_utf8(digits).ok()?.parse().ok()
+}
+
+/// A header name as it is usually written.
+fn title(name: &str) -> &'static str {
+    match name {
+        "host" => "Host",
+        "upgrade" => "Upgrade",
+        "sec-websocket-key" => "Sec-WebSocket-Key",
+        "sec-websocket-version" => "Sec-WebSocket-Version",
+        _ => "such",
+    }
+}
+
+/// Writes all of `buf` and flushes it, failing with `TimedOut` when that takes longer
+/// than `timeout` (a peer that does not read): every write of both servers goes
+/// through here or [`respond`].
+pub async fn write_within<W: AsyncWrite + Unpin + ?Sized>(
+    io: &mut W,
+    buf: &[u8],
+    timeout: Duration,
+) -> io::Result<()> {
+    let write = async {
+        io.write_all(buf).await?;
+        io.flush().await
+    };
+    match tokio::time::timeout(timeout, write).await {
+        Ok(result) => result,
+        Err(_) => Err(io::Error::new(
+            io::ErrorKind::TimedOut,
+            format!(
+                "the peer took no {} bytes within {timeout:?} (write timeout)",
+                buf.len()
+            ),
+        )),
+    }
+}
+
+/// Shuts the writing side down (a TLS close_notify, a FIN), within `timeout`.
+pub async fn shutdown_within<W: AsyncWrite + Unpin + ?Sized>(io: &mut W, timeout: Duration) {
+    let _ = tokio::time::timeout(timeout, io.shutdown()).await;
+}
+
+/// Writes a short plain-text answer that closes the connection, within `timeout`.
 pub async fn respond<W: AsyncWrite + Unpin + ?Sized>(
     io: &mut W,
     status: u16,
     reason: &str,
     body: &str,
-) -> std::io::Result<()> {
+    timeout: Duration,
+) -> io::Result<()> {
     let text = format!(
         "HTTP/1.1 {status} {reason}\r\ncontent-type: text/plain; charset=utf-8\r\n\
          content-length: {}\r\nconnection: close\r\n\r\n{body}",
         body.len()
     );
-    io.write_all(text.as_bytes()).await?;
-    io.flush().await?;
-    let _ = io.shutdown().await;
+    write_within(io, text.as_bytes(), timeout).await?;
+    shutdown_within(io, timeout).await;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse_request(extra: &str) -> Result<Option<RequestHead>, HeadError> {
+        let text = format!("POST / HTTP/1.1\r\nHost: x\r\n{extra}\r\n");
+        parse(text.as_bytes(), 16 << 10)
+    }
+
+    fn refused(extra: &str) -> String {
+        match parse_request(extra) {
+            Err(HeadError::Malformed(why)) => why,
+            Err(e) => panic!("{extra:?}: {e}"),
+            Ok(_) => panic!("{extra:?} accepted"),
+        }
+    }
+
+    #[test]
+    fn request_smuggling_shapes_are_malformed() {
+        for (extra, why) in [
+            (
+                "Content-Length: 5\r\nTransfer-Encoding: chunked\r\n",
+                "together",
+            ),
+            (
+                "Transfer-Encoding: chunked\r\nContent-Length: 0\r\n",
+                "together",
+            ),
+            ("Content-Length: 5\r\nContent-Length: 6\r\n", "different"),
+            ("Content-Length: 5, 6\r\n", "different"),
+            ("Content-Length: 5a\r\n", "not a number"),
+            ("Content-Length: -1\r\n", "not a number"),
+            ("Content-Length: +5\r\n", "not a number"),
+            ("Content-Length: 0x10\r\n", "not a number"),
+            (
+                "Content-Length: 99999999999999999999999\r\n",
+                "not a number",
+            ),
+            ("Content-Length:\r\n", "not a number"),
+            ("Content-Length: 5,\r\n", "not a number"),
+            ("Transfer-Encoding: chunked, gzip\r\n", "single chunked"),
+            ("Transfer-Encoding: identity\r\n", "single chunked"),
+            ("Transfer-Encoding: xchunked\r\n", "single chunked"),
+            ("Transfer-Encoding: chunked, chunked\r\n", "single chunked"),
+            (
+                "Transfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n",
+                "single chunked",
+            ),
+            ("Transfer-Encoding:\r\n", "single chunked"),
+            ("Transfer-Encoding: chunked,\r\n", "single chunked"),
+            ("Host: y\r\n", "more than one Host"),
+            ("Upgrade:\r\n", "empty Upgrade"),
+            (
+                "Upgrade: websocket\r\nUpgrade: h2c\r\n",
+                "more than one Upgrade",
+            ),
+            ("Sec-WebSocket-Key:  \r\n", "empty Sec-WebSocket-Key"),
+            ("Sec-WebSocket-Version:\r\n", "empty Sec-WebSocket-Version"),
+        ] {
+            let got = refused(extra);
+            assert!(got.contains(why), "{extra:?}: {got}");
+        }
+        let no_host = parse(b"GET / HTTP/1.1\r\n\r\n", 1024);
+        assert!(matches!(no_host, Err(HeadError::Malformed(w)) if w.contains("without a Host")));
+        let empty_host = parse(b"GET / HTTP/1.1\r\nHost:\r\n\r\n", 1024);
+        assert!(matches!(empty_host, Err(HeadError::Malformed(w)) if w.contains("empty Host")));
+        let te_10 = parse(
+            b"GET / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n",
+            1024,
+        );
+        assert!(matches!(te_10, Err(HeadError::Malformed(w)) if w.contains("HTTP/1.0")));
+    }
+
+    #[test]
+    fn well_framed_requests_say_whether_they_carry_a_body() {
+        let head = |extra| parse_request(extra).unwrap().unwrap();
+        let plain = head("");
+        assert_eq!(
+            (plain.content_length, plain.chunked, plain.has_body()),
+            (None, false, false)
+        );
+        let zero = head("Content-Length: 0\r\n");
+        assert_eq!((zero.content_length, zero.has_body()), (Some(0), false));
+        let same = head("Content-Length: 12\r\nContent-Length: 12, 12\r\n");
+        assert_eq!((same.content_length, same.has_body()), (Some(12), true));
+        let chunked = head("Transfer-Encoding: gzip, Chunked\r\n");
+        assert!(chunked.chunked && chunked.has_body());
+        // HTTP/1.0 needs no Host.
+        assert!(parse(b"GET / HTTP/1.0\r\n\r\n", 1024).unwrap().is_some());
+    }
+
+    #[tokio::test]
+    async fn a_write_the_peer_does_not_take_times_out() {
+        let (mut near, _far) = tokio::io::duplex(64);
+        let started = std::time::Instant::now();
+        let err = write_within(&mut near, &[0; 1024], Duration::from_millis(100))
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::TimedOut);
+        assert!(started.elapsed() < Duration::from_secs(5));
+        let (mut near, mut far) = tokio::io::duplex(4096);
+        write_within(&mut near, &[7; 1024], Duration::from_millis(100))
+            .await
+            .unwrap();
+        let mut got = [0; 1024];
+        tokio::io::AsyncReadExt::read_exact(&mut far, &mut got)
+            .await
+            .unwrap();
+        assert_eq!(got, [7; 1024]);
+    }
 }

@@ -10,18 +10,22 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsAcceptor;
 
 use crate::config::{Config, Target};
 use crate::head::KeptHead;
-use crate::http::{read_request_head, respond};
+use crate::http::{read_request_head, respond, shutdown_within, write_within};
 use crate::server::{self, State};
 use crate::shutdown::Shutdown;
 use crate::slab::SlabPool;
 use crate::wss::{Limits, Running};
 use crate::Role;
+
+/// Time a client has to close once the upstream has ended its side (after a refusal,
+/// or the wss's close frame): a client that never closes holds no descriptor longer.
+pub const CLOSE_GRACE: Duration = Duration::from_secs(2);
 
 /// What every proxy connection needs to know.
 struct Proxy {
@@ -49,6 +53,8 @@ pub async fn start(config: &Config, shutdown: &Shutdown) -> Result<Running, Star
         None
     };
     let state = State::new(Role::Proxy, config);
+    // Each connection holds two descriptors: the client's and the upstream's.
+    server::check_open_files(Role::Proxy, config.max_connections, 2);
     let listener = server::bind((config.bind, config.proxy_port).into(), "proxy").await?;
     let addr = listener.local_addr()?;
     let snapshot_addr = crate::snapshot::endpoint::serve(
@@ -70,6 +76,7 @@ pub async fn start(config: &Config, shutdown: &Shutdown) -> Result<Running, Star
         move |stream, peer| handle(proxy.clone(), stream, peer),
     ));
     state.print_stats(shutdown);
+    state.watch_guard(shutdown);
     let scheme = if config.proxy_tls { "wss" } else { "ws" };
     tracing::info!(
         "proxy listening on {scheme}://{addr} -> {}:{} (head mode {}); snapshot on http://{snapshot_addr}/snapshot",
@@ -113,6 +120,7 @@ where
     let state = &proxy.state;
     let pool = state.client_side_pool().clone();
     let limits = &proxy.limits;
+    let wt = limits.write_timeout;
     let request = match read_request_head(
         &pool,
         &mut client,
@@ -126,8 +134,18 @@ where
             tracing::debug!(%peer, "proxy: {e}");
             if let Some((status, reason)) = e.response() {
                 state.connections.failed_one();
-                let _ = respond(&mut client, status, reason, &format!("{e}\n")).await;
+                let _ = respond(&mut client, status, reason, &format!("proxy: {e}\n"), wt).await;
             }
+            return;
+        }
+    };
+    // Refused before anything reaches the upstream.
+    let place = match state.admit() {
+        Ok(place) => place,
+        Err(refusal) => {
+            tracing::debug!(%peer, "proxy: refused: {refusal}");
+            let body = format!("proxy: {refusal}\n");
+            let _ = respond(&mut client, 503, "Service Unavailable", &body, wt).await;
             return;
         }
     };
@@ -147,13 +165,13 @@ where
                 "proxy: upstream {}:{} unreachable: {why}\n",
                 target.0, target.1
             );
-            let _ = respond(&mut client, 502, "Bad Gateway", &body).await;
+            let _ = respond(&mut client, 502, "Bad Gateway", &body, wt).await;
             return;
         }
     };
     let _ = upstream.set_nodelay(true);
     let mode = state.head_mode().expect("the proxy has a head mode");
-    let open = state.connections.open_one(Some(mode));
+    let open = place.open(Some(mode));
     let id = server::next_connection_id();
     let kept = if request.upgrade_websocket {
         KeptHead::keep(mode, id, &request)
@@ -162,7 +180,8 @@ where
     };
     let (mut up_rd, mut up_wr) = upstream.into_split();
     for chunk in &request.chunks {
-        if up_wr.write_all(chunk).await.is_err() {
+        if let Err(e) = write_within(&mut up_wr, chunk, wt).await {
+            tracing::debug!(connection = id, "proxy: upstream side: {e}");
             return;
         }
     }
@@ -171,10 +190,13 @@ where
     tracing::debug!(%peer, connection = id, upgrade, %mode, kept = kept.len(), "proxy: forwarding");
     let tcp = state.pool("tcp").expect("the proxy has a tcp pool").clone();
     let (mut cl_rd, mut cl_wr) = tokio::io::split(client);
-    let to_upstream = pipe(&pool, &mut cl_rd, &mut up_wr);
-    let to_client = pipe(&tcp, &mut up_rd, &mut cl_wr);
+    let to_upstream = pipe(&pool, &mut cl_rd, &mut up_wr, wt);
+    let to_client = pipe(&tcp, &mut up_rd, &mut cl_wr, wt);
     tokio::pin!(to_upstream, to_client);
     let (mut up_done, mut cl_done) = (false, false);
+    // Armed when the upstream has ended: the client then has CLOSE_GRACE to close too.
+    let grace = tokio::time::sleep(Duration::from_secs(86_400));
+    tokio::pin!(grace);
     // Ends when both directions ended cleanly, or at once when either fails.
     while !(up_done && cl_done) {
         tokio::select! {
@@ -183,9 +205,16 @@ where
                 Err(e) => { tracing::debug!(connection = id, "proxy: client side: {e}"); break }
             },
             r = &mut to_client, if !cl_done => match r {
-                Ok(()) => cl_done = true,
+                Ok(()) => {
+                    cl_done = true;
+                    grace.as_mut().reset(tokio::time::Instant::now() + CLOSE_GRACE);
+                }
                 Err(e) => { tracing::debug!(connection = id, "proxy: upstream side: {e}"); break }
             },
+            _ = &mut grace, if cl_done && !up_done => {
+                tracing::debug!(connection = id, "proxy: the client did not close within {CLOSE_GRACE:?} of the upstream");
+                break
+            }
         }
     }
     drop(kept);
@@ -193,13 +222,18 @@ where
 }
 
 /// Copies from `from` to `to` through `pool` until end of stream, then shuts `to` down.
-async fn pipe<R, W>(pool: &SlabPool, from: &mut R, to: &mut W) -> std::io::Result<()>
+///
+/// Each write must be taken by the peer within `wt`, else the pipe fails (and the
+/// connection ends on both sides): a peer that does not read cannot hold the
+/// other side's data, or this task, forever.
+async fn pipe<R, W>(pool: &SlabPool, from: &mut R, to: &mut W, wt: Duration) -> std::io::Result<()>
 where
     R: AsyncRead + Unpin + ?Sized,
     W: AsyncWrite + Unpin + ?Sized,
 {
     while let Some(view) = pool.read(from).await? {
-        to.write_all(&view).await?;
+        write_within(to, &view, wt).await?;
     }
-    to.shutdown().await
+    shutdown_within(to, wt).await;
+    Ok(())
 }

@@ -2,7 +2,7 @@
 //! the accept loop with shutdown, and the stats line printed every 5 s.
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -31,6 +31,8 @@ pub struct State {
     /// The `tcp` pool, and the `tls` pool for a TLS proxy.
     pub pools: Vec<Arc<SlabPool>>,
     pub connections: Arc<ConnectionStats>,
+    /// The memory guard and the connection cap.
+    pub guard: GuardState,
 }
 
 impl State {
@@ -62,6 +64,10 @@ impl State {
             read_size: config.read_size,
             pools,
             connections: Arc::default(),
+            guard: match role {
+                Role::Client => GuardState::new(0, 0),
+                _ => GuardState::new(config.memory_limit, config.max_connections),
+            },
         })
     }
 
@@ -143,6 +149,268 @@ impl State {
     }
 }
 
+impl State {
+    /// Bytes held by the live slabs of every pool now.
+    ///
+    /// From the pools' counters: constant time, no lock, so it can run on every connection.
+    pub fn live_slab_bytes(&self) -> u64 {
+        self.pools.iter().map(|p| p.live_bytes()).sum()
+    }
+
+    /// Compares the live slab bytes with `memory_limit`, logging once when the guard
+    /// trips and once when it recovers; returns the bytes and whether it is tripped.
+    pub fn check_memory(&self) -> (u64, bool) {
+        let g = &self.guard;
+        if g.memory_limit == 0 {
+            return (0, false);
+        }
+        let live = self.live_slab_bytes();
+        // Recovers only 10 % below the limit, so memory hovering at it does not flap.
+        let was = g.tripped.load(Ordering::Acquire);
+        let over = if was { live >= g.memory_limit / 10 * 9 } else { live >= g.memory_limit };
+        if over {
+            if !g.tripped.swap(true, Ordering::AcqRel) {
+                g.trips.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(
+                    "memory guard tripped: {} MB of live slabs >= limit {} MB; refusing new connections",
+                    mb(live),
+                    mb(g.memory_limit)
+                );
+            }
+        } else if g.tripped.swap(false, Ordering::AcqRel) {
+            tracing::info!(
+                "memory guard recovered: {} MB of live slabs, 10 % below the limit of {} MB; taking new connections again",
+                mb(live),
+                mb(g.memory_limit)
+            );
+        }
+        (live, over)
+    }
+
+    /// Admits a new connection (its place counted open until the result drops), or
+    /// says why not: the memory guard is tripped or the connection cap is reached.
+    pub fn admit(&self) -> Result<Reserved, Refusal> {
+        let g = &self.guard;
+        let (live, tripped) = self.check_memory();
+        let refusal = if tripped {
+            Refusal::Memory {
+                live,
+                limit: g.memory_limit,
+            }
+        } else {
+            match self.connections.try_reserve(g.max_connections) {
+                Some(place) => return Ok(place),
+                None => {
+                    self.warn_at_cap();
+                    Refusal::Cap(g.max_connections)
+                }
+            }
+        };
+        g.refused.fetch_add(1, Ordering::Relaxed);
+        self.connections.failed_one();
+        Err(refusal)
+    }
+
+    /// The warning about the connection cap, at most once per [`CAP_WARN_EVERY`].
+    fn warn_at_cap(&self) {
+        let g = &self.guard;
+        let refused = g.refused_since_warn.fetch_add(1, Ordering::Relaxed) + 1;
+        let now = self.started.elapsed().as_millis() as u64 + 1;
+        let last = g.cap_warned_ms.load(Ordering::Relaxed);
+        let due = last == 0 || now >= last + CAP_WARN_EVERY.as_millis() as u64;
+        if due
+            && g.cap_warned_ms
+                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+        {
+            g.refused_since_warn.fetch_sub(refused, Ordering::Relaxed);
+            tracing::warn!(
+                "at the connection cap ({}): refusing new connections ({refused} refused since the last such line; \
+                 open ones are served on)",
+                g.max_connections
+            );
+        }
+    }
+
+    /// The guard as the snapshot shows it, the memory check taken now.
+    pub fn guard_snapshot(&self) -> snapshot::Guard {
+        let g = &self.guard;
+        let (_, tripped) = self.check_memory();
+        snapshot::Guard {
+            memory_limit_bytes: g.memory_limit,
+            memory_tripped: tripped,
+            memory_trips_total: g.trips.load(Ordering::Relaxed),
+            max_connections: g.max_connections,
+            at_connection_cap: g.max_connections > 0
+                && self.connections.open() >= g.max_connections,
+            refused_total: g.refused.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Checks the memory guard every [`GUARD_EVERY`] until shutdown, so that it
+    /// recovers (and says so) when memory falls even if no connection arrives.
+    pub fn watch_guard(self: &Arc<Self>, shutdown: &Shutdown) {
+        if self.guard.memory_limit == 0 {
+            return;
+        }
+        let state = self.clone();
+        let stop = shutdown.clone();
+        shutdown.spawn(async move {
+            let mut tick = tokio::time::interval(GUARD_EVERY);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tokio::select! {
+                    _ = tick.tick() => { state.check_memory(); }
+                    _ = stop.cancelled() => return,
+                }
+            }
+        });
+    }
+}
+
+/// How often the memory guard is checked when no connection arrives.
+pub const GUARD_EVERY: Duration = Duration::from_millis(250);
+
+/// Least time between two warnings about the connection cap.
+pub const CAP_WARN_EVERY: Duration = Duration::from_secs(10);
+
+/// The memory guard's and the connection cap's state.
+pub struct GuardState {
+    /// Live slab bytes at which new connections are refused; 0: none.
+    pub memory_limit: u64,
+    /// Connections served at once; 0: no cap.
+    pub max_connections: u64,
+    tripped: AtomicBool,
+    trips: AtomicU64,
+    refused: AtomicU64,
+    /// When the cap was last warned about, ms since start plus one; 0: never.
+    cap_warned_ms: AtomicU64,
+    refused_since_warn: AtomicU64,
+}
+
+impl GuardState {
+    pub fn new(memory_limit: u64, max_connections: u64) -> GuardState {
+        GuardState {
+            memory_limit,
+            max_connections,
+            tripped: AtomicBool::new(false),
+            trips: AtomicU64::new(0),
+            refused: AtomicU64::new(0),
+            cap_warned_ms: AtomicU64::new(0),
+            refused_since_warn: AtomicU64::new(0),
+        }
+    }
+}
+
+/// Why a new connection is refused (answered 503).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Refusal {
+    #[error(
+        "memory guard: {} MB of live slabs >= limit {} MB; refusing new connections, try again later",
+        mb(*live),
+        mb(*limit)
+    )]
+    Memory { live: u64, limit: u64 },
+    #[error("at the connection cap ({0}): refusing new connections, try again later")]
+    Cap(u64),
+}
+
+/// Megabytes with one decimal, as the logs show them.
+fn mb(bytes: u64) -> String {
+    format!("{:.1}", bytes as f64 / 1e6)
+}
+
+/// Raises the open-file soft limit to the hard limit, once per process.
+///
+/// Returns the soft limit before and after and the hard limit, or why it could not.
+pub fn raise_open_file_limit() -> Result<(u64, u64, u64), String> {
+    static RAISED: std::sync::OnceLock<Result<(u64, u64, u64), String>> =
+        std::sync::OnceLock::new();
+    RAISED
+        .get_or_init(|| {
+            let (soft, hard) = open_file_limit().map_err(|e| format!("getrlimit: {e}"))?;
+            let target = if hard == libc::RLIM_INFINITY {
+                // The kernel's ceiling for RLIMIT_NOFILE.
+                std::fs::read_to_string("/proc/sys/fs/nr_open")
+                    .ok()
+                    .and_then(|s| s.trim().parse().ok())
+                    .unwrap_or(1 << 20)
+            } else {
+                hard
+            };
+            if soft >= target {
+                return Ok((soft, soft, hard));
+            }
+            let limit = libc::rlimit {
+                rlim_cur: target as libc::rlim_t,
+                rlim_max: hard as libc::rlim_t,
+            };
+            // SAFETY: setrlimit reads a valid rlimit struct.
+            if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &limit) } != 0 {
+                let e = std::io::Error::last_os_error();
+                return Err(format!(
+                    "cannot raise the open-file limit from {soft} to {target}: {e}"
+                ));
+            }
+            let (after, hard) = open_file_limit().map_err(|e| format!("getrlimit: {e}"))?;
+            Ok((soft, after, hard))
+        })
+        .clone()
+}
+
+/// The open-file soft and hard limits of the process.
+#[allow(clippy::unnecessary_cast)] // rlim_t is not u64 on every platform
+pub fn open_file_limit() -> std::io::Result<(u64, u64)> {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes into a valid rlimit struct.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok((limit.rlim_cur as u64, limit.rlim_max as u64))
+}
+
+/// Descriptors kept aside for listeners, the snapshot endpoint and the runtime.
+pub const SPARE_FILES: u64 = 64;
+
+/// Raises the open-file limit and says whether it covers `max_connections`
+/// (`per_connection` descriptors each: 1 for the wss, 2 for the proxy).
+pub fn check_open_files(role: Role, max_connections: u64, per_connection: u64) {
+    let soft = match raise_open_file_limit() {
+        Ok((before, after, hard)) => {
+            if after > before {
+                tracing::info!("open-file limit {after} (raised from {before}; hard limit {hard})");
+            } else {
+                tracing::info!("open-file limit {after} (hard limit {hard})");
+            }
+            after
+        }
+        Err(why) => {
+            tracing::warn!("{why}");
+            match open_file_limit() {
+                Ok((soft, _)) => soft,
+                Err(_) => return,
+            }
+        }
+    };
+    let fit = soft.saturating_sub(SPARE_FILES) / per_connection;
+    if max_connections == 0 {
+        tracing::info!(
+            "no connection cap (max_connections 0): the open-file limit {soft} fits about {fit} connections of the {}",
+            role.as_str()
+        );
+    } else if max_connections > fit {
+        tracing::warn!(
+            "the open-file limit {soft} cannot cover max_connections {max_connections}: the {} needs \
+             {per_connection} descriptor(s) per connection plus {SPARE_FILES} spare, so about {fit} fit; \
+             beyond that accepts fail with \"too many open files\" (lower max_connections or raise the hard limit, ulimit -Hn)",
+            role.as_str()
+        );
+    }
+}
+
 fn mode_index(mode: HeadMode) -> u8 {
     HeadMode::ALL.iter().position(|m| *m == mode).unwrap_or(0) as u8
 }
@@ -155,17 +423,32 @@ pub struct ConnectionStats {
     pub failed: AtomicU64,
     by_mode: [AtomicU64; 3],
     no_mode: AtomicU64,
+    /// Connections open now, whatever their mode.
+    open_now: AtomicU64,
 }
 
 impl ConnectionStats {
     /// Counts a new connection open until the guard drops.
     pub fn open_one(self: &Arc<Self>, mode: Option<HeadMode>) -> OpenConnection {
-        self.accepted.fetch_add(1, Ordering::Relaxed);
-        self.slot(mode).fetch_add(1, Ordering::Relaxed);
-        OpenConnection {
-            stats: self.clone(),
-            mode,
+        self.open_now.fetch_add(1, Ordering::AcqRel);
+        Reserved {
+            stats: Some(self.clone()),
         }
+        .open(mode)
+    }
+
+    /// Takes one of `cap` places (0: no cap), or `None` when all are taken.
+    ///
+    /// The place counts among the open connections until it is dropped or opened.
+    pub fn try_reserve(self: &Arc<Self>, cap: u64) -> Option<Reserved> {
+        self.open_now
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |open| {
+                (cap == 0 || open < cap).then_some(open + 1)
+            })
+            .ok()?;
+        Some(Reserved {
+            stats: Some(self.clone()),
+        })
     }
 
     /// Counts a refused or failed request or connection attempt.
@@ -182,11 +465,7 @@ impl ConnectionStats {
 
     /// Connections open now.
     pub fn open(&self) -> u64 {
-        self.by_mode
-            .iter()
-            .chain([&self.no_mode])
-            .map(|c| c.load(Ordering::Relaxed))
-            .sum()
+        self.open_now.load(Ordering::Acquire)
     }
 
     /// Open connections by the head mode they were accepted with.
@@ -196,6 +475,30 @@ impl ConnectionStats {
             retain: get(HeadMode::Retain),
             copy: get(HeadMode::Copy),
             drop: get(HeadMode::Drop),
+        }
+    }
+}
+
+/// A place among the open connections, taken before the connection is served.
+pub struct Reserved {
+    /// `None` once opened: the place then belongs to the [`OpenConnection`].
+    stats: Option<Arc<ConnectionStats>>,
+}
+
+impl Reserved {
+    /// The connection is served from now on: counted accepted, and closed when dropped.
+    pub fn open(mut self, mode: Option<HeadMode>) -> OpenConnection {
+        let stats = self.stats.take().expect("a place is opened once");
+        stats.accepted.fetch_add(1, Ordering::Relaxed);
+        stats.slot(mode).fetch_add(1, Ordering::Relaxed);
+        OpenConnection { stats, mode }
+    }
+}
+
+impl Drop for Reserved {
+    fn drop(&mut self) {
+        if let Some(stats) = &self.stats {
+            stats.open_now.fetch_sub(1, Ordering::AcqRel);
         }
     }
 }
@@ -217,6 +520,7 @@ impl Drop for OpenConnection {
     fn drop(&mut self) {
         self.stats.slot(self.mode).fetch_sub(1, Ordering::Relaxed);
         self.stats.closed.fetch_add(1, Ordering::Relaxed);
+        self.stats.open_now.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
@@ -270,5 +574,65 @@ where
                 backoff = (backoff * 2).min(Duration::from_secs(1));
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_cap_counts_places_taken_and_frees_them_when_dropped() {
+        let stats = Arc::new(ConnectionStats::default());
+        let a = stats.try_reserve(2).unwrap();
+        let b = stats.try_reserve(2).unwrap();
+        assert!(
+            stats.try_reserve(2).is_none(),
+            "a third place over a cap of 2"
+        );
+        assert_eq!(stats.open(), 2);
+        // A place given up (say, the upstream is down) is neither accepted nor closed.
+        drop(b);
+        assert_eq!(stats.open(), 1);
+        let open = a.open(Some(HeadMode::Copy));
+        assert_eq!(stats.open_by_head_mode().copy, 1);
+        let c = stats.try_reserve(2).unwrap().open(None);
+        assert!(stats.try_reserve(2).is_none());
+        drop((open, c));
+        assert_eq!(stats.open(), 0);
+        assert_eq!(stats.accepted.load(Ordering::Relaxed), 2);
+        assert_eq!(stats.closed.load(Ordering::Relaxed), 2);
+        // 0: no cap.
+        let many: Vec<_> = (0..100).filter_map(|_| stats.try_reserve(0)).collect();
+        assert_eq!(many.len(), 100);
+    }
+
+    #[test]
+    fn admission_trips_the_memory_guard_and_counts_refusals() {
+        let config = Config {
+            max_connections: 1,
+            memory_limit: 1,
+            ..Config::default()
+        };
+        let state = State::new(Role::Wss, &config);
+        // No slab yet: 0 live bytes, below a 1-byte limit.
+        let place = state.admit().unwrap();
+        assert_eq!(state.admit().err(), Some(Refusal::Cap(1)));
+        drop(place);
+        // One read makes a slab: at or above the limit from then on.
+        let pool = state.pool("tcp").unwrap().clone();
+        let view = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap()
+            .block_on(async { pool.read(&mut &b"x"[..]).await.unwrap().unwrap() });
+        assert!(matches!(state.admit(), Err(Refusal::Memory { .. })));
+        let guard = state.guard_snapshot();
+        assert!(guard.memory_tripped && !guard.at_connection_cap);
+        assert_eq!((guard.memory_trips_total, guard.refused_total), (1, 2));
+        assert_eq!(state.connections.failed.load(Ordering::Relaxed), 2);
+        drop(view);
+        // The pool's current slab stays: the guard stays tripped, and trips only once.
+        assert!(state.check_memory().1);
+        assert_eq!(state.guard_snapshot().memory_trips_total, 1);
     }
 }

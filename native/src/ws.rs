@@ -15,6 +15,8 @@ use tungstenite::protocol::frame::{CloseFrame, Frame, FrameHeader};
 const MAX_HEADER: usize = 14;
 /// Largest control-frame payload (RFC 6455 5.5).
 const MAX_CONTROL: usize = 125;
+/// Bytes unmasked at a time to check a discarded text payload.
+const SCRATCH: usize = 1024;
 
 /// Something a client did that ends the connection with a close code.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -25,6 +27,17 @@ pub enum WsError {
     TooBig(usize),
     #[error("text message is not valid UTF-8")]
     BadUtf8,
+    #[error("close reason is not valid UTF-8")]
+    BadCloseReason,
+    /// Writing to the peer failed or timed out: nothing more can be sent.
+    #[error("{0}")]
+    Io(String),
+}
+
+impl From<std::io::Error> for WsError {
+    fn from(e: std::io::Error) -> WsError {
+        WsError::Io(e.to_string())
+    }
 }
 
 impl WsError {
@@ -33,7 +46,8 @@ impl WsError {
         match self {
             WsError::Protocol(_) => CloseCode::Protocol,
             WsError::TooBig(_) => CloseCode::Size,
-            WsError::BadUtf8 => CloseCode::Invalid,
+            WsError::BadUtf8 | WsError::BadCloseReason => CloseCode::Invalid,
+            WsError::Io(_) => CloseCode::Abnormal,
         }
     }
 }
@@ -62,6 +76,60 @@ struct FrameState {
     pos: u64,
 }
 
+/// Checks UTF-8 incrementally, across frames and reads, in constant memory.
+///
+/// Keeps at most the 3 bytes of a code point that is not complete yet.
+#[derive(Debug, Default, Clone)]
+pub struct Utf8Check {
+    pending: [u8; 4],
+    pending_len: usize,
+}
+
+impl Utf8Check {
+    /// Checks the next bytes; `Err` as soon as they cannot be UTF-8 whatever follows.
+    pub fn feed(&mut self, mut data: &[u8]) -> Result<(), WsError> {
+        if self.pending_len > 0 {
+            // Complete the pending code point first: its lead byte gives its width.
+            let width = match self.pending[0] {
+                0xC0..=0xDF => 2,
+                0xE0..=0xEF => 3,
+                _ => 4,
+            };
+            let take = (width - self.pending_len).min(data.len());
+            self.pending[self.pending_len..self.pending_len + take].copy_from_slice(&data[..take]);
+            self.pending_len += take;
+            data = &data[take..];
+            let point = &self.pending[..self.pending_len];
+            match std::str::from_utf8(point).map_err(|e| e.error_len()) {
+                Ok(_) => self.pending_len = 0,
+                Err(None) if self.pending_len < width => return Ok(()),
+                Err(_) => return Err(WsError::BadUtf8),
+            }
+        }
+        match std::str::from_utf8(data).map_err(|e| (e.valid_up_to(), e.error_len())) {
+            Ok(_) => Ok(()),
+            Err((valid, None)) => {
+                let rest = &data[valid..];
+                self.pending[..rest.len()].copy_from_slice(rest);
+                self.pending_len = rest.len();
+                Ok(())
+            }
+            Err((_, Some(_))) => Err(WsError::BadUtf8),
+        }
+    }
+
+    /// The text ended: a code point left incomplete makes it invalid.
+    pub fn finish(&mut self) -> Result<(), WsError> {
+        let complete = self.pending_len == 0;
+        self.pending_len = 0;
+        if complete {
+            Ok(())
+        } else {
+            Err(WsError::BadUtf8)
+        }
+    }
+}
+
 /// Turns a stream of bytes (slab views, in order) into [`Event`]s.
 pub struct FrameReader {
     header: [u8; MAX_HEADER],
@@ -69,6 +137,8 @@ pub struct FrameReader {
     frame: Option<FrameState>,
     /// Kind of the data message in progress (text?) and its size so far.
     message: Option<(bool, usize)>,
+    /// UTF-8 check of the text message in progress.
+    utf8: Utf8Check,
     payload: Vec<u8>,
     control: Vec<u8>,
     max_message: usize,
@@ -83,6 +153,7 @@ impl FrameReader {
             header_len: 0,
             frame: None,
             message: None,
+            utf8: Utf8Check::default(),
             payload: Vec::new(),
             control: Vec::new(),
             max_message,
@@ -99,7 +170,9 @@ impl FrameReader {
                     let n = (frame.len - frame.pos).min(data.len() as u64) as usize;
                     let (chunk, rest) = data.split_at(n);
                     data = rest;
-                    let sink = if matches!(frame.opcode, OpCode::Control(_)) {
+                    let control = matches!(frame.opcode, OpCode::Control(_));
+                    let text = !control && self.message.is_some_and(|(text, _)| text);
+                    let sink = if control {
                         Some(&mut self.control)
                     } else if self.keep_payload {
                         Some(&mut self.payload)
@@ -110,6 +183,20 @@ impl FrameReader {
                         let start = sink.len();
                         sink.extend_from_slice(chunk);
                         unmask(&mut sink[start..], frame.mask, frame.pos);
+                        if text {
+                            self.utf8.feed(&sink[start..])?;
+                        }
+                    } else if text {
+                        // Discarded, but still checked: unmasked a piece at a time.
+                        let mut scratch = [0u8; SCRATCH];
+                        let mut pos = frame.pos;
+                        for piece in chunk.chunks(SCRATCH) {
+                            let out = &mut scratch[..piece.len()];
+                            out.copy_from_slice(piece);
+                            unmask(out, frame.mask, pos);
+                            self.utf8.feed(out)?;
+                            pos += piece.len() as u64;
+                        }
                     }
                     frame.pos += n as u64;
                     if frame.pos == frame.len {
@@ -146,6 +233,9 @@ impl FrameReader {
         let Some(mask) = header.mask else {
             return Err(WsError::Protocol("unmasked client frame"));
         };
+        if len > i64::MAX as u64 {
+            return Err(WsError::Protocol("frame length with its top bit set"));
+        }
         match header.opcode {
             OpCode::Control(_) => {
                 if len > MAX_CONTROL as u64 || !header.is_final {
@@ -165,10 +255,12 @@ impl FrameReader {
                     (kind, None) => {
                         self.message = Some((kind == Data::Text, 0));
                         self.payload.clear();
+                        self.utf8 = Utf8Check::default();
                         0
                     }
                 };
-                let total = so_far as u64 + len;
+                // Checked from the header alone, before any of the payload is read.
+                let total = (so_far as u64).saturating_add(len);
                 if total > self.max_message as u64 {
                     return Err(WsError::TooBig(self.max_message));
                 }
@@ -196,26 +288,34 @@ impl FrameReader {
                 events.push(Event::Ping(std::mem::take(&mut self.control)))
             }
             OpCode::Control(Control::Pong) => events.push(Event::Pong),
-            OpCode::Control(_) => {
-                let code = (self.control.len() >= 2)
-                    .then(|| u16::from_be_bytes([self.control[0], self.control[1]]));
-                events.push(Event::Close(code));
-            }
+            OpCode::Control(_) => events.push(Event::Close(close_code(&self.control)?)),
             OpCode::Data(_) if frame.is_final => {
                 let (text, len) = self.message.take().unwrap_or((false, 0));
-                let payload = self.keep_payload.then(|| std::mem::take(&mut self.payload));
-                if text
-                    && payload
-                        .as_ref()
-                        .is_some_and(|p| std::str::from_utf8(p).is_err())
-                {
-                    return Err(WsError::BadUtf8);
+                if text {
+                    self.utf8.finish()?;
                 }
+                let payload = self.keep_payload.then(|| std::mem::take(&mut self.payload));
                 events.push(Event::Message { text, len, payload });
             }
             OpCode::Data(_) => {}
         }
         Ok(())
+    }
+}
+
+/// The code of a close frame's payload, checked (RFC 6455 5.5.1, 7.4).
+fn close_code(payload: &[u8]) -> Result<Option<u16>, WsError> {
+    match payload {
+        [] => Ok(None),
+        [_] => Err(WsError::Protocol("close frame with a 1-byte payload")),
+        [hi, lo, reason @ ..] => {
+            let code = u16::from_be_bytes([*hi, *lo]);
+            if !CloseCode::from(code).is_allowed() || code < 1000 {
+                return Err(WsError::Protocol("close frame with an invalid code"));
+            }
+            std::str::from_utf8(reason).map_err(|_| WsError::BadCloseReason)?;
+            Ok(Some(code))
+        }
     }
 }
 

@@ -8,15 +8,16 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::io::AsyncWriteExt;
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::TcpStream;
 use tungstenite::protocol::frame::coding::CloseCode;
 
 use crate::config::Config;
 use crate::head::KeptHead;
-use crate::http::{read_request_head, respond, RequestHead};
+use crate::http::{read_request_head, respond, shutdown_within, write_within, RequestHead};
 use crate::server::{self, State};
 use crate::shutdown::Shutdown;
+use crate::slab::SlabPool;
 use crate::ws::{self, Event, FrameReader};
 use crate::Role;
 
@@ -26,6 +27,8 @@ pub struct Limits {
     pub max_header_bytes: usize,
     pub header_timeout: Duration,
     pub max_message_size: usize,
+    /// Longest a write to a peer may take; the connection is closed after.
+    pub write_timeout: Duration,
 }
 
 impl Limits {
@@ -34,6 +37,7 @@ impl Limits {
             max_header_bytes: config.max_header_bytes,
             header_timeout: Duration::from_millis(config.header_timeout_ms),
             max_message_size: config.max_message_size,
+            write_timeout: Duration::from_millis(config.write_timeout_ms),
         }
     }
 }
@@ -48,6 +52,7 @@ pub struct Running {
 /// Binds the wss and its snapshot endpoint and starts serving until `shutdown`.
 pub async fn start(config: &Config, shutdown: &Shutdown) -> std::io::Result<Running> {
     let state = State::new(Role::Wss, config);
+    server::check_open_files(Role::Wss, config.max_connections, 1);
     let listener = server::bind((config.bind, config.wss_port).into(), "wss").await?;
     let addr = listener.local_addr()?;
     let snapshot_addr = crate::snapshot::endpoint::serve(
@@ -64,6 +69,7 @@ pub async fn start(config: &Config, shutdown: &Shutdown) -> std::io::Result<Runn
         move |stream, peer| handle(serving.clone(), limits.clone(), stream, peer),
     ));
     state.print_stats(shutdown);
+    state.watch_guard(shutdown);
     tracing::info!(
         "wss listening on ws://{addr} (head mode {}, echo {}); snapshot on http://{snapshot_addr}/snapshot",
         state.head_mode().map(|m| m.as_str()).unwrap_or("-"),
@@ -76,10 +82,16 @@ pub async fn start(config: &Config, shutdown: &Shutdown) -> std::io::Result<Runn
     })
 }
 
+/// Longest time spent draining a peer's bytes after closing on a protocol error.
+pub const LINGER: Duration = Duration::from_secs(1);
+/// Most bytes drained then.
+pub const LINGER_BYTES: usize = 1 << 20;
+
 /// Serves one connection from its upgrade request to its close.
 async fn handle(state: Arc<State>, limits: Arc<Limits>, stream: TcpStream, peer: SocketAddr) {
     let pool = state.pool("tcp").expect("the wss has a tcp pool").clone();
     let (mut rd, mut wr) = stream.into_split();
+    let wt = limits.write_timeout;
     let request = match read_request_head(
         &pool,
         &mut rd,
@@ -93,7 +105,7 @@ async fn handle(state: Arc<State>, limits: Arc<Limits>, stream: TcpStream, peer:
             tracing::debug!(%peer, "wss: {e}");
             if let Some((status, reason)) = e.response() {
                 state.connections.failed_one();
-                let _ = respond(&mut wr, status, reason, &format!("{e}\n")).await;
+                let _ = respond(&mut wr, status, reason, &format!("{e}\n"), wt).await;
             }
             return;
         }
@@ -101,19 +113,28 @@ async fn handle(state: Arc<State>, limits: Arc<Limits>, stream: TcpStream, peer:
     if let Err((status, reason, why)) = check_upgrade(&request) {
         tracing::debug!(%peer, "wss: refused: {why}");
         state.connections.failed_one();
-        let _ = respond(&mut wr, status, reason, &format!("{why}\n")).await;
+        let _ = respond(&mut wr, status, reason, &format!("{why}\n"), wt).await;
         return;
     }
     let mode = state.head_mode().expect("the wss has a head mode");
-    let open = state.connections.open_one(Some(mode));
+    let open = match state.admit() {
+        Ok(place) => place.open(Some(mode)),
+        Err(refusal) => {
+            tracing::debug!(%peer, "wss: refused: {refusal}");
+            let body = format!("wss: {refusal}\n");
+            let _ = respond(&mut wr, 503, "Service Unavailable", &body, wt).await;
+            return;
+        }
+    };
     let id = server::next_connection_id();
     let kept = KeptHead::keep(mode, id, &request);
     let key = request.websocket_key.as_deref().unwrap_or_default();
     let accept = tungstenite::handshake::derive_accept_key(key.as_bytes());
-    let response = format!(
+    let mut hello = format!(
         "HTTP/1.1 101 Switching Protocols\r\nupgrade: websocket\r\nconnection: Upgrade\r\n\
          sec-websocket-accept: {accept}\r\n\r\n"
-    );
+    )
+    .into_bytes();
     let mut reader = FrameReader::new(limits.max_message_size, state.echo);
     let mut events = Vec::new();
     // The head: frame bytes that came with the request.
@@ -127,23 +148,19 @@ async fn handle(state: Arc<State>, limits: Arc<Limits>, stream: TcpStream, peer:
         }
     }
     drop(request);
-    let greeting = ws::message_frame(
+    hello.extend(ws::message_frame(
         format!("hello from wss, connection {id} (head mode {mode})").into_bytes(),
         true,
-    );
-    let written = async {
-        wr.write_all(response.as_bytes()).await?;
-        wr.write_all(&greeting).await
-    }
-    .await;
-    if written.is_err() {
+    ));
+    if let Err(e) = write_within(&mut wr, &hello, wt).await {
+        tracing::debug!(%peer, connection = id, "wss: {e}");
         return;
     }
     tracing::debug!(%peer, connection = id, %mode, kept = kept.len(), "wss: websocket open");
     let result: Result<(), ws::WsError> = async {
         outcome?;
         loop {
-            if answer(&mut wr, &mut events).await? {
+            if answer(&mut wr, &mut events, wt).await? {
                 return Ok(());
             }
             match pool.read(&mut rd).await {
@@ -153,21 +170,45 @@ async fn handle(state: Arc<State>, limits: Arc<Limits>, stream: TcpStream, peer:
         }
     }
     .await;
-    if let Err(e) = result {
-        tracing::debug!(%peer, connection = id, "wss: closing: {e}");
-        let _ = wr
-            .write_all(&ws::close_frame(e.close_code(), &e.to_string()))
-            .await;
+    match result {
+        Ok(()) => shutdown_within(&mut wr, wt).await,
+        Err(ws::WsError::Io(e)) => {
+            tracing::debug!(%peer, connection = id, "wss: closing: {e}");
+        }
+        Err(e) => {
+            tracing::debug!(%peer, connection = id, "wss: closing: {e}");
+            let close = ws::close_frame(e.close_code(), &e.to_string());
+            if write_within(&mut wr, &close, wt).await.is_ok() {
+                shutdown_within(&mut wr, wt).await;
+                linger(&pool, &mut rd).await;
+            }
+        }
     }
-    let _ = wr.shutdown().await;
     drop(kept);
     drop(open);
 }
 
+/// Reads and drops what the peer still sends after a close on error, for a bounded
+/// time and size, so that closing does not reset the connection (which could lose
+/// the close frame on its way to the peer).
+async fn linger(pool: &SlabPool, rd: &mut OwnedReadHalf) {
+    let drain = async {
+        let mut drained = 0;
+        while let Ok(Some(view)) = pool.read(rd).await {
+            drained += view.len();
+            if drained >= LINGER_BYTES {
+                return;
+            }
+        }
+    };
+    let _ = tokio::time::timeout(LINGER, drain).await;
+}
+
 /// Answers the events read so far; true once the connection is to end.
 async fn answer(
-    wr: &mut tokio::net::tcp::OwnedWriteHalf,
+    wr: &mut OwnedWriteHalf,
     events: &mut Vec<Event>,
+    wt: Duration,
 ) -> Result<bool, ws::WsError> {
     for event in events.drain(..) {
         let out = match event {
@@ -180,13 +221,11 @@ async fn answer(
             Event::Ping(payload) => ws::pong_frame(payload),
             Event::Close(code) => {
                 let code = code.map(CloseCode::from).unwrap_or(CloseCode::Normal);
-                let _ = wr.write_all(&ws::close_frame(code, "")).await;
+                write_within(wr, &ws::close_frame(code, ""), wt).await?;
                 return Ok(true);
             }
         };
-        if wr.write_all(&out).await.is_err() {
-            return Ok(true);
-        }
+        write_within(wr, &out, wt).await?;
     }
     Ok(false)
 }
@@ -219,6 +258,13 @@ fn check_upgrade(r: &RequestHead) -> Result<(), (u16, &'static str, String)> {
             400,
             "Bad Request",
             "Connection header does not say upgrade".into(),
+        ));
+    }
+    if r.has_body() {
+        return Err((
+            400,
+            "Bad Request",
+            "a websocket upgrade cannot carry a body (Content-Length or Transfer-Encoding)".into(),
         ));
     }
     if r.websocket_version.as_deref() != Some("13") {

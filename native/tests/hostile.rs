@@ -2,9 +2,11 @@
 
 mod common;
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use common::{exchange, read_to_close, wait_until, Playground, UPGRADE};
+use common::{
+    client_frame, connect_unread, exchange, read_to_close, wait_until, Playground, UPGRADE,
+};
 use snapshot::HeadMode;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
@@ -189,5 +191,240 @@ async fn protocol_violations_close_the_websocket_with_a_code() {
     .await;
     let close = all.windows(4).position(|w| w == [0x88, w[1], 0x03, 0xea]);
     assert!(close.is_some(), "close 1002 expected in {all:?}");
+    still_serving(&pg).await;
+}
+
+/// Socket reads the wss has made so far.
+async fn wss_reads(pg: &Playground) -> u64 {
+    pg.snapshot(&pg.wss).await.pool("tcp").unwrap().reads_total
+}
+
+#[tokio::test]
+async fn request_smuggling_shapes_get_400_and_are_never_forwarded() {
+    let pg = playground().await;
+    let post = |headers: &str, body: &str| {
+        format!("POST /submit HTTP/1.1\r\nHost: localhost\r\n{headers}\r\n{body}")
+    };
+    let smuggled = "0\r\n\r\nGET /admin HTTP/1.1\r\nHost: localhost\r\n\r\n";
+    let shapes = [
+        (
+            post(
+                "Content-Length: 6\r\nTransfer-Encoding: chunked\r\n",
+                smuggled,
+            ),
+            "Content-Length together with Transfer-Encoding",
+        ),
+        (
+            post(
+                "Transfer-Encoding: chunked\r\nContent-Length: 6\r\n",
+                smuggled,
+            ),
+            "Content-Length together with Transfer-Encoding",
+        ),
+        (
+            post("Content-Length: 6\r\nContent-Length: 40\r\n", smuggled),
+            "two different Content-Length values",
+        ),
+        (
+            post("Content-Length: 6, 40\r\n", smuggled),
+            "two different Content-Length values",
+        ),
+        (
+            post("Content-Length: 6x\r\n", "abcdef"),
+            "Content-Length is not a number",
+        ),
+        (
+            post("Content-Length: -1\r\n", ""),
+            "Content-Length is not a number",
+        ),
+        (
+            post("Content-Length:\r\n", ""),
+            "Content-Length is not a number",
+        ),
+        (
+            post("Transfer-Encoding: chunked, identity\r\n", smuggled),
+            "Transfer-Encoding must end with a single chunked",
+        ),
+        (
+            post("Transfer-Encoding: identity\r\n", smuggled),
+            "Transfer-Encoding must end with a single chunked",
+        ),
+        (
+            post(
+                "Transfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n",
+                smuggled,
+            ),
+            "Transfer-Encoding must end with a single chunked",
+        ),
+        (
+            post("Transfer-Encoding:\r\n", smuggled),
+            "Transfer-Encoding must end with a single chunked",
+        ),
+        (post("Host: elsewhere\r\n", ""), "more than one Host header"),
+        (
+            "GET / HTTP/1.1\r\nHost:\r\n\r\n".to_string(),
+            "empty Host header",
+        ),
+        (
+            "GET / HTTP/1.1\r\nUpgrade: \r\nConnection: Upgrade\r\nHost: x\r\n\r\n".to_string(),
+            "empty Upgrade header",
+        ),
+        (
+            UPGRADE.replace("Host: localhost\r\n", ""),
+            "HTTP/1.1 request without a Host header",
+        ),
+        (
+            UPGRADE.replace(
+                "Sec-WebSocket-Version: 13\r\n",
+                "Sec-WebSocket-Version: 13\r\nSec-WebSocket-Version: 8\r\n",
+            ),
+            "more than one Sec-WebSocket-Version header",
+        ),
+    ];
+    for (request, why) in &shapes {
+        let mut wss = TcpStream::connect(pg.wss.addr).await.unwrap();
+        let answer = exchange(&mut wss, request.as_bytes()).await;
+        assert!(answer.starts_with("HTTP/1.1 400 "), "{request:?}: {answer}");
+        assert!(answer.contains(why), "{request:?}: {answer}");
+
+        let reads = wss_reads(&pg).await;
+        let mut proxy = pg.raw_proxy().await;
+        let answer = exchange(&mut proxy, request.as_bytes()).await;
+        assert!(
+            answer.starts_with("HTTP/1.1 400 "),
+            "via proxy {request:?}: {answer}"
+        );
+        assert!(
+            answer.contains(&format!("proxy: malformed request: {why}")),
+            "{answer}"
+        );
+        assert_eq!(
+            wss_reads(&pg).await,
+            reads,
+            "forwarded to the wss: {request:?}"
+        );
+    }
+    let proxy = pg.snapshot(&pg.proxy).await;
+    assert_eq!(proxy.connections.failed_total, shapes.len() as u64);
+    assert_eq!(proxy.connections.accepted_total, 0);
+    still_serving(&pg).await;
+}
+
+#[tokio::test]
+async fn an_upgrade_that_carries_a_body_is_refused() {
+    let pg = playground().await;
+    let with = |header: &str, body: &str| {
+        UPGRADE.replace(
+            "Sec-WebSocket-Version: 13\r\n",
+            &format!("Sec-WebSocket-Version: 13\r\n{header}\r\n"),
+        ) + body
+    };
+    for request in [
+        with("Content-Length: 5", "hello"),
+        with("Transfer-Encoding: chunked", "5\r\nhello\r\n0\r\n\r\n"),
+    ] {
+        let mut wss = TcpStream::connect(pg.wss.addr).await.unwrap();
+        let answer = exchange(&mut wss, request.as_bytes()).await;
+        assert!(answer.starts_with("HTTP/1.1 400 "), "{answer}");
+        assert!(answer.contains("cannot carry a body"), "{answer}");
+        let mut proxy = pg.raw_proxy().await;
+        let answer = exchange(&mut proxy, request.as_bytes()).await;
+        assert!(answer.starts_with("HTTP/1.1 400 "), "via proxy: {answer}");
+        assert!(
+            answer.contains("cannot carry a body"),
+            "via proxy: {answer}"
+        );
+    }
+    // Content-Length: 0 announces no body: a websocket as usual.
+    let mut wss = TcpStream::connect(pg.wss.addr).await.unwrap();
+    wss.write_all(with("Content-Length: 0", "").as_bytes())
+        .await
+        .unwrap();
+    let mut first = [0u8; 12];
+    tokio::io::AsyncReadExt::read_exact(&mut wss, &mut first)
+        .await
+        .unwrap();
+    assert_eq!(&first, b"HTTP/1.1 101");
+    drop(wss);
+    still_serving(&pg).await;
+}
+
+/// A playground whose writes time out after 500 ms.
+async fn impatient() -> Playground {
+    Playground::start(HeadMode::Retain, HeadMode::Retain, |c| {
+        c.write_timeout_ms = 500;
+        c.max_message_size = 1 << 20;
+    })
+    .await
+}
+
+/// Sends 256 KiB binary messages on `io` (never reading) until a write fails.
+fn flood(
+    mut io: impl tokio::io::AsyncWrite + Unpin + Send + 'static,
+) -> tokio::task::JoinHandle<usize> {
+    tokio::spawn(async move {
+        let message = client_frame(0x2, true, &vec![0x5a; 256 << 10]);
+        let mut sent = 0;
+        while sent < 1000 && io.write_all(&message).await.is_ok() {
+            sent += 1;
+        }
+        sent
+    })
+}
+
+#[tokio::test]
+async fn a_websocket_client_that_never_reads_is_closed_after_the_write_timeout() {
+    let pg = impatient().await;
+    let mut tcp = connect_unread(pg.wss.addr).await;
+    tcp.write_all(UPGRADE.as_bytes()).await.unwrap();
+    let started = Instant::now();
+    let writer = flood(tcp);
+    wait_until(
+        "the wss closed the connection that does not read",
+        || async {
+            let c = pg.snapshot(&pg.wss).await.connections;
+            c.accepted_total == 1 && c.open == 0
+        },
+    )
+    .await;
+    let took = started.elapsed();
+    assert!(took >= Duration::from_millis(500), "closed after {took:?}");
+    // The flood ends once the server has gone (its writes fail).
+    let sent = tokio::time::timeout(common::BOUND, writer)
+        .await
+        .expect("the client's writes fail once the server has closed")
+        .unwrap();
+    assert!(sent < 1000, "{sent} messages went through");
+    eprintln!(
+        "wss: a client that never reads closed after {took:?} ({sent} messages of 256 KiB sent)"
+    );
+    still_serving(&pg).await;
+}
+
+#[tokio::test]
+async fn through_the_proxy_a_client_that_never_reads_is_closed_on_both_sides() {
+    let pg = impatient().await;
+    let tcp = connect_unread(pg.proxy.addr).await;
+    let mut tls = pg.tls_over(tcp).await;
+    tls.write_all(UPGRADE.as_bytes()).await.unwrap();
+    let started = Instant::now();
+    let writer = flood(tls);
+    wait_until(
+        "proxy and wss closed the connection that does not read",
+        || async {
+            let proxy = pg.snapshot(&pg.proxy).await.connections;
+            let wss = pg.snapshot(&pg.wss).await.connections;
+            proxy.accepted_total == 1 && proxy.open == 0 && wss.accepted_total == 1 && wss.open == 0
+        },
+    )
+    .await;
+    let took = started.elapsed();
+    assert!(took >= Duration::from_millis(500), "closed after {took:?}");
+    let sent = tokio::time::timeout(common::BOUND, writer)
+        .await
+        .expect("the client's writes fail once the proxy has closed")
+        .unwrap();
+    assert!(sent < 1000, "{sent} messages went through");
+    eprintln!("proxy: a client that never reads closed on both sides after {took:?} ({sent} messages of 256 KiB sent)");
     still_serving(&pg).await;
 }

@@ -178,6 +178,14 @@ impl SlabPool {
         }
     }
 
+    /// Bytes of the slabs alive now, from the pool's counters: constant time, no lock.
+    pub fn live_bytes(&self) -> u64 {
+        let c = &self.counters;
+        let freed = c.freed.load(Ordering::Acquire);
+        let live = c.allocated.load(Ordering::Acquire).saturating_sub(freed);
+        live * self.slab_size as u64
+    }
+
     /// Slabs allocated since the pool was made.
     pub fn slabs_allocated(&self) -> u64 {
         self.counters.allocated.load(Ordering::Relaxed)

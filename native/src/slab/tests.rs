@@ -57,8 +57,10 @@ async fn a_slab_is_freed_when_its_last_view_drops() {
         snap.slabs[0].referenced_bytes, 18,
         "the whole region stays referenced"
     );
+    assert_eq!(pool.live_bytes(), pool.summary().retained_bytes);
     drop(kept);
     assert_eq!(pool.summary().live_slabs, 1);
+    assert_eq!(pool.live_bytes(), 2048);
     let snap = pool.snapshot(Instant::now());
     assert_eq!((snap.slabs_allocated_total, snap.slabs_freed_total), (2, 1));
     assert_eq!(snap.slabs[0].id, 2);

@@ -58,7 +58,7 @@ pub fn take(state: &State) -> Snapshot {
                 .then(|| retained_bytes as f64 / referenced_bytes as f64),
             live_slabs: pools.iter().map(|p| p.live_slabs).sum(),
         },
-        guard: Default::default(),
+        guard: state.guard_snapshot(),
         pools,
     };
     snap.took_us = started.elapsed().as_micros() as u64;

@@ -135,3 +135,204 @@ fn server_frames_are_unmasked_and_well_formed() {
     assert_eq!(&close[..4], &[0x88, 9, 0x03, 0xf1]);
     assert_eq!(pong_frame(b"p".to_vec()), vec![0x8a, 0x01, b'p']);
 }
+
+/// Every way of feeding `wire`: in pieces of 1 to 7 bytes and whole, keeping or discarding.
+fn outcomes(wire: &[u8]) -> Vec<Result<Vec<Event>, WsError>> {
+    let mut out = Vec::new();
+    for keep in [true, false] {
+        for piece in (1..=7).chain([wire.len().max(1)]) {
+            out.push(feed_in_pieces(wire, piece, keep));
+        }
+    }
+    out
+}
+
+#[test]
+fn utf8_split_across_frames_and_reads_is_accepted_in_both_modes() {
+    let text = "héllo wörld € 𝄞 ok".as_bytes();
+    for split in 0..=text.len() {
+        let mut wire = client_frame(0x1, false, &text[..split]);
+        wire.extend(client_frame(0x9, true, b"between fragments"));
+        wire.extend(client_frame(0x0, true, &text[split..]));
+        for outcome in outcomes(&wire) {
+            let events = outcome.unwrap_or_else(|e| panic!("split {split}: {e}"));
+            assert_eq!(events.len(), 2, "split {split}");
+            assert!(
+                matches!(&events[1], Event::Message { text: true, len, .. } if *len == text.len())
+            );
+        }
+    }
+}
+
+#[test]
+fn bad_utf8_gets_1007_in_both_modes_wherever_it_is_split() {
+    let bad: [&[u8]; 6] = [
+        b"ab\xff",                    // never valid
+        b"\xc0\x80",                  // overlong
+        b"\xed\xa0\x80",              // surrogate
+        b"\xf4\x90\x80\x80",          // above U+10FFFF
+        b"ok \xe2\x82\x28 then",      // a 3-byte sequence broken by its last byte
+        "€".as_bytes().split_at(2).0, // cut short at the end of the message
+    ];
+    for payload in bad {
+        for split in 0..=payload.len() {
+            let mut wire = client_frame(0x1, false, &payload[..split]);
+            wire.extend(client_frame(0x0, true, &payload[split..]));
+            for outcome in outcomes(&wire) {
+                let err = outcome.expect_err("invalid UTF-8 accepted");
+                assert_eq!(
+                    (err.clone(), err.close_code()),
+                    (WsError::BadUtf8, CloseCode::Invalid),
+                    "{payload:?} split at {split}"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn bad_utf8_is_refused_before_the_message_ends_in_discard_mode() {
+    // The first of two fragments is already wrong: no need to wait for the second.
+    let first = client_frame(0x1, false, b"fine so far \xff");
+    let mut reader = FrameReader::new(1 << 20, false);
+    assert_eq!(reader.feed(&first, &mut Vec::new()), Err(WsError::BadUtf8));
+    // Binary messages are not checked.
+    assert!(feed_in_pieces(&client_frame(0x2, true, b"\xff\xfe"), 1, false).is_ok());
+}
+
+#[test]
+fn the_incremental_check_agrees_with_std_on_arbitrary_bytes() {
+    let mut seed = 0x2545_f491_4f6c_dd1du64;
+    let mut next = || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
+    let alphabet: [&[u8]; 10] = [
+        b"a",
+        b"\xc3\xa9",
+        b"\xe2\x82\xac",
+        b"\xf0\x9d\x84\x9e",
+        b"\xff",
+        b"\x80",
+        b"\xe2",
+        b"\xf0\x9d",
+        b"\xed\xa0\x80",
+        b"\xc1\xbf",
+    ];
+    for _ in 0..3000 {
+        let parts = (next() % 6) as usize;
+        let bytes: Vec<u8> = (0..parts)
+            .flat_map(|_| {
+                alphabet[(next() % alphabet.len() as u64) as usize]
+                    .iter()
+                    .copied()
+            })
+            .collect();
+        let mut check = Utf8Check::default();
+        let mut rest = &bytes[..];
+        let mut result = Ok(());
+        while !rest.is_empty() && result.is_ok() {
+            let n = ((next() % 4) as usize + 1).min(rest.len());
+            result = check.feed(&rest[..n]);
+            rest = &rest[n..];
+        }
+        let result = result.and_then(|_| check.finish());
+        assert_eq!(
+            result.is_ok(),
+            std::str::from_utf8(&bytes).is_ok(),
+            "{bytes:x?}"
+        );
+    }
+}
+
+#[test]
+fn close_frames_are_checked() {
+    let close = |payload: &[u8]| feed_in_pieces(&client_frame(0x8, true, payload), 3, false);
+    assert_eq!(close(b"").unwrap(), vec![Event::Close(None)]);
+    for code in [1000u16, 1001, 1003, 1007, 1011, 1013, 3000, 4999] {
+        assert_eq!(
+            close(&code.to_be_bytes()).unwrap(),
+            vec![Event::Close(Some(code))]
+        );
+    }
+    let mut with_reason = 1000u16.to_be_bytes().to_vec();
+    with_reason.extend_from_slice("bye ✓".as_bytes());
+    assert_eq!(close(&with_reason).unwrap(), vec![Event::Close(Some(1000))]);
+
+    let err = close(&[0x03]).unwrap_err();
+    assert_eq!(err.close_code(), CloseCode::Protocol, "1-byte payload");
+    for code in [
+        0u16, 999, 1004, 1005, 1006, 1014, 1015, 1016, 2999, 5000, 65535,
+    ] {
+        let err = close(&code.to_be_bytes()).unwrap_err();
+        assert_eq!(err.close_code(), CloseCode::Protocol, "code {code}");
+    }
+    let mut bad_reason = 1000u16.to_be_bytes().to_vec();
+    bad_reason.extend_from_slice(b"bye \xff");
+    let err = close(&bad_reason).unwrap_err();
+    assert_eq!(
+        (err.clone(), err.close_code()),
+        (WsError::BadCloseReason, CloseCode::Invalid)
+    );
+}
+
+#[test]
+fn an_oversized_message_is_refused_from_its_header_alone() {
+    // A header announcing 1 TiB, with none of its payload: refused at once.
+    let mut header = vec![0x82, 0x80 | 127];
+    header.extend_from_slice(&(1u64 << 40).to_be_bytes());
+    header.extend_from_slice(&[1, 2, 3, 4]);
+    let mut reader = FrameReader::new(1000, false);
+    assert_eq!(
+        reader.feed(&header, &mut Vec::new()),
+        Err(WsError::TooBig(1000))
+    );
+    // Fragments adding up to more than the limit: refused at the header that passes it.
+    let mut reader = FrameReader::new(1000, true);
+    let mut events = Vec::new();
+    reader
+        .feed(&client_frame(0x2, false, &[0; 600]), &mut events)
+        .unwrap();
+    let second = client_frame(0x0, true, &[0; 600]);
+    assert_eq!(
+        reader.feed(&second[..8], &mut events),
+        Err(WsError::TooBig(1000))
+    );
+    // A 64-bit length with its top bit set is a protocol error, whatever the limit.
+    let mut huge = vec![0x82, 0x80 | 127];
+    huge.extend_from_slice(&u64::MAX.to_be_bytes());
+    huge.extend_from_slice(&[1, 2, 3, 4]);
+    let mut reader = FrameReader::new(usize::MAX, false);
+    assert!(matches!(
+        reader.feed(&huge, &mut Vec::new()),
+        Err(WsError::Protocol(_))
+    ));
+}
+
+#[test]
+fn every_reserved_opcode_and_bad_control_frame_gets_1002() {
+    for opcode in (3..=7).chain(11..=15) {
+        let err = feed_in_pieces(&client_frame(opcode, true, b"x"), 1, false).unwrap_err();
+        assert_eq!(err.close_code(), CloseCode::Protocol, "opcode {opcode}");
+    }
+    for opcode in [0x8, 0x9, 0xA] {
+        let fragmented = client_frame(opcode, false, b"");
+        let err = feed_in_pieces(&fragmented, 1, false).unwrap_err();
+        assert_eq!(err.close_code(), CloseCode::Protocol, "fragmented {opcode}");
+        let long = client_frame(opcode, true, &[0; 126]);
+        let err = feed_in_pieces(&long, 1, false).unwrap_err();
+        assert_eq!(err.close_code(), CloseCode::Protocol, "126-byte {opcode}");
+    }
+    // Reserved bits without an extension.
+    let mut rsv = client_frame(0x2, true, b"x");
+    rsv[0] |= 0x40;
+    let err = feed_in_pieces(&rsv, 1, false).unwrap_err();
+    assert_eq!(err.close_code(), CloseCode::Protocol);
+    // A new data message inside a fragmented one.
+    let mut wire = client_frame(0x1, false, b"a");
+    wire.extend(client_frame(0x2, true, b"b"));
+    let err = feed_in_pieces(&wire, 2, false).unwrap_err();
+    assert_eq!(err.close_code(), CloseCode::Protocol);
+}

@@ -48,6 +48,16 @@ pub struct Playground {
 impl Playground {
     /// Starts wss then proxy with these head modes and any other changes.
     pub async fn start(wss: HeadMode, proxy: HeadMode, tweak: impl FnOnce(&mut Config)) -> Self {
+        Self::start_each(wss, proxy, tweak, |_| {}).await
+    }
+
+    /// [`Playground::start`], with changes `proxy_only` made to the proxy's config alone.
+    pub async fn start_each(
+        wss: HeadMode,
+        proxy: HeadMode,
+        tweak: impl FnOnce(&mut Config),
+        proxy_only: impl FnOnce(&mut Config),
+    ) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let mut config = test_config(dir.path());
         config.wss_head = wss;
@@ -58,6 +68,7 @@ impl Playground {
         if config.proxy_target.port == 0 || config.proxy_target.port == 8800 {
             config.proxy_target.port = wss.addr.port();
         }
+        proxy_only(&mut config);
         let proxy = native::proxy::start(&config, &shutdown).await.unwrap();
         config.proxy_port = proxy.addr.port();
         let tls = config
@@ -104,6 +115,31 @@ impl Playground {
     /// A raw TLS (or plain) connection to the proxy, for hand-written bytes.
     pub async fn raw_proxy(&self) -> Box<dyn Io> {
         let tcp = TcpStream::connect(self.proxy.addr).await.unwrap();
+        self.tls_over(tcp).await
+    }
+
+    /// A websocket straight to the wss, once its greeting has come back.
+    pub async fn open_direct(&self) -> DirectWs {
+        let tcp = TcpStream::connect(self.wss.addr).await.unwrap();
+        let url = format!("ws://{}/", self.wss.addr);
+        let (mut ws, _) = tokio::time::timeout(BOUND, tokio_tungstenite::client_async(url, tcp))
+            .await
+            .unwrap()
+            .unwrap();
+        let greeting = tokio::time::timeout(BOUND, ws.next())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        assert!(
+            greeting.to_text().unwrap().starts_with("hello from wss"),
+            "{greeting:?}"
+        );
+        ws
+    }
+
+    /// TLS over `tcp` when the proxy speaks it (as [`Playground::raw_proxy`] does).
+    pub async fn tls_over(&self, tcp: TcpStream) -> Box<dyn Io> {
         match &self.tls {
             Some(tls) => {
                 let connector = tokio_rustls::TlsConnector::from(tls.clone());
@@ -120,6 +156,9 @@ impl Drop for Playground {
         self.shutdown.trigger();
     }
 }
+
+/// A websocket straight to the wss.
+pub type DirectWs = tokio_tungstenite::WebSocketStream<TcpStream>;
 
 pub trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
 impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
@@ -155,3 +194,78 @@ pub async fn exchange(io: &mut (impl AsyncRead + AsyncWrite + Unpin), bytes: &[u
 /// A valid websocket upgrade request.
 pub const UPGRADE: &str = "GET / HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\n\
 Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n";
+
+/// A connection whose receive buffer is as small as the kernel allows: a peer that
+/// does not read fills it (and the sender's buffers) quickly.
+pub async fn connect_unread(addr: std::net::SocketAddr) -> TcpStream {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(1024).unwrap();
+    socket.connect(addr).await.unwrap()
+}
+
+/// A masked client frame.
+pub fn client_frame(opcode: u8, fin: bool, payload: &[u8]) -> Vec<u8> {
+    let mask = [0x37, 0xfa, 0x21, 0x3d];
+    let mut out = vec![(if fin { 0x80 } else { 0 }) | opcode];
+    match payload.len() {
+        n if n < 126 => out.push(0x80 | n as u8),
+        n if n < 65536 => {
+            out.push(0x80 | 126);
+            out.extend_from_slice(&(n as u16).to_be_bytes());
+        }
+        n => {
+            out.push(0x80 | 127);
+            out.extend_from_slice(&(n as u64).to_be_bytes());
+        }
+    }
+    out.extend_from_slice(&mask);
+    out.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
+    out
+}
+
+/// A server's answer: the response head, then its (unmasked) frames as (opcode, payload).
+pub fn server_frames(answer: &[u8]) -> (String, Vec<(u8, Vec<u8>)>) {
+    let end = answer
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .map(|p| p + 4)
+        .unwrap_or(answer.len());
+    let head = String::from_utf8_lossy(&answer[..end]).into_owned();
+    let mut frames = Vec::new();
+    let mut rest = &answer[end..];
+    while rest.len() >= 2 {
+        let opcode = rest[0] & 0x0f;
+        let (len, at) = match rest[1] & 0x7f {
+            126 if rest.len() >= 4 => (u16::from_be_bytes([rest[2], rest[3]]) as usize, 4),
+            127 if rest.len() >= 10 => (
+                u64::from_be_bytes(rest[2..10].try_into().unwrap()) as usize,
+                10,
+            ),
+            n if n < 126 => (n as usize, 2),
+            _ => break,
+        };
+        if rest.len() < at + len {
+            break;
+        }
+        frames.push((opcode, rest[at..at + len].to_vec()));
+        rest = &rest[at + len..];
+    }
+    (head, frames)
+}
+
+/// The code of the close frame among `frames`, if there is one with a code.
+pub fn close_code(frames: &[(u8, Vec<u8>)]) -> Option<u16> {
+    frames
+        .iter()
+        .find(|(opcode, _)| *opcode == 0x8)
+        .and_then(|(_, p)| (p.len() >= 2).then(|| u16::from_be_bytes([p[0], p[1]])))
+}
+
+/// Reads everything up to the close (or [`BOUND`]), as bytes.
+pub async fn read_all(io: &mut (impl AsyncRead + Unpin)) -> Vec<u8> {
+    let mut out = Vec::new();
+    let _ = tokio::time::timeout(BOUND, io.read_to_end(&mut out))
+        .await
+        .expect("the server closed the connection");
+    out
+}
