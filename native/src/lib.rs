@@ -44,5 +44,7 @@ impl Role {
 }
 
 /// jemalloc, so that the snapshot can read the allocator's own statistics.
+/// (Not under `cargo fuzz`, so that AddressSanitizer sees every allocation.)
+#[cfg(not(fuzzing))]
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;

@@ -57,10 +57,11 @@ pub async fn start(config: &Config, shutdown: &Shutdown) -> Result<Running, Star
     server::check_open_files(Role::Proxy, config.max_connections, 2);
     let listener = server::bind((config.bind, config.proxy_port).into(), "proxy").await?;
     let addr = listener.local_addr()?;
-    let snapshot_addr = crate::snapshot::endpoint::serve(
+    let snapshot_addr = crate::snapshot::endpoint::serve_with(
         (config.snapshot_bind, config.proxy_heapdump_port).into(),
         state.clone(),
         shutdown.clone(),
+        crate::snapshot::endpoint::EndpointSettings::from_config(config),
     )
     .await?;
     let proxy = Arc::new(Proxy {

@@ -77,3 +77,329 @@ async fn download_names_a_timestamped_file_and_errors_are_json() {
         "a refused change changes nothing"
     );
 }
+
+// ---- CORS and the settings token, on an endpoint of its own ----
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+
+use native::config::Config;
+use native::server::State;
+use native::shutdown::Shutdown;
+use native::snapshot::endpoint::{is_loopback, serve_with, EndpointSettings};
+use native::Role;
+
+/// A wss's snapshot endpoint alone, bound to `bind` (reached through 127.0.0.1 for 0.0.0.0).
+struct Endpoint {
+    addr: SocketAddr,
+    shutdown: Shutdown,
+}
+
+impl Drop for Endpoint {
+    fn drop(&mut self) {
+        self.shutdown.trigger();
+    }
+}
+
+async fn endpoint(bind: [u8; 4], token: Option<&str>, origins: Option<&[&str]>) -> Endpoint {
+    let mut settings = EndpointSettings {
+        token: token.map(String::from),
+        ..EndpointSettings::default()
+    };
+    if let Some(origins) = origins {
+        settings.cors_origins = origins.iter().map(|o| o.to_string()).collect();
+    }
+    let state = State::new(Role::Wss, &Config::default());
+    let shutdown = Shutdown::new();
+    let bound = serve_with((bind, 0).into(), state, shutdown.clone(), settings)
+        .await
+        .unwrap();
+    // 0.0.0.0 is not loopback, but a connection to 127.0.0.1 reaches it.
+    let ip = if bound.ip().is_unspecified() {
+        Ipv4Addr::LOCALHOST.into()
+    } else {
+        bound.ip()
+    };
+    Endpoint {
+        addr: SocketAddr::new(ip, bound.port()),
+        shutdown,
+    }
+}
+
+impl Endpoint {
+    async fn ask(&self, request: &str) -> String {
+        let mut io = TcpStream::connect(self.addr).await.unwrap();
+        exchange(&mut io, request.as_bytes()).await
+    }
+
+    async fn get_from(&self, origin: &str) -> String {
+        self.ask(&format!(
+            "GET /snapshot HTTP/1.1\r\nHost: x\r\nOrigin: {origin}\r\nConnection: close\r\n\r\n"
+        ))
+        .await
+    }
+
+    async fn preflight(&self, origin: &str, headers: &str) -> String {
+        self.ask(&format!(
+            "OPTIONS /settings HTTP/1.1\r\nHost: x\r\nOrigin: {origin}\r\n\
+             Access-Control-Request-Method: PUT\r\nAccess-Control-Request-Headers: {headers}\r\n\
+             Connection: close\r\n\r\n"
+        ))
+        .await
+    }
+
+    /// `PUT /settings` switching to `mode`, with these extra header lines.
+    async fn put(&self, mode: &str, extra: &str) -> String {
+        let body = format!("{{\"head_mode\":\"{mode}\"}}");
+        self.ask(&format!(
+            "PUT /settings HTTP/1.1\r\nHost: x\r\n{extra}Content-Type: application/json\r\n\
+             Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        ))
+        .await
+    }
+
+    async fn head_mode(&self) -> String {
+        let settings = native::snapshot::fetch::get_json(self.addr, "/settings")
+            .await
+            .unwrap();
+        settings["head_mode"].as_str().unwrap().to_string()
+    }
+}
+
+/// The value of header `name` in a raw answer, lower-cased.
+fn header_of(answer: &str, name: &str) -> Option<String> {
+    let head = answer.split("\r\n\r\n").next().unwrap().to_lowercase();
+    head.lines().find_map(|l| {
+        l.strip_prefix(&format!("{name}:"))
+            .map(|v| v.trim().to_string())
+    })
+}
+
+#[tokio::test]
+async fn only_the_configured_origins_get_cors_headers() {
+    let ep = endpoint([127, 0, 0, 1], None, None).await;
+    for origin in [
+        "http://localhost:3000",
+        "http://127.0.0.1:8080",
+        "http://[::1]:8080",
+        "http://localhost",
+    ] {
+        let answer = ep.get_from(origin).await;
+        assert!(answer.starts_with("HTTP/1.1 200 OK"), "{answer}");
+        assert_eq!(
+            header_of(&answer, "access-control-allow-origin").as_deref(),
+            Some(origin),
+            "{origin}: {answer}"
+        );
+        assert_eq!(header_of(&answer, "vary").as_deref(), Some("origin"));
+    }
+    for origin in [
+        "http://evil.example",
+        "https://localhost:8080",
+        "http://localhost.evil.example",
+        "http://127.0.0.1.evil.example:8080",
+        "null",
+    ] {
+        let answer = ep.get_from(origin).await;
+        // The answer is sent (a browser will not hand it to the page), with no CORS header.
+        assert!(answer.starts_with("HTTP/1.1 200 OK"), "{answer}");
+        assert!(
+            !answer.to_lowercase().contains("access-control-allow"),
+            "{origin} got CORS headers: {answer}"
+        );
+    }
+
+    let ep = endpoint([127, 0, 0, 1], None, Some(&["https://dash.example:8443"])).await;
+    let allowed = ep.get_from("https://dash.example:8443").await;
+    assert!(
+        header_of(&allowed, "access-control-allow-origin").is_some(),
+        "{allowed}"
+    );
+    let other_port = ep.get_from("https://dash.example:9443").await;
+    assert!(
+        header_of(&other_port, "access-control-allow-origin").is_none(),
+        "{other_port}"
+    );
+    let loopback = ep.get_from("http://localhost:8080").await;
+    assert!(
+        header_of(&loopback, "access-control-allow-origin").is_none(),
+        "{loopback}"
+    );
+
+    let ep = endpoint([127, 0, 0, 1], None, Some(&["*"])).await;
+    let any = ep.get_from("https://anything.example").await;
+    assert_eq!(
+        header_of(&any, "access-control-allow-origin").as_deref(),
+        Some("https://anything.example"),
+        "{any}"
+    );
+}
+
+#[test]
+fn origin_rules() {
+    let rules = |origins: &[&str]| EndpointSettings {
+        token: None,
+        cors_origins: origins.iter().map(|o| o.to_string()).collect(),
+    };
+    let default = EndpointSettings::default();
+    assert!(default.origin_allowed("http://localhost:8080"));
+    assert!(default.origin_allowed("HTTP://LOCALHOST:8080"));
+    assert!(default.origin_allowed("http://[::1]:1"));
+    assert!(!default.origin_allowed("http://[::2]:1"));
+    assert!(!default.origin_allowed("http://localhost:notaport"));
+    assert!(!default.origin_allowed("http://user@localhost"));
+    assert!(!default.origin_allowed(""));
+    let port = rules(&["http://example.com:80", "https://example.com:8443/"]);
+    assert!(port.origin_allowed("http://example.com"), "default port 80");
+    assert!(port.origin_allowed("http://example.com:80"));
+    assert!(!port.origin_allowed("http://example.com:8080"));
+    assert!(port.origin_allowed("https://example.com:8443"));
+    assert!(!port.origin_allowed("https://example.com"));
+    assert!(rules(&["*"]).origin_allowed("null"));
+    assert!(!rules(&[]).origin_allowed("http://localhost"));
+}
+
+#[tokio::test]
+async fn a_preflight_is_answered_for_allowed_origins_only() {
+    let ep = endpoint([127, 0, 0, 1], None, None).await;
+    let ok = ep
+        .preflight("http://localhost:8080", "content-type, authorization")
+        .await;
+    assert!(ok.starts_with("HTTP/1.1 200 OK"), "{ok}");
+    assert_eq!(
+        header_of(&ok, "access-control-allow-origin").as_deref(),
+        Some("http://localhost:8080")
+    );
+    assert!(header_of(&ok, "access-control-allow-methods")
+        .unwrap()
+        .contains("put"));
+    assert!(header_of(&ok, "access-control-allow-headers")
+        .unwrap()
+        .contains("authorization"));
+
+    let refused = ep.preflight("http://evil.example", "content-type").await;
+    assert!(refused.starts_with("HTTP/1.1 403"), "{refused}");
+    assert!(
+        !refused.to_lowercase().contains("access-control-allow"),
+        "{refused}"
+    );
+    assert!(refused.contains("cors_origins"), "{refused}");
+
+    let odd_header = ep.preflight("http://localhost:8080", "x-evil").await;
+    assert!(odd_header.starts_with("HTTP/1.1 403"), "{odd_header}");
+    assert!(
+        !odd_header.to_lowercase().contains("access-control-allow"),
+        "{odd_header}"
+    );
+
+    // A plain OPTIONS (no preflight) is no route: 405, as before.
+    let plain = ep
+        .ask("OPTIONS /settings HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .await;
+    assert!(plain.starts_with("HTTP/1.1 405"), "{plain}");
+}
+
+#[tokio::test]
+async fn put_settings_elsewhere_than_loopback_is_refused_without_a_configured_token() {
+    let ep = endpoint([0, 0, 0, 0], None, None).await;
+    let refused = ep.put("copy", "").await;
+    assert!(refused.starts_with("HTTP/1.1 403"), "{refused}");
+    assert!(refused.contains("settings_token"), "{refused}");
+    let refused = ep.put("copy", "Authorization: Bearer anything\r\n").await;
+    assert!(refused.starts_with("HTTP/1.1 403"), "{refused}");
+    assert_eq!(
+        ep.head_mode().await,
+        "retain",
+        "a refused change changes nothing"
+    );
+    // Reading stays open.
+    let read = ep.get_from("http://localhost:8080").await;
+    assert!(read.starts_with("HTTP/1.1 200 OK"), "{read}");
+}
+
+#[tokio::test]
+async fn put_settings_elsewhere_than_loopback_needs_the_right_token() {
+    let ep = endpoint([0, 0, 0, 0], Some("s3cret-token"), None).await;
+    for extra in [
+        "",
+        "Authorization: Bearer wrong\r\n",
+        "Authorization: Bearer s3cret-toke\r\n",
+        "Authorization: Basic czNjcmV0LXRva2Vu\r\n",
+        "Authorization: s3cret-token\r\n",
+    ] {
+        let refused = ep.put("copy", extra).await;
+        assert!(refused.starts_with("HTTP/1.1 401"), "{extra:?}: {refused}");
+        assert!(
+            header_of(&refused, "www-authenticate").is_some_and(|v| v.starts_with("bearer")),
+            "{refused}"
+        );
+        assert!(refused.contains("\"error\""), "{refused}");
+    }
+    assert_eq!(ep.head_mode().await, "retain");
+    let ok = ep
+        .put("copy", "Authorization: Bearer s3cret-token\r\n")
+        .await;
+    assert!(ok.starts_with("HTTP/1.1 200 OK"), "{ok}");
+    assert_eq!(ep.head_mode().await, "copy");
+    let ok = ep
+        .put("drop", "authorization: bearer s3cret-token\r\n")
+        .await;
+    assert!(ok.starts_with("HTTP/1.1 200 OK"), "{ok}");
+    assert_eq!(ep.head_mode().await, "drop");
+    let index = ep
+        .ask("GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .await;
+    assert!(index.contains("Bearer"), "{index}");
+}
+
+#[tokio::test]
+async fn on_loopback_a_token_is_needed_only_when_one_is_configured() {
+    let open = endpoint([127, 0, 0, 1], None, None).await;
+    let ok = open.put("copy", "").await;
+    assert!(ok.starts_with("HTTP/1.1 200 OK"), "{ok}");
+    // 127.0.0.0/8 is loopback, all of it.
+    let open = endpoint([127, 0, 0, 2], None, None).await;
+    let ok = open
+        .ask("GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .await;
+    assert!(ok.contains("loopback"), "{ok}");
+
+    let guarded = endpoint([127, 0, 0, 1], Some("t0ken"), None).await;
+    let refused = guarded.put("copy", "").await;
+    assert!(refused.starts_with("HTTP/1.1 401"), "{refused}");
+    let ok = guarded.put("copy", "Authorization: Bearer t0ken\r\n").await;
+    assert!(ok.starts_with("HTTP/1.1 200 OK"), "{ok}");
+}
+
+#[test]
+fn settings_come_from_the_config() {
+    let config = Config {
+        settings_token: Some("  ".into()),
+        cors_origins: vec!["https://a.example".into()],
+        ..Config::default()
+    };
+    let settings = EndpointSettings::from_config(&config);
+    assert_eq!(settings.token, None, "a blank token is no token");
+    assert_eq!(settings.cors_origins, ["https://a.example"]);
+    let config = Config {
+        settings_token: Some("abc".into()),
+        ..Config::default()
+    };
+    assert_eq!(
+        EndpointSettings::from_config(&config).token.as_deref(),
+        Some("abc")
+    );
+    assert_eq!(
+        EndpointSettings::default().cors_origins,
+        Config::default().cors_origins
+    );
+
+    let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+    assert!(is_loopback(ip("127.0.0.1")));
+    assert!(is_loopback(ip("127.0.0.2")));
+    assert!(is_loopback(ip("::1")));
+    assert!(is_loopback(ip("::ffff:127.0.0.1")));
+    assert!(!is_loopback(ip("0.0.0.0")));
+    assert!(!is_loopback(ip("::")));
+    assert!(!is_loopback(ip("192.168.1.10")));
+}

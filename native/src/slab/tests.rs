@@ -99,3 +99,19 @@ async fn end_of_stream_reads_none_and_takes_nothing() {
     assert!(pool.read(&mut empty).await.unwrap().is_none());
     assert_eq!(pool.snapshot(Instant::now()).slabs[0].handed_out_bytes, 0);
 }
+
+#[tokio::test]
+async fn an_empty_slice_still_counts_as_a_view_of_its_region() {
+    let pool = SlabPool::new("tcp", 2048, 1024);
+    let view = read(&pool, b"x").await;
+    let empty = view.slice(1..1);
+    assert!(empty.is_empty());
+    drop(view);
+    drop(read(&pool, &[0; 1024]).await);
+    let _third = read(&pool, b"y").await;
+    let snap = pool.snapshot(Instant::now());
+    assert_eq!(snap.slabs[0].id, 1, "slab 1 lives on through the empty view");
+    assert_eq!((snap.slabs[0].views, snap.slabs[0].referenced_bytes), (1, 1));
+    drop(empty);
+    assert_eq!(pool.snapshot(Instant::now()).slabs[0].id, 2);
+}

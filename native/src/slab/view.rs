@@ -1,10 +1,10 @@
 //! Views into slabs: the bytes a read returned, and the long-lived holders of them.
 
-use std::ops::{Deref, RangeBounds};
+use std::ops::{Bound, Deref, RangeBounds};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use bytes::Bytes;
+use bytes::{Buf, Bytes};
 
 use super::allocation::{RetainerEntry, Slab};
 
@@ -54,9 +54,30 @@ impl SlabView {
     }
 
     /// A view of part of these bytes, sharing the same slab.
+    ///
+    /// Even an empty view keeps its region referenced, as any view does (a plain
+    /// `Bytes::slice` would let go of it while this view still holds the slab).
     pub fn slice(&self, range: impl RangeBounds<usize>) -> SlabView {
+        let start = match range.start_bound() {
+            Bound::Included(&n) => n,
+            Bound::Excluded(&n) => n + 1,
+            Bound::Unbounded => 0,
+        };
+        let end = match range.end_bound() {
+            Bound::Included(&n) => n + 1,
+            Bound::Excluded(&n) => n,
+            Bound::Unbounded => self.bytes.len(),
+        };
+        let bytes = if start == end && start <= self.bytes.len() {
+            // Advancing to the end keeps the owner; truncate(0) and slice would drop it.
+            let mut empty = self.bytes.clone();
+            empty.advance(empty.len());
+            empty
+        } else {
+            self.bytes.slice(start..end)
+        };
         SlabView {
-            bytes: self.bytes.slice(range),
+            bytes,
             slab: self.slab.clone(),
         }
     }
