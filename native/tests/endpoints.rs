@@ -14,7 +14,7 @@ async fn get(pg: &Playground, request: &str) -> String {
 #[tokio::test]
 async fn a_page_on_another_port_may_read_snapshots_and_switch_settings() {
     let pg = Playground::start(HeadMode::Retain, HeadMode::Retain, |_| {}).await;
-    let answer = get(&pg, "GET /snapshot HTTP/1.1\r\nHost: x\r\nOrigin: http://127.0.0.1:8080\r\nConnection: close\r\n\r\n").await;
+    let answer = get(&pg, "GET /snapshot HTTP/1.1\r\nHost: localhost\r\nOrigin: http://127.0.0.1:8080\r\nConnection: close\r\n\r\n").await;
     assert!(answer.starts_with("HTTP/1.1 200 OK"), "{answer}");
     assert!(
         answer
@@ -24,7 +24,7 @@ async fn a_page_on_another_port_may_read_snapshots_and_switch_settings() {
     );
     let preflight = get(
         &pg,
-        "OPTIONS /settings HTTP/1.1\r\nHost: x\r\nOrigin: http://localhost:8080\r\n\
+        "OPTIONS /settings HTTP/1.1\r\nHost: localhost\r\nOrigin: http://localhost:8080\r\n\
          Access-Control-Request-Method: PUT\r\nAccess-Control-Request-Headers: content-type\r\nConnection: close\r\n\r\n",
     )
     .await;
@@ -42,7 +42,7 @@ async fn download_names_a_timestamped_file_and_errors_are_json() {
     let pg = Playground::start(HeadMode::Copy, HeadMode::Copy, |_| {}).await;
     let answer = get(
         &pg,
-        "GET /snapshot?download=1 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        "GET /snapshot?download=1 HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
     )
     .await;
     let lower = answer.to_lowercase();
@@ -61,12 +61,12 @@ async fn download_names_a_timestamped_file_and_errors_are_json() {
 
     let missing = get(
         &pg,
-        "GET /nothing HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        "GET /nothing HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
     )
     .await;
     assert!(missing.starts_with("HTTP/1.1 404"), "{missing}");
     assert!(missing.contains("\"error\""), "{missing}");
-    let bad = get(&pg, "PUT /settings HTTP/1.1\r\nHost: x\r\nContent-Length: 9\r\nConnection: close\r\n\r\nnot json!").await;
+    let bad = get(&pg, "PUT /settings HTTP/1.1\r\nHost: localhost\r\nContent-Length: 9\r\nConnection: close\r\n\r\nnot json!").await;
     assert!(bad.starts_with("HTTP/1.1 400"), "{bad}");
     assert!(bad.contains("head_mode"), "{bad}");
     let settings = native::snapshot::fetch::get_json(pg.proxy.snapshot_addr, "/settings")
@@ -133,14 +133,14 @@ impl Endpoint {
 
     async fn get_from(&self, origin: &str) -> String {
         self.ask(&format!(
-            "GET /snapshot HTTP/1.1\r\nHost: x\r\nOrigin: {origin}\r\nConnection: close\r\n\r\n"
+            "GET /snapshot HTTP/1.1\r\nHost: localhost\r\nOrigin: {origin}\r\nConnection: close\r\n\r\n"
         ))
         .await
     }
 
     async fn preflight(&self, origin: &str, headers: &str) -> String {
         self.ask(&format!(
-            "OPTIONS /settings HTTP/1.1\r\nHost: x\r\nOrigin: {origin}\r\n\
+            "OPTIONS /settings HTTP/1.1\r\nHost: localhost\r\nOrigin: {origin}\r\n\
              Access-Control-Request-Method: PUT\r\nAccess-Control-Request-Headers: {headers}\r\n\
              Connection: close\r\n\r\n"
         ))
@@ -151,7 +151,7 @@ impl Endpoint {
     async fn put(&self, mode: &str, extra: &str) -> String {
         let body = format!("{{\"head_mode\":\"{mode}\"}}");
         self.ask(&format!(
-            "PUT /settings HTTP/1.1\r\nHost: x\r\n{extra}Content-Type: application/json\r\n\
+            "PUT /settings HTTP/1.1\r\nHost: localhost\r\n{extra}Content-Type: application/json\r\n\
              Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
             body.len()
         ))
@@ -294,7 +294,7 @@ async fn a_preflight_is_answered_for_allowed_origins_only() {
 
     // A plain OPTIONS (no preflight) is no route: 405, as before.
     let plain = ep
-        .ask("OPTIONS /settings HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .ask("OPTIONS /settings HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
         .await;
     assert!(plain.starts_with("HTTP/1.1 405"), "{plain}");
 }
@@ -347,7 +347,7 @@ async fn put_settings_elsewhere_than_loopback_needs_the_right_token() {
     assert!(ok.starts_with("HTTP/1.1 200 OK"), "{ok}");
     assert_eq!(ep.head_mode().await, "drop");
     let index = ep
-        .ask("GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .ask("GET / HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
         .await;
     assert!(index.contains("Bearer"), "{index}");
 }
@@ -360,7 +360,7 @@ async fn on_loopback_a_token_is_needed_only_when_one_is_configured() {
     // 127.0.0.0/8 is loopback, all of it.
     let open = endpoint([127, 0, 0, 2], None, None).await;
     let ok = open
-        .ask("GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .ask("GET / HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
         .await;
     assert!(ok.contains("loopback"), "{ok}");
 
@@ -402,4 +402,38 @@ fn settings_come_from_the_config() {
     assert!(!is_loopback(ip("0.0.0.0")));
     assert!(!is_loopback(ip("::")));
     assert!(!is_loopback(ip("192.168.1.10")));
+}
+
+#[tokio::test]
+async fn a_page_that_rebinds_its_name_to_loopback_is_refused() {
+    let pg = Playground::start(HeadMode::Retain, HeadMode::Retain, |_| {}).await;
+    for host in [
+        "evil.example",
+        "evil.example:8601",
+        "127.0.0.1.evil.example",
+    ] {
+        let answer = get(
+            &pg,
+            &format!("GET /snapshot HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"),
+        )
+        .await;
+        assert!(answer.starts_with("HTTP/1.1 403"), "{host}: {answer}");
+        assert!(answer.contains("is not this machine"), "{answer}");
+    }
+    for host in [
+        "localhost",
+        "localhost:8601",
+        "127.0.0.1:8601",
+        "[::1]:8601",
+        "app.localhost",
+    ] {
+        let answer = get(
+            &pg,
+            &format!("GET /settings HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"),
+        )
+        .await;
+        assert!(answer.starts_with("HTTP/1.1 200"), "{host}: {answer}");
+    }
+    assert!(native::snapshot::endpoint::is_loopback_host("127.0.0.2"));
+    assert!(!native::snapshot::endpoint::is_loopback_host("10.0.0.1:80"));
 }

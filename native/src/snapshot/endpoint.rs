@@ -189,6 +189,23 @@ pub fn is_loopback(ip: IpAddr) -> bool {
     ip.to_canonical().is_loopback()
 }
 
+/// Whether a `Host` header names this machine (localhost, a loopback address), with
+/// or without a port. A page that rebinds its own domain to 127.0.0.1 sends its own
+/// name instead, so refusing other names keeps such pages out of a loopback endpoint.
+pub fn is_loopback_host(host: &str) -> bool {
+    let name = match host.strip_prefix('[') {
+        Some(rest) => rest.split(']').next().unwrap_or(""),
+        None => match host.rsplit_once(':') {
+            Some((name, port)) if port.bytes().all(|b| b.is_ascii_digit()) => name,
+            _ => host,
+        },
+    };
+    let name = name.trim_end_matches('.').to_ascii_lowercase();
+    name == "localhost"
+        || name.ends_with(".localhost")
+        || name.parse::<IpAddr>().is_ok_and(is_loopback)
+}
+
 /// Who may change the settings.
 #[derive(Debug, Clone)]
 struct Guard {
@@ -415,13 +432,34 @@ pub fn routes(
             }))
             .into_response()
         });
-    let api = snapshot
-        .or(get_settings)
-        .unify()
-        .or(put_settings)
-        .unify()
-        .or(index)
-        .unify()
+    // On loopback, only requests addressed to this machine by name (DNS rebinding).
+    let host_ok = warp::header::optional::<String>("host")
+        .and_then(move |host: Option<String>| {
+            let ok = !loopback || host.as_deref().is_none_or(is_loopback_host);
+            std::future::ready(if ok {
+                Ok(())
+            } else {
+                Err(warp::reject::custom(Refused {
+                    status: StatusCode::FORBIDDEN,
+                    message: format!(
+                        "Host {:?} is not this machine: a loopback endpoint answers only \
+                         localhost and loopback addresses",
+                        host.unwrap_or_default()
+                    ),
+                }))
+            })
+        })
+        .untuple_one();
+    let api = host_ok
+        .and(
+            snapshot
+                .or(get_settings)
+                .unify()
+                .or(put_settings)
+                .unify()
+                .or(index)
+                .unify(),
+        )
         .recover(rejection)
         .unify();
     let preflight = {
