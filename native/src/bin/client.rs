@@ -1,10 +1,11 @@
 //! `cargo run -p native --bin client`: the headless load client (see [`native::client`]).
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Parser;
-use native::client::{progress::LogWriter, ClientOptions};
+use native::client::{progress::LogWriter, Backoff, ClientOptions};
 use native::config::ConfigArgs;
 use native::shutdown::Shutdown;
 
@@ -24,6 +25,18 @@ struct Cli {
     /// Do not show the ramp-up progress bar.
     #[arg(long)]
     no_progress: bool,
+    /// Reopen a pinning or data connection when it is lost, with a jittered
+    /// exponential backoff (250 ms doubling up to 10 s), for as long as the run
+    /// lasts; reconnects are counted in the stats line and the summary. Without it
+    /// a lost connection stays closed, and losing every open connection (the proxy
+    /// gone, or the wss behind it) ends the run with one error line and exit code 1
+    /// (after the report, with --report).
+    #[arg(long)]
+    reconnect: bool,
+    /// At the end, save both servers' snapshots to this folder as
+    /// <role>-snapshot-<ms>.json (written to a temporary file, then renamed).
+    #[arg(long, value_name = "DIR")]
+    save_snapshots: Option<PathBuf>,
 }
 
 fn parse_secs(s: &str) -> Result<Duration, String> {
@@ -59,6 +72,8 @@ async fn main() -> ExitCode {
         duration: cli.duration,
         report: cli.report,
         progress: !cli.no_progress,
+        reconnect: cli.reconnect.then(Backoff::default),
+        save_snapshots: cli.save_snapshots,
     };
     match native::client::run(config, options, shutdown.clone()).await {
         Ok(_) => {

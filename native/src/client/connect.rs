@@ -34,6 +34,15 @@ pub enum ProxyStream {
     Tls(Box<TlsStream<TcpStream>>),
 }
 
+impl std::fmt::Debug for ProxyStream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ProxyStream::Plain(s) => f.debug_tuple("Plain").field(s).finish(),
+            ProxyStream::Tls(s) => f.debug_tuple("Tls").field(s.get_ref().0).finish(),
+        }
+    }
+}
+
 impl AsyncRead for ProxyStream {
     fn poll_read(
         self: Pin<&mut Self>,
@@ -117,7 +126,7 @@ fn url_host(host: &str) -> String {
 }
 
 /// The host as given to DNS and TLS: without brackets.
-fn bare_host(host: &str) -> &str {
+pub(crate) fn bare_host(host: &str) -> &str {
     host.strip_prefix('[')
         .and_then(|h| h.strip_suffix(']'))
         .unwrap_or(host)

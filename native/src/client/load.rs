@@ -1,10 +1,16 @@
 //! The load itself: the data connection, the pinning ramp, the connections' tasks,
-//! the stats line, and the orderly end of a run.
+//! reconnecting, the stats line, and the orderly end of a run.
 //!
 //! Every websocket lives in its own task that reads until the socket closes (so pings
 //! are answered and greetings counted). The tasks watch a `stop` token of the run, not
 //! the process's shutdown: on Ctrl-C the report is fetched while the connections are
 //! still open, and only then are they closed.
+//!
+//! The ramp fills pinning *slots* at the configured rate. A slot whose first attempt
+//! fails is given back (the ramp tries again at its rate). A slot whose connection
+//! opened and was then lost is reopened by its own task with backoff when the run
+//! reconnects, and stays empty otherwise. Losing every open connection without
+//! `reconnect` ends the run with [`ClientError::Lost`].
 
 use std::fmt::Display;
 use std::net::SocketAddr;
@@ -15,6 +21,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
 use rustls::ClientConfig;
+use tokio::net::TcpStream;
 use tokio::sync::{oneshot, Notify};
 use tokio::time::{Instant, Interval, MissedTickBehavior};
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
@@ -24,7 +31,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::connect::{open_with, proxy_addr, proxy_url, WsStream};
-use super::{progress, report, ClientError, ClientOptions, ClientSummary};
+use super::{progress, report, save, Backoff, ClientError, ClientOptions, ClientSummary};
 use crate::config::Config;
 use crate::server::{State, STATS_EVERY};
 use crate::shutdown::Shutdown;
@@ -36,16 +43,18 @@ const CLOSE_WAIT: Duration = Duration::from_secs(3);
 const CLOSE_ALL_WAIT: Duration = Duration::from_secs(5);
 /// At most one warning per this interval for repeated failures of one kind.
 const WARN_EVERY: Duration = Duration::from_secs(5);
-/// Pauses before the data connection is reopened: doubling from the first to the last.
-const DATA_RETRY: (Duration, Duration) = (Duration::from_millis(500), Duration::from_secs(10));
-/// A data connection that lived this long starts its retry pauses afresh.
-const DATA_HEALTHY: Duration = Duration::from_secs(30);
+/// A connection that lived this long starts its reconnect pauses afresh.
+const HEALTHY: Duration = Duration::from_secs(10);
 /// How often the progress bar is updated.
 const PROGRESS_EVERY: Duration = Duration::from_millis(200);
+/// Time allowed to check whether the proxy still accepts connections.
+const PROBE_WAIT: Duration = Duration::from_secs(2);
 
 /// Counters of one run.
 #[derive(Default)]
 struct Counters {
+    /// Pinning slots taken: connecting, open, reconnecting, or lost for good.
+    slots: AtomicU64,
     pinning_open: AtomicU64,
     pinning_connecting: AtomicU64,
     pinning_opened: AtomicU64,
@@ -55,6 +64,13 @@ struct Counters {
     data_messages: AtomicU64,
     data_bytes: AtomicU64,
     data_failed: AtomicU64,
+    data_lost: AtomicU64,
+    /// Bytes of binary messages received on the data connection (the wss's echoes).
+    data_received: AtomicU64,
+    /// Lost connections waiting to be reopened.
+    reconnecting: AtomicU64,
+    reconnects: AtomicU64,
+    reconnect_failed: AtomicU64,
     received: AtomicU64,
 }
 
@@ -117,26 +133,112 @@ impl TlsCache {
     }
 }
 
+/// Connections lost since one last opened: an outage in the making.
+#[derive(Default)]
+struct Losses {
+    pinning: u64,
+    data: u64,
+    first: Option<Instant>,
+    last: Option<Instant>,
+    /// Every open connection was lost (reported once per outage).
+    all: bool,
+}
+
 /// What every task of a run shares.
 struct Ctx {
     config: Config,
     state: Arc<State>,
     counters: Counters,
+    reconnect: Option<Backoff>,
     /// Closes every websocket; triggered after the report.
     stop: CancellationToken,
+    /// Triggered when every open connection was lost and the run does not reconnect.
+    lost_all: CancellationToken,
     /// The connection tasks, waited for (bounded) at the end.
     tracker: TaskTracker,
     tls: TlsCache,
+    /// Set once any connection has opened.
+    ever_open: AtomicBool,
     /// Set while the proxy is known to be unreachable (reported once per outage).
     proxy_down: AtomicBool,
     /// Set once a certificate problem has been explained.
     cert_reported: AtomicBool,
     /// Set once every pinning connection was open.
     target_reached: AtomicBool,
-    /// A pinning slot became free (a connection closed or an attempt failed).
+    /// A pinning slot became free (an attempt failed).
     slot_freed: Notify,
+    losses: Mutex<Losses>,
     pinning_failures: Throttled,
     pinning_closes: Throttled,
+    reconnect_failures: Throttled,
+}
+
+impl Ctx {
+    /// Connections open now: pinning and data.
+    fn open_now(&self) -> u64 {
+        get(&self.counters.pinning_open) + u64::from(self.counters.data_up.load(Ordering::Relaxed))
+    }
+
+    /// A connection that was open has been lost (and is no longer counted open).
+    fn lost(&self, data: bool) {
+        let mut l = self.losses.lock().unwrap_or_else(|e| e.into_inner());
+        let now = Instant::now();
+        l.first.get_or_insert(now);
+        l.last = Some(now);
+        if data {
+            l.data += 1;
+        } else {
+            l.pinning += 1;
+        }
+        if self.open_now() > 0 || l.all || self.stop.is_cancelled() {
+            return;
+        }
+        l.all = true;
+        let what = lost_what(l.pinning, l.data);
+        match self.reconnect {
+            None => self.lost_all.cancel(),
+            Some(_) => tracing::warn!(
+                "lost every connection to the proxy at {} ({what}); reconnecting with backoff",
+                proxy_addr(&self.config)
+            ),
+        }
+    }
+
+    /// A connection has opened (first time or reopened).
+    fn opened(&self) {
+        self.ever_open.store(true, Ordering::Relaxed);
+        let mut l = self.losses.lock().unwrap_or_else(|e| e.into_inner());
+        if l.all && self.reconnect.is_some() && get(&self.counters.reconnecting) == 0 {
+            let after = l.first.map(|t| t.elapsed()).unwrap_or_default();
+            tracing::info!(
+                "reconnected: {} connections open again, {:.1} s after the loss",
+                self.open_now(),
+                after.as_secs_f64()
+            );
+        } else if l.all {
+            return;
+        }
+        *l = Losses::default();
+    }
+}
+
+/// "200 pinning connections and the data connection".
+fn lost_what(pinning: u64, data: u64) -> String {
+    let pinning = match pinning {
+        0 => None,
+        1 => Some("1 pinning connection".to_string()),
+        n => Some(format!("{n} pinning connections")),
+    };
+    let data = match data {
+        0 => None,
+        1 => Some("the data connection".to_string()),
+        n => Some(format!("the data connection ({n} times)")),
+    };
+    match (pinning, data) {
+        (Some(p), Some(d)) => format!("{p} and {d}"),
+        (Some(one), None) | (None, Some(one)) => one,
+        (None, None) => "no connection".to_string(),
+    }
 }
 
 /// How a connection's task ended.
@@ -159,6 +261,12 @@ pub(super) async fn run(
             config.client_data_size, config.max_message_size
         )));
     }
+    if let Some(dir) = &options.save_snapshots {
+        save::prepare(dir).map_err(|message| ClientError::Save {
+            message,
+            summary: None,
+        })?;
+    }
     let data_size = config.client_data_size as usize;
 
     // The run's own shutdown, for its snapshot endpoint: triggered by the caller's,
@@ -176,37 +284,52 @@ pub(super) async fn run(
 
     let state = State::new(Role::Client, &config);
     let addr = SocketAddr::new(config.snapshot_bind, config.client_heapdump_port);
-    let snapshot_addr =
-        match crate::snapshot::endpoint::serve(addr, state.clone(), inner.clone()).await {
-            Ok(bound) => bound,
-            Err(source) => {
-                inner.trigger();
-                return Err(ClientError::Snapshot { addr, source });
-            }
-        };
+    let snapshot_addr = match crate::snapshot::endpoint::serve_with(
+        addr,
+        state.clone(),
+        inner.clone(),
+        crate::snapshot::endpoint::EndpointSettings::from_config(&config),
+    )
+    .await
+    {
+        Ok(bound) => bound,
+        Err(source) => {
+            inner.trigger();
+            return Err(ClientError::Snapshot { addr, source });
+        }
+    };
 
     let max = config.client_max_connections;
     tracing::info!(
-        "client: {max} pinning connections through {} at {}/s, plus a data connection sending {} bytes every {} ms; snapshot at http://{snapshot_addr}/snapshot",
+        "client: {max} pinning connections through {} at {}/s, plus a data connection sending {} bytes every {} ms; {}; snapshot at http://{snapshot_addr}/snapshot",
         proxy_url(&config),
         config.client_connections_per_second,
         config.client_data_size,
         config.client_data_delay,
+        match &options.reconnect {
+            Some(b) => format!("lost connections are reopened (backoff {:?} to {:?})", b.first, b.max),
+            None => "lost connections stay closed (--reconnect to reopen them)".to_string(),
+        },
     );
 
     let ctx = Arc::new(Ctx {
         config,
         state,
         counters: Counters::default(),
+        reconnect: options.reconnect,
         stop: CancellationToken::new(),
+        lost_all: CancellationToken::new(),
         tracker: TaskTracker::new(),
         tls: TlsCache::default(),
+        ever_open: AtomicBool::new(false),
         proxy_down: AtomicBool::new(false),
         cert_reported: AtomicBool::new(false),
         target_reached: AtomicBool::new(max == 0),
         slot_freed: Notify::new(),
+        losses: Mutex::default(),
         pinning_failures: Throttled::new("pinning connection failed"),
         pinning_closes: Throttled::new("pinning connection closed"),
+        reconnect_failures: Throttled::new("reconnecting failed"),
     });
 
     // The data connection first; the ramp starts once its first attempt is over.
@@ -233,27 +356,36 @@ pub(super) async fn run(
             .spawn(show_progress(ctx.clone(), progress::ramp_bar(max)));
     }
 
-    let why = match options.duration {
-        Some(d) => tokio::select! {
-            _ = shutdown.cancelled() => None,
-            _ = tokio::time::sleep(d) => Some(d),
-        },
-        None => {
-            shutdown.cancelled().await;
-            None
+    let sleep = async {
+        match options.duration {
+            Some(d) => tokio::time::sleep(d).await,
+            None => std::future::pending().await,
         }
     };
-    if let Some(d) = why {
-        tracing::info!("ran for {d:?}: stopping");
-    }
+    let lost = tokio::select! {
+        _ = shutdown.cancelled() => None,
+        _ = sleep => {
+            if let Some(d) = options.duration {
+                tracing::info!("ran for {d:?}: stopping");
+            }
+            None
+        }
+        _ = ctx.lost_all.cancelled() => Some(lost_message(&ctx).await),
+    };
 
     let pinning_open = get(&ctx.counters.pinning_open);
-    let report = if options.report {
+    let report = if options.report || options.save_snapshots.is_some() {
         let report = report::fetch_report(&ctx.config, pinning_open).await;
-        progress::println(&report.text);
+        if options.report {
+            progress::println(&report.text);
+        }
         Some(report)
     } else {
         None
+    };
+    let (saved, save_problem) = match (&options.save_snapshots, &report) {
+        (Some(dir), Some(report)) => save::save(dir, report),
+        _ => (Vec::new(), None),
     };
 
     // Close every websocket (close frames, bounded wait), then the endpoint.
@@ -268,13 +400,13 @@ pub(super) async fn run(
             tasks = ctx.tracker.len(),
             "some websockets did not close within {CLOSE_ALL_WAIT:?}; leaving them"
         );
-    } else {
+    } else if lost.is_none() {
         tracing::info!("closed every websocket");
     }
     inner.finish(Duration::from_secs(2)).await;
 
     let c = &ctx.counters;
-    Ok(ClientSummary {
+    let summary = ClientSummary {
         pinning_opened: get(&c.pinning_opened),
         pinning_failed: get(&c.pinning_failed),
         pinning_open,
@@ -283,9 +415,65 @@ pub(super) async fn run(
         data_bytes_sent: get(&c.data_bytes),
         data_failed: get(&c.data_failed),
         messages_received: get(&c.received),
+        data_lost: get(&c.data_lost),
+        data_bytes_received: get(&c.data_received),
+        reconnects: get(&c.reconnects),
+        reconnect_failed: get(&c.reconnect_failed),
+        saved,
         snapshot_addr,
-        report,
-    })
+        report: report.filter(|_| options.report),
+    };
+    tracing::info!("{}", summary_line(&summary, &ctx));
+    match (lost, save_problem) {
+        (Some(mut message), problem) => {
+            if let Some(problem) = problem {
+                message.push_str(&format!("; {problem}"));
+            }
+            Err(ClientError::Lost {
+                message,
+                summary: Box::new(summary),
+            })
+        }
+        (None, Some(message)) => Err(ClientError::Save {
+            message,
+            summary: Some(Box::new(summary)),
+        }),
+        (None, None) => Ok(summary),
+    }
+}
+
+/// The one line that says every connection was lost: how many, how fast, and
+/// whether the proxy still accepts connections (a TCP probe).
+async fn lost_message(ctx: &Ctx) -> String {
+    let (what, within) = {
+        let l = ctx.losses.lock().unwrap_or_else(|e| e.into_inner());
+        let within = match (l.first, l.last) {
+            (Some(a), Some(b)) => b.duration_since(a),
+            _ => Duration::ZERO,
+        };
+        (lost_what(l.pinning, l.data), within)
+    };
+    let addr = proxy_addr(&ctx.config);
+    let probe = tokio::time::timeout(
+        PROBE_WAIT,
+        TcpStream::connect((
+            super::connect::bare_host(&ctx.config.client_proxy_host),
+            ctx.config.proxy_port,
+        )),
+    )
+    .await;
+    let proxy = match probe {
+        Ok(Ok(_)) => {
+            "the proxy still accepts connections: is the wss behind it running?".to_string()
+        }
+        Ok(Err(e)) => format!("the proxy no longer accepts connections ({e})"),
+        Err(_) => format!("the proxy does not answer within {PROBE_WAIT:?}"),
+    };
+    format!(
+        "lost the proxy at {addr}: all open connections ({what}) ended within {:.2} s, and {proxy}; \
+         run with --reconnect to reopen them with backoff",
+        within.as_secs_f64()
+    )
 }
 
 /// One attempt to open a websocket, counted and explained when it fails.
@@ -303,11 +491,20 @@ async fn attempt(ctx: &Ctx) -> Result<WsStream, ClientError> {
         Err(e) => {
             ctx.state.connections.failed_one();
             if e.is_unreachable() && !ctx.proxy_down.swap(true, Ordering::Relaxed) {
-                tracing::error!(
-                    "the proxy at {} is not reachable ({e}); start it with `cargo run -p native --bin proxy` \
-                     (and the wss behind it with `cargo run -p native --bin wss`); retrying at the configured rate",
-                    proxy_addr(&ctx.config)
-                );
+                let addr = proxy_addr(&ctx.config);
+                if !ctx.ever_open.load(Ordering::Relaxed) {
+                    tracing::error!(
+                        "the proxy at {addr} is not reachable ({e}); start it with `cargo run -p native --bin proxy` \
+                         (and the wss behind it with `cargo run -p native --bin wss`); retrying at the configured rate"
+                    );
+                } else if ctx.reconnect.is_some() {
+                    tracing::warn!(
+                        "the proxy at {addr} is not reachable ({e}); retrying with backoff"
+                    );
+                } else {
+                    // The loss of the connections is reported on its own line.
+                    tracing::debug!("the proxy at {addr} is not reachable ({e})");
+                }
             }
             match e {
                 ClientError::Certificate(_) if !ctx.cert_reported.swap(true, Ordering::Relaxed) => {
@@ -321,14 +518,14 @@ async fn attempt(ctx: &Ctx) -> Result<WsStream, ClientError> {
     opened
 }
 
-/// Whether a failure was already explained by a one-time error line.
+/// Whether a failure was already explained by a one-time line.
 fn explained(ctx: &Ctx, e: &ClientError) -> bool {
     (e.is_unreachable() && ctx.proxy_down.load(Ordering::Relaxed))
         || matches!(e, ClientError::Certificate(_))
 }
 
 /// Opens pinning connections at the configured rate while fewer than the maximum
-/// are open or opening.
+/// slots are taken.
 async fn ramp(ctx: Arc<Ctx>) {
     let max = ctx.config.client_max_connections;
     if max == 0 {
@@ -338,7 +535,7 @@ async fn ramp(ctx: Arc<Ctx>) {
     tick.set_missed_tick_behavior(MissedTickBehavior::Burst);
     let c = &ctx.counters;
     loop {
-        if get(&c.pinning_open) + get(&c.pinning_connecting) >= max {
+        if get(&c.slots) >= max {
             tokio::select! {
                 _ = ctx.slot_freed.notified() => {}
                 _ = ctx.stop.cancelled() => return,
@@ -350,6 +547,7 @@ async fn ramp(ctx: Arc<Ctx>) {
             _ = tick.tick() => {}
             _ = ctx.stop.cancelled() => return,
         }
+        c.slots.fetch_add(1, Ordering::Relaxed);
         c.pinning_connecting.fetch_add(1, Ordering::Relaxed);
         ctx.tracker.spawn(pinning_connection(ctx.clone()));
     }
@@ -364,7 +562,8 @@ fn period(per_second: f64) -> Duration {
         .clamp(MIN, MAX)
 }
 
-/// One pinning connection: opened, then held until it closes or the run ends.
+/// One pinning slot: its connection opened, held until it closes or the run ends,
+/// and reopened with backoff when the run reconnects.
 async fn pinning_connection(ctx: Arc<Ctx>) {
     let c = &ctx.counters;
     let opened = tokio::select! {
@@ -374,11 +573,12 @@ async fn pinning_connection(ctx: Arc<Ctx>) {
             return;
         }
     };
-    let ws = match opened {
+    let mut ws = match opened {
         Ok(ws) => ws,
         Err(e) => {
             c.pinning_connecting.fetch_sub(1, Ordering::Relaxed);
             c.pinning_failed.fetch_add(1, Ordering::Relaxed);
+            c.slots.fetch_sub(1, Ordering::Relaxed);
             if !explained(&ctx, &e) {
                 ctx.pinning_failures.warn(&e);
             }
@@ -386,36 +586,87 @@ async fn pinning_connection(ctx: Arc<Ctx>) {
             return;
         }
     };
-    // Counted open before it stops counting as connecting, so the ramp never
-    // sees a free slot that is not there.
-    let guard = ctx.state.connections.open_one(None);
-    let open = c.pinning_open.fetch_add(1, Ordering::Relaxed) + 1;
-    c.pinning_connecting.fetch_sub(1, Ordering::Relaxed);
-    c.pinning_opened.fetch_add(1, Ordering::Relaxed);
-    if open >= ctx.config.client_max_connections
-        && !ctx.target_reached.swap(true, Ordering::Relaxed)
-    {
-        tracing::info!("all {open} pinning connections are open");
-    }
+    let mut first = true;
+    let mut failures = 0;
+    loop {
+        // Counted open before it stops counting as connecting, so the ramp never
+        // sees a free slot that is not there.
+        let guard = ctx.state.connections.open_one(None);
+        let open = c.pinning_open.fetch_add(1, Ordering::Relaxed) + 1;
+        if first {
+            c.pinning_connecting.fetch_sub(1, Ordering::Relaxed);
+            c.pinning_opened.fetch_add(1, Ordering::Relaxed);
+            first = false;
+        }
+        ctx.opened();
+        if open >= ctx.config.client_max_connections
+            && !ctx.target_reached.swap(true, Ordering::Relaxed)
+        {
+            tracing::info!("all {open} pinning connections are open");
+        }
 
-    let end = hold(&ctx, ws, None).await;
-    c.pinning_open.fetch_sub(1, Ordering::Relaxed);
-    drop(guard);
-    if let End::Closed(why) = end {
+        let since = Instant::now();
+        let end = hold(&ctx, ws, None).await;
+        c.pinning_open.fetch_sub(1, Ordering::Relaxed);
+        drop(guard);
+        let End::Closed(why) = end else { return };
         c.pinning_closed.fetch_add(1, Ordering::Relaxed);
         ctx.pinning_closes.warn(&why);
-        ctx.slot_freed.notify_one();
+        ctx.lost(false);
+        let Some(backoff) = ctx.reconnect else { return };
+        if since.elapsed() >= HEALTHY {
+            failures = 0;
+        }
+        match reconnect(&ctx, backoff, &mut failures).await {
+            Some(again) => ws = again,
+            None => return,
+        }
     }
 }
 
-/// The data connection: opened first, sends its payload every `client_dataDelay` ms,
-/// and is reopened after a pause (doubling, bounded) whenever it drops.
+/// Reopens a lost connection: pauses ([`Backoff`]) between attempts until one
+/// succeeds, or the run stops (`None`). `n` counts the pauses so far.
+async fn reconnect(ctx: &Ctx, backoff: Backoff, n: &mut u32) -> Option<WsStream> {
+    let c = &ctx.counters;
+    c.reconnecting.fetch_add(1, Ordering::Relaxed);
+    let reopened = loop {
+        let pause = backoff.pause(*n);
+        *n = n.saturating_add(1);
+        tokio::select! {
+            _ = tokio::time::sleep(pause) => {}
+            _ = ctx.stop.cancelled() => break None,
+        }
+        let opened = tokio::select! {
+            r = attempt(ctx) => r,
+            _ = ctx.stop.cancelled() => break None,
+        };
+        match opened {
+            Ok(ws) => break Some(ws),
+            Err(e) => {
+                c.reconnect_failed.fetch_add(1, Ordering::Relaxed);
+                if !explained(ctx, &e) {
+                    ctx.reconnect_failures.warn(&e);
+                }
+            }
+        }
+    };
+    if reopened.is_some() {
+        c.reconnects.fetch_add(1, Ordering::Relaxed);
+    }
+    c.reconnecting.fetch_sub(1, Ordering::Relaxed);
+    reopened
+}
+
+/// The data connection: opened first (attempts repeated with backoff until it
+/// opens), then sends its payload every `client_dataDelay` ms. Once lost, it is
+/// reopened with backoff when the run reconnects, and stays closed otherwise.
 async fn data_connection(ctx: Arc<Ctx>, size: usize, first: oneshot::Sender<()>) {
     let payload = Message::Binary(Bytes::from(vec![b'x'; size]));
     let mut first = Some(first);
-    let mut pause = DATA_RETRY.0;
+    let backoff = ctx.reconnect.unwrap_or_default();
+    let mut failures = 0;
     let addr = proxy_addr(&ctx.config);
-    loop {
+    let mut ws = loop {
         let opened = tokio::select! {
             r = attempt(&ctx) => r,
             _ = ctx.stop.cancelled() => return,
@@ -423,30 +674,10 @@ async fn data_connection(ctx: Arc<Ctx>, size: usize, first: oneshot::Sender<()>)
         if let Some(first) = first.take() {
             let _ = first.send(());
         }
+        let pause = backoff.pause(failures);
+        failures += 1;
         match opened {
-            Ok(ws) => {
-                tracing::info!(
-                    "data connection open: sending {size} bytes every {} ms",
-                    ctx.config.client_data_delay
-                );
-                let since = Instant::now();
-                let guard = ctx.state.connections.open_one(None);
-                ctx.counters.data_up.store(true, Ordering::Relaxed);
-                let end = hold(&ctx, ws, Some(&payload)).await;
-                ctx.counters.data_up.store(false, Ordering::Relaxed);
-                drop(guard);
-                match end {
-                    End::Stopped => return,
-                    End::Closed(why) => {
-                        if since.elapsed() >= DATA_HEALTHY {
-                            pause = DATA_RETRY.0;
-                        }
-                        tracing::warn!(
-                            "data connection to {addr} dropped: {why}; reopening in {pause:?}"
-                        );
-                    }
-                }
-            }
+            Ok(ws) => break ws,
             Err(e) => {
                 ctx.counters.data_failed.fetch_add(1, Ordering::Relaxed);
                 if explained(&ctx, &e) {
@@ -460,7 +691,38 @@ async fn data_connection(ctx: Arc<Ctx>, size: usize, first: oneshot::Sender<()>)
             _ = tokio::time::sleep(pause) => {}
             _ = ctx.stop.cancelled() => return,
         }
-        pause = (pause * 2).min(DATA_RETRY.1);
+    };
+    failures = 0;
+    loop {
+        tracing::info!(
+            "data connection open: sending {size} bytes every {} ms",
+            ctx.config.client_data_delay
+        );
+        let since = Instant::now();
+        let guard = ctx.state.connections.open_one(None);
+        ctx.counters.data_up.store(true, Ordering::Relaxed);
+        ctx.opened();
+        let end = hold(&ctx, ws, Some(&payload)).await;
+        ctx.counters.data_up.store(false, Ordering::Relaxed);
+        drop(guard);
+        let End::Closed(why) = end else { return };
+        ctx.counters.data_lost.fetch_add(1, Ordering::Relaxed);
+        let Some(backoff) = ctx.reconnect else {
+            tracing::warn!(
+                "data connection to {addr} lost: {why}; not reopened (--reconnect reopens it)"
+            );
+            ctx.lost(true);
+            return;
+        };
+        tracing::warn!("data connection to {addr} lost: {why}; reopening with backoff");
+        ctx.lost(true);
+        if since.elapsed() >= HEALTHY {
+            failures = 0;
+        }
+        match reconnect(&ctx, backoff, &mut failures).await {
+            Some(again) => ws = again,
+            None => return,
+        }
     }
 }
 
@@ -490,8 +752,11 @@ async fn hold(ctx: &Ctx, mut ws: WsStream, payload: Option<&Message>) -> End {
                         None => "closed by the server".into(),
                     });
                 }
-                Some(Ok(_)) => {
+                Some(Ok(m)) => {
                     c.received.fetch_add(1, Ordering::Relaxed);
+                    if payload.is_some() && m.is_binary() {
+                        c.data_received.fetch_add(m.len() as u64, Ordering::Relaxed);
+                    }
                 }
                 Some(Err(WsError::ConnectionClosed)) | None => {
                     return End::Closed(close_frame.unwrap_or_else(|| "closed by the server".into()));
@@ -550,6 +815,17 @@ async fn close(ws: &mut WsStream) {
     .await;
 }
 
+/// The reconnect part of the stats and summary lines, empty without `--reconnect`.
+fn reconnect_part(ctx: &Ctx, reconnects: u64, failed: u64) -> String {
+    if ctx.reconnect.is_none() {
+        return String::new();
+    }
+    format!(
+        "; {reconnects} reconnects ({failed} failed attempts, {} waiting)",
+        get(&ctx.counters.reconnecting)
+    )
+}
+
 /// The client's stats line.
 fn stats_line(ctx: &Ctx) -> String {
     let c = &ctx.counters;
@@ -557,7 +833,7 @@ fn stats_line(ctx: &Ctx) -> String {
         "no data connection".to_string()
     } else {
         format!(
-            "data: {} messages, {:.1} MB sent, connection {}{}",
+            "data: {} messages, {:.1} MB sent, connection {}{}{}",
             get(&c.data_messages),
             get(&c.data_bytes) as f64 / 1e6,
             if c.data_up.load(Ordering::Relaxed) {
@@ -568,17 +844,42 @@ fn stats_line(ctx: &Ctx) -> String {
             match get(&c.data_failed) {
                 0 => String::new(),
                 n => format!(" ({n} failed attempts)"),
+            },
+            match get(&c.data_lost) {
+                0 => String::new(),
+                n => format!(" (lost {n} times)"),
             }
         )
     };
     format!(
-        "client: pinning {}/{} open, {} connecting, {} failed, {} closed; {data}; {} messages received",
+        "client: pinning {}/{} open, {} connecting, {} failed, {} closed; {data}{}; {} messages received",
         get(&c.pinning_open),
         ctx.config.client_max_connections,
         get(&c.pinning_connecting),
         get(&c.pinning_failed),
         get(&c.pinning_closed),
+        reconnect_part(ctx, get(&c.reconnects), get(&c.reconnect_failed)),
         get(&c.received),
+    )
+}
+
+/// The last line of a run: what it did in all.
+fn summary_line(s: &ClientSummary, ctx: &Ctx) -> String {
+    format!(
+        "summary: pinning {} opened, {} failed attempts, {} closed by the other side, {} open at the end; \
+         data: {} messages ({} bytes) sent, {} bytes received back, {} failed attempts, lost {} times{}; \
+         {} messages received",
+        s.pinning_opened,
+        s.pinning_failed,
+        s.pinning_closed,
+        s.pinning_open,
+        s.data_messages_sent,
+        s.data_bytes_sent,
+        s.data_bytes_received,
+        s.data_failed,
+        s.data_lost,
+        reconnect_part(ctx, s.reconnects, s.reconnect_failed),
+        s.messages_received,
     )
 }
 
@@ -631,27 +932,199 @@ mod tests {
 
     /// A plain websocket server that greets, then counts the messages it receives.
     async fn tiny_server() -> (u16, Arc<AtomicU64>) {
+        let server = TinyServer::start(0).await;
+        let port = server.port;
+        let received = server.received.clone();
+        std::mem::forget(server.task);
+        (port, received)
+    }
+
+    /// [`tiny_server`] that can be killed (listener and every connection dropped
+    /// at once, as when a process dies) and started again on its port.
+    struct TinyServer {
+        port: u16,
+        received: Arc<AtomicU64>,
+        /// Websockets accepted.
+        accepted: Arc<AtomicU64>,
+        task: tokio::task::JoinHandle<()>,
+    }
+
+    impl TinyServer {
+        async fn start(port: u16) -> TinyServer {
+            let listener = TcpListener::bind(("127.0.0.1", port)).await.expect("bind");
+            let port = listener.local_addr().expect("addr").port();
+            let received = Arc::new(AtomicU64::new(0));
+            let accepted = Arc::new(AtomicU64::new(0));
+            let (count, opened) = (received.clone(), accepted.clone());
+            let task = tokio::spawn(async move {
+                let mut connections = tokio::task::JoinSet::new();
+                while let Ok((tcp, _)) = listener.accept().await {
+                    let (count, opened) = (count.clone(), opened.clone());
+                    connections.spawn(async move {
+                        let Ok(mut ws) = tokio_tungstenite::accept_async(tcp).await else {
+                            return;
+                        };
+                        opened.fetch_add(1, Ordering::Relaxed);
+                        let _ = ws.send(Message::text("hello")).await;
+                        while let Some(Ok(m)) = ws.next().await {
+                            if m.is_binary() {
+                                count.fetch_add(1, Ordering::Relaxed);
+                            }
+                        }
+                    });
+                }
+            });
+            TinyServer {
+                port,
+                received,
+                accepted,
+                task,
+            }
+        }
+
+        /// Drops the listener and every connection.
+        async fn kill(self) {
+            self.task.abort();
+            let _ = self.task.await;
+        }
+    }
+
+    async fn wait_for(what: &str, check: impl Fn() -> bool) {
+        let start = Instant::now();
+        while !check() {
+            assert!(
+                start.elapsed() < Duration::from_secs(10),
+                "not within 10 s: {what}"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    fn plain(port: u16, max: u64) -> Config {
+        Config {
+            proxy_port: port,
+            proxy_tls: false,
+            client_proxy_host: "127.0.0.1".into(),
+            client_heapdump_port: 0,
+            client_connections_per_second: 500.0,
+            client_max_connections: max,
+            client_data_size: 1000,
+            client_data_delay: 20,
+            ..Config::default()
+        }
+    }
+
+    #[tokio::test]
+    async fn losing_every_connection_without_reconnect_ends_the_run_saying_what() {
+        let server = TinyServer::start(0).await;
+        let accepted = server.accepted.clone();
+        let run = tokio::spawn(super::super::run(
+            plain(server.port, 5),
+            ClientOptions::default(),
+            Shutdown::new(),
+        ));
+        wait_for("6 websockets open", || {
+            accepted.load(Ordering::Relaxed) == 6
+        })
+        .await;
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        server.kill().await;
+        let ended = tokio::time::timeout(Duration::from_secs(10), run)
+            .await
+            .expect("the run ends by itself")
+            .expect("no panic");
+        let err = ended.expect_err("losing everything is an error");
+        let message = err.to_string();
+        assert!(
+            message.contains("5 pinning connections and the data connection"),
+            "{message}"
+        );
+        assert!(
+            message.contains("the proxy no longer accepts connections"),
+            "{message}"
+        );
+        assert!(message.contains("--reconnect"), "{message}");
+        let summary = err.summary().expect("the summary comes with it");
+        assert_eq!(summary.pinning_opened, 5);
+        assert_eq!(summary.pinning_closed, 5);
+        assert_eq!(summary.data_lost, 1);
+        assert_eq!(summary.reconnects, 0);
+    }
+
+    #[tokio::test]
+    async fn with_reconnect_lost_connections_come_back_with_backoff() {
+        let server = TinyServer::start(0).await;
+        let (port, accepted) = (server.port, server.accepted.clone());
+        let shutdown = Shutdown::new();
+        let options = ClientOptions {
+            reconnect: Some(Backoff {
+                first: Duration::from_millis(20),
+                max: Duration::from_millis(200),
+            }),
+            ..ClientOptions::default()
+        };
+        let run = tokio::spawn(super::super::run(plain(port, 5), options, shutdown.clone()));
+        wait_for("6 websockets open", || {
+            accepted.load(Ordering::Relaxed) == 6
+        })
+        .await;
+        server.kill().await;
+        // Down for a while: attempts fail and back off.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let server = TinyServer::start(port).await;
+        let again = server.accepted.clone();
+        wait_for("6 websockets open again", || {
+            again.load(Ordering::Relaxed) == 6
+        })
+        .await;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        shutdown.trigger();
+        let summary = run.await.expect("no panic").expect("run");
+        assert_eq!(summary.reconnects, 6, "{summary:?}");
+        assert!(summary.reconnect_failed > 0, "{summary:?}");
+        assert_eq!(summary.pinning_opened, 5, "slots reopened, not new ones");
+        assert_eq!(summary.pinning_closed, 5);
+        assert_eq!(summary.pinning_open, 5);
+        assert_eq!(summary.data_lost, 1);
+        assert_eq!(again.load(Ordering::Relaxed), 6, "no extra connection");
+        server.kill().await;
+    }
+
+    #[tokio::test]
+    async fn without_reconnect_one_lost_connection_is_not_replaced() {
+        // A server that closes its third websocket right after greeting it.
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let port = listener.local_addr().expect("addr").port();
-        let received = Arc::new(AtomicU64::new(0));
-        let count = received.clone();
+        let accepted = Arc::new(AtomicU64::new(0));
+        let opened = accepted.clone();
         tokio::spawn(async move {
             while let Ok((tcp, _)) = listener.accept().await {
-                let count = count.clone();
+                let n = opened.fetch_add(1, Ordering::Relaxed) + 1;
                 tokio::spawn(async move {
                     let Ok(mut ws) = tokio_tungstenite::accept_async(tcp).await else {
                         return;
                     };
                     let _ = ws.send(Message::text("hello")).await;
-                    while let Some(Ok(m)) = ws.next().await {
-                        if m.is_binary() {
-                            count.fetch_add(1, Ordering::Relaxed);
-                        }
+                    if n == 3 {
+                        let _ = ws.close(None).await;
                     }
+                    while let Some(Ok(_)) = ws.next().await {}
                 });
             }
         });
-        (port, received)
+        let mut config = plain(port, 4);
+        config.client_data_size = 0;
+        let options = ClientOptions {
+            duration: Some(Duration::from_millis(500)),
+            ..ClientOptions::default()
+        };
+        let summary = super::super::run(config, options, Shutdown::new())
+            .await
+            .expect("one lost connection is not fatal");
+        assert_eq!(summary.pinning_opened, 4);
+        assert_eq!(summary.pinning_closed, 1);
+        assert_eq!(summary.pinning_open, 3);
+        assert_eq!(accepted.load(Ordering::Relaxed), 4, "not refilled");
     }
 
     #[tokio::test]
@@ -670,8 +1143,7 @@ mod tests {
         };
         let options = ClientOptions {
             duration: Some(Duration::from_millis(600)),
-            report: false,
-            progress: false,
+            ..ClientOptions::default()
         };
         let summary = super::super::run(config, options, Shutdown::new())
             .await

@@ -6,15 +6,24 @@
 //! `client_maxConnections` are open, each held open for the run ([`load`]). It prints
 //! its stats every 5 s, shows a progress bar while ramping up ([`progress`]), serves
 //! its own snapshot, and with `--report` fetches both servers' snapshots at the end
-//! and prints them side by side ([`report`]).
+//! and prints them side by side ([`report`]); with `--save-snapshots DIR` it writes
+//! them to files ([`save`]).
+//!
+//! A connection that the other side ends stays closed, unless the run was asked to
+//! reconnect ([`ClientOptions::reconnect`], `--reconnect`): then it is reopened with
+//! a bounded, jittered exponential backoff ([`Backoff`]). Without it, losing every
+//! open connection at once (the proxy gone, or the wss behind it) ends the run with
+//! [`ClientError::Lost`], which says what was lost.
 
 pub mod connect;
 pub mod load;
 pub mod progress;
 pub mod report;
+pub mod save;
 
 use std::io;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::config::Config;
@@ -32,6 +41,49 @@ pub struct ClientOptions {
     pub report: bool,
     /// Show the ramp-up progress bar (drawn only when stderr is a terminal).
     pub progress: bool,
+    /// Reopen lost connections (pinning and data) with this backoff; `None`: a lost
+    /// connection stays closed, and losing all of them ends the run.
+    pub reconnect: Option<Backoff>,
+    /// At the end, write both servers' snapshots to this folder (made if missing).
+    pub save_snapshots: Option<PathBuf>,
+}
+
+/// Pauses between attempts to reopen a lost connection: doubling from `first` up
+/// to `max`, each one drawn at random between half and all of that (jitter), so
+/// thousands of connections lost at once do not come back at the same instant.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Backoff {
+    pub first: Duration,
+    pub max: Duration,
+}
+
+impl Default for Backoff {
+    /// 250 ms, doubling up to 10 s.
+    fn default() -> Self {
+        Backoff {
+            first: Duration::from_millis(250),
+            max: Duration::from_secs(10),
+        }
+    }
+}
+
+impl Backoff {
+    /// The pause before attempt `n` (0 for the first): `first * 2^n` capped at
+    /// `max`, then jittered to 50-100 % of that.
+    pub fn pause(&self, n: u32) -> Duration {
+        let full = self.first.saturating_mul(1u32 << n.min(20)).min(self.max);
+        full.mul_f64(0.5 + 0.5 * random_unit())
+    }
+}
+
+/// A number in [0, 1), different at every call (std's randomly keyed hasher).
+fn random_unit() -> f64 {
+    use std::hash::BuildHasher;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let bits = std::collections::hash_map::RandomState::new().hash_one(n);
+    (bits >> 11) as f64 / (1u64 << 53) as f64
 }
 
 /// What a run did.
@@ -52,6 +104,17 @@ pub struct ClientSummary {
     pub data_failed: u64,
     /// Messages received on all connections (the server's greetings, echoes).
     pub messages_received: u64,
+    /// Bytes of binary messages the data connection received (the wss's echoes,
+    /// with `wss_echo`): equal to `data_bytes_sent` when no byte was lost.
+    pub data_bytes_received: u64,
+    /// Times the data connection was lost after it had opened.
+    pub data_lost: u64,
+    /// Lost connections (pinning or data) reopened with `--reconnect`.
+    pub reconnects: u64,
+    /// Attempts to reopen a lost connection that failed.
+    pub reconnect_failed: u64,
+    /// Snapshot files written with `--save-snapshots`.
+    pub saved: Vec<PathBuf>,
     /// Where the client's own snapshot was served.
     pub snapshot_addr: SocketAddr,
     /// The report, when asked for.
@@ -104,6 +167,21 @@ pub enum ClientError {
         "{source} (the client's own snapshot at {addr}: set client_heapdump_port to a free port)"
     )]
     Snapshot { addr: SocketAddr, source: io::Error },
+    /// Every open connection was lost (without `--reconnect`); the message says
+    /// which, how many, and whether the proxy still accepts connections.
+    #[error("{message}")]
+    Lost {
+        message: String,
+        /// What the run did up to then (its report, its saved snapshots).
+        summary: Box<ClientSummary>,
+    },
+    /// `--save-snapshots` could not save a snapshot (what and where).
+    #[error("{message}")]
+    Save {
+        message: String,
+        /// What the run did (the run itself went to its end).
+        summary: Option<Box<ClientSummary>>,
+    },
 }
 
 impl ClientError {
@@ -135,13 +213,24 @@ impl ClientError {
     pub fn is_config(&self) -> bool {
         matches!(self, ClientError::Config(_))
     }
+
+    /// What the run did, when it ran before it failed.
+    pub fn summary(&self) -> Option<&ClientSummary> {
+        match self {
+            ClientError::Lost { summary, .. } => Some(summary),
+            ClientError::Save { summary, .. } => summary.as_deref(),
+            _ => None,
+        }
+    }
 }
 
 /// Runs the client until `shutdown` is triggered or `options.duration` has passed;
 /// then prints the report if asked, closes every websocket (bounded), and returns.
 ///
-/// Connection failures are counted and logged, never fatal; only settings that
-/// cannot work and a snapshot port that cannot be bound end the run with an error.
+/// Connection failures are counted and logged, never fatal by themselves; settings
+/// that cannot work, a snapshot port that cannot be bound, a `--save-snapshots`
+/// folder that cannot be used, and (without `reconnect`) losing every open
+/// connection end the run with an error.
 /// The caller's `shutdown` is watched, not triggered: everything the run starts
 /// has ended (or been abandoned after a bounded wait) when it returns.
 pub async fn run(
@@ -150,4 +239,36 @@ pub async fn run(
     shutdown: Shutdown,
 ) -> Result<ClientSummary, ClientError> {
     load::run(config, options, shutdown).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_up_to_its_bound_with_jitter() {
+        let b = Backoff {
+            first: Duration::from_millis(100),
+            max: Duration::from_secs(1),
+        };
+        for (n, full) in [
+            (0, 100),
+            (1, 200),
+            (2, 400),
+            (3, 800),
+            (4, 1000),
+            (40, 1000),
+        ] {
+            let full = Duration::from_millis(full);
+            let pauses: Vec<Duration> = (0..50).map(|_| b.pause(n)).collect();
+            for p in &pauses {
+                assert!(
+                    *p >= full / 2 && *p <= full,
+                    "attempt {n}: {p:?} not in {full:?}/2..{full:?}"
+                );
+            }
+            let first = pauses[0];
+            assert!(pauses.iter().any(|p| *p != first), "attempt {n}: no jitter");
+        }
+    }
 }

@@ -6,7 +6,7 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use snapshot::Snapshot;
 
 use crate::config::Config;
-use crate::snapshot::fetch::{fetch, FetchError};
+use crate::snapshot::fetch::{get_json, FetchError};
 
 /// Both servers' snapshots as fetched at the end of a run, and the table made of them.
 #[derive(Debug, Clone)]
@@ -15,6 +15,9 @@ pub struct Report {
     pub proxy: Result<Snapshot, String>,
     /// The wss's snapshot, or why it could not be fetched.
     pub wss: Result<Snapshot, String>,
+    /// Both snapshots as the servers served them (JSON), for `--save-snapshots`.
+    pub proxy_json: Option<serde_json::Value>,
+    pub wss_json: Option<serde_json::Value>,
     /// Pinning connections the client had open when the snapshots were taken.
     pub pinning: u64,
     /// The rendered table ([`render_report`]).
@@ -43,9 +46,9 @@ pub fn snapshot_addrs(config: &Config) -> (SocketAddr, SocketAddr) {
 /// Fetches both servers' snapshots (at once) and renders the table.
 pub async fn fetch_report(config: &Config, pinning: u64) -> Report {
     let (proxy_addr, wss_addr) = snapshot_addrs(config);
-    let (proxy, wss) = tokio::join!(fetch(proxy_addr), fetch(wss_addr));
-    let proxy = proxy.map_err(|e| reason(e, "proxy"));
-    let wss = wss.map_err(|e| reason(e, "wss"));
+    let (proxy, wss) = tokio::join!(fetch_both(proxy_addr), fetch_both(wss_addr));
+    let (proxy, proxy_json) = split(proxy, "proxy");
+    let (wss, wss_json) = split(wss, "wss");
     let text = render_report(
         proxy.as_ref().map_err(String::as_str),
         wss.as_ref().map_err(String::as_str),
@@ -54,8 +57,31 @@ pub async fn fetch_report(config: &Config, pinning: u64) -> Report {
     Report {
         proxy,
         wss,
+        proxy_json,
+        wss_json,
         pinning,
         text,
+    }
+}
+
+/// `GET /snapshot` as served (JSON), and parsed.
+async fn fetch_both(addr: SocketAddr) -> Result<(Snapshot, serde_json::Value), FetchError> {
+    let json = get_json(addr, "/snapshot").await?;
+    let snapshot = serde_json::from_value(json.clone()).map_err(|source| FetchError::Json {
+        url: format!("http://{addr}/snapshot"),
+        what: "not a snapshot",
+        source,
+    })?;
+    Ok((snapshot, json))
+}
+
+fn split(
+    fetched: Result<(Snapshot, serde_json::Value), FetchError>,
+    bin: &str,
+) -> (Result<Snapshot, String>, Option<serde_json::Value>) {
+    match fetched {
+        Ok((snapshot, json)) => (Ok(snapshot), Some(json)),
+        Err(e) => (Err(reason(e, bin)), None),
     }
 }
 

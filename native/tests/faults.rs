@@ -1,0 +1,725 @@
+//! Faults, with the real binaries where a process has to die: the wss or the proxy
+//! killed (SIGKILL) under load, a certificate folder that cannot be made, a full
+//! disk (RLIMIT_FSIZE), and `--save-snapshots` into a folder that cannot be written.
+//!
+//! Each binary runs with `--config` of its own config.json in a temporary folder,
+//! on free loopback ports, with its certificate in that folder. Every child is
+//! killed when its handle drops, so a failing test leaves no process behind.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use futures_util::{SinkExt, StreamExt};
+use native::client::{ClientError, ClientOptions, WsStream};
+use native::config::Config;
+use native::shutdown::Shutdown;
+use serde_json::{json, Value};
+use snapshot::{HeadMode, Snapshot};
+use tokio_tungstenite::tungstenite::Message;
+
+/// Websockets held open through the proxy when the wss is killed (1,000 in
+/// `scripts/soak --faults`).
+const HELD: usize = 200;
+/// Time within which the clients must see their websockets end, and the proxy
+/// must have released them, once the wss is killed.
+const PROMPTLY: Duration = Duration::from_secs(5);
+/// Upper bound of every other wait.
+const BOUND: Duration = Duration::from_secs(30);
+
+/// A loopback port nobody listens on now (bound, then released).
+fn free_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap().port()
+}
+
+/// A config.json for the binaries in `dir`: free ports, certificate in `dir`, small
+/// slabs (so a few hundred connections spread over several slabs), `retain` on both
+/// servers (so released views show), then `extra` on top.
+fn write_config(dir: &Path, extra: Value) -> (PathBuf, Value) {
+    let wss = free_port();
+    let mut config = json!({
+        "wss_port": wss,
+        "wss_heapdump_port": free_port(),
+        "proxy_port": free_port(),
+        "proxy_heapdump_port": free_port(),
+        "client_heapdump_port": free_port(),
+        "proxy_target": {"host": "127.0.0.1", "port": wss},
+        "client_proxy_host": "localhost",
+        "cert_dir": dir.join("certs"),
+        "tcp_slab_size": 65536,
+        "tls_slab_size": 131072,
+        "read_size": 4096,
+        "wss_head": "retain",
+        "proxy_head": "retain",
+        "wss_echo": true,
+        "upstream_timeout_ms": 2000,
+    });
+    if let (Some(c), Some(extra)) = (config.as_object_mut(), extra.as_object()) {
+        for (k, v) in extra {
+            c.insert(k.clone(), v.clone());
+        }
+    }
+    let path = dir.join("config.json");
+    std::fs::write(&path, serde_json::to_string_pretty(&config).unwrap()).unwrap();
+    (path, config)
+}
+
+/// The typed config of a config.json, as the binaries read it.
+fn typed(path: &Path) -> Config {
+    native::config::ConfigArgs {
+        path: Some(path.to_path_buf()),
+        overrides: vec![],
+    }
+    .load()
+    .unwrap()
+}
+
+/// A child process whose stderr (and stdout) lines are collected; killed on drop.
+struct Proc {
+    name: &'static str,
+    child: Child,
+    lines: Arc<Mutex<Vec<String>>>,
+    out: Arc<Mutex<Vec<String>>>,
+}
+
+impl Proc {
+    /// Starts `cmd` (RUST_LOG=info) with stdout and stderr collected.
+    fn spawn(name: &'static str, mut cmd: Command) -> Proc {
+        let mut child = cmd
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {name}: {e}"));
+        let collect = |stream: Box<dyn std::io::Read + Send>| {
+            let lines = Arc::new(Mutex::new(Vec::new()));
+            let sink = lines.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(stream).lines().map_while(Result::ok) {
+                    sink.lock().unwrap().push(line);
+                }
+            });
+            lines
+        };
+        let lines = collect(Box::new(child.stderr.take().unwrap()));
+        let out = collect(Box::new(child.stdout.take().unwrap()));
+        Proc {
+            name,
+            child,
+            lines,
+            out,
+        }
+    }
+
+    /// Starts a server binary on `config` and waits for its "listening on" line.
+    fn server(name: &'static str, bin: &str, config: &Path) -> Proc {
+        let mut cmd = Command::new(bin);
+        cmd.arg("--config").arg(config);
+        let mut p = Proc::spawn(name, cmd);
+        p.wait_line("listening on");
+        p
+    }
+
+    fn stderr(&self) -> Vec<String> {
+        self.lines.lock().unwrap().clone()
+    }
+
+    fn stdout(&self) -> Vec<String> {
+        self.out.lock().unwrap().clone()
+    }
+
+    /// Waits (within [`BOUND`]) for a stderr line containing `text`.
+    fn wait_line(&mut self, text: &str) {
+        let start = Instant::now();
+        loop {
+            if self.stderr().iter().any(|l| l.contains(text)) {
+                return;
+            }
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!(
+                    "{} exited ({status}) before saying {text:?}: {:#?}",
+                    self.name,
+                    self.stderr()
+                );
+            }
+            assert!(
+                start.elapsed() < BOUND,
+                "{} did not say {text:?} within {BOUND:?}: {:#?}",
+                self.name,
+                self.stderr()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Waits (within `bound`) for the process to exit by itself.
+    fn wait_exit(&mut self, bound: Duration) -> ExitStatus {
+        let start = Instant::now();
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                // Let the reader threads take the last lines.
+                std::thread::sleep(Duration::from_millis(100));
+                return status;
+            }
+            assert!(
+                start.elapsed() < bound,
+                "{} still running after {bound:?}: {:#?}",
+                self.name,
+                self.stderr()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// SIGKILL, as when the process crashes or is killed by the OOM killer.
+    fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// SIGINT (Ctrl-C).
+    fn interrupt(&self) {
+        let status = Command::new("kill")
+            .args(["-INT", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Lines that start with `error:` (the binaries' one fatal line) or hold a
+/// tracing ERROR.
+fn error_lines(lines: &[String]) -> Vec<&String> {
+    lines
+        .iter()
+        .filter(|l| l.starts_with("error:") || l.contains(" ERROR "))
+        .collect()
+}
+
+/// A server's snapshot from its port, checked against the schema.
+async fn snapshot_at(port: u16) -> Snapshot {
+    let addr: SocketAddr = ([127, 0, 0, 1], port).into();
+    let json = native::snapshot::fetch::get_json(addr, "/snapshot")
+        .await
+        .unwrap();
+    if let Err(errors) = snapshot::validate(&json) {
+        panic!("snapshot does not match the schema: {errors:#?}\n{json}");
+    }
+    serde_json::from_value(json).unwrap()
+}
+
+/// Polls a server's snapshot until `check` holds, within `bound`; returns it.
+async fn snapshot_until(
+    port: u16,
+    bound: Duration,
+    what: &str,
+    check: impl Fn(&Snapshot) -> bool,
+) -> Snapshot {
+    let start = Instant::now();
+    loop {
+        let snap = snapshot_at(port).await;
+        if check(&snap) {
+            return snap;
+        }
+        assert!(
+            start.elapsed() < bound,
+            "not within {bound:?}: {what}; last snapshot: connections {:?}, pools {:#?}",
+            snap.connections,
+            snap.pools
+                .iter()
+                .map(|p| (
+                    &p.name,
+                    p.live_slabs,
+                    p.slabs.iter().map(|s| s.retainers.len()).sum::<usize>()
+                ))
+                .collect::<Vec<_>>()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Retainers over all live slabs of a snapshot.
+fn retainers(snap: &Snapshot) -> usize {
+    snap.pools
+        .iter()
+        .flat_map(|p| &p.slabs)
+        .map(|s| s.retainers.len())
+        .sum()
+}
+
+/// Opens a websocket through the proxy and reads the wss's greeting.
+async fn open_greeted(config: &Config, tls: &Arc<rustls::ClientConfig>) -> WsStream {
+    let mut ws = native::client::open_websocket(config, Some(tls))
+        .await
+        .unwrap();
+    let greeting = tokio::time::timeout(BOUND, ws.next())
+        .await
+        .expect("a greeting")
+        .expect("open")
+        .expect("a message");
+    assert!(
+        greeting.to_text().unwrap().starts_with("hello from wss"),
+        "{greeting:?}"
+    );
+    ws
+}
+
+/// Sends `bytes` on the data websocket and waits for their echo (the wss read them).
+async fn burst(data: &mut WsStream, bytes: usize) {
+    data.send(Message::binary(vec![0x5A; bytes])).await.unwrap();
+    let echo = tokio::time::timeout(BOUND, data.next())
+        .await
+        .expect("an echo")
+        .expect("open")
+        .expect("a message");
+    assert_eq!(echo.len(), bytes);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killing_the_wss_closes_the_client_sides_releases_the_views_and_502s_until_it_is_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let (path, raw) = write_config(dir.path(), json!({}));
+    let config = typed(&path);
+    let proxy_snap = raw["proxy_heapdump_port"].as_u64().unwrap() as u16;
+    let mut wss = Proc::server("wss", env!("CARGO_BIN_EXE_wss"), &path);
+    let proxy = Proc::server("proxy", env!("CARGO_BIN_EXE_proxy"), &path);
+    let tls = native::tls::client_config(&config).unwrap();
+
+    // HELD websockets through the proxy, with data between them so that their
+    // upgrade requests sit in many slabs, all pinned (retain).
+    let mut data = open_greeted(&config, &tls).await;
+    let mut held = Vec::with_capacity(HELD);
+    while held.len() < HELD {
+        let batch =
+            futures_util::future::join_all((0..20).map(|_| open_greeted(&config, &tls))).await;
+        held.extend(batch);
+        burst(&mut data, 64 << 10).await;
+    }
+    let before = snapshot_until(proxy_snap, BOUND, "every websocket counted", |s| {
+        s.connections.open == HELD as u64 + 1
+    })
+    .await;
+    let tls_pool = before.pool("tls").unwrap();
+    assert!(
+        tls_pool.live_slabs > 2,
+        "several slabs pinned: {tls_pool:#?}"
+    );
+    assert!(retainers(&before) >= HELD, "every upgrade retained");
+
+    // Kill the wss: every client side must end, promptly.
+    let ends: Vec<_> = held
+        .into_iter()
+        .chain([data])
+        .map(|mut ws| {
+            tokio::spawn(async move {
+                let start = Instant::now();
+                let ended = tokio::time::timeout(PROMPTLY, async {
+                    loop {
+                        match ws.next().await {
+                            None | Some(Err(_)) => return,
+                            Some(Ok(_)) => {}
+                        }
+                    }
+                })
+                .await
+                .is_ok();
+                // The socket is dropped once it ended, as a browser or the client does.
+                (ended, start.elapsed())
+            })
+        })
+        .collect();
+    wss.kill();
+    let killed = Instant::now();
+    let mut slowest = Duration::ZERO;
+    for end in ends {
+        let (ended, took) = end.await.unwrap();
+        assert!(
+            ended,
+            "a client websocket was still open {PROMPTLY:?} after the wss died"
+        );
+        slowest = slowest.max(took);
+    }
+    eprintln!(
+        "all {} client websockets ended within {slowest:?} of the kill",
+        HELD + 1
+    );
+
+    // The proxy released them: nothing open, no retainers, at most the current slab.
+    let after = snapshot_until(proxy_snap, PROMPTLY, "views released", |s| {
+        s.connections.open == 0 && retainers(s) == 0 && s.pools.iter().all(|p| p.live_slabs <= 1)
+    })
+    .await;
+    eprintln!(
+        "proxy released every view {:?} after the kill: {:?}",
+        killed.elapsed(),
+        after
+            .pools
+            .iter()
+            .map(|p| (&p.name, p.live_slabs))
+            .collect::<Vec<_>>()
+    );
+    assert_eq!(
+        after.connections.closed_total,
+        before.connections.closed_total + HELD as u64 + 1
+    );
+
+    // While the wss is down, new upgrades get 502.
+    for _ in 0..3 {
+        let err = native::client::open_websocket(&config, Some(&tls))
+            .await
+            .expect_err("no upstream");
+        assert!(
+            matches!(err, ClientError::Handshake { .. }) && err.to_string().contains("502"),
+            "{err}"
+        );
+    }
+
+    // And as soon as the wss is back, the proxy serves new websockets.
+    let _wss = Proc::server("wss", env!("CARGO_BIN_EXE_wss"), &path);
+    let mut ws = open_greeted(&config, &tls).await;
+    burst(&mut ws, 1000).await;
+    let snap = snapshot_at(proxy_snap).await;
+    assert_eq!(snap.connections.open, 1);
+    drop(ws);
+    assert!(
+        error_lines(&proxy.stderr()).is_empty(),
+        "the proxy logged errors: {:#?}",
+        proxy.stderr()
+    );
+}
+
+/// wss + proxy binaries and the client binary with `args`, its pinning
+/// connections all open through the proxy.
+struct ClientRun {
+    dir: tempfile::TempDir,
+    path: PathBuf,
+    proxy_snap: u16,
+    _wss: Proc,
+    proxy: Proc,
+    client: Proc,
+}
+
+const PINNING: u64 = 40;
+
+async fn client_through_proxy(args: &[&str]) -> ClientRun {
+    let dir = tempfile::tempdir().unwrap();
+    let (path, raw) = write_config(
+        dir.path(),
+        json!({
+            "client_maxConnections": PINNING,
+            "client_connectionspersecond": 400,
+            "client_dataSize": 20000,
+            "client_dataDelay": 50,
+            "wss_head": "copy",
+            "proxy_head": "copy",
+        }),
+    );
+    let proxy_snap = raw["proxy_heapdump_port"].as_u64().unwrap() as u16;
+    let wss = Proc::server("wss", env!("CARGO_BIN_EXE_wss"), &path);
+    let proxy = Proc::server("proxy", env!("CARGO_BIN_EXE_proxy"), &path);
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_client"));
+    cmd.arg("--config")
+        .arg(&path)
+        .arg("--no-progress")
+        .args(args);
+    let client = Proc::spawn("client", cmd);
+    snapshot_until(proxy_snap, BOUND, "every client connection open", |s| {
+        s.connections.open == PINNING + 1
+    })
+    .await;
+    ClientRun {
+        dir,
+        path,
+        proxy_snap,
+        _wss: wss,
+        proxy,
+        client,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killing_the_proxy_ends_the_client_with_one_clear_error_and_a_non_zero_exit() {
+    let mut run = client_through_proxy(&["--report"]).await;
+    run.proxy.kill();
+    let status = run.client.wait_exit(BOUND);
+    let stderr = run.client.stderr();
+    assert_eq!(status.code(), Some(1), "{stderr:#?}");
+    let errors = error_lines(&stderr);
+    assert_eq!(errors.len(), 1, "one error line: {stderr:#?}");
+    let line = errors[0];
+    for part in [
+        "error: lost the proxy at localhost:",
+        &format!("all open connections ({PINNING} pinning connections and the data connection)"),
+        "the proxy no longer accepts connections",
+        "--reconnect",
+    ] {
+        assert!(line.contains(part), "{part:?} missing from {line}");
+    }
+    // The report came first, with the proxy's row saying why it is missing.
+    let stdout = run.client.stdout();
+    assert!(
+        stdout
+            .iter()
+            .any(|l| l.starts_with("proxy") && l.contains("unavailable")),
+        "{stdout:#?}"
+    );
+    assert!(stdout.iter().any(|l| l.starts_with("wss")), "{stdout:#?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_reconnect_the_client_comes_back_once_the_proxy_does() {
+    let mut run = client_through_proxy(&["--reconnect"]).await;
+    run.proxy.kill();
+    // Down for a moment: the client keeps trying, with backoff.
+    std::thread::sleep(Duration::from_millis(1500));
+    assert!(
+        run.client.child.try_wait().unwrap().is_none(),
+        "the client stays up"
+    );
+    let proxy = Proc::server("proxy", env!("CARGO_BIN_EXE_proxy"), &run.path);
+    let back = Instant::now();
+    snapshot_until(run.proxy_snap, BOUND, "every connection reopened", |s| {
+        s.connections.open == PINNING + 1
+    })
+    .await;
+    eprintln!(
+        "all {} connections reopened {:?} after the proxy came back",
+        PINNING + 1,
+        back.elapsed()
+    );
+    run.client.interrupt();
+    let status = run.client.wait_exit(BOUND);
+    let stderr = run.client.stderr();
+    assert_eq!(status.code(), Some(0), "{stderr:#?}");
+    assert!(error_lines(&stderr).is_empty(), "{stderr:#?}");
+    assert!(
+        stderr.iter().any(|l| l.contains("reconnected:")),
+        "{stderr:#?}"
+    );
+    let summary = stderr
+        .iter()
+        .find(|l| l.contains("summary:"))
+        .unwrap_or_else(|| panic!("no summary line: {stderr:#?}"));
+    assert!(
+        summary.contains(&format!("{} reconnects", PINNING + 1)),
+        "{summary}"
+    );
+    assert!(
+        summary.contains(&format!("{PINNING} closed by the other side")),
+        "{summary}"
+    );
+    drop(proxy);
+    drop(run.dir);
+}
+
+/// Runs the proxy on `config` until it exits by itself; returns its exit status and stderr.
+fn proxy_exit(cmd: Command) -> (ExitStatus, Vec<String>) {
+    let mut p = Proc::spawn("proxy", cmd);
+    let status = p.wait_exit(BOUND);
+    (status, p.stderr())
+}
+
+/// Files left in `dir` (none when it does not exist).
+fn files_in(dir: &Path) -> Vec<String> {
+    match std::fs::read_dir(dir) {
+        Ok(entries) => entries
+            .filter_map(|e| e.ok())
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect(),
+        Err(_) => vec![],
+    }
+}
+
+/// `cmd` with RLIMIT_FSIZE at `bytes` (a full disk, for files it writes) and
+/// SIGXFSZ ignored, so that writes past the limit fail with EFBIG instead of
+/// killing the process: `trap "" XFSZ` (an ignored signal stays ignored across exec)
+/// then `prlimit --fsize`.
+fn with_file_size_limit(bytes: u64, program: &str) -> Command {
+    let mut cmd = Command::new("sh");
+    cmd.arg("-c")
+        .arg(r#"trap "" XFSZ; exec prlimit --fsize="$0" -- "$@""#)
+        .arg(bytes.to_string())
+        .arg(program);
+    cmd
+}
+
+#[test]
+fn a_certificate_folder_that_cannot_be_made_stops_the_proxy_with_one_error_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    // The parent of cert_dir is a regular file: ENOTDIR, even for root.
+    std::fs::write(dir.path().join("file"), "not a folder").unwrap();
+    let cert_dir = dir.path().join("file").join("certs");
+    let (path, _) = write_config(dir.path(), json!({ "cert_dir": cert_dir }));
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_proxy"));
+    cmd.arg("--config").arg(&path);
+    let (status, stderr) = proxy_exit(cmd);
+    assert_eq!(status.code(), Some(1), "{stderr:#?}");
+    let errors = error_lines(&stderr);
+    assert_eq!(errors.len(), 1, "{stderr:#?}");
+    assert!(
+        errors[0].starts_with(&format!(
+            "error: {}: cannot create the certificate folder",
+            cert_dir.display()
+        )),
+        "{}",
+        errors[0]
+    );
+    assert!(errors[0].contains("Not a directory"), "{}", errors[0]);
+    let mut left = files_in(dir.path());
+    left.sort();
+    assert_eq!(left, ["config.json", "file"]);
+}
+
+#[test]
+fn a_full_disk_stops_the_proxy_with_one_error_and_leaves_no_half_certificate() {
+    // 100 bytes: the key cannot be written. 400 bytes: the key (about 240 bytes)
+    // is, the certificate (about 580) is not, and the key must go again.
+    for (limit, failing) in [(100, "localhost.key.pem"), (400, "localhost.pem")] {
+        let dir = tempfile::tempdir().unwrap();
+        let (path, _) = write_config(dir.path(), json!({}));
+        let mut cmd = with_file_size_limit(limit, env!("CARGO_BIN_EXE_proxy"));
+        cmd.arg("--config").arg(&path);
+        let (status, stderr) = proxy_exit(cmd);
+        assert_eq!(status.code(), Some(1), "limit {limit}: {stderr:#?}");
+        let errors = error_lines(&stderr);
+        assert_eq!(errors.len(), 1, "limit {limit}: {stderr:#?}");
+        let certs = dir.path().join("certs");
+        assert!(
+            errors[0].starts_with(&format!(
+                "error: {}: cannot write",
+                certs.join(failing).display()
+            )),
+            "limit {limit}: {}",
+            errors[0]
+        );
+        assert!(errors[0].contains("File too large"), "{}", errors[0]);
+        assert_eq!(
+            files_in(&certs),
+            Vec::<String>::new(),
+            "limit {limit}: nothing half-written"
+        );
+    }
+}
+
+/// A playground (wss + TLS proxy, in this process) and a config for a client of it.
+async fn playground_and_client_config() -> (common::Playground, Config) {
+    let pg = common::Playground::start(HeadMode::Copy, HeadMode::Copy, |_| {}).await;
+    let mut config = pg.config.clone();
+    config.proxy_heapdump_port = pg.proxy.snapshot_addr.port();
+    config.wss_heapdump_port = pg.wss.snapshot_addr.port();
+    config.client_heapdump_port = 0;
+    config.client_max_connections = 5;
+    config.client_connections_per_second = 100.0;
+    config.client_data_size = 10_000;
+    config.client_data_delay = 50;
+    (pg, config)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn save_snapshots_writes_both_servers_snapshots_whole() {
+    let (pg, config) = playground_and_client_config().await;
+    let dir = tempfile::tempdir().unwrap();
+    let target = dir.path().join("snapshots");
+    let options = ClientOptions {
+        duration: Some(Duration::from_millis(1500)),
+        save_snapshots: Some(target.clone()),
+        ..ClientOptions::default()
+    };
+    let summary = native::client::run(config, options, Shutdown::new())
+        .await
+        .unwrap();
+    assert_eq!(summary.saved.len(), 2, "{summary:?}");
+    let mut names = files_in(&target);
+    names.sort();
+    assert_eq!(names.len(), 2, "{names:?}");
+    for (name, role) in names.iter().zip(["proxy", "wss"]) {
+        let prefix = format!("{role}-snapshot-");
+        let ms = name
+            .strip_prefix(&prefix)
+            .and_then(|n| n.strip_suffix(".json"))
+            .unwrap_or_else(|| panic!("{name} is not {prefix}<ms>.json"));
+        let json: Value =
+            serde_json::from_slice(&std::fs::read(target.join(name)).unwrap()).unwrap();
+        if let Err(errors) = snapshot::validate(&json) {
+            panic!("{name} does not match the schema: {errors:#?}");
+        }
+        assert_eq!(json["role"], role);
+        assert_eq!(json["taken_at_ms"].as_u64().unwrap().to_string(), ms);
+        // Taken while the client's 5 pinning connections and its data connection were open.
+        assert_eq!(json["connections"]["open"], 6, "{name}");
+    }
+    drop(pg);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn save_snapshots_into_an_unusable_folder_says_what_and_where_and_writes_nothing() {
+    let (pg, config) = playground_and_client_config().await;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("file"), "x").unwrap();
+
+    // A folder that cannot be made: said at once, before any connection.
+    let target = dir.path().join("file").join("snapshots");
+    let options = ClientOptions {
+        duration: Some(Duration::from_secs(30)),
+        save_snapshots: Some(target.clone()),
+        ..ClientOptions::default()
+    };
+    let started = Instant::now();
+    let err = native::client::run(config.clone(), options, Shutdown::new())
+        .await
+        .expect_err("unusable folder");
+    assert!(started.elapsed() < Duration::from_secs(5));
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "--save-snapshots: cannot use the folder {}: Not a directory (os error 20)",
+            target.display()
+        )
+    );
+
+    // A full disk at the end of the run (the client binary, RLIMIT_FSIZE 1000
+    // bytes): one error line naming the file, exit 1, and no partial file.
+    let config_path = dir.path().join("config.json");
+    std::fs::write(&config_path, serde_json::to_string(&config).unwrap()).unwrap();
+    let target = dir.path().join("full");
+    let mut cmd = with_file_size_limit(1000, env!("CARGO_BIN_EXE_client"));
+    cmd.arg("--config")
+        .arg(&config_path)
+        .args(["--no-progress", "--duration", "1.5", "--save-snapshots"])
+        .arg(&target);
+    let mut client = Proc::spawn("client", cmd);
+    let status = client.wait_exit(BOUND);
+    let stderr = client.stderr();
+    assert_eq!(status.code(), Some(1), "{stderr:#?}");
+    let errors = error_lines(&stderr);
+    assert_eq!(errors.len(), 1, "{stderr:#?}");
+    assert!(
+        errors[0].starts_with(&format!(
+            "error: --save-snapshots: cannot write the proxy snapshot to {}/proxy-snapshot-",
+            target.display()
+        )),
+        "{}",
+        errors[0]
+    );
+    assert!(errors[0].contains("File too large"), "{}", errors[0]);
+    assert!(
+        errors[0].contains("cannot write the wss snapshot"),
+        "{}",
+        errors[0]
+    );
+    assert_eq!(files_in(&target), Vec::<String>::new(), "no partial file");
+    drop(pg);
+}
