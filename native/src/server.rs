@@ -167,7 +167,11 @@ impl State {
         let live = self.live_slab_bytes();
         // Recovers only 10 % below the limit, so memory hovering at it does not flap.
         let was = g.tripped.load(Ordering::Acquire);
-        let over = if was { live >= g.memory_limit / 10 * 9 } else { live >= g.memory_limit };
+        let over = if was {
+            live >= g.memory_limit / 10 * 9
+        } else {
+            live >= g.memory_limit
+        };
         if over {
             if !g.tripped.swap(true, Ordering::AcqRel) {
                 g.trips.fetch_add(1, Ordering::Relaxed);

@@ -110,8 +110,14 @@ async fn an_empty_slice_still_counts_as_a_view_of_its_region() {
     drop(read(&pool, &[0; 1024]).await);
     let _third = read(&pool, b"y").await;
     let snap = pool.snapshot(Instant::now());
-    assert_eq!(snap.slabs[0].id, 1, "slab 1 lives on through the empty view");
-    assert_eq!((snap.slabs[0].views, snap.slabs[0].referenced_bytes), (1, 1));
+    assert_eq!(
+        snap.slabs[0].id, 1,
+        "slab 1 lives on through the empty view"
+    );
+    assert_eq!(
+        (snap.slabs[0].views, snap.slabs[0].referenced_bytes),
+        (1, 1)
+    );
     drop(empty);
     assert_eq!(pool.snapshot(Instant::now()).slabs[0].id, 2);
 }
