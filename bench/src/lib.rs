@@ -1,0 +1,22 @@
+//! The benchmark of the playground's servers against what their users would otherwise
+//! run: Node's `ws` + `http-proxy`, nginx, and warp's own websocket filter.
+//!
+//! - [`stacks`]: the stacks (a TLS proxy in front of a wss), starting and stopping them.
+//! - [`client`]: the load client every stack gets: idle pinning websockets, the data
+//!   connection, 64 KiB echo throughput, small-message latency.
+//! - [`scenario`]: the measurements themselves, run stack after stack.
+//! - [`procfs`]: what the kernel says about a process (RSS, CPU) and its sockets.
+//! - [`probe`]: jemalloc's live allocations by size class, for the breakdown of our
+//!   per-connection memory.
+//! - [`results`]: the figures, as JSON; [`report`]: the same as Markdown tables.
+
+pub mod client;
+pub mod error;
+pub mod probe;
+pub mod procfs;
+pub mod report;
+pub mod results;
+pub mod scenario;
+pub mod stacks;
+
+pub use error::{BenchError, Context, Result};

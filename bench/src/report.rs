@@ -1,0 +1,633 @@
+//! The results as Markdown tables (the ones BENCHMARKS.md shows), the goals of
+//! issue 4 against what was measured, and the check `--quick` makes: every peer
+//! started and every figure was produced.
+//!
+//! Units: KB = 1,000 bytes, MB = 1,000,000 bytes. Memory per connection is
+//! (value with N connections - value before the client) / N.
+
+use std::fmt::Write;
+
+use crate::results::{MemorySample, Results, StackResult};
+use crate::stacks::{ProxyKind, WssKind};
+
+fn mb(b: u64) -> String {
+    format!("{:.1}", b as f64 / 1e6)
+}
+
+fn ms(us: u64) -> String {
+    format!("{:.2}", us as f64 / 1e3)
+}
+
+/// KB per connection of `get` between the first sample and `s`.
+fn per_conn(first: &MemorySample, s: &MemorySample, get: impl Fn(&MemorySample) -> u64) -> f64 {
+    (get(s) as f64 - get(first) as f64) / s.connections.max(1) as f64 / 1e3
+}
+
+fn median(v: &[u64]) -> u64 {
+    let mut v = v.to_vec();
+    v.sort_unstable();
+    v.get(v.len().saturating_sub(1) / 2).copied().unwrap_or(0)
+}
+
+fn stack<'a>(r: &'a Results, name: &str) -> Option<&'a StackResult> {
+    r.stacks.iter().find(|s| s.stack.name == name && s.started)
+}
+
+/// Top-level memory per connection of a stack's proxy (or wss), KB.
+fn top_per_conn(s: &StackResult, proxy: bool) -> Option<f64> {
+    let first = s.memory.first()?;
+    let last = s.memory.last().filter(|l| l.connections > 0)?;
+    Some(if proxy {
+        per_conn(first, last, |m| m.proxy_rss)
+    } else {
+        per_conn(first, last, |m| m.wss_rss)
+    })
+}
+
+fn throughput_at(s: &StackResult, conns: usize) -> Option<f64> {
+    s.throughput
+        .iter()
+        .find(|t| t.connections == conns)
+        .map(|t| t.mb_per_sec())
+}
+
+fn ratio(x: Option<f64>, y: Option<f64>) -> String {
+    match (x, y) {
+        (Some(x), Some(y)) if y > 0.0 => format!("{:.2}x", x / y),
+        _ => "-".into(),
+    }
+}
+
+/// The header every table shows: how to reproduce it, when and where it was measured.
+pub fn preamble(r: &Results) -> String {
+    let m = &r.meta;
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "Measured {} UTC by `{}` ({:.0} s for the whole run{}).",
+        m.date,
+        m.command,
+        m.seconds,
+        if m.quick {
+            ", quick sizes: not a measurement"
+        } else {
+            ""
+        }
+    );
+    let machine: Vec<String> = m.machine.iter().map(|(k, v)| format!("{k}: {v}")).collect();
+    let _ = writeln!(out, "Machine: {}.", machine.join("; "));
+    let versions: Vec<String> = m.versions.iter().map(|(k, v)| format!("{k} {v}")).collect();
+    let _ = writeln!(out, "Versions: {}.", versions.join(", "));
+    let p = &m.plan;
+    let _ = writeln!(
+        out,
+        "Client (the same for every stack, in the `bench` process): TLS 1.3 websockets to \
+         the proxy on 127.0.0.1, opened at {}/s; the data connection sends {} bytes every \
+         {} ms; each level is sampled {} ms after it is reached. Our servers run with \
+         head mode `drop` (unless the stack says otherwise) and `wss_echo` on; the Node \
+         peers keep nothing either; every wss echoes.",
+        p.rate, p.data_size, p.data_delay_ms, p.settle_ms
+    );
+    out
+}
+
+/// Memory per idle websocket: one table for the proxies, one for the wss.
+pub fn memory_tables(r: &Results) -> String {
+    let mut out = String::new();
+    let levels = &r.meta.plan.levels;
+    let ours = stack(r, "ours");
+    for proxy in [true, false] {
+        let who = if proxy { "proxy" } else { "wss" };
+        let _ = writeln!(
+            out,
+            "\n**{who}**: RSS in MB before the client and with N idle websockets (plus the \
+             data connection); KB per websocket = (RSS at N - RSS before) / N{}.\n",
+            if proxy {
+                "; nginx is its master plus workers"
+            } else {
+                ""
+            }
+        );
+        let mut head = format!("| stack | {who} | before MB |");
+        let mut rule = "| --- | --- | ---: |".to_string();
+        for l in levels {
+            let _ = write!(head, " {l} MB |");
+            rule.push_str(" ---: |");
+        }
+        for l in levels {
+            let _ = write!(head, " KB/ws at {l} |");
+            rule.push_str(" ---: |");
+        }
+        let (lo, hi) = (
+            levels.first().copied().unwrap_or(0),
+            levels.last().copied().unwrap_or(0),
+        );
+        let _ = write!(head, " marginal KB/ws {lo}→{hi} |");
+        rule.push_str(" ---: |");
+        head.push_str(" allocator resident KB/ws (ours) | × ours |");
+        rule.push_str(" ---: | ---: |");
+        let _ = writeln!(out, "{head}\n{rule}");
+        let ours_top = ours.and_then(|s| top_per_conn(s, proxy));
+        for s in r
+            .stacks
+            .iter()
+            .filter(|s| s.started && !s.memory.is_empty())
+        {
+            let first = &s.memory[0];
+            let label = if proxy {
+                s.stack.proxy.label()
+            } else {
+                s.stack.wss.label()
+            };
+            let mut row = format!(
+                "| {} | {label} | {} |",
+                s.stack.name,
+                mb(if proxy {
+                    first.proxy_rss
+                } else {
+                    first.wss_rss
+                })
+            );
+            let samples = &s.memory[1..];
+            for l in levels {
+                match samples.iter().find(|m| m.connections >= *l * 99 / 100) {
+                    Some(m) => {
+                        let _ = write!(
+                            row,
+                            " {} |",
+                            mb(if proxy { m.proxy_rss } else { m.wss_rss })
+                        );
+                    }
+                    None => row.push_str(" - |"),
+                }
+            }
+            for l in levels {
+                match samples.iter().find(|m| m.connections >= *l * 99 / 100) {
+                    Some(m) => {
+                        let kb =
+                            per_conn(first, m, |x| if proxy { x.proxy_rss } else { x.wss_rss });
+                        let _ = write!(row, " {kb:.1} |");
+                    }
+                    None => row.push_str(" - |"),
+                }
+            }
+            let marginal = match (samples.first(), samples.last()) {
+                (Some(a), Some(b)) if b.connections > a.connections => {
+                    let get = |x: &MemorySample| if proxy { x.proxy_rss } else { x.wss_rss };
+                    format!(
+                        "{:.1}",
+                        (get(b) as f64 - get(a) as f64)
+                            / (b.connections - a.connections) as f64
+                            / 1e3
+                    )
+                }
+                _ => "-".into(),
+            };
+            let _ = write!(row, " {marginal} |");
+            let alloc = samples.last().and_then(|m| {
+                let a = if proxy { m.proxy_alloc } else { m.wss_alloc }?;
+                let a0 = if proxy {
+                    first.proxy_alloc
+                } else {
+                    first.wss_alloc
+                }?;
+                Some((a.resident as f64 - a0.resident as f64) / m.connections.max(1) as f64 / 1e3)
+            });
+            let _ = writeln!(
+                row,
+                " {} | {} |",
+                alloc
+                    .map(|a| format!("{a:.1}"))
+                    .unwrap_or_else(|| "-".into()),
+                ratio(top_per_conn(s, proxy), ours_top)
+            );
+            out.push_str(&row);
+        }
+    }
+    out
+}
+
+/// The kernel's memory per websocket (four sockets: client, proxy's two, wss's).
+pub fn kernel_table(r: &Results) -> String {
+    let mut out = String::from(
+        "\n| stack | websockets | TCP buffer KB/ws (sockstat mem) | kernel slab KB/ws (meminfo Slab) |\n\
+         | --- | ---: | ---: | ---: |\n",
+    );
+    let page = crate::procfs::page_size();
+    for s in r.stacks.iter().filter(|s| s.memory.len() > 1) {
+        let (first, last) = (&s.memory[0], s.memory.last().expect("two samples"));
+        let n = last.connections.max(1) as f64;
+        let tcp = (last.sockstat.tcp_mem_pages as f64 - first.sockstat.tcp_mem_pages as f64)
+            * page as f64
+            / n
+            / 1e3;
+        let slab = (last.kernel_slab as f64 - first.kernel_slab as f64) / n / 1e3;
+        let _ = writeln!(
+            out,
+            "| {} | {} | {tcp:.1} | {slab:.1} |",
+            s.stack.name, last.connections
+        );
+    }
+    out
+}
+
+pub fn throughput_table(r: &Results) -> String {
+    let p = &r.meta.plan;
+    let mut out = format!(
+        "\n{} KiB binary messages echoed through the TLS proxy, {} in flight per websocket, \
+         {:.1} s measured after {:.1} s of warm-up. MB/s counts the echoed payload the client \
+         got back (each byte crossed the proxy twice); CPU is user + system seconds of \
+         each server in the measured window; 2 cores in all, shared with the client.\n\n\
+         | stack | websockets | MB/s | messages/s | proxy CPU s | wss CPU s | MB per proxy CPU s | ours ÷ this |\n\
+         | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n",
+        p.throughput_message >> 10,
+        p.throughput_window,
+        p.throughput_ms as f64 / 1e3,
+        p.throughput_warmup_ms as f64 / 1e3
+    );
+    let ours = stack(r, "ours");
+    for s in r.stacks.iter().filter(|s| !s.throughput.is_empty()) {
+        for t in &s.throughput {
+            let mine = Some(t.mb_per_sec());
+            let base = ours.and_then(|o| throughput_at(o, t.connections));
+            let per_cpu = if t.proxy_cpu_secs > 0.0 {
+                format!("{:.0}", t.bytes as f64 / 1e6 / t.proxy_cpu_secs)
+            } else {
+                "-".into()
+            };
+            let _ = writeln!(
+                out,
+                "| {} | {} | {:.1} | {:.0} | {:.1} | {:.1} | {per_cpu} | {} |",
+                s.stack.name,
+                t.connections,
+                t.mb_per_sec(),
+                t.messages_per_sec(),
+                t.proxy_cpu_secs,
+                t.wss_cpu_secs,
+                ratio(base, mine)
+            );
+        }
+    }
+    out
+}
+
+pub fn latency_table(r: &Results) -> String {
+    let p = &r.meta.plan;
+    let mut out = format!(
+        "\nEvery one of {} websockets sends a {}-byte binary message every {} ms (starts spread \
+         over the first interval) for {:.0} s and times its echo.\n\n\
+         | stack | websockets | round trips | lost | p50 ms | p99 ms | max ms | p99 ÷ ours |\n\
+         | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n",
+        p.latency_connections,
+        p.latency_message,
+        p.latency_every_ms,
+        p.latency_ms as f64 / 1e3
+    );
+    let ours = stack(r, "ours").and_then(|s| s.latency.as_ref());
+    for s in &r.stacks {
+        let Some(l) = &s.latency else { continue };
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} | {} | {} | {} | {} | {} |",
+            s.stack.name,
+            l.connections,
+            l.samples,
+            l.lost,
+            ms(l.p50_us),
+            ms(l.p99_us),
+            ms(l.max_us),
+            ratio(Some(l.p99_us as f64), ours.map(|o| o.p99_us as f64))
+        );
+    }
+    out
+}
+
+pub fn headline_table(r: &Results) -> String {
+    let p = &r.meta.plan;
+    let mut out = format!(
+        "\nThe seed's experiment, accelerated {:.0}x: {} pinning websockets at {}/s beside a \
+         data connection sending {} bytes every {} ms (the same bytes of data per pinning \
+         connection as the seed's 1/s and 1,000 ms), slab sizes of config.json (TLS 10 MiB, \
+         TCP 1 MiB), no echo. Read from each server's snapshot {} ms after the last one opened.\n\n\
+         | stack | server | head | pinning | live slabs | retained MB | referenced KB | MB per pinning ws | RSS MB | allocator resident MB | Node array buffers MB | Node heap used MB |\n\
+         | --- | --- | --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n",
+        p.headline_rate,
+        p.headline_pinning,
+        p.headline_rate,
+        p.data_size,
+        p.headline_data_delay_ms,
+        p.headline_data_delay_ms * 2 + 1000,
+    );
+    let opt_mb = |v: Option<u64>| v.map(mb).unwrap_or_else(|| "-".into());
+    for h in &r.headline {
+        let per = h
+            .retained_bytes
+            .map(|b| format!("{:.2}", b as f64 / 1e6 / h.pinning.max(1) as f64))
+            .unwrap_or_else(|| "-".into());
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} | {} | {} | {} | {} | {per} | {} | {} | {} | {} |",
+            h.stack,
+            h.server,
+            h.head,
+            h.pinning,
+            h.live_slabs.clone().unwrap_or_else(|| "-".into()),
+            opt_mb(h.retained_bytes),
+            h.referenced_bytes
+                .map(|b| format!("{:.1}", b as f64 / 1e3))
+                .unwrap_or_else(|| "-".into()),
+            mb(h.rss),
+            opt_mb(h.alloc_resident),
+            opt_mb(h.node_array_buffers),
+            opt_mb(h.node_heap_used),
+        );
+    }
+    out
+}
+
+pub fn snapshot_table(r: &Results) -> String {
+    let mut out = String::from(
+        "\n`took_us` is the server's own time to take the snapshot; GET is the client's wall \
+         time for `GET /snapshot` (connect, serialize, transfer). Median and max of the repeats.\n\n\
+         | stack | server | websockets | took ms (median / max) | GET ms (median / max) | JSON KB |\n\
+         | --- | --- | ---: | ---: | ---: | ---: |\n",
+    );
+    for c in &r.snapshot_cost {
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} | {} / {} | {} / {} | {:.0} |",
+            c.stack,
+            c.server,
+            c.connections,
+            ms(median(&c.took_us)),
+            ms(c.took_us.iter().copied().max().unwrap_or(0)),
+            ms(median(&c.get_us)),
+            ms(c.get_us.iter().copied().max().unwrap_or(0)),
+            c.body_bytes as f64 / 1e3
+        );
+    }
+    out
+}
+
+pub fn probe_table(r: &Results) -> String {
+    let mut out = String::new();
+    for p in &r.probe {
+        let _ = writeln!(
+            out,
+            "\n**our {}**, from {} to {} idle websockets (no data connection), jemalloc without \
+             thread caches: per websocket added, {:.1} KB allocated, {:.1} KB allocator-resident, \
+             {:.1} KB RSS.\n\n\
+             | size class (bytes) | live allocations per websocket | KB per websocket |\n\
+             | ---: | ---: | ---: |",
+            p.server,
+            p.baseline_connections,
+            p.connections,
+            p.allocated_per_conn / 1e3,
+            p.resident_per_conn / 1e3,
+            p.rss_per_conn / 1e3
+        );
+        for c in p.classes.iter().take(12) {
+            let _ = writeln!(
+                out,
+                "| {} | {:.2} | {:.2} |",
+                c.size,
+                c.per_conn,
+                c.bytes_per_conn / 1e3
+            );
+        }
+    }
+    if let Some(p) = r.probe.first() {
+        let sizes: Vec<String> = p
+            .type_sizes
+            .iter()
+            .map(|(k, v)| format!("`{k}` {v} B"))
+            .collect();
+        let _ = writeln!(out, "\nSizes of the types involved: {}.", sizes.join(", "));
+    }
+    out
+}
+
+/// The goals of issue 4 against this run.
+pub fn goals_table(r: &Results) -> String {
+    let mut out =
+        String::from("\n| goal | target | measured here | met |\n| --- | --- | --- | --- |\n");
+    let ours = stack(r, "ours");
+    let nginx = stack(r, "nginx -> ours");
+    let node_proxy = stack(r, "node http-proxy -> ours");
+    let top = r.meta.plan.levels.iter().max().copied().unwrap_or(0);
+    let yes = |b: bool| if b { "yes" } else { "**no**" };
+    if let Some(kb) = ours.and_then(|s| top_per_conn(s, true)) {
+        let _ = writeln!(
+            out,
+            "| proxy memory per idle TLS websocket at {top} | ≤ 8 KB | {kb:.1} KB | {} |",
+            yes(kb <= 8.0)
+        );
+    }
+    if let Some(kb) = ours.and_then(|s| top_per_conn(s, false)) {
+        let _ = writeln!(
+            out,
+            "| wss memory per idle websocket at {top} | ≤ 3 KB | {kb:.1} KB | {} |",
+            yes(kb <= 3.0)
+        );
+    }
+    for &n in &r.meta.plan.throughput_connections {
+        let mine = ours.and_then(|s| throughput_at(s, n));
+        if let (Some(m), Some(x)) = (mine, nginx.and_then(|s| throughput_at(s, n))) {
+            let _ = writeln!(
+                out,
+                "| throughput, {n} websockets, same wss (ours) | ≥ nginx ({x:.0} MB/s) | {m:.0} MB/s ({:.2}x) | {} |",
+                m / x,
+                yes(m >= x)
+            );
+        }
+        if let (Some(m), Some(x)) = (mine, node_proxy.and_then(|s| throughput_at(s, n))) {
+            let _ = writeln!(
+                out,
+                "| throughput, {n} websockets, same wss (ours) | ≥ 2x Node http-proxy ({x:.0} MB/s) | {m:.0} MB/s ({:.2}x) | {} |",
+                m / x,
+                yes(m >= 2.0 * x)
+            );
+        }
+    }
+    let p99 = |s: Option<&StackResult>| s.and_then(|s| s.latency.as_ref()).map(|l| l.p99_us);
+    if let (Some(m), Some(x)) = (p99(ours), p99(nginx)) {
+        let n = r.meta.plan.latency_connections;
+        let _ = writeln!(
+            out,
+            "| p99 echo latency at {n} websockets | ≤ nginx ({} ms) | {} ms | {} |",
+            ms(x),
+            ms(m),
+            yes(m <= x)
+        );
+    }
+    for c in &r.snapshot_cost {
+        let worst_took = c.took_us.iter().copied().max().unwrap_or(0);
+        let worst_get = c.get_us.iter().copied().max().unwrap_or(0);
+        let _ = writeln!(
+            out,
+            "| snapshot with {} websockets: {} {} | < 20 ms | took {} ms, GET {} ms (max) | {} |",
+            c.connections,
+            c.stack,
+            c.server,
+            ms(worst_took),
+            ms(worst_get),
+            yes(worst_took < 20_000 && worst_get < 20_000)
+        );
+    }
+    out
+}
+
+/// Every table, in the order BENCHMARKS.md shows them.
+pub fn render(r: &Results) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "{}", preamble(r));
+    let _ = writeln!(
+        out,
+        "### Goals of issue 4 against this run\n{}",
+        goals_table(r)
+    );
+    let _ = writeln!(
+        out,
+        "### 1. Memory per idle websocket through the TLS proxy\n{}",
+        memory_tables(r)
+    );
+    let _ = writeln!(
+        out,
+        "\nKernel memory per websocket, machine-wide (not in any RSS):\n{}",
+        kernel_table(r)
+    );
+    let _ = writeln!(out, "### 2. Throughput\n{}", throughput_table(r));
+    let _ = writeln!(out, "### 3. Latency\n{}", latency_table(r));
+    let _ = writeln!(
+        out,
+        "### 4. The seed's headline: retained memory\n{}",
+        headline_table(r)
+    );
+    let _ = writeln!(out, "### 5. Snapshot cost\n{}", snapshot_table(r));
+    let _ = writeln!(
+        out,
+        "### What one idle websocket holds in our servers\n{}",
+        probe_table(r)
+    );
+    if !r.errors.is_empty() {
+        let _ = writeln!(out, "\n### Errors\n");
+        for e in &r.errors {
+            let _ = writeln!(out, "- {}", e.replace('\n', " "));
+        }
+    }
+    out
+}
+
+/// What is missing from a run: peers that did not start, figures not produced.
+pub fn missing(r: &Results) -> Vec<String> {
+    let mut out = Vec::new();
+    let p = &r.meta.plan;
+    for s in &r.stacks {
+        let name = &s.stack.name;
+        if !s.started {
+            out.push(format!(
+                "{name}: did not start: {}",
+                s.error.clone().unwrap_or_default()
+            ));
+            continue;
+        }
+        if let Some(e) = &s.error {
+            out.push(format!("{name}: {e}"));
+        }
+        if s.memory.len() != p.levels.len() + 1 {
+            out.push(format!(
+                "{name}: {} of {} memory samples",
+                s.memory.len(),
+                p.levels.len() + 1
+            ));
+        }
+        for m in &s.memory {
+            if m.proxy_rss == 0 || m.wss_rss == 0 {
+                out.push(format!("{name}: no RSS at {} websockets", m.connections));
+            }
+            if s.stack.proxy == ProxyKind::Ours && m.proxy_alloc.is_none()
+                || s.stack.wss == WssKind::Ours && m.wss_alloc.is_none()
+            {
+                out.push(format!(
+                    "{name}: no allocator figures at {} websockets",
+                    m.connections
+                ));
+            }
+        }
+        if s.full_load {
+            for &n in &p.throughput_connections {
+                if !s
+                    .throughput
+                    .iter()
+                    .any(|t| t.connections == n && t.messages > 0)
+                {
+                    out.push(format!("{name}: no throughput over {n} websockets"));
+                }
+            }
+            if s.latency.as_ref().is_none_or(|l| l.samples == 0) {
+                out.push(format!("{name}: no latency figures"));
+            }
+        }
+        let ours_servers = [
+            ("proxy", s.stack.proxy == ProxyKind::Ours),
+            ("wss", s.stack.wss == WssKind::Ours),
+        ];
+        for (server, ours) in ours_servers {
+            if ours
+                && !r
+                    .snapshot_cost
+                    .iter()
+                    .any(|c| &c.stack == name && c.server == server && !c.took_us.is_empty())
+            {
+                out.push(format!("{name}: no snapshot cost of the {server}"));
+            }
+        }
+    }
+    for who in ["retain", "copy", "drop"] {
+        if r.headline
+            .iter()
+            .filter(|h| h.stack == "ours" && h.head == who)
+            .count()
+            != 2
+        {
+            out.push(format!(
+                "headline: no figures for our servers in {who} mode"
+            ));
+        }
+    }
+    for who in ["retain", "drop"] {
+        if r.headline
+            .iter()
+            .filter(|h| h.stack == "node" && h.head == who)
+            .count()
+            != 2
+        {
+            out.push(format!(
+                "headline: no figures for the Node peer in {who} mode"
+            ));
+        }
+    }
+    for server in ["proxy", "wss"] {
+        if !r
+            .probe
+            .iter()
+            .any(|p| p.server == server && !p.classes.is_empty())
+        {
+            out.push(format!("allocation probe: no figures for our {server}"));
+        }
+    }
+    // Errors of a stack are listed with it above.
+    out.extend(
+        r.errors
+            .iter()
+            .filter(|e| {
+                !r.stacks
+                    .iter()
+                    .any(|s| e.starts_with(&format!("{}: ", s.stack.name)))
+            })
+            .cloned(),
+    );
+    out.sort();
+    out.dedup();
+    out
+}

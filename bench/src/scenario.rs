@@ -1,0 +1,664 @@
+//! The measurements, run stack after stack with the same client:
+//!
+//! 1. [`memory_and_load`]: RSS of proxy and wss before the client and at each level of
+//!    idle websockets (data connection on), allocator figures from our snapshots,
+//!    the kernel's socket memory; the snapshot's cost at the top level; then echo
+//!    throughput (64 KiB, 1 and 64 connections) with the servers' CPU time, and
+//!    small-message latency with 1,000 websockets open.
+//! 2. [`headline`]: the seed's experiment (100 pinning connections beside a data
+//!    connection), accelerated, for our three head modes and the Node peer.
+//! 3. [`probe`]: our servers' live allocations per idle connection, by size class.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use rustls::ClientConfig;
+use serde_json::Value;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::time::Instant;
+
+use crate::client::{self, DataConnection, IdlePool, Target};
+use crate::error::{fail, Context, Result};
+use crate::procfs;
+use crate::results::{
+    AllocFigures, HeadlineRow, Latency, MemorySample, Plan, ProbeResult, SnapshotCost, StackResult,
+    Throughput,
+};
+use crate::stacks::{self, Env, Ports, ProxyKind, Running, Stack, WssKind};
+
+impl Plan {
+    /// The whole comparison: minutes.
+    pub fn full() -> Plan {
+        Plan {
+            levels: vec![1000, 5000, 8000],
+            rate: 500.0,
+            data_size: 1_000_000,
+            data_delay_ms: 1000,
+            settle_ms: 4000,
+            throughput_connections: vec![1, 64],
+            throughput_message: 64 << 10,
+            throughput_window: 4,
+            throughput_warmup_ms: 1000,
+            throughput_ms: 10_000,
+            latency_connections: 1000,
+            latency_message: 32,
+            latency_every_ms: 1000,
+            latency_ms: 10_000,
+            snapshot_repeats: 5,
+            headline_pinning: 100,
+            headline_rate: 10.0,
+            headline_data_delay_ms: 100,
+            probe_connections: 4000,
+        }
+    }
+
+    /// The CI version: every peer, every figure, small sizes; timings not asserted.
+    pub fn quick() -> Plan {
+        Plan {
+            levels: vec![50, 100, 200],
+            settle_ms: 1000,
+            throughput_connections: vec![1, 8],
+            throughput_warmup_ms: 300,
+            throughput_ms: 1500,
+            latency_connections: 50,
+            latency_ms: 2000,
+            snapshot_repeats: 2,
+            headline_pinning: 20,
+            headline_rate: 20.0,
+            headline_data_delay_ms: 50,
+            probe_connections: 200,
+            ..Plan::full()
+        }
+    }
+}
+
+/// The stacks of a run: ours, the Node stack, nginx in front of ours and of Node's
+/// wss, our proxy in front of warp::ws, Node's proxy in front of our wss (the same
+/// wss for the three proxies), and ours again in `retain` mode (memory and snapshot
+/// cost only: the seed's bug with thousands of connections).
+pub fn stacks() -> Vec<(Stack, bool)> {
+    use ProxyKind as P;
+    use WssKind as W;
+    vec![
+        (Stack::new(P::Ours, W::Ours, "drop", true), true),
+        (Stack::new(P::Node, W::Node, "drop", true), true),
+        (Stack::new(P::Nginx, W::Ours, "drop", true), true),
+        (Stack::new(P::Nginx, W::Node, "drop", true), true),
+        (Stack::new(P::Node, W::Ours, "drop", true), true),
+        (Stack::new(P::Ours, W::Warp, "drop", true), true),
+        (Stack::new(P::Ours, W::Ours, "retain", true), false),
+    ]
+}
+
+/// The client's TLS configuration: trusts the bench's certificate (made if missing).
+pub fn client_tls(env: &Env) -> Result<Arc<ClientConfig>> {
+    let config = native::config::Config {
+        cert_dir: env.cert_dir.clone(),
+        ..Default::default()
+    };
+    native::tls::ensure_certificate(&config).context(|| "the bench's certificate".into())?;
+    native::tls::client_config(&config).context(|| "the client's TLS configuration".into())
+}
+
+/// A raw `GET path` over HTTP/1.1: the body and the wall time, connect to last byte.
+pub async fn http_get(addr: SocketAddr, path: &str) -> Result<(Vec<u8>, Duration)> {
+    let started = Instant::now();
+    let exchange = async {
+        let mut s = tokio::net::TcpStream::connect(addr).await?;
+        let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+        s.write_all(request.as_bytes()).await?;
+        let mut answer = Vec::new();
+        s.read_to_end(&mut answer).await?;
+        Ok::<_, std::io::Error>(answer)
+    };
+    let answer = tokio::time::timeout(Duration::from_secs(30), exchange)
+        .await
+        .context(|| format!("GET http://{addr}{path}: no answer in 30 s"))?
+        .context(|| format!("GET http://{addr}{path}"))?;
+    let took = started.elapsed();
+    let split = answer
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .ok_or_else(|| crate::BenchError(format!("GET http://{addr}{path}: not HTTP")))?;
+    let head = String::from_utf8_lossy(&answer[..split]).to_ascii_lowercase();
+    if !head.starts_with("http/1.1 200") {
+        return fail(format!(
+            "GET http://{addr}{path}: {}",
+            head.lines().next().unwrap_or("")
+        ));
+    }
+    let body = &answer[split + 4..];
+    let body = if head.contains("transfer-encoding: chunked") {
+        dechunk(body)
+    } else {
+        body.to_vec()
+    };
+    Ok((body, took))
+}
+
+/// The body of a chunked HTTP/1.1 answer.
+fn dechunk(mut data: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    while let Some(eol) = data.windows(2).position(|w| w == b"\r\n") {
+        let size_text = String::from_utf8_lossy(&data[..eol]);
+        let size = usize::from_str_radix(size_text.split(';').next().unwrap_or("").trim(), 16)
+            .unwrap_or(0);
+        if size == 0 || data.len() < eol + 2 + size {
+            break;
+        }
+        out.extend_from_slice(&data[eol + 2..eol + 2 + size]);
+        data = &data[(eol + 4 + size).min(data.len())..];
+    }
+    out
+}
+
+/// `GET /snapshot` as JSON, with the wall time.
+pub async fn snapshot(addr: SocketAddr) -> Result<(Value, Duration, usize)> {
+    let (body, took) = http_get(addr, "/snapshot").await?;
+    let json = serde_json::from_slice(&body).context(|| format!("{addr}/snapshot: not JSON"))?;
+    Ok((json, took, body.len()))
+}
+
+fn alloc_of(snapshot: &Value) -> Option<AllocFigures> {
+    let a = snapshot.pointer("/process/allocator")?;
+    Some(AllocFigures {
+        resident: a.get("resident_bytes")?.as_u64()?,
+        allocated: a.get("allocated_bytes")?.as_u64()?,
+    })
+}
+
+/// RSS of both servers, then (ours) their allocator figures, then the kernel's.
+async fn memory_sample(running: &Running, connections: u64) -> Result<MemorySample> {
+    let proxy_rss = running.proxy.rss();
+    let wss_rss = running.wss.rss();
+    let mut proxy_alloc = None;
+    let mut wss_alloc = None;
+    if running.stack.proxy == ProxyKind::Ours {
+        let (s, _, _) = snapshot(running.proxy_snapshot().expect("ours has one")).await?;
+        proxy_alloc = alloc_of(&s);
+    }
+    if running.stack.wss == WssKind::Ours {
+        let (s, _, _) = snapshot(running.wss_snapshot().expect("ours has one")).await?;
+        wss_alloc = alloc_of(&s);
+    }
+    Ok(MemorySample {
+        connections,
+        proxy_rss,
+        wss_rss,
+        proxy_alloc,
+        wss_alloc,
+        sockstat: procfs::sockstat().context(|| "/proc/net/sockstat".into())?,
+        kernel_slab: procfs::kernel_slab_bytes().context(|| "/proc/meminfo".into())?,
+    })
+}
+
+/// Times `repeats` snapshots of each of our servers in `running`.
+async fn snapshot_costs(
+    running: &Running,
+    connections: u64,
+    repeats: usize,
+) -> Result<Vec<SnapshotCost>> {
+    let mut out = Vec::new();
+    let servers = [
+        (
+            "proxy",
+            running.stack.proxy == ProxyKind::Ours,
+            running.proxy_snapshot(),
+        ),
+        (
+            "wss",
+            running.stack.wss == WssKind::Ours,
+            running.wss_snapshot(),
+        ),
+    ];
+    for (server, ours, addr) in servers {
+        let (true, Some(addr)) = (ours, addr) else {
+            continue;
+        };
+        let mut cost = SnapshotCost {
+            stack: running.stack.name.clone(),
+            server: server.to_string(),
+            connections,
+            took_us: Vec::new(),
+            get_us: Vec::new(),
+            body_bytes: 0,
+        };
+        for _ in 0..repeats {
+            let (s, took, len) = snapshot(addr).await?;
+            let took_us = s
+                .get("took_us")
+                .and_then(Value::as_u64)
+                .ok_or_else(|| crate::BenchError(format!("{addr}: snapshot without took_us")))?;
+            cost.took_us.push(took_us);
+            cost.get_us.push(took.as_micros() as u64);
+            cost.body_bytes = len as u64;
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        out.push(cost);
+    }
+    Ok(out)
+}
+
+/// Everything measured on one stack; failures end the stack's run and are kept in it.
+pub async fn memory_and_load(
+    env: &Env,
+    plan: &Plan,
+    stack: &Stack,
+    full_load: bool,
+    ports: Ports,
+    tls: &Arc<ClientConfig>,
+    costs: &mut Vec<SnapshotCost>,
+) -> StackResult {
+    let mut result = StackResult {
+        stack: stack.clone(),
+        full_load,
+        started: false,
+        error: None,
+        memory: Vec::new(),
+        throughput: Vec::new(),
+        latency: None,
+    };
+    eprintln!(
+        "bench: == {} ({} -> {})",
+        stack.name,
+        stack.proxy.label(),
+        stack.wss.label()
+    );
+    let mut running = match stacks::start(env, stack, ports).await {
+        Ok(r) => r,
+        Err(e) => {
+            result.error = Some(e.0);
+            return result;
+        }
+    };
+    result.started = true;
+    let outcome = measure_stack(plan, &mut running, full_load, tls, &mut result, costs).await;
+    if let Err(e) = outcome {
+        let alive = running
+            .check_alive()
+            .err()
+            .map(|e| format!(" ({e})"))
+            .unwrap_or_default();
+        result.error = Some(format!("{}{alive}", e.0));
+    }
+    drop(running);
+    result
+}
+
+async fn measure_stack(
+    plan: &Plan,
+    running: &mut Running,
+    full_load: bool,
+    tls: &Arc<ClientConfig>,
+    result: &mut StackResult,
+    costs: &mut Vec<SnapshotCost>,
+) -> Result<()> {
+    let target = Target {
+        port: running.ports.proxy,
+        tls: tls.clone(),
+    };
+    let settle = Duration::from_millis(plan.settle_ms);
+    tokio::time::sleep(settle).await;
+    result.memory.push(memory_sample(running, 0).await?);
+
+    let data = DataConnection::start(
+        &target,
+        plan.data_size,
+        Duration::from_millis(plan.data_delay_ms),
+    )
+    .await
+    .context(|| "the data connection".into())?;
+    let mut pool = IdlePool::new(target.clone());
+    let top = plan.levels.iter().copied().max().unwrap_or(0);
+    for &level in &plan.levels {
+        let limit = Duration::from_secs_f64(level as f64 / plan.rate + 60.0);
+        let t = Instant::now();
+        pool.grow_to(level, plan.rate, limit)
+            .await
+            .context(|| format!("opening {level} idle websockets"))?;
+        tokio::time::sleep(settle).await;
+        running.check_alive()?;
+        if data.broken() {
+            return fail("the data connection broke");
+        }
+        let sample = memory_sample(running, pool.open()).await?;
+        eprintln!(
+            "bench:    {:>5} idle (+data, {:.1}s to open): proxy {:.1} MB, wss {:.1} MB",
+            pool.open(),
+            t.elapsed().as_secs_f64(),
+            sample.proxy_rss as f64 / 1e6,
+            sample.wss_rss as f64 / 1e6
+        );
+        result.memory.push(sample);
+        if level == top {
+            costs.extend(snapshot_costs(running, pool.open(), plan.snapshot_repeats).await?);
+        }
+    }
+    data.stop().await.context(|| "the data connection".into())?;
+    pool.close().await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    if !full_load {
+        return Ok(());
+    }
+
+    for &n in &plan.throughput_connections {
+        running.check_alive()?;
+        let conns = client::open_many(&target, n, client::LARGE_READ_BUFFER)
+            .await
+            .context(|| format!("opening {n} throughput websockets"))?;
+        let mut cpu = Vec::new();
+        let counted = client::throughput(
+            conns,
+            plan.throughput_message,
+            plan.throughput_window,
+            Duration::from_millis(plan.throughput_warmup_ms),
+            Duration::from_millis(plan.throughput_ms),
+            || cpu.push((running.proxy.cpu_ticks(), running.wss.cpu_ticks())),
+        )
+        .await
+        .context(|| format!("throughput over {n} websockets"))?;
+        let hz = procfs::ticks_per_second() as f64;
+        let (p0, w0) = cpu[0];
+        let (p1, w1) = cpu[1];
+        let t = Throughput {
+            connections: n,
+            messages: counted.messages,
+            bytes: counted.bytes,
+            secs: counted.secs,
+            proxy_cpu_secs: (p1 - p0) as f64 / hz,
+            wss_cpu_secs: (w1 - w0) as f64 / hz,
+        };
+        eprintln!(
+            "bench:    throughput, {n} websockets: {:.1} MB/s, {:.0} msg/s; CPU proxy {:.1}s wss {:.1}s",
+            t.mb_per_sec(),
+            t.messages_per_sec(),
+            t.proxy_cpu_secs,
+            t.wss_cpu_secs
+        );
+        result.throughput.push(t);
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+
+    running.check_alive()?;
+    let n = plan.latency_connections;
+    let conns = client::open_many(&target, n, client::SMALL_READ_BUFFER)
+        .await
+        .context(|| format!("opening {n} latency websockets"))?;
+    let (mut samples, lost) = client::latency(
+        conns,
+        plan.latency_message,
+        Duration::from_millis(plan.latency_every_ms),
+        Duration::from_millis(plan.latency_ms),
+    )
+    .await
+    .context(|| format!("latency over {n} websockets"))?;
+    samples.sort_unstable();
+    let q = |x| client::quantile(&samples, x).unwrap_or(0);
+    let latency = Latency {
+        connections: n,
+        samples: samples.len(),
+        lost,
+        p50_us: q(0.5),
+        p99_us: q(0.99),
+        max_us: samples.last().copied().unwrap_or(0),
+    };
+    eprintln!(
+        "bench:    latency, {n} websockets: p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms ({} samples, {lost} lost)",
+        latency.p50_us as f64 / 1e3,
+        latency.p99_us as f64 / 1e3,
+        latency.max_us as f64 / 1e3,
+        latency.samples
+    );
+    if latency.samples == 0 {
+        return fail("latency: no round trip measured");
+    }
+    result.latency = Some(latency);
+    running.check_alive()?;
+    Ok(())
+}
+
+/// The seed's experiment on one stack (ours in `head` mode, or Node's with the seed's
+/// `retain`): pinning connections beside the data connection, then both snapshots.
+pub async fn headline(
+    env: &Env,
+    plan: &Plan,
+    stack: &Stack,
+    ports: Ports,
+    tls: &Arc<ClientConfig>,
+) -> Result<Vec<HeadlineRow>> {
+    eprintln!("bench: == headline: {}", stack.name);
+    let mut running = stacks::start(env, stack, ports).await?;
+    let target = Target {
+        port: ports.proxy,
+        tls: tls.clone(),
+    };
+    let data = DataConnection::start(
+        &target,
+        plan.data_size,
+        Duration::from_millis(plan.headline_data_delay_ms),
+    )
+    .await
+    .context(|| "the data connection".into())?;
+    let mut pool = IdlePool::new(target);
+    let n = plan.headline_pinning;
+    pool.grow_to(n, plan.headline_rate, Duration::from_secs(120))
+        .await
+        .context(|| format!("opening {n} pinning websockets"))?;
+    // One more data interval, as the seed's client keeps sending.
+    tokio::time::sleep(Duration::from_millis(
+        plan.headline_data_delay_ms * 2 + 1000,
+    ))
+    .await;
+    running.check_alive()?;
+    let mut rows = Vec::new();
+    for (server, addr) in [
+        ("proxy", running.proxy_snapshot()),
+        ("wss", running.wss_snapshot()),
+    ] {
+        let addr = addr.expect("ours and Node's servers have snapshots");
+        let (s, _, _) = snapshot(addr).await?;
+        let u = |p: &str| s.pointer(p).and_then(Value::as_u64);
+        let live_slabs = s.get("pools").and_then(Value::as_array).map(|pools| {
+            pools
+                .iter()
+                .map(|p| {
+                    format!(
+                        "{} {}",
+                        p.get("name").and_then(Value::as_str).unwrap_or("?"),
+                        p.get("live_slabs").and_then(Value::as_u64).unwrap_or(0)
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join(", ")
+        });
+        rows.push(HeadlineRow {
+            stack: if stack.proxy == ProxyKind::Node {
+                "node"
+            } else {
+                "ours"
+            }
+            .to_string(),
+            server: server.to_string(),
+            head: stack.head.clone(),
+            pinning: pool.open(),
+            live_slabs,
+            retained_bytes: u("/totals/retained_bytes"),
+            referenced_bytes: u("/totals/referenced_bytes"),
+            rss: u("/process/rss_bytes").unwrap_or(0),
+            alloc_resident: u("/process/allocator/resident_bytes"),
+            node_array_buffers: u("/process/node/array_buffers_bytes"),
+            node_heap_used: u("/process/node/heap_used_bytes"),
+        });
+    }
+    data.stop().await.context(|| "the data connection".into())?;
+    pool.close().await;
+    Ok(rows)
+}
+
+/// One `alloc-probe` process: our proxy or wss in-process, answering `dump`.
+struct Probe {
+    child: std::process::Child,
+    lines: std::io::Lines<std::io::BufReader<std::process::ChildStdout>>,
+    stdin: std::process::ChildStdin,
+}
+
+impl Probe {
+    fn start(env: &Env, role: &str, ports: Ports, log: &std::path::Path) -> Result<(Probe, Value)> {
+        use std::io::BufRead;
+        use std::os::unix::process::CommandExt;
+        use std::process::{Command, Stdio};
+        let err = std::fs::File::create(log).context(|| format!("{}", log.display()))?;
+        let mut cmd = Command::new(env.bin_dir.join("alloc-probe"));
+        cmd.current_dir(&env.root)
+            .env("RUST_LOG", "warn")
+            .env("_RJEM_MALLOC_CONF", "tcache:false")
+            .arg("--role")
+            .arg(role);
+        for (k, v) in [
+            ("proxy_port", ports.proxy.to_string()),
+            ("proxy_heapdump_port", ports.proxy_snapshot.to_string()),
+            ("proxy_target.host", "127.0.0.1".to_string()),
+            ("proxy_target.port", ports.wss.to_string()),
+            ("wss_port", ports.wss.to_string()),
+            ("wss_heapdump_port", ports.wss_snapshot.to_string()),
+            ("proxy_head", "drop".to_string()),
+            ("wss_head", "drop".to_string()),
+            ("wss_echo", "true".to_string()),
+            ("cert_dir", env.cert_dir.display().to_string()),
+            ("max_connections", "0".to_string()),
+        ] {
+            cmd.arg(format!("--{k}")).arg(v);
+        }
+        cmd.stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::from(err));
+        // SAFETY: prctl only asks for SIGKILL when the parent dies.
+        unsafe {
+            cmd.pre_exec(|| {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                Ok(())
+            });
+        }
+        let mut child = cmd
+            .spawn()
+            .context(|| format!("cannot start alloc-probe --role {role}"))?;
+        let stdin = child.stdin.take().expect("piped");
+        let mut lines = std::io::BufReader::new(child.stdout.take().expect("piped")).lines();
+        let ready = lines
+            .next()
+            .ok_or_else(|| {
+                crate::BenchError(format!(
+                    "alloc-probe --role {role} ended before it was ready: {}",
+                    stacks::tail(log, 10)
+                ))
+            })?
+            .context(|| "alloc-probe".into())?;
+        let ready: Value =
+            serde_json::from_str(&ready).context(|| "alloc-probe's first line".into())?;
+        Ok((
+            Probe {
+                child,
+                lines,
+                stdin,
+            },
+            ready,
+        ))
+    }
+
+    fn dump(&mut self) -> Result<crate::probe::Histogram> {
+        use std::io::Write;
+        writeln!(self.stdin, "dump").context(|| "alloc-probe stdin".into())?;
+        let line = self
+            .lines
+            .next()
+            .ok_or_else(|| crate::BenchError("alloc-probe ended".into()))?
+            .context(|| "alloc-probe".into())?;
+        serde_json::from_str(&line).context(|| "alloc-probe's dump".into())
+    }
+}
+
+impl Drop for Probe {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Our proxy and wss, each in an `alloc-probe` process: live allocations by size
+/// class before and with `probe_connections` idle websockets (no data connection).
+pub async fn probe(
+    env: &Env,
+    plan: &Plan,
+    ports: Ports,
+    tls: &Arc<ClientConfig>,
+) -> Result<Vec<ProbeResult>> {
+    eprintln!("bench: == allocation probe of our proxy and wss");
+    std::fs::create_dir_all(env.logs()).context(|| format!("{}", env.logs().display()))?;
+    let (mut wss, wss_ready) = Probe::start(env, "wss", ports, &env.logs().join("probe.wss.log"))?;
+    let (mut proxy, proxy_ready) =
+        Probe::start(env, "proxy", ports, &env.logs().join("probe.proxy.log"))?;
+    let mut pool = IdlePool::new(Target {
+        port: ports.proxy,
+        tls: tls.clone(),
+    });
+    // The first tenth is the baseline: it pays what the first connections allocate
+    // once (the current slabs, the runtime's growth), so the rest is per connection.
+    let n = plan.probe_connections;
+    let first = (n / 10).max(20);
+    let limit = Duration::from_secs_f64(n as f64 / plan.rate + 60.0);
+    pool.grow_to(first, plan.rate, limit)
+        .await
+        .context(|| format!("opening {first} idle websockets through the probe"))?;
+    tokio::time::sleep(Duration::from_millis(plan.settle_ms)).await;
+    let base_open = pool.open();
+    let before = (proxy.dump()?, wss.dump()?);
+    pool.grow_to(n, plan.rate, limit)
+        .await
+        .context(|| format!("opening {n} idle websockets through the probe"))?;
+    tokio::time::sleep(Duration::from_millis(plan.settle_ms)).await;
+    let open = pool.open();
+    let after = (proxy.dump()?, wss.dump()?);
+    pool.close().await;
+    let added = open.saturating_sub(base_open);
+    let mut out = Vec::new();
+    for (server, b, a, ready) in [
+        ("proxy", &before.0, &after.0, &proxy_ready),
+        ("wss", &before.1, &after.1, &wss_ready),
+    ] {
+        let per = |x: u64, y: u64| (y as f64 - x as f64) / added.max(1) as f64;
+        out.push(ProbeResult {
+            server: server.to_string(),
+            baseline_connections: base_open,
+            connections: open,
+            allocated_per_conn: per(b.allocated, a.allocated),
+            resident_per_conn: per(b.resident, a.resident),
+            rss_per_conn: per(b.rss, a.rss),
+            classes: crate::probe::per_connection(b, a, added),
+            type_sizes: serde_json::from_value(ready["type_sizes"].clone()).unwrap_or_default(),
+        });
+    }
+    drop(proxy);
+    drop(wss);
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chunked_bodies() {
+        assert_eq!(
+            dechunk(b"5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n"),
+            b"hello world"
+        );
+    }
+
+    #[test]
+    fn quick_plan_is_small() {
+        let q = Plan::quick();
+        assert!(q.levels.iter().all(|l| *l <= 200));
+        assert_eq!(Plan::full().levels, vec![1000, 5000, 8000]);
+    }
+}

@@ -1,0 +1,479 @@
+//! The stacks under test: a TLS websocket proxy in front of a websocket server, each
+//! either ours or a peer's, started as child processes and stopped again.
+//!
+//! Every stack gets its own ports (far from the playground's defaults, so a running
+//! `scripts/play` or soak is not disturbed), the same certificate (the one our proxy
+//! makes, in the bench's own `cert_dir`) and the same settings: head mode, echo.
+
+use std::fs::File;
+use std::net::SocketAddr;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{fail, Context, Result};
+use crate::procfs;
+
+/// Which TLS proxy a stack has.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ProxyKind {
+    /// `target/*/proxy`: the slab-pool proxy on tokio-rustls.
+    Ours,
+    /// `bench/peers/node/proxy.js`: http-proxy 1.18 behind Node's https server.
+    Node,
+    /// Debian's nginx with `bench/peers/nginx/nginx.conf.in`.
+    Nginx,
+}
+
+/// Which websocket server a stack has.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum WssKind {
+    /// `target/*/wss`: the slab-pool wss.
+    Ours,
+    /// `bench/peers/node/wss.js`: ws 8.
+    Node,
+    /// `target/*/warp-wss`: `warp::ws` with its default buffers.
+    Warp,
+}
+
+impl ProxyKind {
+    pub fn label(self) -> &'static str {
+        match self {
+            ProxyKind::Ours => "ours",
+            ProxyKind::Node => "node http-proxy",
+            ProxyKind::Nginx => "nginx",
+        }
+    }
+}
+
+impl WssKind {
+    pub fn label(self) -> &'static str {
+        match self {
+            WssKind::Ours => "ours",
+            WssKind::Node => "node ws",
+            WssKind::Warp => "warp::ws",
+        }
+    }
+}
+
+/// One stack: which proxy in front of which wss, and the settings both get.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Stack {
+    pub name: String,
+    pub proxy: ProxyKind,
+    pub wss: WssKind,
+    /// Head mode of our servers and of the Node peers (`retain`, `copy`, `drop`).
+    pub head: String,
+    pub echo: bool,
+}
+
+impl Stack {
+    pub fn new(proxy: ProxyKind, wss: WssKind, head: &str, echo: bool) -> Stack {
+        let mut name = if proxy == ProxyKind::Ours && wss == WssKind::Ours {
+            "ours".to_string()
+        } else if proxy == ProxyKind::Node && wss == WssKind::Node {
+            "node".to_string()
+        } else {
+            format!("{} -> {}", proxy.label(), wss.label())
+        };
+        if head != "drop" {
+            name.push_str(&format!(" ({head})"));
+        }
+        Stack {
+            name,
+            proxy,
+            wss,
+            head: head.to_string(),
+            echo,
+        }
+    }
+}
+
+/// The ports of one stack.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+pub struct Ports {
+    pub proxy: u16,
+    pub proxy_snapshot: u16,
+    pub wss: u16,
+    pub wss_snapshot: u16,
+}
+
+impl Ports {
+    /// Ports of the `i`th stack of a run: 19000 + 10 i and up, below the ephemeral range.
+    pub fn nth(i: usize) -> Ports {
+        let base = 19000 + 10 * i as u16;
+        Ports {
+            proxy: base,
+            proxy_snapshot: base + 1,
+            wss: base + 2,
+            wss_snapshot: base + 3,
+        }
+    }
+}
+
+/// Where the programs and files are.
+#[derive(Debug, Clone)]
+pub struct Env {
+    /// The repository root: working directory of every server (config.json is there).
+    pub root: PathBuf,
+    /// Where `wss`, `proxy` and `warp-wss` were built.
+    pub bin_dir: PathBuf,
+    pub node: PathBuf,
+    pub nginx: PathBuf,
+    /// Logs, nginx prefixes, results.
+    pub work: PathBuf,
+    /// The certificate every proxy uses and the client trusts.
+    pub cert_dir: PathBuf,
+}
+
+impl Env {
+    pub fn logs(&self) -> PathBuf {
+        self.work.join("logs")
+    }
+}
+
+/// A child process, stopped (and waited for) when dropped.
+pub struct Child {
+    pub name: String,
+    child: std::process::Child,
+    pub log: PathBuf,
+}
+
+impl Child {
+    /// Starts `cmd` with its output in `log`; the child dies with the bench if it dies.
+    pub fn spawn(name: &str, mut cmd: Command, log: &Path) -> Result<Child> {
+        let out = File::create(log).context(|| format!("cannot create {}", log.display()))?;
+        let err = out.try_clone().context(|| format!("{}", log.display()))?;
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::from(out))
+            .stderr(Stdio::from(err));
+        // SAFETY: prctl is async-signal-safe; it only asks for SIGKILL when the parent dies.
+        unsafe {
+            cmd.pre_exec(|| {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                Ok(())
+            });
+        }
+        let child = cmd
+            .spawn()
+            .context(|| format!("cannot start {name} ({cmd:?})"))?;
+        Ok(Child {
+            name: name.to_string(),
+            child,
+            log: log.to_path_buf(),
+        })
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// The process and its children (nginx's workers).
+    pub fn pids(&self) -> Vec<u32> {
+        procfs::with_children(self.pid())
+    }
+
+    pub fn rss(&self) -> u64 {
+        procfs::rss_sum(&self.pids())
+    }
+
+    pub fn cpu_ticks(&self) -> u64 {
+        procfs::cpu_sum(&self.pids())
+    }
+
+    /// `Some(why)` once the process has ended.
+    pub fn exited(&mut self) -> Option<String> {
+        match self.child.try_wait() {
+            Ok(Some(status)) => Some(format!(
+                "{} exited ({status}); its log {}:\n{}",
+                self.name,
+                self.log.display(),
+                tail(&self.log, 15)
+            )),
+            Ok(None) => None,
+            Err(e) => Some(format!("{}: {e}", self.name)),
+        }
+    }
+
+    /// SIGTERM, then SIGKILL after 5 s.
+    pub fn stop(&mut self) {
+        if matches!(self.child.try_wait(), Ok(Some(_))) {
+            return;
+        }
+        // SAFETY: kill on our own child's pid, which is not reaped yet.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            if matches!(self.child.try_wait(), Ok(Some(_))) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Child {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// The last `lines` lines of a log file.
+pub fn tail(path: &Path, lines: usize) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let all: Vec<&str> = text.lines().collect();
+    all[all.len().saturating_sub(lines)..].join("\n")
+}
+
+/// A stack whose two processes are up and listening.
+pub struct Running {
+    pub stack: Stack,
+    pub ports: Ports,
+    pub proxy: Child,
+    pub wss: Child,
+}
+
+impl Running {
+    /// Snapshot address of our proxy (or the Node peer's), if it has one.
+    pub fn proxy_snapshot(&self) -> Option<SocketAddr> {
+        (self.stack.proxy != ProxyKind::Nginx)
+            .then(|| SocketAddr::from(([127, 0, 0, 1], self.ports.proxy_snapshot)))
+    }
+
+    /// Snapshot address of our wss (or the Node peer's), if it has one.
+    pub fn wss_snapshot(&self) -> Option<SocketAddr> {
+        (self.stack.wss != WssKind::Warp)
+            .then(|| SocketAddr::from(([127, 0, 0, 1], self.ports.wss_snapshot)))
+    }
+
+    /// An error if either process has ended.
+    pub fn check_alive(&mut self) -> Result<()> {
+        for child in [&mut self.proxy, &mut self.wss] {
+            if let Some(why) = child.exited() {
+                return fail(why);
+            }
+        }
+        Ok(())
+    }
+}
+
+fn flag(cmd: &mut Command, key: &str, value: impl ToString) {
+    cmd.arg(format!("--{key}")).arg(value.to_string());
+}
+
+/// Starts the stack's wss, then its proxy, and waits (bounded) until both listen.
+pub async fn start(env: &Env, stack: &Stack, ports: Ports) -> Result<Running> {
+    std::fs::create_dir_all(env.logs()).context(|| format!("{}", env.logs().display()))?;
+    let slug = slug(&stack.name);
+    let wss = start_wss(
+        env,
+        stack,
+        ports,
+        &env.logs().join(format!("{slug}.wss.log")),
+    )?;
+    let mut wss = wss;
+    wait_listening(&mut wss, ports.wss).await?;
+    let proxy_log = env.logs().join(format!("{slug}.proxy.log"));
+    let mut proxy = start_proxy(env, stack, ports, &proxy_log, &slug)?;
+    wait_listening(&mut proxy, ports.proxy).await?;
+    let mut running = Running {
+        stack: stack.clone(),
+        ports,
+        proxy,
+        wss,
+    };
+    if stack.proxy != ProxyKind::Nginx {
+        wait_listening(&mut running.proxy, ports.proxy_snapshot).await?;
+    }
+    if stack.wss != WssKind::Warp {
+        wait_listening(&mut running.wss, ports.wss_snapshot).await?;
+    }
+    Ok(running)
+}
+
+/// A file-name form of a stack's name: `nginx -> node ws` is `nginx-node-ws`.
+pub fn slug(name: &str) -> String {
+    let mut out = String::new();
+    for c in name.chars() {
+        if c.is_ascii_alphanumeric() {
+            out.push(c);
+        } else if !out.ends_with('-') {
+            out.push('-');
+        }
+    }
+    out.trim_end_matches('-').to_string()
+}
+
+fn start_wss(env: &Env, stack: &Stack, ports: Ports, log: &Path) -> Result<Child> {
+    let (name, mut cmd) = match stack.wss {
+        WssKind::Ours => ("our wss", Command::new(env.bin_dir.join("wss"))),
+        WssKind::Warp => ("warp-wss", Command::new(env.bin_dir.join("warp-wss"))),
+        WssKind::Node => {
+            let mut cmd = Command::new(&env.node);
+            cmd.arg(env.root.join("bench/peers/node/wss.js"));
+            ("node wss", cmd)
+        }
+    };
+    cmd.current_dir(&env.root).env("RUST_LOG", "warn");
+    flag(&mut cmd, "wss_port", ports.wss);
+    flag(&mut cmd, "wss_echo", stack.echo);
+    flag(&mut cmd, "bind", "127.0.0.1");
+    if stack.wss != WssKind::Warp {
+        flag(&mut cmd, "wss_heapdump_port", ports.wss_snapshot);
+        flag(&mut cmd, "wss_head", &stack.head);
+        flag(&mut cmd, "snapshot_bind", "127.0.0.1");
+    }
+    if stack.wss == WssKind::Ours {
+        flag(&mut cmd, "max_connections", 0);
+    }
+    Child::spawn(name, cmd, log)
+}
+
+fn start_proxy(env: &Env, stack: &Stack, ports: Ports, log: &Path, slug: &str) -> Result<Child> {
+    let cert = env.cert_dir.join("localhost.pem");
+    let key = env.cert_dir.join("localhost.key.pem");
+    let (name, mut cmd) = match stack.proxy {
+        ProxyKind::Ours => ("our proxy", Command::new(env.bin_dir.join("proxy"))),
+        ProxyKind::Node => {
+            let mut cmd = Command::new(&env.node);
+            cmd.arg(env.root.join("bench/peers/node/proxy.js"));
+            ("node proxy", cmd)
+        }
+        ProxyKind::Nginx => {
+            let prefix = env.work.join(format!("nginx-{slug}"));
+            let conf = write_nginx_conf(env, &prefix, ports, &cert, &key)?;
+            let mut cmd = Command::new(&env.nginx);
+            cmd.arg("-p")
+                .arg(format!("{}/", prefix.display()))
+                .arg("-c")
+                .arg(&conf)
+                .arg("-e")
+                .arg("stderr");
+            return Child::spawn("nginx", cmd, log);
+        }
+    };
+    cmd.current_dir(&env.root).env("RUST_LOG", "warn");
+    flag(&mut cmd, "proxy_port", ports.proxy);
+    flag(&mut cmd, "proxy_heapdump_port", ports.proxy_snapshot);
+    flag(&mut cmd, "proxy_target.host", "127.0.0.1");
+    flag(&mut cmd, "proxy_target.port", ports.wss);
+    flag(&mut cmd, "proxy_head", &stack.head);
+    flag(&mut cmd, "proxy_tls", true);
+    flag(&mut cmd, "cert_dir", env.cert_dir.display());
+    flag(&mut cmd, "bind", "127.0.0.1");
+    flag(&mut cmd, "snapshot_bind", "127.0.0.1");
+    if stack.proxy == ProxyKind::Ours {
+        flag(&mut cmd, "max_connections", 0);
+    }
+    Child::spawn(name, cmd, log)
+}
+
+/// nginx's config for `ports`, from `bench/peers/nginx/nginx.conf.in`, in a fresh prefix.
+pub fn write_nginx_conf(
+    env: &Env,
+    prefix: &Path,
+    ports: Ports,
+    cert: &Path,
+    key: &Path,
+) -> Result<PathBuf> {
+    let template_path = env.root.join("bench/peers/nginx/nginx.conf.in");
+    let template = std::fs::read_to_string(&template_path)
+        .context(|| format!("cannot read {}", template_path.display()))?;
+    let conf = render_nginx(&template, ports, cert, key);
+    for dir in ["tmp", "logs"] {
+        std::fs::create_dir_all(prefix.join(dir))
+            .context(|| format!("cannot create {}", prefix.join(dir).display()))?;
+    }
+    let path = prefix.join("nginx.conf");
+    std::fs::write(&path, conf).context(|| format!("cannot write {}", path.display()))?;
+    Ok(path)
+}
+
+/// The template with its `@...@` values filled in.
+pub fn render_nginx(template: &str, ports: Ports, cert: &Path, key: &Path) -> String {
+    template
+        .replace("@LISTEN@", &format!("127.0.0.1:{}", ports.proxy))
+        .replace("@UPSTREAM@", &format!("127.0.0.1:{}", ports.wss))
+        .replace("@CERT@", &cert.display().to_string())
+        .replace("@KEY@", &key.display().to_string())
+}
+
+/// Waits (at most 60 s) until something accepts on 127.0.0.1:`port`, failing early if
+/// the process ends.
+async fn wait_listening(child: &mut Child, port: u16) -> Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Some(why) = child.exited() {
+            return fail(format!("{} did not start: {why}", child.name));
+        }
+        if tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_ok()
+        {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            return fail(format!(
+                "{} did not listen on port {port} within 60 s; its log {}:\n{}",
+                child.name,
+                child.log.display(),
+                tail(&child.log, 15)
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nginx_template_is_filled() {
+        let template = std::fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("peers/nginx/nginx.conf.in"),
+        )
+        .unwrap();
+        let conf = render_nginx(
+            &template,
+            Ports::nth(2),
+            Path::new("/c/cert.pem"),
+            Path::new("/c/key.pem"),
+        );
+        for placeholder in ["@LISTEN@", "@UPSTREAM@", "@CERT@", "@KEY@"] {
+            assert!(!conf.contains(placeholder), "left {placeholder}: {conf}");
+        }
+        assert!(conf.contains("listen 127.0.0.1:19020 ssl;"));
+        assert!(conf.contains("server 127.0.0.1:19022;"));
+        assert!(conf.contains("ssl_certificate     /c/cert.pem;"));
+    }
+
+    #[test]
+    fn slugs() {
+        assert_eq!(slug("nginx -> node ws"), "nginx-node-ws");
+        assert_eq!(slug("ours (retain)"), "ours-retain");
+    }
+
+    #[test]
+    fn stack_names() {
+        assert_eq!(
+            Stack::new(ProxyKind::Ours, WssKind::Ours, "drop", true).name,
+            "ours"
+        );
+        assert_eq!(
+            Stack::new(ProxyKind::Ours, WssKind::Ours, "retain", true).name,
+            "ours (retain)"
+        );
+        assert_eq!(
+            Stack::new(ProxyKind::Nginx, WssKind::Node, "drop", true).name,
+            "nginx -> node ws"
+        );
+    }
+}
