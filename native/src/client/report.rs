@@ -277,6 +277,18 @@ mod tests {
         }
     }
 
+    /// The cells of the row that starts with `server`.
+    fn columns<'a>(text: &'a str, server: &str) -> Vec<&'a str> {
+        let row = text
+            .lines()
+            .find(|l| l.starts_with(server))
+            .unwrap_or_default();
+        row.split("  ")
+            .map(str::trim)
+            .filter(|c| !c.is_empty())
+            .collect()
+    }
+
     #[test]
     fn renders_the_figures_of_both_servers() {
         // 11 TLS slabs of 10 MiB and 1 TCP slab of 1 MiB: 116.39 MB retained.
@@ -299,15 +311,7 @@ mod tests {
         );
         let text = render_report(Ok(&proxy), Ok(&wss), 100);
         assert!(text.contains("100 pinning connections"), "{text}");
-        let proxy_row = text
-            .lines()
-            .find(|l| l.starts_with("proxy"))
-            .unwrap_or_default();
-        let cols: Vec<&str> = proxy_row
-            .split("  ")
-            .map(str::trim)
-            .filter(|c| !c.is_empty())
-            .collect();
+        let cols = columns(&text, "proxy");
         assert_eq!(
             cols,
             [
@@ -322,15 +326,7 @@ mod tests {
             ],
             "{text}"
         );
-        let wss_row = text
-            .lines()
-            .find(|l| l.starts_with("wss"))
-            .unwrap_or_default();
-        let cols: Vec<&str> = wss_row
-            .split("  ")
-            .map(str::trim)
-            .filter(|c| !c.is_empty())
-            .collect();
+        let cols = columns(&text, "wss");
         assert_eq!(
             cols,
             ["wss", "copy", "tcp 2", "2.1", "0.5", "0.02", "20.0", "12.5"],
@@ -339,6 +335,10 @@ mod tests {
         // Every line of the table has the header's columns lined up.
         let header = text.lines().nth(1).unwrap_or_default();
         assert!(header.starts_with("server  head"), "{text}");
+        let proxy_row = text
+            .lines()
+            .find(|l| l.starts_with("proxy"))
+            .unwrap_or_default();
         assert_eq!(
             header.find("retained MB").map(|i| i + "retained MB".len()),
             proxy_row.find("116.4").map(|i| i + "116.4".len()),

@@ -100,15 +100,7 @@ impl Playground {
         let mut ws = native::client::open_websocket(&self.config, self.tls.as_ref())
             .await
             .unwrap();
-        let greeting = tokio::time::timeout(BOUND, ws.next())
-            .await
-            .unwrap()
-            .unwrap()
-            .unwrap();
-        assert!(
-            greeting.to_text().unwrap().starts_with("hello from wss"),
-            "{greeting:?}"
-        );
+        expect_greeting(&mut ws).await;
         ws
     }
 
@@ -126,15 +118,7 @@ impl Playground {
             .await
             .unwrap()
             .unwrap();
-        let greeting = tokio::time::timeout(BOUND, ws.next())
-            .await
-            .unwrap()
-            .unwrap()
-            .unwrap();
-        assert!(
-            greeting.to_text().unwrap().starts_with("hello from wss"),
-            "{greeting:?}"
-        );
+        expect_greeting(&mut ws).await;
         ws
     }
 
@@ -162,6 +146,22 @@ pub type DirectWs = tokio_tungstenite::WebSocketStream<TcpStream>;
 
 pub trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
 impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
+
+/// Reads the wss's greeting, the first message of every websocket it accepts.
+pub async fn expect_greeting<S>(ws: &mut tokio_tungstenite::WebSocketStream<S>)
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let greeting = tokio::time::timeout(BOUND, ws.next())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert!(
+        greeting.to_text().unwrap().starts_with("hello from wss"),
+        "{greeting:?}"
+    );
+}
 
 /// Waits until `check` holds, polling every 20 ms, for at most [`BOUND`].
 pub async fn wait_until<F, Fut>(what: &str, mut check: F)
