@@ -192,6 +192,41 @@ fn publish(weak: &Weak<RefCell<Inner>>) {
     update.1.emit(update.0);
 }
 
+/// Opens a websocket of the run (data or pinning): its open and close events go to
+/// the handlers while the run lives, and every message it receives is counted.
+fn open_socket(
+    inner: &Rc<RefCell<Inner>>,
+    url: &str,
+    mut on_open: impl FnMut(&Rc<RefCell<Inner>>) + 'static,
+    mut on_close: impl FnMut(&Rc<RefCell<Inner>>, CloseEvent) + 'static,
+) -> Result<Socket, String> {
+    let (w_open, w_close, w_msg) = (
+        Rc::downgrade(inner),
+        Rc::downgrade(inner),
+        Rc::downgrade(inner),
+    );
+    Socket::open(
+        url,
+        move || {
+            if let Some(inner) = w_open.upgrade() {
+                on_open(&inner);
+            }
+        },
+        move |event: CloseEvent| {
+            if let Some(inner) = w_close.upgrade() {
+                on_close(&inner, event);
+            }
+        },
+        move |_| {
+            if let Some(inner) = w_msg.upgrade() {
+                let mut i = inner.borrow_mut();
+                i.counts.received += 1;
+                i.changed = true;
+            }
+        },
+    )
+}
+
 /// Opens (or reopens) the data connection.
 fn open_data(inner: &Rc<RefCell<Inner>>) {
     let url = {
@@ -203,32 +238,10 @@ fn open_data(inner: &Rc<RefCell<Inner>>) {
         i.changed = true;
         i.url.clone()
     };
-    let (w_open, w_close, w_msg) = (
-        Rc::downgrade(inner),
-        Rc::downgrade(inner),
-        Rc::downgrade(inner),
-    );
-    let socket = Socket::open(
-        &url,
-        move || {
-            if let Some(inner) = w_open.upgrade() {
-                data_opened(&inner);
-            }
-        },
-        move |event: CloseEvent| {
-            if let Some(inner) = w_close.upgrade() {
-                let (code, reason) = (event.code(), event.reason());
-                data_ended(&inner, |was_open| close_reason(code, &reason, was_open));
-            }
-        },
-        move |_| {
-            if let Some(inner) = w_msg.upgrade() {
-                let mut i = inner.borrow_mut();
-                i.counts.received += 1;
-                i.changed = true;
-            }
-        },
-    );
+    let socket = open_socket(inner, &url, data_opened, |inner, event| {
+        let (code, reason) = (event.code(), event.reason());
+        data_ended(inner, |was_open| close_reason(code, &reason, was_open));
+    });
     match socket {
         Ok(socket) => inner.borrow_mut().data = Some(socket),
         Err(why) => data_ended(inner, |_| format!("cannot open {url}: {why}")),
@@ -355,49 +368,34 @@ fn ramp_tick(inner: &Rc<RefCell<Inner>>) {
         i.next_id += 1;
         (i.next_id, i.url.clone())
     };
-    let (w_open, w_close, w_msg) = (
-        Rc::downgrade(inner),
-        Rc::downgrade(inner),
-        Rc::downgrade(inner),
-    );
-    let socket = Socket::open(
+    let socket = open_socket(
+        inner,
         &url,
-        move || {
-            if let Some(inner) = w_open.upgrade() {
-                let mut guard = inner.borrow_mut();
-                let i = &mut *guard;
-                if let Some(s) = i.pinning.get_mut(&id) {
-                    s.open = true;
-                    i.counts.opened();
-                    i.changed = true;
-                }
-            }
-        },
-        move |event: CloseEvent| {
-            if let Some(inner) = w_close.upgrade() {
-                let dead = {
-                    let mut i = inner.borrow_mut();
-                    let dead = i.pinning.remove(&id);
-                    if let Some(s) = &dead {
-                        let why = close_reason(event.code(), &event.reason(), s.open);
-                        if s.open {
-                            i.counts.closed_after_open(why);
-                        } else {
-                            i.counts.failed_before_open(why);
-                        }
-                        i.changed = true;
-                    }
-                    dead
-                };
-                drop_later(dead);
-            }
-        },
-        move |_| {
-            if let Some(inner) = w_msg.upgrade() {
-                let mut i = inner.borrow_mut();
-                i.counts.received += 1;
+        move |inner| {
+            let mut guard = inner.borrow_mut();
+            let i = &mut *guard;
+            if let Some(s) = i.pinning.get_mut(&id) {
+                s.open = true;
+                i.counts.opened();
                 i.changed = true;
             }
+        },
+        move |inner, event| {
+            let dead = {
+                let mut i = inner.borrow_mut();
+                let dead = i.pinning.remove(&id);
+                if let Some(s) = &dead {
+                    let why = close_reason(event.code(), &event.reason(), s.open);
+                    if s.open {
+                        i.counts.closed_after_open(why);
+                    } else {
+                        i.counts.failed_before_open(why);
+                    }
+                    i.changed = true;
+                }
+                dead
+            };
+            drop_later(dead);
         },
     );
     let mut i = inner.borrow_mut();

@@ -216,6 +216,7 @@ pub fn polylines<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::logic::fixtures::sample;
 
     fn labels(axis: &Axis) -> Vec<&str> {
         axis.ticks.iter().map(|t| t.label.as_str()).collect()
@@ -277,18 +278,6 @@ mod tests {
         let t = time_ticks(60_000.0, 4);
         let l: Vec<&str> = t.iter().map(|t| t.label.as_str()).collect();
         assert_eq!(l, ["-1 min", "-45 s", "-30 s", "-15 s", "now"]);
-    }
-
-    fn sample(t_ms: f64, v: u64) -> Sample {
-        Sample {
-            t_ms,
-            retained_bytes: v,
-            referenced_bytes: 0,
-            live_slabs: 0,
-            resident_bytes: 0,
-            rss_bytes: 0,
-            open_connections: 0,
-        }
     }
 
     #[test]

@@ -68,7 +68,9 @@ fn slab_ids(pool: Option<&Pool>) -> BTreeSet<u64> {
 fn pool_diff(name: &str, before: Option<&Pool>, after: Option<&Pool>) -> PoolDiff {
     let a = slab_ids(before);
     let b = slab_ids(after);
+    // A figure of the pool (0 where it is absent), and how it moved from before to after.
     let figure = |p: Option<&Pool>, f: fn(&Pool) -> u64| p.map(f).unwrap_or(0);
+    let change = |f: fn(&Pool) -> u64| delta(figure(before, f), figure(after, f));
     PoolDiff {
         name: name.to_string(),
         slabs_freed: a.difference(&b).copied().collect(),
@@ -76,22 +78,10 @@ fn pool_diff(name: &str, before: Option<&Pool>, after: Option<&Pool>) -> PoolDif
         slabs_kept: a.intersection(&b).count() as u64,
         live_before: figure(before, |p| p.live_slabs),
         live_after: figure(after, |p| p.live_slabs),
-        allocated_between: delta(
-            figure(before, |p| p.slabs_allocated_total),
-            figure(after, |p| p.slabs_allocated_total),
-        ),
-        freed_between: delta(
-            figure(before, |p| p.slabs_freed_total),
-            figure(after, |p| p.slabs_freed_total),
-        ),
-        retained_delta: delta(
-            figure(before, |p| p.retained_bytes),
-            figure(after, |p| p.retained_bytes),
-        ),
-        referenced_delta: delta(
-            figure(before, |p| p.referenced_bytes),
-            figure(after, |p| p.referenced_bytes),
-        ),
+        allocated_between: change(|p| p.slabs_allocated_total),
+        freed_between: change(|p| p.slabs_freed_total),
+        retained_delta: change(|p| p.retained_bytes),
+        referenced_delta: change(|p| p.referenced_bytes),
     }
 }
 

@@ -1,9 +1,12 @@
-//! Snapshots for the unit tests, built from the `snapshot` crate's own types.
+//! Snapshots for the unit tests, built from the `snapshot` crate's own types, and
+//! chart samples.
 
 use snapshot::{
     Allocator, Connections, HeadMode, OpenByHeadMode, Pool, Process, Retainer, Settings, Slab,
     Snapshot, Totals, SCHEMA_VERSION,
 };
+
+use super::series::Sample;
 
 pub const MIB: u64 = 1 << 20;
 
@@ -106,5 +109,18 @@ pub fn with_pools(role: &str, pools: Vec<Pool>, open: u64) -> Snapshot {
         },
         guard: Default::default(),
         pools,
+    }
+}
+
+/// A chart sample at `t_ms` with these retained bytes and every other figure 0.
+pub fn sample(t_ms: f64, retained_bytes: u64) -> Sample {
+    Sample {
+        t_ms,
+        retained_bytes,
+        referenced_bytes: 0,
+        live_slabs: 0,
+        resident_bytes: 0,
+        rss_bytes: 0,
+        open_connections: 0,
     }
 }

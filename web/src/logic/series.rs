@@ -129,23 +129,11 @@ mod tests {
     use super::*;
     use crate::logic::fixtures;
 
-    fn at(t_ms: f64, retained: u64) -> Sample {
-        Sample {
-            t_ms,
-            retained_bytes: retained,
-            referenced_bytes: 0,
-            live_slabs: 0,
-            resident_bytes: 0,
-            rss_bytes: 0,
-            open_connections: 0,
-        }
-    }
-
     #[test]
     fn samples_older_than_the_window_are_forgotten() {
         let mut s = Series::new(10_000.0, 100);
         for i in 0..30 {
-            s.push(at(i as f64 * 1000.0, i));
+            s.push(fixtures::sample(i as f64 * 1000.0, i));
         }
         assert_eq!(s.len(), 11, "samples from t=19 s to t=29 s");
         assert_eq!(s.samples().next().map(|x| x.t_ms), Some(19_000.0));
@@ -159,7 +147,7 @@ mod tests {
     fn the_count_is_bounded_too() {
         let mut s = Series::new(1e12, 5);
         for i in 0..50 {
-            s.push(at(i as f64, i));
+            s.push(fixtures::sample(i as f64, i));
         }
         assert_eq!(s.len(), 5);
         assert_eq!(s.samples().next().map(|x| x.retained_bytes), Some(45));
@@ -168,9 +156,9 @@ mod tests {
     #[test]
     fn a_clock_step_back_restarts_the_series() {
         let mut s = Series::new(10_000.0, 100);
-        s.push(at(5000.0, 1));
-        s.push(at(6000.0, 2));
-        s.push(at(1000.0, 3));
+        s.push(fixtures::sample(5000.0, 1));
+        s.push(fixtures::sample(6000.0, 2));
+        s.push(fixtures::sample(1000.0, 3));
         assert_eq!(s.len(), 1);
     }
 
