@@ -6,9 +6,9 @@
 use std::io;
 use std::time::Duration;
 
-use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncWrite, AsyncWriteExt};
 
-use crate::slab::{SlabPool, SlabView};
+use crate::slab::{read_views, ReadViews, SlabPool, SlabView};
 
 /// Most headers a request may have (more: 431).
 pub const MAX_HEADERS: usize = 64;
@@ -89,7 +89,7 @@ impl HeadError {
 }
 
 /// Reads through `pool` until a whole header block has arrived.
-pub async fn read_request_head<R: AsyncRead + Unpin + ?Sized>(
+pub async fn read_request_head<R: ReadViews + ?Sized>(
     pool: &SlabPool,
     io: &mut R,
     max_bytes: usize,
@@ -101,21 +101,24 @@ pub async fn read_request_head<R: AsyncRead + Unpin + ?Sized>(
     }
 }
 
-async fn read_until_parsed<R: AsyncRead + Unpin + ?Sized>(
+async fn read_until_parsed<R: ReadViews + ?Sized>(
     pool: &SlabPool,
     io: &mut R,
     max_bytes: usize,
 ) -> Result<RequestHead, HeadError> {
     let mut chunks: Vec<SlabView> = Vec::new();
     loop {
-        let Some(view) = pool.read(io).await? else {
+        let before = chunks.len();
+        if !read_views(io, pool, &mut chunks).await? {
             return Err(if chunks.is_empty() {
                 HeadError::Closed
             } else {
                 HeadError::Truncated
             });
-        };
-        chunks.push(view);
+        }
+        if chunks.len() == before {
+            continue;
+        }
         // One chunk is parsed in place; several are joined in a short-lived buffer.
         let joined;
         let bytes: &[u8] = if chunks.len() == 1 {

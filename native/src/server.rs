@@ -560,14 +560,7 @@ where
             Ok((stream, peer)) => {
                 backoff = Duration::from_millis(10);
                 let _ = stream.set_nodelay(true);
-                let stop = shutdown.clone();
-                let task = handle(stream, peer);
-                shutdown.spawn(async move {
-                    tokio::select! {
-                        _ = task => {}
-                        _ = stop.cancelled() => {}
-                    }
-                });
+                shutdown.spawn_until_shutdown(handle(stream, peer));
             }
             Err(e) => {
                 tracing::warn!("accept failed: {e}; retrying in {backoff:?}");

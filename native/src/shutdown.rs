@@ -4,9 +4,11 @@
 //! watches, and a task tracker that says when they have all ended.
 
 use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
-use tokio_util::sync::CancellationToken;
+use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 use tokio_util::task::TaskTracker;
 
 /// Shared by every task of a process; cloning is cheap.
@@ -28,6 +30,21 @@ impl Shutdown {
         F::Output: Send + 'static,
     {
         self.tracker.spawn(task)
+    }
+
+    /// Spawns `task` so that shutdown waits for it, and drops it at shutdown.
+    ///
+    /// The task holds `task` once: an `async` block around a `select!` would hold it
+    /// twice (as the block's capture and as the select's own), doubling the memory
+    /// of every connection task.
+    pub fn spawn_until_shutdown<F>(&self, task: F)
+    where
+        F: Future<Output = ()> + Send + 'static,
+    {
+        self.tracker.spawn(UntilShutdown {
+            task,
+            shutdown: self.token.clone().cancelled_owned(),
+        });
     }
 
     /// Resolves once shutdown has been asked for.
@@ -80,5 +97,27 @@ impl Shutdown {
             );
         }
         done
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// A task that ends at shutdown if it has not ended before.
+    struct UntilShutdown<F> {
+        #[pin]
+        task: F,
+        #[pin]
+        shutdown: WaitForCancellationFutureOwned,
+    }
+}
+
+impl<F: Future<Output = ()>> Future for UntilShutdown<F> {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let this = self.project();
+        if this.task.poll(cx).is_ready() {
+            return Poll::Ready(());
+        }
+        this.shutdown.poll(cx)
     }
 }

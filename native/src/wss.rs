@@ -8,14 +8,13 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::TcpStream;
 use tungstenite::protocol::frame::coding::CloseCode;
 
 use crate::config::Config;
 use crate::head::KeptHead;
 use crate::http::{read_request_head, respond, shutdown_within, write_within, RequestHead};
-use crate::server::{self, State};
+use crate::server::{self, OpenConnection, State};
 use crate::shutdown::Shutdown;
 use crate::slab::SlabPool;
 use crate::ws::{self, Event, FrameReader};
@@ -89,13 +88,47 @@ pub const LINGER: Duration = Duration::from_secs(1);
 pub const LINGER_BYTES: usize = 1 << 20;
 
 /// Serves one connection from its upgrade request to its close.
+///
+/// The upgrade runs in a boxed future, freed before the websocket's life starts: a
+/// task is as large as the largest state its future reaches, and the open websocket,
+/// idle most of its life, needs little.
 async fn handle(state: Arc<State>, limits: Arc<Limits>, stream: TcpStream, peer: SocketAddr) {
+    let Some(mut open) = Box::pin(upgrade(&state, &limits, stream, peer)).await else {
+        return;
+    };
+    open.serve(limits.write_timeout).await;
+    // The kept head goes before the connection's place.
+    drop(open.kept);
+    drop(open.open);
+}
+
+/// An upgraded connection: what an open websocket holds.
+struct OpenWebsocket {
+    stream: TcpStream,
+    pool: Arc<SlabPool>,
+    reader: FrameReader,
+    /// Read and not answered yet.
+    events: Vec<Event>,
+    /// How reading the frames that came with the request went.
+    head_outcome: Result<(), ws::WsError>,
+    kept: KeptHead,
+    open: OpenConnection,
+    id: u64,
+    peer: SocketAddr,
+}
+
+/// Reads the upgrade request and answers it; `None` when the connection ends there.
+async fn upgrade(
+    state: &Arc<State>,
+    limits: &Limits,
+    mut stream: TcpStream,
+    peer: SocketAddr,
+) -> Option<OpenWebsocket> {
     let pool = state.pool("tcp").expect("the wss has a tcp pool").clone();
-    let (mut rd, mut wr) = stream.into_split();
     let wt = limits.write_timeout;
     let request = match read_request_head(
         &pool,
-        &mut rd,
+        &mut stream,
         limits.max_header_bytes,
         limits.header_timeout,
     )
@@ -106,16 +139,16 @@ async fn handle(state: Arc<State>, limits: Arc<Limits>, stream: TcpStream, peer:
             tracing::debug!(%peer, "wss: {e}");
             if let Some((status, reason)) = e.response() {
                 state.connections.failed_one();
-                let _ = respond(&mut wr, status, reason, &format!("{e}\n"), wt).await;
+                let _ = respond(&mut stream, status, reason, &format!("{e}\n"), wt).await;
             }
-            return;
+            return None;
         }
     };
     if let Err((status, reason, why)) = check_upgrade(&request) {
         tracing::debug!(%peer, "wss: refused: {why}");
         state.connections.failed_one();
-        let _ = respond(&mut wr, status, reason, &format!("{why}\n"), wt).await;
-        return;
+        let _ = respond(&mut stream, status, reason, &format!("{why}\n"), wt).await;
+        return None;
     }
     let mode = state.head_mode().expect("the wss has a head mode");
     let open = match state.admit() {
@@ -123,8 +156,8 @@ async fn handle(state: Arc<State>, limits: Arc<Limits>, stream: TcpStream, peer:
         Err(refusal) => {
             tracing::debug!(%peer, "wss: refused: {refusal}");
             let body = format!("wss: {refusal}\n");
-            let _ = respond(&mut wr, 503, "Service Unavailable", &body, wt).await;
-            return;
+            let _ = respond(&mut stream, 503, "Service Unavailable", &body, wt).await;
+            return None;
         }
     };
     let id = server::next_connection_id();
@@ -139,13 +172,13 @@ async fn handle(state: Arc<State>, limits: Arc<Limits>, stream: TcpStream, peer:
     let mut reader = FrameReader::new(limits.max_message_size, state.echo);
     let mut events = Vec::new();
     // The head: frame bytes that came with the request.
-    let mut outcome = Ok(());
+    let mut head_outcome = Ok(());
     let mut offset = 0;
     for chunk in &request.chunks {
         let skip = request.header_len.saturating_sub(offset).min(chunk.len());
         offset += chunk.len();
-        if outcome.is_ok() {
-            outcome = reader.feed(&chunk[skip..], &mut events);
+        if head_outcome.is_ok() {
+            head_outcome = reader.feed(&chunk[skip..], &mut events);
         }
     }
     drop(request);
@@ -153,46 +186,63 @@ async fn handle(state: Arc<State>, limits: Arc<Limits>, stream: TcpStream, peer:
         format!("hello from wss, connection {id} (head mode {mode})").into_bytes(),
         true,
     ));
-    if let Err(e) = write_within(&mut wr, &hello, wt).await {
+    if let Err(e) = write_within(&mut stream, &hello, wt).await {
         tracing::debug!(%peer, connection = id, "wss: {e}");
-        return;
+        return None;
     }
     tracing::debug!(%peer, connection = id, %mode, kept = kept.len(), "wss: websocket open");
-    let result: Result<(), ws::WsError> = async {
-        outcome?;
-        loop {
-            if answer(&mut wr, &mut events, wt).await? {
-                return Ok(());
+    Some(OpenWebsocket {
+        stream,
+        pool,
+        reader,
+        events,
+        head_outcome,
+        kept,
+        open,
+        id,
+        peer,
+    })
+}
+
+impl OpenWebsocket {
+    /// Answers and reads frames until the websocket closes.
+    async fn serve(&mut self, wt: Duration) {
+        let (peer, id) = (self.peer, self.id);
+        let result: Result<(), ws::WsError> = async {
+            std::mem::replace(&mut self.head_outcome, Ok(()))?;
+            loop {
+                if answer(&mut self.stream, &mut self.events, wt).await? {
+                    return Ok(());
+                }
+                match self.pool.read(&mut self.stream).await {
+                    Ok(Some(view)) => self.reader.feed(&view, &mut self.events)?,
+                    Ok(None) | Err(_) => return Ok(()),
+                }
             }
-            match pool.read(&mut rd).await {
-                Ok(Some(view)) => reader.feed(&view, &mut events)?,
-                Ok(None) | Err(_) => return Ok(()),
+        }
+        .await;
+        let stream = &mut self.stream;
+        match result {
+            Ok(()) => shutdown_within(stream, wt).await,
+            Err(ws::WsError::Io(e)) => {
+                tracing::debug!(%peer, connection = id, "wss: closing: {e}");
+            }
+            Err(e) => {
+                tracing::debug!(%peer, connection = id, "wss: closing: {e}");
+                let close = ws::close_frame(e.close_code(), &e.to_string());
+                if write_within(stream, &close, wt).await.is_ok() {
+                    shutdown_within(stream, wt).await;
+                    linger(&self.pool, stream).await;
+                }
             }
         }
     }
-    .await;
-    match result {
-        Ok(()) => shutdown_within(&mut wr, wt).await,
-        Err(ws::WsError::Io(e)) => {
-            tracing::debug!(%peer, connection = id, "wss: closing: {e}");
-        }
-        Err(e) => {
-            tracing::debug!(%peer, connection = id, "wss: closing: {e}");
-            let close = ws::close_frame(e.close_code(), &e.to_string());
-            if write_within(&mut wr, &close, wt).await.is_ok() {
-                shutdown_within(&mut wr, wt).await;
-                linger(&pool, &mut rd).await;
-            }
-        }
-    }
-    drop(kept);
-    drop(open);
 }
 
 /// Reads and drops what the peer still sends after a close on error, for a bounded
 /// time and size, so that closing does not reset the connection (which could lose
 /// the close frame on its way to the peer).
-async fn linger(pool: &SlabPool, rd: &mut OwnedReadHalf) {
+async fn linger(pool: &SlabPool, rd: &mut TcpStream) {
     let drain = async {
         let mut drained = 0;
         while let Ok(Some(view)) = pool.read(rd).await {
@@ -207,7 +257,7 @@ async fn linger(pool: &SlabPool, rd: &mut OwnedReadHalf) {
 
 /// Answers the events read so far; true once the connection is to end.
 async fn answer(
-    wr: &mut OwnedWriteHalf,
+    wr: &mut TcpStream,
     events: &mut Vec<Event>,
     wt: Duration,
 ) -> Result<bool, ws::WsError> {

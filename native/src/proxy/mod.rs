@@ -10,22 +10,24 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::io::{AsyncRead, AsyncWrite};
+use rustls::ServerConfig;
+use tokio::io::AsyncWrite;
 use tokio::net::TcpStream;
-use tokio_rustls::TlsAcceptor;
 
 use crate::config::{Config, Target};
 use crate::head::KeptHead;
 use crate::http::{read_request_head, respond, shutdown_within, write_within};
-use crate::server::{self, State};
+use crate::server::{self, OpenConnection, State};
 use crate::shutdown::Shutdown;
-use crate::slab::SlabPool;
+use crate::slab::ReadViews;
 use crate::wss::{Limits, Running};
 use crate::Role;
 
-/// Time a client has to close once the upstream has ended its side (after a refusal,
-/// or the wss's close frame): a client that never closes holds no descriptor longer.
-pub const CLOSE_GRACE: Duration = Duration::from_secs(2);
+mod pipe;
+mod tls_session;
+
+pub use pipe::{pipe, PipeEnd, Pools, CLOSE_GRACE};
+pub use tls_session::TlsSession;
 
 /// What every proxy connection needs to know.
 struct Proxy {
@@ -33,7 +35,8 @@ struct Proxy {
     limits: Limits,
     target: Target,
     upstream_timeout: Duration,
-    tls: Option<TlsAcceptor>,
+    /// With TLS on.
+    tls: Option<Arc<ServerConfig>>,
 }
 
 /// A proxy that cannot start.
@@ -48,7 +51,7 @@ pub enum StartError {
 /// Binds the proxy and its snapshot endpoint and starts serving until `shutdown`.
 pub async fn start(config: &Config, shutdown: &Shutdown) -> Result<Running, StartError> {
     let tls = if config.proxy_tls {
-        Some(TlsAcceptor::from(crate::tls::server_config(config)?))
+        Some(crate::tls::server_config(config)?)
     } else {
         None
     };
@@ -71,11 +74,19 @@ pub async fn start(config: &Config, shutdown: &Shutdown) -> Result<Running, Star
         upstream_timeout: Duration::from_millis(config.upstream_timeout_ms),
         tls,
     });
-    shutdown.spawn(server::accept_loop(
-        listener,
-        shutdown.clone(),
-        move |stream, peer| handle(proxy.clone(), stream, peer),
-    ));
+    if config.proxy_tls {
+        shutdown.spawn(server::accept_loop(
+            listener,
+            shutdown.clone(),
+            move |stream, peer| serve::<TlsSession>(proxy.clone(), stream, peer),
+        ));
+    } else {
+        shutdown.spawn(server::accept_loop(
+            listener,
+            shutdown.clone(),
+            move |stream, peer| serve::<TcpStream>(proxy.clone(), stream, peer),
+        ));
+    }
     state.print_stats(shutdown);
     state.watch_guard(shutdown);
     let scheme = if config.proxy_tls { "wss" } else { "ws" };
@@ -92,38 +103,109 @@ pub async fn start(config: &Config, shutdown: &Shutdown) -> Result<Running, Star
     })
 }
 
-async fn handle(proxy: Arc<Proxy>, stream: TcpStream, peer: SocketAddr) {
-    match &proxy.tls {
-        Some(acceptor) => {
-            let handshake =
-                tokio::time::timeout(proxy.limits.header_timeout, acceptor.accept(stream));
-            match handshake.await {
-                Ok(Ok(tls)) => serve(&proxy, tls, peer).await,
-                Ok(Err(e)) => {
-                    proxy.state.connections.failed_one();
-                    tracing::debug!(%peer, "proxy: TLS handshake failed: {e}");
-                }
-                Err(_) => {
-                    proxy.state.connections.failed_one();
-                    tracing::debug!(%peer, "proxy: TLS handshake timed out");
-                }
-            }
-        }
-        None => serve(&proxy, stream, peer).await,
+/// The client's side of a proxied connection: a TLS session, or a plain socket.
+trait Client: ReadViews + AsyncWrite + Unpin + Send + Sized + 'static {
+    /// The client's side over its socket.
+    fn start(stream: TcpStream, proxy: &Proxy) -> Result<Self, String>;
+    /// Whether an HTTP answer can be written (a TLS session has to be established).
+    fn can_answer(&self) -> bool;
+}
+
+impl Client for TlsSession {
+    fn start(stream: TcpStream, proxy: &Proxy) -> Result<Self, String> {
+        let config = proxy.tls.clone().ok_or("TLS is off")?;
+        TlsSession::new(stream, config).map_err(|e| format!("cannot start a TLS session: {e}"))
+    }
+
+    fn can_answer(&self) -> bool {
+        self.is_established()
     }
 }
 
+impl Client for TcpStream {
+    fn start(stream: TcpStream, _: &Proxy) -> Result<Self, String> {
+        Ok(stream)
+    }
+
+    fn can_answer(&self) -> bool {
+        true
+    }
+}
+
+/// A connection past its request: what the long piping phase holds.
+struct Forwarding<C> {
+    client: C,
+    upstream: TcpStream,
+    kept: KeptHead,
+    open: OpenConnection,
+    id: u64,
+}
+
 /// Serves one client connection (TLS or plain) from its request to its end.
-async fn serve<S>(proxy: &Proxy, mut client: S, peer: SocketAddr)
-where
-    S: AsyncRead + AsyncWrite + Unpin + Send,
-{
+///
+/// The handshake, the request and the upstream's connect run in a boxed future that
+/// is freed before piping starts: a task is as large as the largest state its future
+/// reaches, and the piping phase, which idle connections spend their life in, is small.
+/// (Only the socket is passed in: an `async fn` keeps its arguments for its whole life.)
+async fn serve<C: Client>(proxy: Arc<Proxy>, stream: TcpStream, peer: SocketAddr) {
+    let Some(mut conn) = Box::pin(forward_request::<C>(&proxy, stream, peer)).await else {
+        return;
+    };
+    let pools = Pools {
+        client: proxy.state.client_side_pool(),
+        upstream: proxy.state.pool("tcp").expect("the proxy has a tcp pool"),
+    };
+    let id = conn.id;
+    let end = pipe(
+        &mut conn.client,
+        &mut conn.upstream,
+        pools,
+        proxy.limits.write_timeout,
+    )
+    .await;
+    match end {
+        PipeEnd::Closed => {}
+        PipeEnd::ClientToUpstream(e) => {
+            tracing::debug!(connection = id, "proxy: client to upstream: {e}")
+        }
+        PipeEnd::UpstreamToClient(e) => {
+            tracing::debug!(connection = id, "proxy: upstream to client: {e}")
+        }
+        PipeEnd::WriteTimedOut(side) => tracing::debug!(
+            connection = id,
+            "proxy: the {side} did not take a write within {:?}",
+            proxy.limits.write_timeout
+        ),
+        PipeEnd::ClientLingered => tracing::debug!(
+            connection = id,
+            "proxy: the client did not close within {CLOSE_GRACE:?} of the upstream"
+        ),
+    }
+    drop(conn.kept);
+    drop(conn.open);
+}
+
+/// Reads the client's request, connects to the upstream and forwards the request;
+/// `None` when the connection ends there (answered, refused or failed).
+async fn forward_request<C: Client>(
+    proxy: &Proxy,
+    stream: TcpStream,
+    peer: SocketAddr,
+) -> Option<Forwarding<C>> {
     let state = &proxy.state;
-    let pool = state.client_side_pool().clone();
+    let mut client = match C::start(stream, proxy) {
+        Ok(client) => client,
+        Err(e) => {
+            state.connections.failed_one();
+            tracing::warn!(%peer, "proxy: {e}");
+            return None;
+        }
+    };
+    let pool = state.client_side_pool();
     let limits = &proxy.limits;
     let wt = limits.write_timeout;
     let request = match read_request_head(
-        &pool,
+        pool,
         &mut client,
         limits.max_header_bytes,
         limits.header_timeout,
@@ -131,13 +213,20 @@ where
     .await
     {
         Ok(request) => request,
+        Err(e) if !client.can_answer() => {
+            state.connections.failed_one();
+            tracing::debug!(%peer, "proxy: TLS handshake not completed: {e}");
+            // Sends rustls's alert, if it has one.
+            shutdown_within(&mut client, wt).await;
+            return None;
+        }
         Err(e) => {
             tracing::debug!(%peer, "proxy: {e}");
             if let Some((status, reason)) = e.response() {
                 state.connections.failed_one();
                 let _ = respond(&mut client, status, reason, &format!("proxy: {e}\n"), wt).await;
             }
-            return;
+            return None;
         }
     };
     // Refused before anything reaches the upstream.
@@ -147,12 +236,15 @@ where
             tracing::debug!(%peer, "proxy: refused: {refusal}");
             let body = format!("proxy: {refusal}\n");
             let _ = respond(&mut client, 503, "Service Unavailable", &body, wt).await;
-            return;
+            return None;
         }
     };
     let target = (proxy.target.host.as_str(), proxy.target.port);
-    let upstream = match tokio::time::timeout(proxy.upstream_timeout, TcpStream::connect(target))
-        .await
+    let mut upstream = match tokio::time::timeout(
+        proxy.upstream_timeout,
+        TcpStream::connect(target),
+    )
+    .await
     {
         Ok(Ok(upstream)) => upstream,
         failed => {
@@ -167,7 +259,7 @@ where
                 target.0, target.1
             );
             let _ = respond(&mut client, 502, "Bad Gateway", &body, wt).await;
-            return;
+            return None;
         }
     };
     let _ = upstream.set_nodelay(true);
@@ -179,62 +271,19 @@ where
     } else {
         KeptHead::Nothing
     };
-    let (mut up_rd, mut up_wr) = upstream.into_split();
     for chunk in &request.chunks {
-        if let Err(e) = write_within(&mut up_wr, chunk, wt).await {
+        if let Err(e) = write_within(&mut upstream, chunk, wt).await {
             tracing::debug!(connection = id, "proxy: upstream side: {e}");
-            return;
+            return None;
         }
     }
     let upgrade = request.upgrade_websocket;
-    drop(request);
     tracing::debug!(%peer, connection = id, upgrade, %mode, kept = kept.len(), "proxy: forwarding");
-    let tcp = state.pool("tcp").expect("the proxy has a tcp pool").clone();
-    let (mut cl_rd, mut cl_wr) = tokio::io::split(client);
-    let to_upstream = pipe(&pool, &mut cl_rd, &mut up_wr, wt);
-    let to_client = pipe(&tcp, &mut up_rd, &mut cl_wr, wt);
-    tokio::pin!(to_upstream, to_client);
-    let (mut up_done, mut cl_done) = (false, false);
-    // Armed when the upstream has ended: the client then has CLOSE_GRACE to close too.
-    let grace = tokio::time::sleep(Duration::from_secs(86_400));
-    tokio::pin!(grace);
-    // Ends when both directions ended cleanly, or at once when either fails.
-    while !(up_done && cl_done) {
-        tokio::select! {
-            r = &mut to_upstream, if !up_done => match r {
-                Ok(()) => up_done = true,
-                Err(e) => { tracing::debug!(connection = id, "proxy: client side: {e}"); break }
-            },
-            r = &mut to_client, if !cl_done => match r {
-                Ok(()) => {
-                    cl_done = true;
-                    grace.as_mut().reset(tokio::time::Instant::now() + CLOSE_GRACE);
-                }
-                Err(e) => { tracing::debug!(connection = id, "proxy: upstream side: {e}"); break }
-            },
-            _ = &mut grace, if cl_done && !up_done => {
-                tracing::debug!(connection = id, "proxy: the client did not close within {CLOSE_GRACE:?} of the upstream");
-                break
-            }
-        }
-    }
-    drop(kept);
-    drop(open);
-}
-
-/// Copies from `from` to `to` through `pool` until end of stream, then shuts `to` down.
-///
-/// Each write must be taken by the peer within `wt`, else the pipe fails (and the
-/// connection ends on both sides): a peer that does not read cannot hold the
-/// other side's data, or this task, forever.
-async fn pipe<R, W>(pool: &SlabPool, from: &mut R, to: &mut W, wt: Duration) -> std::io::Result<()>
-where
-    R: AsyncRead + Unpin + ?Sized,
-    W: AsyncWrite + Unpin + ?Sized,
-{
-    while let Some(view) = pool.read(from).await? {
-        write_within(to, &view, wt).await?;
-    }
-    shutdown_within(to, wt).await;
-    Ok(())
+    Some(Forwarding {
+        client,
+        upstream,
+        kept,
+        open,
+        id,
+    })
 }

@@ -5,10 +5,12 @@
 
 mod allocation;
 mod pool;
+mod source;
 mod view;
 
 pub use allocation::PoolCounters;
 pub use pool::{PoolSummary, SlabPool};
+pub use source::{read_views, ReadViews};
 pub use view::{Retained, SlabView};
 
 #[cfg(test)]
