@@ -124,6 +124,12 @@ impl TlsSession {
         !self.conn.is_handshaking()
     }
 
+    /// Bytes of buffers the session holds now: a partial record and unsent records.
+    /// None while the connection is idle.
+    pub fn buffered_bytes(&self) -> usize {
+        self.partial.capacity() + self.outgoing.capacity()
+    }
+
     /// Processes the records in `tls`, appending their application data to `plain`
     /// and what rustls has to send to `outgoing`; returns the bytes consumed (the rest
     /// is a record that has not all arrived).
