@@ -48,3 +48,12 @@ impl Role {
 #[cfg(not(fuzzing))]
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
+/// jemalloc's options, read before `main`: a background thread returns freed pages
+/// to the system after the usual decay (10 s), so that a process whose connections
+/// have closed shrinks again even when it then sits idle (without it, purging only
+/// happens as a side effect of later allocations). `_RJEM_MALLOC_CONF` adds to it.
+#[cfg(not(fuzzing))]
+#[allow(non_upper_case_globals)]
+#[export_name = "_rjem_malloc_conf"]
+pub static malloc_conf: &u8 = &b"background_thread:true\0"[0];
