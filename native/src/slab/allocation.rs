@@ -1,6 +1,7 @@
 //! One slab: a large allocation that reads are carved from, freed when its last view drops.
 
-use std::alloc::{alloc_zeroed, dealloc, handle_alloc_error, Layout};
+use std::alloc::{alloc, dealloc, handle_alloc_error, Layout};
+use std::mem::MaybeUninit;
 use std::ptr::NonNull;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -48,11 +49,15 @@ unsafe impl Sync for Slab {}
 const ALIGN: usize = 64;
 
 impl Slab {
-    /// Allocates a zeroed slab from the global allocator (so the allocator counts it).
+    /// Allocates a slab from the global allocator (so the allocator counts it).
+    ///
+    /// Its bytes are not zeroed, as Node's pool slabs are not (`allocUnsafe`): only
+    /// regions a read has written are ever handed out, and zeroing would cost a pass
+    /// over every slab (or, for fresh pages, fault them all in at once).
     pub(super) fn allocate(id: u64, size: usize, counters: Arc<PoolCounters>) -> Slab {
         let layout = Layout::from_size_align(size, ALIGN).expect("slab size fits a layout");
         // SAFETY: size is at least 1024 (checked by the config).
-        let memory = NonNull::new(unsafe { alloc_zeroed(layout) })
+        let memory = NonNull::new(unsafe { alloc(layout) })
             .unwrap_or_else(|| handle_alloc_error(layout));
         PoolCounters::count(&counters.allocated);
         Slab {
@@ -89,15 +94,15 @@ impl Slab {
         self.referenced.load(Ordering::Relaxed) as u64
     }
 
-    /// The writable region `[offset, offset + len)`.
+    /// The writable region `[offset, offset + len)`, maybe never written yet.
     ///
     /// # Safety
     /// The caller holds the pool lock and the region lies at or past `handed_out`,
     /// so no view covers it and nobody else writes it.
     #[allow(clippy::mut_from_ref)]
-    pub(super) unsafe fn region_mut(&self, offset: usize, len: usize) -> &mut [u8] {
+    pub(super) unsafe fn region_mut(&self, offset: usize, len: usize) -> &mut [MaybeUninit<u8>] {
         assert!(offset + len <= self.size);
-        std::slice::from_raw_parts_mut(self.memory.as_ptr().add(offset), len)
+        std::slice::from_raw_parts_mut(self.memory.as_ptr().add(offset).cast(), len)
     }
 
     /// The handed-out region `[offset, offset + len)`.

@@ -99,7 +99,7 @@ impl SlabPool {
         // SAFETY: the region [offset, offset + read_size) lies past every byte handed
         // out so far, so no view covers it, and only this pool (under its lock) writes.
         let region = unsafe { slab.region_mut(offset, self.read_size) };
-        let mut buf = ReadBuf::new(region);
+        let mut buf = ReadBuf::uninit(region);
         match io.poll_read(cx, &mut buf) {
             Poll::Pending => Poll::Pending,
             Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
