@@ -9,7 +9,7 @@
 
 use std::collections::VecDeque;
 use std::future::{poll_fn, Future};
-use std::io;
+use std::io::{self, IoSlice};
 use std::pin::Pin;
 use std::task::{ready, Context, Poll};
 use std::time::Duration;
@@ -53,15 +53,11 @@ impl Flow {
         W: AsyncWrite + Unpin + ?Sized,
     {
         loop {
-            while let Some(front) = self.pending.front() {
-                let wrote = Pin::new(&mut *to).poll_write(cx, &front[self.written..]);
+            while !self.pending.is_empty() {
+                let wrote = self.poll_write_pending(cx, to);
                 match ready!(stall_on(&mut self.stalled_since, wrote))? {
                     0 => return Poll::Ready(Err(io::ErrorKind::WriteZero.into())),
-                    n => self.written += n,
-                }
-                if self.written == front.len() {
-                    self.pending.pop_front();
-                    self.written = 0;
+                    n => self.advance(n),
                 }
             }
             if self.pending.capacity() > 0 {
@@ -83,6 +79,46 @@ impl Flow {
         }
     }
 }
+
+impl Flow {
+    /// Writes from the pending views: several at once when the destination takes
+    /// vectored writes (a TLS read can bring one view per record).
+    fn poll_write_pending<W>(&self, cx: &mut Context<'_>, to: &mut W) -> Poll<io::Result<usize>>
+    where
+        W: AsyncWrite + Unpin + ?Sized,
+    {
+        let to = Pin::new(to);
+        let first = &self.pending[0][self.written..];
+        if self.pending.len() == 1 || !to.is_write_vectored() {
+            return to.poll_write(cx, first);
+        }
+        let mut slices = [IoSlice::new(&[]); MAX_SLICES];
+        slices[0] = IoSlice::new(first);
+        let mut n = 1;
+        for view in self.pending.iter().skip(1).take(MAX_SLICES - 1) {
+            slices[n] = IoSlice::new(view);
+            n += 1;
+        }
+        to.poll_write_vectored(cx, &slices[..n])
+    }
+
+    /// Drops what a write of `n` bytes took from the pending views.
+    fn advance(&mut self, mut n: usize) {
+        while n > 0 {
+            let left = self.pending[0].len() - self.written;
+            if n < left {
+                self.written += n;
+                return;
+            }
+            n -= left;
+            self.pending.pop_front();
+            self.written = 0;
+        }
+    }
+}
+
+/// Most views one vectored write takes.
+const MAX_SLICES: usize = 16;
 
 /// Notes when a destination stops taking writes, and when it takes them again.
 fn stall_on<T>(stalled_since: &mut Option<Instant>, polled: Poll<T>) -> Poll<T> {

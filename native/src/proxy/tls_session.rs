@@ -46,8 +46,6 @@ pub struct TlsSession {
 struct Scratch {
     /// Ciphertext of one read, after a kept partial record.
     tls: Vec<u8>,
-    /// Application data decrypted from one read.
-    plain: Vec<u8>,
     /// Records sealed by one write.
     sealed: Vec<u8>,
 }
@@ -130,10 +128,10 @@ impl TlsSession {
         self.partial.capacity() + self.outgoing.capacity()
     }
 
-    /// Processes the records in `tls`, appending their application data to `plain`
-    /// and what rustls has to send to `outgoing`; returns the bytes consumed (the rest
-    /// is a record that has not all arrived).
-    fn process(&mut self, tls: &mut [u8], plain: &mut Vec<u8>) -> io::Result<usize> {
+    /// Processes the records in `tls`, handing their application data to `data` and
+    /// appending what rustls has to send to `outgoing`; returns the bytes consumed
+    /// (the rest is a record that has not all arrived).
+    fn process(&mut self, tls: &mut [u8], data: &mut impl FnMut(&[u8])) -> io::Result<usize> {
         let mut consumed = 0;
         loop {
             let UnbufferedStatus { mut discard, state } =
@@ -143,7 +141,7 @@ impl TlsSession {
                 Ok(ConnectionState::ReadTraffic(mut traffic)) => {
                     while let Some(record) = traffic.next_record() {
                         let record = record.map_err(tls_error)?;
-                        plain.extend_from_slice(record.payload);
+                        data(record.payload);
                         discard += record.discard;
                     }
                 }
@@ -277,9 +275,8 @@ impl ReadViews for TlsSession {
             return Poll::Ready(Ok(false));
         }
         let read = SCRATCH.with_borrow_mut(|scratch| {
-            let Scratch { tls, plain, .. } = scratch;
             let kept = self.partial.len();
-            let buf = at_least(tls, kept + pool.read_size());
+            let buf = at_least(&mut scratch.tls, kept + pool.read_size());
             buf[..kept].copy_from_slice(&self.partial);
             let mut read = ReadBuf::new(&mut buf[kept..kept + pool.read_size()]);
             ready!(Pin::new(&mut self.io).poll_read(cx, &mut read))?;
@@ -290,20 +287,20 @@ impl ReadViews for TlsSession {
                 self.partial = Vec::new();
                 return Poll::Ready(Ok(false));
             }
-            plain.clear();
             let end = kept + n;
-            let consumed = self.process(&mut buf[..end], plain)?;
+            // Each record's application data goes straight into the pool.
+            let consumed = self.process(&mut buf[..end], &mut |mut data: &[u8]| {
+                while !data.is_empty() {
+                    match pool.poll_read(Pin::new(&mut data), cx) {
+                        Poll::Ready(Ok(Some(view))) => out.extend(Some(view)),
+                        _ => unreachable!("a read from memory is ready, and not empty"),
+                    }
+                }
+            })?;
             self.partial.clear();
             self.partial.extend_from_slice(&buf[consumed..end]);
             if self.partial.is_empty() {
                 self.partial = Vec::new();
-            }
-            let mut rest: &[u8] = &plain[..];
-            while !rest.is_empty() {
-                match pool.poll_read(Pin::new(&mut rest), cx) {
-                    Poll::Ready(Ok(Some(view))) => out.extend(Some(view)),
-                    _ => unreachable!("a read from memory is ready, and not empty"),
-                }
             }
             Poll::Ready(Ok(true))
         });

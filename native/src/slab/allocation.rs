@@ -57,8 +57,8 @@ impl Slab {
     pub(super) fn allocate(id: u64, size: usize, counters: Arc<PoolCounters>) -> Slab {
         let layout = Layout::from_size_align(size, ALIGN).expect("slab size fits a layout");
         // SAFETY: size is at least 1024 (checked by the config).
-        let memory = NonNull::new(unsafe { alloc(layout) })
-            .unwrap_or_else(|| handle_alloc_error(layout));
+        let memory =
+            NonNull::new(unsafe { alloc(layout) }).unwrap_or_else(|| handle_alloc_error(layout));
         PoolCounters::count(&counters.allocated);
         Slab {
             id,
