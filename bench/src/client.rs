@@ -411,20 +411,28 @@ pub async fn throughput(
 }
 
 /// Round trips of a `size`-byte echo: every websocket sends one message each `every`
-/// (their starts spread over the first interval) for `duration`. Returns the round
-/// trips in microseconds, and how many got no answer within 5 s.
+/// (their starts spread over the first interval) for `rounds` rounds of `round` each.
+/// Returns each round's round trips in microseconds, and how many got no answer
+/// within 5 s.
 pub async fn latency(
     conns: Vec<Ws>,
     size: usize,
     every: Duration,
-    duration: Duration,
-) -> Result<(Vec<u64>, u64), String> {
-    let samples: Arc<Mutex<Vec<u64>>> = Arc::default();
+    round: Duration,
+    rounds: usize,
+) -> Result<(Vec<Vec<u64>>, u64), String> {
+    let rounds = rounds.max(1);
+    let samples: Arc<Mutex<Vec<Vec<u64>>>> = Arc::new(Mutex::new(vec![Vec::new(); rounds]));
     let lost = Arc::new(AtomicU64::new(0));
     let failure: Arc<Mutex<Option<String>>> = Arc::default();
     let n = conns.len().max(1);
     let start = Instant::now();
-    let end = start + every + duration;
+    let end = start + every + round * rounds as u32;
+    // The first interval (where the starts are spread) counts in the first round.
+    let round_of = move |sent: Instant| {
+        let since = sent.saturating_duration_since(start + every).as_secs_f64();
+        ((since / round.as_secs_f64()) as usize).min(rounds - 1)
+    };
     let tracker = TaskTracker::new();
     for (i, mut ws) in conns.into_iter().enumerate() {
         let (samples, lost, failure) = (samples.clone(), lost.clone(), failure.clone());
@@ -458,9 +466,7 @@ pub async fn latency(
                 })
                 .await;
                 match answer {
-                    Ok(Ok(())) => samples
-                        .lock()
-                        .unwrap()
+                    Ok(Ok(())) => samples.lock().unwrap()[round_of(sent)]
                         .push(sent.elapsed().as_micros() as u64),
                     Ok(Err(e)) => {
                         failure.lock().unwrap().get_or_insert(e);

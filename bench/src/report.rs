@@ -275,12 +275,15 @@ pub fn latency_table(r: &Results) -> String {
     let p = &r.meta.plan;
     let mut out = format!(
         "\nEvery one of {} websockets sends a {}-byte binary message every {} ms (starts spread \
-         over the first interval) for {:.0} s and times its echo.\n\n\
-         | stack | websockets | round trips | lost | p50 ms | p99 ms | max ms | p99 ÷ ours |\n\
-         | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n",
+         over the first interval) and times its echo, for {} round(s) of {:.0} s in a row; \
+         p99 is the median of the rounds' p99s (each round's in the next column), p50 and \
+         max are over all rounds.\n\n\
+         | stack | websockets | round trips | lost | p50 ms | p99 ms | p99 of each round, ms | max ms | p99 ÷ ours |\n\
+         | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n",
         p.latency_connections,
         p.latency_message,
         p.latency_every_ms,
+        p.latency_rounds.max(1),
         p.latency_ms as f64 / 1e3
     );
     let ours = stack(r, "ours").and_then(|s| s.latency.as_ref());
@@ -288,13 +291,18 @@ pub fn latency_table(r: &Results) -> String {
         let Some(l) = &s.latency else { continue };
         let _ = writeln!(
             out,
-            "| {} | {} | {} | {} | {} | {} | {} | {} |",
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} |",
             s.stack.name,
             l.connections,
             l.samples,
             l.lost,
             ms(l.p50_us),
             ms(l.p99_us),
+            l.p99_rounds_us
+                .iter()
+                .map(|&u| ms(u))
+                .collect::<Vec<_>>()
+                .join(", "),
             ms(l.max_us),
             ratio(Some(l.p99_us as f64), ours.map(|o| o.p99_us as f64))
         );

@@ -55,7 +55,11 @@ pub struct Plan {
     pub latency_connections: usize,
     pub latency_message: usize,
     pub latency_every_ms: u64,
+    /// Length of one latency round, ms.
     pub latency_ms: u64,
+    /// Latency rounds in a row over the same websockets; the p99 is their median.
+    #[serde(default = "one")]
+    pub latency_rounds: usize,
     pub snapshot_repeats: usize,
     /// The seed's headline, accelerated: pinning connections, rate, data every.
     pub headline_pinning: u64,
@@ -126,9 +130,47 @@ pub struct Latency {
     pub connections: usize,
     pub samples: usize,
     pub lost: u64,
+    /// Over all rounds.
     pub p50_us: u64,
+    /// The median of the rounds' p99s: one disturbed round does not decide it.
     pub p99_us: u64,
+    /// Each round's p99.
+    #[serde(default)]
+    pub p99_rounds_us: Vec<u64>,
     pub max_us: u64,
+}
+
+fn one() -> usize {
+    1
+}
+
+impl Latency {
+    /// The figures of rounds of round trips (microseconds, in any order).
+    pub fn of_rounds(connections: usize, mut rounds: Vec<Vec<u64>>, lost: u64) -> Latency {
+        let mut p99_rounds_us = Vec::new();
+        for round in &mut rounds {
+            round.sort_unstable();
+            if let Some(p99) = crate::client::quantile(round, 0.99) {
+                p99_rounds_us.push(p99);
+            }
+        }
+        let mut all: Vec<u64> = rounds.concat();
+        all.sort_unstable();
+        let mut p99s = p99_rounds_us.clone();
+        p99s.sort_unstable();
+        Latency {
+            connections,
+            samples: all.len(),
+            lost,
+            p50_us: crate::client::quantile(&all, 0.5).unwrap_or(0),
+            p99_us: p99s
+                .get(p99s.len().saturating_sub(1) / 2)
+                .copied()
+                .unwrap_or(0),
+            p99_rounds_us,
+            max_us: all.last().copied().unwrap_or(0),
+        }
+    }
 }
 
 /// One server of the seed's headline experiment.
@@ -187,4 +229,34 @@ pub struct ProbeClass {
     pub size: u64,
     pub per_conn: f64,
     pub bytes_per_conn: f64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn latency_p99_is_the_median_of_the_rounds_p99s() {
+        // Round 2 is disturbed: its tail does not decide the p99.
+        let round = |tail: u64| {
+            let mut r: Vec<u64> = (0..99).map(|i| 100 + i).collect();
+            r.push(tail);
+            r
+        };
+        let l = Latency::of_rounds(10, vec![round(300), round(9000), round(400)], 2);
+        assert_eq!(l.p99_rounds_us, vec![198, 198, 198]);
+        let l = Latency::of_rounds(10, vec![vec![100, 500], vec![100, 9000], vec![100, 700]], 2);
+        assert_eq!(l.p99_rounds_us, vec![500, 9000, 700]);
+        assert_eq!(l.p99_us, 700);
+        assert_eq!(l.p50_us, 100);
+        assert_eq!(l.max_us, 9000);
+        assert_eq!((l.samples, l.lost, l.connections), (6, 2, 10));
+    }
+
+    #[test]
+    fn latency_of_no_round_trip_is_zero() {
+        let l = Latency::of_rounds(5, vec![vec![], vec![]], 7);
+        assert_eq!((l.samples, l.p50_us, l.p99_us, l.max_us), (0, 0, 0, 0));
+        assert!(l.p99_rounds_us.is_empty());
+    }
 }

@@ -45,6 +45,7 @@ impl Plan {
             latency_message: 32,
             latency_every_ms: 1000,
             latency_ms: 10_000,
+            latency_rounds: 3,
             snapshot_repeats: 5,
             headline_pinning: 100,
             headline_rate: 10.0,
@@ -63,6 +64,7 @@ impl Plan {
             throughput_ms: 1500,
             latency_connections: 50,
             latency_ms: 2000,
+            latency_rounds: 1,
             snapshot_repeats: 2,
             headline_pinning: 20,
             headline_rate: 20.0,
@@ -385,28 +387,22 @@ async fn measure_stack(
     let conns = client::open_many(&target, n, client::SMALL_READ_BUFFER)
         .await
         .context(|| format!("opening {n} latency websockets"))?;
-    let (mut samples, lost) = client::latency(
+    let rounds = plan.latency_rounds.max(1);
+    let (rounds, lost) = client::latency(
         conns,
         plan.latency_message,
         Duration::from_millis(plan.latency_every_ms),
         Duration::from_millis(plan.latency_ms),
+        rounds,
     )
     .await
     .context(|| format!("latency over {n} websockets"))?;
-    samples.sort_unstable();
-    let q = |x| client::quantile(&samples, x).unwrap_or(0);
-    let latency = Latency {
-        connections: n,
-        samples: samples.len(),
-        lost,
-        p50_us: q(0.5),
-        p99_us: q(0.99),
-        max_us: samples.last().copied().unwrap_or(0),
-    };
+    let latency = Latency::of_rounds(n, rounds, lost);
     eprintln!(
-        "bench:    latency, {n} websockets: p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms ({} samples, {lost} lost)",
+        "bench:    latency, {n} websockets: p50 {:.2} ms, p99 {:.2} ms (rounds {:?} us), max {:.2} ms ({} samples, {lost} lost)",
         latency.p50_us as f64 / 1e3,
         latency.p99_us as f64 / 1e3,
+        latency.p99_rounds_us,
         latency.max_us as f64 / 1e3,
         latency.samples
     );

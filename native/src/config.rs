@@ -92,7 +92,7 @@ pub const KEYS: &[(&str, &str)] = &[
     ),
     (
         "header_timeout_ms",
-        "time allowed for a request's headers, ms [10000]",
+        "time allowed for a request's headers (with the proxy's TLS handshake), ms [10000]",
     ),
     (
         "max_header_bytes",
