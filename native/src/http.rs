@@ -3,7 +3,7 @@
 //! The bytes stay slab views (they are what a connection may retain); httparse
 //! parses them and the few fields the servers need are copied out.
 
-use std::io;
+use std::io::{self, IoSlice};
 use std::time::Duration;
 
 use tokio::io::{AsyncWrite, AsyncWriteExt};
@@ -298,14 +298,48 @@ fn title(name: &str) -> &'static str {
 
 /// Writes all of `buf` and flushes it, failing with `TimedOut` when that takes longer
 /// than `timeout` (a peer that does not read): every write of both servers goes
-/// through here or [`respond`].
+/// through here, [`write_parts_within`] or [`respond`].
 pub async fn write_within<W: AsyncWrite + Unpin + ?Sized>(
     io: &mut W,
     buf: &[u8],
     timeout: Duration,
 ) -> io::Result<()> {
+    write_parts_within(io, &[buf], timeout).await
+}
+
+/// Writes all of `parts`, in order, and flushes them, as [`write_within`] does: two
+/// parts at a time with vectored writes, so that a header and the body it announces
+/// need not be copied together first.
+pub async fn write_parts_within<W: AsyncWrite + Unpin + ?Sized>(
+    io: &mut W,
+    parts: &[&[u8]],
+    timeout: Duration,
+) -> io::Result<()> {
     let write = async {
-        io.write_all(buf).await?;
+        let (mut part, mut offset) = (0, 0);
+        loop {
+            while part < parts.len() && offset == parts[part].len() {
+                (part, offset) = (part + 1, 0);
+            }
+            let Some(current) = parts.get(part) else {
+                break;
+            };
+            let n = match parts.get(part + 1) {
+                Some(next) => {
+                    io.write_vectored(&[IoSlice::new(&current[offset..]), IoSlice::new(next)])
+                        .await?
+                }
+                None => io.write(&current[offset..]).await?,
+            };
+            if n == 0 {
+                return Err(io::ErrorKind::WriteZero.into());
+            }
+            // Past the current part, into the next one.
+            offset += n;
+            if offset > current.len() {
+                (part, offset) = (part + 1, offset - current.len());
+            }
+        }
         io.flush().await
     };
     match tokio::time::timeout(timeout, write).await {
@@ -314,7 +348,7 @@ pub async fn write_within<W: AsyncWrite + Unpin + ?Sized>(
             io::ErrorKind::TimedOut,
             format!(
                 "the peer took no {} bytes within {timeout:?} (write timeout)",
-                buf.len()
+                parts.iter().map(|p| p.len()).sum::<usize>()
             ),
         )),
     }
@@ -358,6 +392,25 @@ mod tests {
             Err(e) => panic!("{extra:?}: {e}"),
             Ok(_) => panic!("{extra:?} accepted"),
         }
+    }
+
+    #[tokio::test]
+    async fn parts_arrive_whole_and_in_order_through_tiny_writes() {
+        use tokio::io::AsyncReadExt;
+        // A pipe that takes 3 bytes at a time cuts every part, and skips none.
+        let (mut near, mut far) = tokio::io::duplex(3);
+        let body = (0..200u8).collect::<Vec<u8>>();
+        let parts: [&[u8]; 4] = [b"\x82\x7e", b"", &body, b"!"];
+        let write = async move {
+            write_parts_within(&mut near, &parts, Duration::from_secs(10))
+                .await
+                .unwrap();
+        };
+        let mut got = Vec::new();
+        let read = far.read_to_end(&mut got);
+        let ((), read) = tokio::join!(write, read);
+        read.unwrap();
+        assert_eq!(got, [&b"\x82\x7e"[..], &body, b"!"].concat());
     }
 
     #[test]

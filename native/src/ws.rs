@@ -267,6 +267,10 @@ impl FrameReader {
                 if let Some((_, size)) = &mut self.message {
                     *size = total as usize;
                 }
+                if self.keep_payload {
+                    // One allocation for the frame's payload, not a doubling per read.
+                    self.payload.reserve_exact(len as usize);
+                }
             }
         }
         self.frame = Some(FrameState {
@@ -330,6 +334,20 @@ fn unmask(buf: &mut [u8], mask: [u8; 4], pos: u64) {
 pub fn message_frame(payload: Vec<u8>, text: bool) -> Vec<u8> {
     let opcode = OpCode::Data(if text { Data::Text } else { Data::Binary });
     encode(Frame::message(payload, opcode, true))
+}
+
+/// The header of an unfragmented, unmasked message of `len` bytes (what the server
+/// sends before the payload, which it can then write from where it is).
+pub fn message_header(len: usize, text: bool) -> Vec<u8> {
+    let header = FrameHeader {
+        opcode: OpCode::Data(if text { Data::Text } else { Data::Binary }),
+        ..FrameHeader::default()
+    };
+    let mut out = Vec::with_capacity(header.len(len as u64));
+    header
+        .format(len as u64, &mut out)
+        .expect("formatting into a Vec cannot fail");
+    out
 }
 
 /// A pong answering a ping's payload.

@@ -13,7 +13,9 @@ use tungstenite::protocol::frame::coding::CloseCode;
 
 use crate::config::Config;
 use crate::head::KeptHead;
-use crate::http::{read_request_head, respond, shutdown_within, write_within, RequestHead};
+use crate::http::{
+    read_request_head, respond, shutdown_within, write_parts_within, write_within, RequestHead,
+};
 use crate::server::{self, OpenConnection, State};
 use crate::shutdown::Shutdown;
 use crate::slab::SlabPool;
@@ -267,7 +269,12 @@ async fn answer(
                 text,
                 payload: Some(payload),
                 ..
-            } => ws::message_frame(payload, text),
+            } => {
+                // The echo goes out from the payload as read: no copy into a frame.
+                let header = ws::message_header(payload.len(), text);
+                write_parts_within(wr, &[&header, &payload], wt).await?;
+                continue;
+            }
             Event::Message { .. } | Event::Pong => continue,
             Event::Ping(payload) => ws::pong_frame(payload),
             Event::Close(code) => {

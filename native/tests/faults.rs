@@ -436,10 +436,29 @@ async fn client_through_proxy(args: &[&str]) -> ClientRun {
         .arg("--no-progress")
         .args(args);
     let client = Proc::spawn("client", cmd);
-    snapshot_until(proxy_snap, BOUND, "every client connection open", |s| {
-        s.connections.open == PINNING + 1
-    })
-    .await;
+    // Open as the client counts them (greeted through the proxy), not as the proxy
+    // does (from its upstream connect on): the two differ for a moment.
+    // (Its snapshot endpoint comes up with it: refused connections are retried.)
+    let client_snap: SocketAddr = (
+        [127, 0, 0, 1],
+        raw["client_heapdump_port"].as_u64().unwrap() as u16,
+    )
+        .into();
+    let start = Instant::now();
+    loop {
+        let json = native::snapshot::fetch::get_json(client_snap, "/snapshot").await;
+        let open = json
+            .ok()
+            .and_then(|j| serde_json::from_value::<Snapshot>(j).ok());
+        if open.is_some_and(|s| s.connections.open == PINNING + 1) {
+            break;
+        }
+        assert!(
+            start.elapsed() < BOUND,
+            "not within {BOUND:?}: every client connection open"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     ClientRun {
         dir,
         path,
