@@ -325,8 +325,17 @@ fn close_code(payload: &[u8]) -> Result<Option<u16>, WsError> {
 
 /// XORs `buf` with the mask, `pos` bytes into the frame's payload.
 fn unmask(buf: &mut [u8], mask: [u8; 4], pos: u64) {
-    for (i, b) in buf.iter_mut().enumerate() {
-        *b ^= mask[((pos as usize) + i) & 3];
+    // The mask as it lines up with buf[0], then eight bytes at a time.
+    let m: [u8; 4] = std::array::from_fn(|i| mask[(pos as usize + i) & 3]);
+    let word = u64::from_ne_bytes([m[0], m[1], m[2], m[3], m[0], m[1], m[2], m[3]]);
+    let mut words = buf.chunks_exact_mut(8);
+    for chunk in &mut words {
+        let bytes: [u8; 8] = (*chunk).try_into().expect("an 8-byte chunk");
+        chunk.copy_from_slice(&(u64::from_ne_bytes(bytes) ^ word).to_ne_bytes());
+    }
+    // The rest starts a multiple of 8 (so of 4) bytes in: the mask lines up again.
+    for (i, b) in words.into_remainder().iter_mut().enumerate() {
+        *b ^= m[i & 3];
     }
 }
 

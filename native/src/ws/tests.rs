@@ -336,3 +336,33 @@ fn every_reserved_opcode_and_bad_control_frame_gets_1002() {
     let err = feed_in_pieces(&wire, 2, false).unwrap_err();
     assert_eq!(err.close_code(), CloseCode::Protocol);
 }
+
+#[test]
+fn unmasking_a_word_at_a_time_agrees_with_a_byte_at_a_time() {
+    let mask = [0x12, 0x9a, 0x00, 0xff];
+    let data: Vec<u8> = (0..67u32).map(|i| (i * 37 + 5) as u8).collect();
+    for pos in 0..8u64 {
+        for start in 0..9 {
+            for end in start..data.len() {
+                let mut fast = data[start..end].to_vec();
+                unmask(&mut fast, mask, pos);
+                let slow: Vec<u8> = data[start..end]
+                    .iter()
+                    .enumerate()
+                    .map(|(i, b)| b ^ mask[(pos as usize + i) & 3])
+                    .collect();
+                assert_eq!(fast, slow, "pos {pos}, bytes {start}..{end}");
+            }
+        }
+    }
+}
+
+#[test]
+fn a_reply_frame_is_its_header_and_the_payload() {
+    for (len, text) in [(0, true), (125, false), (126, true), (65_535, false), (70_000, false)] {
+        let payload = vec![7u8; len];
+        let whole = message_frame(payload.clone(), text);
+        let header = message_header(len, text);
+        assert_eq!([header.as_slice(), &payload].concat(), whole, "{len} bytes");
+    }
+}
