@@ -50,10 +50,11 @@ impl Role {
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 /// jemalloc's options, read before `main` (`_RJEM_MALLOC_CONF` adds to them):
-/// - `background_thread`: freed pages go back to the system after the usual decay
-///   (10 s) even when the process then sits idle, so that a server whose connections
-///   have closed shrinks again (without it, purging happens only as a side effect of
-///   later allocations).
+/// - `background_thread`, `dirty_decay_ms:1000`, `muzzy_decay_ms:0`: freed pages go
+///   back to the system within about a second, even when the process then sits idle,
+///   so that a server whose connections have closed shrinks again (by default jemalloc
+///   keeps them 10 s, and purges only as a side effect of later allocations). A
+///   second is still far longer than a freed slab waits to be reused under load.
 /// - `oversize_threshold:0`: no separate arena for allocations over 8 MiB, which
 ///   jemalloc otherwise returns to the system at once when freed: the TLS pool's
 ///   10 MiB slabs would then page-fault all their pages in anew, slab after slab
@@ -61,4 +62,5 @@ static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 #[cfg(not(fuzzing))]
 #[allow(non_upper_case_globals)]
 #[export_name = "_rjem_malloc_conf"]
-pub static malloc_conf: &u8 = &b"background_thread:true,oversize_threshold:0\0"[0];
+pub static malloc_conf: &u8 =
+    &b"background_thread:true,dirty_decay_ms:1000,muzzy_decay_ms:0,oversize_threshold:0\0"[0];
