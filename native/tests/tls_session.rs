@@ -61,6 +61,25 @@ async fn sockets() -> (TcpStream, TcpStream) {
     (client.unwrap(), accepted.unwrap().0)
 }
 
+/// The server's side: a session over its socket, and a small `tls` pool for its reads.
+fn server_side(io: TcpStream, config: Arc<ServerConfig>) -> (TlsSession, Arc<SlabPool>) {
+    let pool = SlabPool::new("tls", 128 << 10, 4 << 10);
+    (TlsSession::new(io, config).unwrap(), pool)
+}
+
+/// The client's side: a rustls client's handshake for `localhost` over `io`.
+async fn client_side<IO>(config: Arc<ClientConfig>, io: IO) -> tokio_rustls::client::TlsStream<IO>
+where
+    IO: AsyncRead + AsyncWrite + Unpin,
+{
+    let connector = tokio_rustls::TlsConnector::from(config);
+    let name = ServerName::try_from("localhost").unwrap();
+    timeout(BOUND, connector.connect(name, io))
+        .await
+        .expect("a handshake within the bound")
+        .unwrap()
+}
+
 fn pattern(len: usize) -> Vec<u8> {
     (0..len).map(|i| (i * 7 + i / 251) as u8).collect()
 }
@@ -122,8 +141,7 @@ async fn records_cut_at_every_byte_come_out_whole() {
         let (client_io, server_io) = sockets().await;
         let (permit, permits) = mpsc::unbounded_channel();
         let message = pattern(20_000); // two records
-        let pool = SlabPool::new("tls", 128 << 10, 4 << 10);
-        let mut session = TlsSession::new(server_io, tls.server.clone()).unwrap();
+        let (mut session, pool) = server_side(server_io, tls.server.clone());
         let expected = message.len();
         let server = tokio::spawn(async move {
             let mut views = Vec::new();
@@ -146,12 +164,7 @@ async fn records_cut_at_every_byte_come_out_whole() {
             permits,
             permitted: false,
         };
-        let connector = tokio_rustls::TlsConnector::from(client_config);
-        let name = ServerName::try_from("localhost").unwrap();
-        let mut client = timeout(BOUND, connector.connect(name, dribble))
-            .await
-            .unwrap()
-            .unwrap();
+        let mut client = client_side(client_config, dribble).await;
         timeout(BOUND, async {
             client.write_all(&message).await.unwrap();
             client.flush().await.unwrap();
@@ -181,8 +194,7 @@ async fn a_slow_reader_gets_everything_and_the_session_keeps_nothing() {
         let server = tokio::spawn({
             let config = tls.server.clone();
             async move {
-                let pool = SlabPool::new("tls", 128 << 10, 4 << 10);
-                let mut session = TlsSession::new(server_io, config).unwrap();
+                let (mut session, pool) = server_side(server_io, config);
                 // The client's first bytes (and the handshake) come with its request.
                 let mut views = Vec::new();
                 while joined(&views) != b"send" {
@@ -195,9 +207,7 @@ async fn a_slow_reader_gets_everything_and_the_session_keeps_nothing() {
                 buffered
             }
         });
-        let connector = tokio_rustls::TlsConnector::from(client_config);
-        let name = ServerName::try_from("localhost").unwrap();
-        let mut client = connector.connect(name, client_io).await.unwrap();
+        let mut client = client_side(client_config, client_io).await;
         client.write_all(b"send").await.unwrap();
         client.flush().await.unwrap();
         let mut got = Vec::new();
@@ -229,8 +239,7 @@ async fn close_notify_ends_both_ways() {
     let server = tokio::spawn({
         let config = tls.server.clone();
         async move {
-            let pool = SlabPool::new("tls", 128 << 10, 4 << 10);
-            let mut session = TlsSession::new(server_io, config).unwrap();
+            let (mut session, pool) = server_side(server_io, config);
             let mut views = Vec::new();
             while read_views(&mut session, &pool, &mut views).await.unwrap() {}
             session.write_all(b"bye").await.unwrap();
@@ -238,9 +247,7 @@ async fn close_notify_ends_both_ways() {
             joined(&views)
         }
     });
-    let connector = tokio_rustls::TlsConnector::from(tls.client13.clone());
-    let name = ServerName::try_from("localhost").unwrap();
-    let mut client = connector.connect(name, client_io).await.unwrap();
+    let mut client = client_side(tls.client13.clone(), client_io).await;
     client.write_all(b"last words").await.unwrap();
     client.shutdown().await.unwrap(); // close_notify, then FIN
     let mut answer = Vec::new();
@@ -265,8 +272,7 @@ async fn garbage_fails_with_an_alert() {
     let server = tokio::spawn({
         let config = tls.server.clone();
         async move {
-            let pool = SlabPool::new("tls", 128 << 10, 4 << 10);
-            let mut session = TlsSession::new(server_io, config).unwrap();
+            let (mut session, pool) = server_side(server_io, config);
             let mut views: Vec<SlabView> = Vec::new();
             let err = loop {
                 match read_views(&mut session, &pool, &mut views).await {

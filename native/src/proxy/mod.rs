@@ -5,6 +5,10 @@
 //! plain HTTP) is forwarded as read, then bytes are piped both ways until either
 //! side ends. An upgrading connection keeps what the head mode says; an
 //! unreachable upstream gets a 502.
+//!
+//! An idle connection holds no buffer: [`TlsSession`] keeps none between reads, and
+//! [`pipe`] drives both directions from one small future; the request phase runs in
+//! a boxed future freed before piping starts.
 
 use std::net::SocketAddr;
 use std::sync::Arc;

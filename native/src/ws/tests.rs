@@ -359,7 +359,13 @@ fn unmasking_a_word_at_a_time_agrees_with_a_byte_at_a_time() {
 
 #[test]
 fn a_reply_frame_is_its_header_and_the_payload() {
-    for (len, text) in [(0, true), (125, false), (126, true), (65_535, false), (70_000, false)] {
+    for (len, text) in [
+        (0, true),
+        (125, false),
+        (126, true),
+        (65_535, false),
+        (70_000, false),
+    ] {
         let payload = vec![7u8; len];
         let whole = message_frame(payload.clone(), text);
         let header = message_header(len, text);
