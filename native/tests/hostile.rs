@@ -428,3 +428,27 @@ async fn through_the_proxy_a_client_that_never_reads_is_closed_on_both_sides() {
     eprintln!("proxy: a client that never reads closed on both sides after {took:?} ({sent} messages of 256 KiB sent)");
     still_serving(&pg).await;
 }
+
+/// The proxy serves its port from one listener per core (SO_REUSEPORT); a second proxy
+/// started on that port is refused with a clear error instead of sharing it.
+#[tokio::test]
+async fn a_second_proxy_on_a_port_in_use_is_refused() {
+    let pg = Playground::start(HeadMode::Drop, HeadMode::Drop, |_| {}).await;
+    let mut config = pg.config.clone();
+    config.proxy_heapdump_port = 0;
+    let shutdown = native::shutdown::Shutdown::new();
+    let refused = native::proxy::start(&config, &shutdown).await;
+    shutdown.trigger();
+    let err = refused
+        .err()
+        .expect("a second proxy on the same port is refused");
+    let port = pg.proxy.addr.port();
+    assert!(
+        err.to_string()
+            .contains(&format!("proxy: cannot listen on 127.0.0.1:{port}")),
+        "{err}"
+    );
+    // The first proxy still serves.
+    let mut ws = pg.open().await;
+    ws.close(None).await.unwrap();
+}

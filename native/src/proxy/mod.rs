@@ -62,15 +62,6 @@ pub async fn start(config: &Config, shutdown: &Shutdown) -> Result<Running, Star
     let state = State::new(Role::Proxy, config);
     // Each connection holds two descriptors: the client's and the upstream's.
     server::check_open_files(Role::Proxy, config.max_connections, 2);
-    let listener = server::bind((config.bind, config.proxy_port).into(), "proxy").await?;
-    let addr = listener.local_addr()?;
-    let snapshot_addr = crate::snapshot::endpoint::serve_with(
-        (config.snapshot_bind, config.proxy_heapdump_port).into(),
-        state.clone(),
-        shutdown.clone(),
-        crate::snapshot::endpoint::EndpointSettings::from_config(config),
-    )
-    .await?;
     let proxy = Arc::new(Proxy {
         state: state.clone(),
         limits: Limits::from_config(config),
@@ -78,19 +69,27 @@ pub async fn start(config: &Config, shutdown: &Shutdown) -> Result<Running, Star
         upstream_timeout: Duration::from_millis(config.upstream_timeout_ms),
         tls,
     });
-    if config.proxy_tls {
-        shutdown.spawn(server::accept_loop(
-            listener,
-            shutdown.clone(),
-            move |stream, peer| serve::<TlsSession>(proxy.clone(), stream, peer),
-        ));
+    // One thread per core, each with its own listener and event loop (nginx's model).
+    let (at, threads) = (
+        (config.bind, config.proxy_port).into(),
+        std::thread::available_parallelism().map_or(1, |n| n.get()),
+    );
+    let addr = if config.proxy_tls {
+        server::accept_per_thread(at, threads, "proxy", shutdown, move |stream, peer| {
+            serve::<TlsSession>(proxy.clone(), stream, peer)
+        })?
     } else {
-        shutdown.spawn(server::accept_loop(
-            listener,
-            shutdown.clone(),
-            move |stream, peer| serve::<TcpStream>(proxy.clone(), stream, peer),
-        ));
-    }
+        server::accept_per_thread(at, threads, "proxy", shutdown, move |stream, peer| {
+            serve::<TcpStream>(proxy.clone(), stream, peer)
+        })?
+    };
+    let snapshot_addr = crate::snapshot::endpoint::serve_with(
+        (config.snapshot_bind, config.proxy_heapdump_port).into(),
+        state.clone(),
+        shutdown.clone(),
+        crate::snapshot::endpoint::EndpointSettings::from_config(config),
+    )
+    .await?;
     state.print_stats(shutdown);
     state.watch_guard(shutdown);
     let scheme = if config.proxy_tls { "wss" } else { "ws" };
