@@ -8,7 +8,9 @@
 //!
 //! An idle connection holds no buffer: [`TlsSession`] keeps none between reads, and
 //! [`pipe`] drives both directions from one small future; the request phase runs in
-//! a boxed future freed before piping starts.
+//! a boxed future freed before piping starts. Connections are served from one thread
+//! per core, each with its own listener and event loop
+//! ([`server::accept_per_thread`](crate::server::accept_per_thread)).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
