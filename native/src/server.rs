@@ -538,7 +538,7 @@ pub fn next_connection_id() -> u64 {
 pub async fn bind(addr: SocketAddr, what: &str) -> std::io::Result<TcpListener> {
     TcpListener::bind(addr)
         .await
-        .map_err(|e| std::io::Error::new(e.kind(), format!("{what}: cannot listen on {addr}: {e}")))
+        .map_err(|e| cannot_listen(what, addr, e))
 }
 
 /// Serves `addr` from `threads` threads, each with its own listener on the same port
@@ -562,9 +562,7 @@ where
     // SO_REUSEPORT, another instance of this proxy say) is refused, not shared.
     let mut addr = std::net::TcpListener::bind(addr)
         .and_then(|probe| probe.local_addr())
-        .map_err(|e| {
-            std::io::Error::new(e.kind(), format!("{what}: cannot listen on {addr}: {e}"))
-        })?;
+        .map_err(|e| cannot_listen(what, addr, e))?;
     for i in 0..threads.max(1) {
         let (bound_tx, bound_rx) = std::sync::mpsc::channel();
         let (handle, shutdown) = (handle.clone(), shutdown.clone());
@@ -590,11 +588,14 @@ where
         let bound = bound_rx
             .recv()
             .unwrap_or_else(|_| Err(std::io::Error::other("the listening thread ended at start")));
-        addr = bound.map_err(|e| {
-            std::io::Error::new(e.kind(), format!("{what}: cannot listen on {addr}: {e}"))
-        })?;
+        addr = bound.map_err(|e| cannot_listen(what, addr, e))?;
     }
     Ok(addr)
+}
+
+/// A listen error that names the server and the address.
+fn cannot_listen(what: &str, addr: SocketAddr, e: std::io::Error) -> std::io::Error {
+    std::io::Error::new(e.kind(), format!("{what}: cannot listen on {addr}: {e}"))
 }
 
 /// A listener on `addr` that other listeners may share (`SO_REUSEPORT`).

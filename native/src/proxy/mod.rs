@@ -77,13 +77,9 @@ pub async fn start(config: &Config, shutdown: &Shutdown) -> Result<Running, Star
         std::thread::available_parallelism().map_or(1, |n| n.get()),
     );
     let addr = if config.proxy_tls {
-        server::accept_per_thread(at, threads, "proxy", shutdown, move |stream, peer| {
-            serve::<TlsSession>(proxy.clone(), stream, peer)
-        })?
+        accept::<TlsSession>(proxy, at, threads, shutdown)?
     } else {
-        server::accept_per_thread(at, threads, "proxy", shutdown, move |stream, peer| {
-            serve::<TcpStream>(proxy.clone(), stream, peer)
-        })?
+        accept::<TcpStream>(proxy, at, threads, shutdown)?
     };
     let snapshot_addr = crate::snapshot::endpoint::serve_with(
         (config.snapshot_bind, config.proxy_heapdump_port).into(),
@@ -105,6 +101,18 @@ pub async fn start(config: &Config, shutdown: &Shutdown) -> Result<Running, Star
         addr,
         snapshot_addr,
         state,
+    })
+}
+
+/// Serves `at` from `threads` threads, the clients' side being a `C`.
+fn accept<C: Client>(
+    proxy: Arc<Proxy>,
+    at: SocketAddr,
+    threads: usize,
+    shutdown: &Shutdown,
+) -> std::io::Result<SocketAddr> {
+    server::accept_per_thread(at, threads, "proxy", shutdown, move |stream, peer| {
+        serve::<C>(proxy.clone(), stream, peer)
     })
 }
 
