@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use clap::{Arg, ArgMatches, Args, Command, FromArgMatches};
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::{Map, Value};
-use snapshot::HeadMode;
+use snapshot::{HeadMode, Stack};
 
 /// Default config file, read from the working directory.
 pub const DEFAULT_PATH: &str = "config.json";
@@ -126,6 +126,34 @@ pub const KEYS: &[(&str, &str)] = &[
         "cors_origins",
         "origins allowed to read the snapshot ports; without a port: any port [loopback origins]",
     ),
+    (
+        "wss_stack",
+        "what the wss is built on: slab (tokio + slab pools) | warp (warp::ws, hyper, tungstenite) [slab]",
+    ),
+    (
+        "proxy_stack",
+        "what the proxy is built on: slab (tokio + slab pools) | warp (warp/hyper over tokio-rustls) [slab]",
+    ),
+    (
+        "ws_read_buffer_size",
+        "read buffer of each websocket on the warp stack, bytes (tungstenite's default; axum's fix: 4096) [131072]",
+    ),
+    (
+        "client_pinMessageSize",
+        "bytes of one first message each pinning connection sends once open, 0: none [0]",
+    ),
+    (
+        "client_pinDataBytes",
+        "bytes each pinning connection then sends, in messages of client_pinDataMessageSize, 0: none [0]",
+    ),
+    (
+        "client_pinDataMessageSize",
+        "size of the messages that carry client_pinDataBytes, bytes [16384]",
+    ),
+    (
+        "alloc_registry",
+        "record live allocations of 4 KiB or more, to attribute kept bytes to what they pin [true]",
+    ),
 ];
 
 /// Where the proxy forwards to.
@@ -195,6 +223,17 @@ pub struct Config {
     pub write_timeout_ms: u64,
     pub settings_token: Option<String>,
     pub cors_origins: Vec<String>,
+    pub wss_stack: Stack,
+    pub proxy_stack: Stack,
+    #[serde(deserialize_with = "buffer_size")]
+    pub ws_read_buffer_size: usize,
+    #[serde(rename = "client_pinMessageSize")]
+    pub client_pin_message_size: u64,
+    #[serde(rename = "client_pinDataBytes")]
+    pub client_pin_data_bytes: u64,
+    #[serde(rename = "client_pinDataMessageSize")]
+    pub client_pin_data_message_size: u64,
+    pub alloc_registry: bool,
 }
 
 impl Default for Config {
@@ -235,6 +274,13 @@ impl Default for Config {
             cors_origins: ["http://localhost", "http://127.0.0.1", "http://[::1]"]
                 .map(String::from)
                 .to_vec(),
+            wss_stack: Stack::Slab,
+            proxy_stack: Stack::Slab,
+            ws_read_buffer_size: 128 << 10,
+            client_pin_message_size: 0,
+            client_pin_data_bytes: 0,
+            client_pin_data_message_size: 16 << 10,
+            alloc_registry: true,
         }
     }
 }
@@ -413,7 +459,33 @@ impl Config {
         if self.max_header_bytes < 256 {
             return Err(("max_header_bytes", "expected at least 256".into()));
         }
+        if self.client_pin_data_bytes > 0 && self.client_pin_data_message_size == 0 {
+            return Err((
+                "client_pinDataMessageSize",
+                "expected a size above 0 when client_pinDataBytes is set".into(),
+            ));
+        }
+        let largest = self.max_message_size as u64;
+        for (key, size) in [
+            ("client_pinMessageSize", self.client_pin_message_size),
+            ("client_pinDataMessageSize", self.client_pin_data_message_size),
+        ] {
+            if size > largest {
+                return Err((
+                    key,
+                    format!("expected at most max_message_size ({largest} bytes), got {size}"),
+                ));
+            }
+        }
         Ok(())
+    }
+
+    /// The stack a server role (`wss` or `proxy`) runs on.
+    pub fn stack(&self, role: crate::Role) -> Stack {
+        match role {
+            crate::Role::Wss => self.wss_stack,
+            _ => self.proxy_stack,
+        }
     }
 
     /// The head mode of a server role (`wss` or `proxy`).
@@ -494,6 +566,20 @@ fn slab_size<'de, D: Deserializer<'de>>(d: D) -> Result<usize, D::Error> {
     } else {
         Err(serde::de::Error::custom(format!(
             "expected a size in bytes, 1024 to 1073741824, got {n}"
+        )))
+    }
+}
+
+fn buffer_size<'de, D: Deserializer<'de>>(d: D) -> Result<usize, D::Error> {
+    const MIN: u64 = 256;
+    const MAX: u64 = 64 << 20;
+    let n = u64::deserialize(d)
+        .map_err(|_| serde::de::Error::custom("expected a size in bytes, 256 to 67108864"))?;
+    if (MIN..=MAX).contains(&n) {
+        Ok(n as usize)
+    } else {
+        Err(serde::de::Error::custom(format!(
+            "expected a size in bytes, 256 to 67108864, got {n}"
         )))
     }
 }

@@ -45,6 +45,9 @@ where
         Ok(config) => config,
         Err(e) => return config_error(&e),
     };
+    if !config.alloc_registry {
+        crate::alloc::registry::disable();
+    }
     let shutdown = Shutdown::new();
     if let Err(e) = start(config, shutdown.clone()).await {
         return failed(&e);

@@ -1,19 +1,24 @@
 //! The native half of the slab-memory playground.
 //!
+//! - [`alloc`]: the global allocator and its registry of large live allocations.
 //! - [`slab`]: the slab pools every socket read is carved from, and the views they hand out.
 //! - [`head`]: what a connection keeps of its upgrade request (`retain`, `copy`, `drop`).
 //! - [`http`]: reading a request's header block through a pool, and short answers.
 //! - [`wss`]: the websocket server; [`ws`] its frame reader over slab views.
 //! - [`proxy`]: the TLS websocket reverse proxy.
+//! - [`warp_stack`]: the same two servers built on warp, hyper, tungstenite and tokio-rustls.
+//! - [`kept`]: what the warp stack's connections keep, by pointer.
 //! - [`client`]: the headless load client and its report.
 //! - [`snapshot`]: taking a memory snapshot and serving it over HTTP.
 //! - [`config`], [`tls`], [`server`] (what both servers share), [`shutdown`], [`logging`].
 
+pub mod alloc;
 pub mod client;
 pub mod config;
 pub mod exit;
 pub mod head;
 pub mod http;
+pub mod kept;
 pub mod logging;
 pub mod proxy;
 pub mod server;
@@ -21,6 +26,7 @@ pub mod shutdown;
 pub mod slab;
 pub mod snapshot;
 pub mod tls;
+pub mod warp_stack;
 pub mod ws;
 pub mod wss;
 
@@ -43,11 +49,12 @@ impl Role {
     }
 }
 
-/// jemalloc, so that the snapshot can read the allocator's own statistics.
+/// jemalloc, so that the snapshot can read the allocator's own statistics, keeping
+/// the registry of large live allocations ([`alloc`]).
 /// (Not under `cargo fuzz`, so that AddressSanitizer sees every allocation.)
 #[cfg(not(fuzzing))]
 #[global_allocator]
-static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+static ALLOCATOR: alloc::Tracking = alloc::Tracking;
 
 /// jemalloc's options, read before `main` (`_RJEM_MALLOC_CONF` adds to them):
 /// - `background_thread`, `dirty_decay_ms:1000`, `muzzy_decay_ms:0`: freed pages go

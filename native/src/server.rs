@@ -6,10 +6,11 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use snapshot::{HeadMode, OpenByHeadMode};
+use snapshot::{HeadMode, OpenByHeadMode, Stack};
 use tokio::net::{TcpListener, TcpStream};
 
 use crate::config::Config;
+use crate::kept::KeptParts;
 use crate::shutdown::Shutdown;
 use crate::slab::SlabPool;
 use crate::Role;
@@ -20,6 +21,8 @@ pub const STATS_EVERY: Duration = Duration::from_secs(5);
 /// The state one process's tasks and its snapshot endpoint share.
 pub struct State {
     pub role: Role,
+    /// What the server is built on; `None` for the client.
+    pub stack: Option<Stack>,
     pub started: Instant,
     /// Head mode for connections accepted from now on; `None` for the client.
     head_mode: Option<AtomicU8>,
@@ -28,8 +31,12 @@ pub struct State {
     /// Whether the wss echoes what it receives.
     pub echo: bool,
     pub read_size: usize,
-    /// The `tcp` pool, and the `tls` pool for a TLS proxy.
+    /// The slab stack's `tcp` pool, and the `tls` pool for a TLS proxy; none on
+    /// the warp stack and in the client.
     pub pools: Vec<Arc<SlabPool>>,
+    /// What the warp stack's connections keep, by pointer (the slab stack's kept
+    /// views are tracked by their slabs).
+    pub kept: Arc<KeptParts>,
     pub connections: Arc<ConnectionStats>,
     /// The memory guard and the connection cap.
     pub guard: GuardState,
@@ -39,7 +46,9 @@ impl State {
     /// The state of a `role` process configured by `config`.
     pub fn new(role: Role, config: &Config) -> Arc<State> {
         let tcp = || SlabPool::new("tcp", config.tcp_slab_size, config.read_size);
+        let stack = (role != Role::Client).then(|| config.stack(role));
         let (pools, tls) = match role {
+            _ if stack == Some(Stack::Warp) => (vec![], role == Role::Proxy && config.proxy_tls),
             Role::Wss => (vec![tcp()], false),
             Role::Proxy if config.proxy_tls => (
                 vec![
@@ -57,12 +66,14 @@ impl State {
         };
         Arc::new(State {
             role,
+            stack,
             started: Instant::now(),
             head_mode,
             tls,
             echo: role == Role::Wss && config.wss_echo,
             read_size: config.read_size,
             pools,
+            kept: Arc::default(),
             connections: Arc::default(),
             guard: match role {
                 Role::Client => GuardState::new(0, 0),
@@ -119,6 +130,13 @@ impl State {
         if let Some(mode) = self.head_mode() {
             line.push_str(&format!(", head {mode}"));
         }
+        if self.stack == Some(Stack::Warp) {
+            line.push_str(&format!(
+                ", warp stack; {} parts kept; {:.1} MB allocated",
+                self.kept.len(),
+                crate::snapshot::memory::allocated_bytes().unwrap_or(0) as f64 / 1e6
+            ));
+        }
         for pool in &self.pools {
             let s = pool.summary();
             line.push_str(&format!(
@@ -157,6 +175,26 @@ impl State {
         self.pools.iter().map(|p| p.live_bytes()).sum()
     }
 
+    /// The bytes the memory guard weighs: live slabs on the slab stack; on the warp
+    /// stack, whose buffers belong to hyper and tungstenite, what it can see of them:
+    /// the allocator's allocated bytes.
+    pub fn guarded_bytes(&self) -> u64 {
+        if self.stack == Some(Stack::Warp) {
+            crate::snapshot::memory::allocated_bytes().unwrap_or(0)
+        } else {
+            self.live_slab_bytes()
+        }
+    }
+
+    /// What [`State::guarded_bytes`] counts, as the logs say it.
+    pub fn guarded_what(&self) -> &'static str {
+        if self.stack == Some(Stack::Warp) {
+            "allocated memory"
+        } else {
+            "live slabs"
+        }
+    }
+
     /// Compares the live slab bytes with `memory_limit`, logging once when the guard
     /// trips and once when it recovers; returns the bytes and whether it is tripped.
     pub fn check_memory(&self) -> (u64, bool) {
@@ -164,7 +202,7 @@ impl State {
         if g.memory_limit == 0 {
             return (0, false);
         }
-        let live = self.live_slab_bytes();
+        let live = self.guarded_bytes();
         // Recovers only 10 % below the limit, so memory hovering at it does not flap.
         let was = g.tripped.load(Ordering::Acquire);
         let over = if was {
@@ -176,15 +214,17 @@ impl State {
             if !g.tripped.swap(true, Ordering::AcqRel) {
                 g.trips.fetch_add(1, Ordering::Relaxed);
                 tracing::warn!(
-                    "memory guard tripped: {} MB of live slabs >= limit {} MB; refusing new connections",
+                    "memory guard tripped: {} MB of {} >= limit {} MB; refusing new connections",
                     mb(live),
+                    self.guarded_what(),
                     mb(g.memory_limit)
                 );
             }
         } else if g.tripped.swap(false, Ordering::AcqRel) {
             tracing::info!(
-                "memory guard recovered: {} MB of live slabs, 10 % below the limit of {} MB; taking new connections again",
+                "memory guard recovered: {} MB of {}, 10 % below the limit of {} MB; taking new connections again",
                 mb(live),
+                self.guarded_what(),
                 mb(g.memory_limit)
             );
         }
@@ -199,6 +239,7 @@ impl State {
         let refusal = if tripped {
             Refusal::Memory {
                 live,
+                what: self.guarded_what(),
                 limit: g.memory_limit,
             }
         } else {
@@ -310,11 +351,15 @@ impl GuardState {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Refusal {
     #[error(
-        "memory guard: {} MB of live slabs >= limit {} MB; refusing new connections, try again later",
+        "memory guard: {} MB of {what} >= limit {} MB; refusing new connections, try again later",
         mb(*live),
         mb(*limit)
     )]
-    Memory { live: u64, limit: u64 },
+    Memory {
+        live: u64,
+        what: &'static str,
+        limit: u64,
+    },
     #[error("at the connection cap ({0}): refusing new connections, try again later")]
     Cap(u64),
 }

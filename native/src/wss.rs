@@ -51,7 +51,12 @@ pub struct Running {
 }
 
 /// Binds the wss and its snapshot endpoint and starts serving until `shutdown`.
+///
+/// With `wss_stack: warp`, the warp stack's wss ([`crate::warp_stack::wss`]).
 pub async fn start(config: &Config, shutdown: &Shutdown) -> std::io::Result<Running> {
+    if config.wss_stack == snapshot::Stack::Warp {
+        return crate::warp_stack::wss::start(config, shutdown).await;
+    }
     let state = State::new(Role::Wss, config);
     server::check_open_files(Role::Wss, config.max_connections, 1);
     let listener = server::bind((config.bind, config.wss_port).into(), "wss").await?;

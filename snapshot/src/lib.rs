@@ -9,7 +9,7 @@
 use serde::{Deserialize, Serialize};
 
 /// Version of the snapshot format; bumped when a field changes meaning or goes away.
-pub const SCHEMA_VERSION: u32 = 1;
+pub const SCHEMA_VERSION: u32 = 2;
 
 /// The JSON Schema that every snapshot validates against.
 pub const SCHEMA_JSON: &str = include_str!("../snapshot.schema.json");
@@ -29,9 +29,12 @@ pub struct Snapshot {
     pub settings: Settings,
     pub connections: Connections,
     pub guard: Guard,
-    /// The process's slab pools (`tcp`, `tls`); empty for the client.
+    /// The process's slab pools (`tcp`, `tls`); empty for the client and the warp stack.
     pub pools: Vec<Pool>,
     pub totals: Totals,
+    /// The large allocations that what connections keep lies in, found in the
+    /// allocation registry kept by the global allocator.
+    pub pinned_allocations: PinnedAllocations,
 }
 
 /// Figures about the whole process.
@@ -106,6 +109,46 @@ impl std::str::FromStr for HeadMode {
     }
 }
 
+/// Which server stack a process runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Stack {
+    /// Hand-written on tokio, every socket read carved from Node-style slab pools.
+    Slab,
+    /// warp, hyper, tungstenite and tokio-rustls: the buffers Rust users meet today.
+    Warp,
+}
+
+impl Stack {
+    /// All stacks, in the order they are shown.
+    pub const ALL: [Stack; 2] = [Stack::Slab, Stack::Warp];
+
+    /// The name used in config.json, on the command line and in JSON.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Stack::Slab => "slab",
+            Stack::Warp => "warp",
+        }
+    }
+}
+
+impl std::fmt::Display for Stack {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for Stack {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Stack::ALL
+            .into_iter()
+            .find(|m| m.as_str() == s)
+            .ok_or_else(|| format!("expected one of slab, warp; got {s:?}"))
+    }
+}
+
 /// The settings in force when the snapshot was taken.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Settings {
@@ -113,8 +156,8 @@ pub struct Settings {
     pub head_mode: Option<HeadMode>,
     /// A switch of `head_mode` applies to new connections only; open ones keep theirs.
     pub head_mode_applies_to: String,
-    /// Which websocket stack accepts connections (`slab`).
-    pub stack: String,
+    /// Which server stack accepts connections; `null` for the client.
+    pub stack: Option<Stack>,
     /// Whether the listener speaks TLS.
     pub tls: bool,
     /// Whether the wss echoes what it receives (false for the proxy and client).
@@ -205,18 +248,73 @@ pub struct Slab {
     pub views: u64,
     /// Who keeps views into it for a connection's life.
     pub retainers: Vec<Retainer>,
+    /// Size of the allocation the allocation registry holds at the slab's address:
+    /// a cross-check of the pool's bookkeeping against the allocator; `null` when the
+    /// registry is off or knows no allocation there.
+    pub allocation_bytes: Option<u64>,
 }
 
-/// A long-lived reference into a slab, the retaining path a heap profiler shows.
+/// A long-lived reference into a slab or allocation, the retaining path a heap profiler shows.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Retainer {
     pub connection: u64,
-    /// Which part it holds: `upgrade request` or `upgrade head`.
+    /// Which part it holds: `upgrade request`, `upgrade head` (slab stack),
+    /// `header <name>`, `upgrade request`, `first message` (warp stack).
     pub part: String,
     /// Bytes of the view it holds.
     pub bytes: u64,
     /// Readable form: "upgrade head of connection 17".
     pub label: String,
+}
+
+/// What connections keep, attributed to the large allocations it lies in.
+///
+/// The allocation registry records every live allocation of at least
+/// `registry.threshold_bytes`, by address and size, from inside the global
+/// allocator; each kept part is looked up there by its pointer.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct PinnedAllocations {
+    pub registry: AllocationRegistry,
+    /// Tracked allocations that at least one kept part lies in, oldest first.
+    pub allocations: Vec<PinnedAllocation>,
+    /// Sum of those allocations' sizes.
+    pub pinned_bytes: u64,
+    /// Bytes of the kept parts that lie in them.
+    pub kept_bytes: u64,
+    /// Kept parts found in no tracked allocation (they lie in smaller ones, or the
+    /// registry is off): their count and bytes.
+    pub unattributed_parts: u64,
+    pub unattributed_bytes: u64,
+}
+
+/// The allocation registry's own state.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct AllocationRegistry {
+    /// Whether allocations are being recorded (config key `alloc_registry`).
+    pub enabled: bool,
+    /// Smallest allocation recorded, in bytes.
+    pub threshold_bytes: u64,
+    /// Live allocations recorded now, and their bytes.
+    pub tracked: u64,
+    pub tracked_bytes: u64,
+    /// Entries the registry can hold.
+    pub capacity: u64,
+    /// Allocations that found no free entry and went unrecorded, since start.
+    pub overflowed_total: u64,
+}
+
+/// One tracked allocation that something a connection keeps lies in.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PinnedAllocation {
+    /// Id, unique in the process and never reused, in allocation order.
+    pub id: u64,
+    /// Size of the allocation, in bytes.
+    pub size: u64,
+    pub age_ms: u64,
+    /// Bytes of the kept parts in it.
+    pub kept_bytes: u64,
+    /// The kept parts that lie in it: "first message of connection 17".
+    pub kept: Vec<Retainer>,
 }
 
 /// Totals over all pools.

@@ -41,6 +41,7 @@ fn proxy_snapshot() -> Snapshot {
                     retainer(17, "upgrade request", 580),
                     retainer(17, "upgrade head", 20),
                 ],
+                allocation_bytes: None,
             },
             Slab {
                 id: 4,
@@ -54,6 +55,7 @@ fn proxy_snapshot() -> Snapshot {
                     retainer(18, "upgrade request", 580),
                     retainer(18, "upgrade head", 20),
                 ],
+                allocation_bytes: None,
             },
         ],
     };
@@ -77,6 +79,7 @@ fn proxy_snapshot() -> Snapshot {
             referenced_bytes: 0,
             views: 0,
             retainers: vec![],
+            allocation_bytes: None,
         }],
     };
     Snapshot {
@@ -100,7 +103,7 @@ fn proxy_snapshot() -> Snapshot {
         settings: Settings {
             head_mode: Some(HeadMode::Retain),
             head_mode_applies_to: "new connections".into(),
-            stack: "slab".into(),
+            stack: Some(Stack::Slab),
             tls: true,
             echo: false,
             read_size: 64 << 10,
@@ -123,6 +126,30 @@ fn proxy_snapshot() -> Snapshot {
             referenced_bytes: 1200,
             retained_per_referenced: Some(((20u64 << 20) + (1 << 20)) as f64 / 1200.0),
             live_slabs: 3,
+        },
+        pinned_allocations: PinnedAllocations {
+            registry: AllocationRegistry {
+                enabled: true,
+                threshold_bytes: 4096,
+                tracked: 40,
+                tracked_bytes: 30 << 20,
+                capacity: 1 << 17,
+                overflowed_total: 0,
+            },
+            allocations: vec![PinnedAllocation {
+                id: 901,
+                size: 10 << 20,
+                age_ms: 60_000,
+                kept_bytes: 600,
+                kept: vec![
+                    retainer(17, "upgrade request", 580),
+                    retainer(17, "upgrade head", 20),
+                ],
+            }],
+            pinned_bytes: 10 << 20,
+            kept_bytes: 600,
+            unattributed_parts: 0,
+            unattributed_bytes: 0,
         },
     }
 }
@@ -246,7 +273,7 @@ fn schema_documents_and_requires_every_property() {
             objects.push((name.clone(), def));
         }
     }
-    assert_eq!(objects.len(), 1 + 10, "root and the ten sub-objects");
+    assert_eq!(objects.len(), 1 + 13, "root and the thirteen sub-objects");
     for (name, obj) in objects {
         assert_eq!(obj["additionalProperties"], false, "{name}");
         let props = obj["properties"].as_object().unwrap();

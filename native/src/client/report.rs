@@ -250,7 +250,7 @@ mod tests {
             settings: Settings {
                 head_mode: Some(mode),
                 head_mode_applies_to: "new connections".into(),
-                stack: "slab".into(),
+                stack: Some(snapshot::Stack::Slab),
                 tls: role == "proxy",
                 echo: false,
                 read_size: 65536,
@@ -268,6 +268,7 @@ mod tests {
             },
             guard: Default::default(),
             pools,
+            pinned_allocations: Default::default(),
             totals: Totals {
                 retained_bytes: retained,
                 referenced_bytes: referenced,

@@ -55,7 +55,12 @@ pub enum StartError {
 }
 
 /// Binds the proxy and its snapshot endpoint and starts serving until `shutdown`.
+///
+/// With `proxy_stack: warp`, the warp stack's proxy ([`crate::warp_stack::proxy`]).
 pub async fn start(config: &Config, shutdown: &Shutdown) -> Result<Running, StartError> {
+    if config.proxy_stack == snapshot::Stack::Warp {
+        return crate::warp_stack::proxy::start(config, shutdown).await;
+    }
     let tls = if config.proxy_tls {
         Some(crate::tls::server_config(config)?)
     } else {

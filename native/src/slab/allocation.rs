@@ -81,6 +81,11 @@ impl Slab {
         self.size
     }
 
+    /// Where its memory starts (the allocation's address).
+    pub fn address(&self) -> usize {
+        self.memory.as_ptr() as usize
+    }
+
     pub(super) fn handed_out(&self) -> usize {
         self.handed_out.load(Ordering::Acquire)
     }
@@ -124,8 +129,13 @@ impl Slab {
         self.views.fetch_sub(1, Ordering::Relaxed);
     }
 
-    /// The slab as the snapshot shows it.
-    pub(super) fn snapshot(&self, now: Instant, current: bool) -> snapshot::Slab {
+    /// The slab as the snapshot shows it; `index` says what the allocator knows of it.
+    pub(super) fn snapshot(
+        &self,
+        now: Instant,
+        current: bool,
+        index: &crate::alloc::registry::Index,
+    ) -> snapshot::Slab {
         let retainers = self
             .retainers
             .lock()
@@ -147,6 +157,7 @@ impl Slab {
             referenced_bytes: self.referenced_bytes(),
             views: self.views.load(Ordering::Relaxed) as u64,
             retainers,
+            allocation_bytes: index.at(self.memory.as_ptr()).map(|t| t.size as u64),
         }
     }
 }

@@ -155,15 +155,26 @@ impl SlabPool {
         }
     }
 
-    /// The pool as the snapshot shows it, every live slab with its retainers.
-    pub fn snapshot(&self, now: Instant) -> snapshot::Pool {
+    /// The pool as the snapshot shows it, every live slab with its retainers and
+    /// the size the allocation registry (`index`) knows at its address.
+    pub fn snapshot(&self, now: Instant, index: &crate::alloc::registry::Index) -> snapshot::Pool {
+        self.snapshot_with_addresses(now, index).0
+    }
+
+    /// [`SlabPool::snapshot`], with the address of each slab listed, in the same order.
+    pub fn snapshot_with_addresses(
+        &self,
+        now: Instant,
+        index: &crate::alloc::registry::Index,
+    ) -> (snapshot::Pool, Vec<usize>) {
         let (live, current) = self.live_slabs();
+        let addresses = live.iter().map(|s| s.address()).collect();
         let slabs: Vec<snapshot::Slab> = live
             .iter()
-            .map(|s| s.snapshot(now, current == Some(s.id())))
+            .map(|s| s.snapshot(now, current == Some(s.id()), index))
             .collect();
         let c = &self.counters;
-        snapshot::Pool {
+        let pool = snapshot::Pool {
             name: self.name.to_string(),
             slab_size: self.slab_size as u64,
             read_size: self.read_size as u64,
@@ -175,7 +186,8 @@ impl SlabPool {
             retained_bytes: slabs.iter().map(|s| s.size).sum(),
             referenced_bytes: slabs.iter().map(|s| s.referenced_bytes).sum(),
             slabs,
-        }
+        };
+        (pool, addresses)
     }
 
     /// Bytes of the slabs alive now, from the pool's counters: constant time, no lock.

@@ -3,6 +3,7 @@
 use std::time::Instant;
 
 use super::*;
+use crate::alloc::registry::Index;
 
 /// Reads `data` through the pool in one read.
 async fn read(pool: &SlabPool, data: &[u8]) -> SlabView {
@@ -27,7 +28,7 @@ async fn reads_share_the_current_slab_until_it_cannot_fit_a_read() {
     // 62 left: the next read takes a new slab.
     let f = read(&pool, &[6; 1]).await;
     assert_eq!(f.slab_id(), 2);
-    let snap = pool.snapshot(Instant::now());
+    let snap = pool.snapshot(Instant::now(), &Index::take());
     assert_eq!(snap.live_slabs, 2);
     assert_eq!(snap.slabs[0].handed_out_bytes, 4034);
     assert_eq!(snap.slabs[0].referenced_bytes, 4034);
@@ -52,7 +53,7 @@ async fn a_slab_is_freed_when_its_last_view_drops() {
     assert_eq!(next.slab_id(), 2);
     // Slab 1 lives on through a one-byte slice of its first read.
     assert_eq!(pool.summary().live_slabs, 2);
-    let snap = pool.snapshot(Instant::now());
+    let snap = pool.snapshot(Instant::now(), &Index::take());
     assert_eq!(
         snap.slabs[0].referenced_bytes, 18,
         "the whole region stays referenced"
@@ -61,7 +62,7 @@ async fn a_slab_is_freed_when_its_last_view_drops() {
     drop(kept);
     assert_eq!(pool.summary().live_slabs, 1);
     assert_eq!(pool.live_bytes(), 2048);
-    let snap = pool.snapshot(Instant::now());
+    let snap = pool.snapshot(Instant::now(), &Index::take());
     assert_eq!((snap.slabs_allocated_total, snap.slabs_freed_total), (2, 1));
     assert_eq!(snap.slabs[0].id, 2);
 }
@@ -73,7 +74,7 @@ async fn retained_views_are_listed_as_retainers_until_dropped() {
     let request = view.slice(..18).retain(17, "upgrade request");
     let head = view.slice(18..).retain(17, "upgrade head");
     drop(view);
-    let snap = pool.snapshot(Instant::now());
+    let snap = pool.snapshot(Instant::now(), &Index::take());
     let retainers = &snap.slabs[0].retainers;
     assert_eq!(retainers.len(), 2);
     let labels: Vec<&str> = retainers.iter().map(|r| r.label.as_str()).collect();
@@ -85,11 +86,11 @@ async fn retained_views_are_listed_as_retainers_until_dropped() {
         .iter()
         .any(|r| r.part == "upgrade request" && r.bytes == 18));
     drop(request);
-    let snap = pool.snapshot(Instant::now());
+    let snap = pool.snapshot(Instant::now(), &Index::take());
     assert_eq!(snap.slabs[0].retainers.len(), 1);
     assert_eq!(&head.view()[..], b"head");
     drop(head);
-    assert!(pool.snapshot(Instant::now()).slabs[0].retainers.is_empty());
+    assert!(pool.snapshot(Instant::now(), &Index::take()).slabs[0].retainers.is_empty());
 }
 
 #[tokio::test]
@@ -97,7 +98,7 @@ async fn end_of_stream_reads_none_and_takes_nothing() {
     let pool = SlabPool::new("tcp", 2048, 1024);
     let mut empty: &[u8] = &[];
     assert!(pool.read(&mut empty).await.unwrap().is_none());
-    assert_eq!(pool.snapshot(Instant::now()).slabs[0].handed_out_bytes, 0);
+    assert_eq!(pool.snapshot(Instant::now(), &Index::take()).slabs[0].handed_out_bytes, 0);
 }
 
 #[tokio::test]
@@ -109,7 +110,7 @@ async fn an_empty_slice_still_counts_as_a_view_of_its_region() {
     drop(view);
     drop(read(&pool, &[0; 1024]).await);
     let _third = read(&pool, b"y").await;
-    let snap = pool.snapshot(Instant::now());
+    let snap = pool.snapshot(Instant::now(), &Index::take());
     assert_eq!(
         snap.slabs[0].id, 1,
         "slab 1 lives on through the empty view"
@@ -119,5 +120,5 @@ async fn an_empty_slice_still_counts_as_a_view_of_its_region() {
         (1, 1)
     );
     drop(empty);
-    assert_eq!(pool.snapshot(Instant::now()).slabs[0].id, 2);
+    assert_eq!(pool.snapshot(Instant::now(), &Index::take()).slabs[0].id, 2);
 }

@@ -17,6 +17,12 @@ pub fn allocator() -> Allocator {
     }
 }
 
+/// jemalloc's allocated bytes now (after advancing its epoch), or why not.
+pub fn allocated_bytes() -> Option<u64> {
+    epoch::advance().ok()?;
+    stats::allocated::read().ok().map(|v| v as u64)
+}
+
 /// The process's resident set size, from `/proc/self/status` (VmRSS).
 pub fn rss_bytes() -> Option<u64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;

@@ -7,6 +7,7 @@
 pub mod endpoint;
 pub mod fetch;
 pub mod memory;
+pub mod pinned;
 
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
@@ -17,7 +18,15 @@ use crate::server::State;
 /// Takes a snapshot of this process.
 pub fn take(state: &State) -> Snapshot {
     let started = Instant::now();
-    let pools: Vec<snapshot::Pool> = state.pools.iter().map(|p| p.snapshot(started)).collect();
+    let index = crate::alloc::registry::Index::take();
+    let with_addresses: Vec<_> = state
+        .pools
+        .iter()
+        .map(|p| p.snapshot_with_addresses(started, &index))
+        .collect();
+    let pinned_allocations = pinned::pinned(state, &with_addresses, &index);
+    drop(index);
+    let pools: Vec<snapshot::Pool> = with_addresses.into_iter().map(|(p, _)| p).collect();
     let retained_bytes: u64 = pools.iter().map(|p| p.retained_bytes).sum();
     let referenced_bytes: u64 = pools.iter().map(|p| p.referenced_bytes).sum();
     let c = &state.connections;
@@ -39,7 +48,7 @@ pub fn take(state: &State) -> Snapshot {
         settings: Settings {
             head_mode: state.head_mode(),
             head_mode_applies_to: "new connections".to_string(),
-            stack: "slab".to_string(),
+            stack: state.stack,
             tls: state.tls,
             echo: state.echo,
             read_size: state.read_size as u64,
@@ -60,6 +69,7 @@ pub fn take(state: &State) -> Snapshot {
         },
         guard: state.guard_snapshot(),
         pools,
+        pinned_allocations,
     };
     snap.took_us = started.elapsed().as_micros() as u64;
     snap

@@ -85,7 +85,7 @@ pub fn with_pools(role: &str, pools: Vec<Pool>, open: u64) -> Snapshot {
         settings: Settings {
             head_mode: Some(HeadMode::Retain),
             head_mode_applies_to: "new connections".into(),
-            stack: "slab".into(),
+            stack: Some(snapshot::Stack::Slab),
             tls: false,
             echo: false,
             read_size: 64 << 10,
@@ -109,6 +109,7 @@ pub fn with_pools(role: &str, pools: Vec<Pool>, open: u64) -> Snapshot {
         },
         guard: Default::default(),
         pools,
+        pinned_allocations: Default::default(),
     }
 }
 
