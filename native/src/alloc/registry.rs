@@ -202,3 +202,6 @@ impl Index {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -122,3 +122,26 @@ async fn an_empty_slice_still_counts_as_a_view_of_its_region() {
     drop(empty);
     assert_eq!(pool.snapshot(Instant::now(), &Index::take()).slabs[0].id, 2);
 }
+
+/// The pool's bookkeeping checked against the allocator's: every live slab is one
+/// allocation of the slab's size in the allocation registry, and a freed slab leaves it.
+#[tokio::test]
+async fn every_live_slab_is_an_allocation_of_its_size_in_the_registry() {
+    let pool = SlabPool::new("tcp", 64 << 10, 16 << 10);
+    let mut kept = Vec::new();
+    for _ in 0..10 {
+        kept.push(read(&pool, &[1u8; 16 << 10]).await);
+    }
+    let (snap, addresses) = pool.snapshot_with_addresses(Instant::now(), &Index::take());
+    assert!(snap.live_slabs >= 3, "{} live slabs", snap.live_slabs);
+    for slab in &snap.slabs {
+        assert_eq!(slab.allocation_bytes, Some(slab.size), "slab {}", slab.id);
+    }
+    let first = addresses[0];
+    let id = Index::take().at(first as *const u8).map(|t| t.id);
+    kept.clear();
+    // Only the current slab lives on; the others' allocations are gone.
+    let snap = pool.snapshot(Instant::now(), &Index::take());
+    assert_eq!(snap.live_slabs, 1);
+    assert_ne!(Index::take().at(first as *const u8).map(|t| t.id), id);
+}
