@@ -87,6 +87,25 @@ async fn run_mode(mode: HeadMode) {
                 );
             }
             assert!(proxy.totals.retained_bytes >= PINNING as u64 * (128 << 10));
+            // The allocation registry finds each pinned slab as one allocation of its
+            // size, holding the same retainers: the pools' bookkeeping, cross-checked.
+            for snap in [&proxy, &wss] {
+                let slabs: Vec<_> = snap.pools.iter().flat_map(|p| &p.slabs).collect();
+                assert!(slabs.iter().all(|s| s.allocation_bytes == Some(s.size)));
+                let pinned = &snap.pinned_allocations;
+                let retaining: Vec<_> = slabs.iter().filter(|s| !s.retainers.is_empty()).collect();
+                assert_eq!(pinned.allocations.len(), retaining.len(), "{}", snap.role);
+                assert_eq!(
+                    pinned.pinned_bytes,
+                    retaining.iter().map(|s| s.size).sum::<u64>()
+                );
+                let mut kept: Vec<_> = pinned.allocations.iter().flat_map(|a| &a.kept).collect();
+                let mut held: Vec<_> = retaining.iter().flat_map(|s| &s.retainers).collect();
+                kept.sort_by_key(|r| (r.connection, r.part.clone(), r.bytes));
+                held.sort_by_key(|r| (r.connection, r.part.clone(), r.bytes));
+                assert_eq!(kept, held, "{}: the same retainers", snap.role);
+                assert_eq!(pinned.unattributed_parts, 0);
+            }
         }
         HeadMode::Copy | HeadMode::Drop => {
             for (snap, pool) in [(&proxy, "tls"), (&proxy, "tcp"), (&wss, "tcp")] {
@@ -104,6 +123,9 @@ async fn run_mode(mode: HeadMode) {
                     .all(|s| s.retainers.is_empty()));
             }
             assert!(wss.pool("tcp").unwrap().slabs_allocated_total > PINNING as u64);
+            for snap in [&proxy, &wss] {
+                assert!(snap.pinned_allocations.allocations.is_empty(), "{}", snap.role);
+            }
         }
     }
     // Closing the pinning connections frees what they held.
