@@ -1,0 +1,237 @@
+//! The warp stack's pinning, measured as a user would: the `wss` and `proxy`
+//! binaries, both on warp, as their own processes; websockets through the TLS
+//! proxy, each sending one small first message (the one `retain` keeps) and then
+//! its own traffic. The wss's RSS comes from /proc, the pinned allocations from its
+//! snapshot, once for `retain` and once for `copy`, and the two are compared.
+//!
+//! Short form here (`WARP_PINNING_CONNECTIONS`, default 200); `scripts/warp-pinning`
+//! runs it with 2,000 connections in release and prints the table.
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use futures_util::{SinkExt, StreamExt};
+use native::config::Config;
+use snapshot::{HeadMode, Snapshot, Stack};
+use tokio_tungstenite::tungstenite::Message;
+
+const FIRST_MESSAGE: usize = 100;
+const TRAFFIC: usize = 400_000;
+const MESSAGE: usize = 16 << 10;
+
+fn connections() -> usize {
+    std::env::var("WARP_PINNING_CONNECTIONS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(200)
+}
+
+/// A server binary running as its own process; stopped with SIGINT when dropped.
+struct Server {
+    child: Child,
+    addr: SocketAddr,
+    snapshot: SocketAddr,
+}
+
+impl Server {
+    /// Starts `bin` with `args` in `dir` and reads its addresses from its startup line.
+    fn start(bin: &str, dir: &std::path::Path, args: &[String]) -> Server {
+        let mut child = Command::new(bin)
+            .current_dir(dir)
+            .args(args)
+            .env("RUST_LOG", "info")
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+        let start = Instant::now();
+        let line = loop {
+            assert!(start.elapsed() < Duration::from_secs(30), "{bin}: no startup line");
+            let line = lines.next().expect("stderr open").unwrap();
+            if line.contains("listening on") {
+                break line;
+            }
+        };
+        // Keep draining stderr so the server never blocks on a full pipe.
+        std::thread::spawn(move || lines.for_each(drop));
+        let after = |marker: &str| -> SocketAddr {
+            let rest = &line[line.find(marker).unwrap_or_else(|| panic!("{marker} in {line}")) + marker.len()..];
+            let end = rest.find(|c: char| c == '/' || c.is_whitespace() || c == ';').unwrap_or(rest.len());
+            rest[..end].parse().unwrap_or_else(|e| panic!("{e}: {line}"))
+        };
+        let addr = after("://");
+        let snapshot = after("snapshot on http://");
+        Server { child, addr, snapshot }
+    }
+
+    fn rss(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap();
+        let kb: u64 = status
+            .lines()
+            .find(|l| l.starts_with("VmRSS:"))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|n| n.parse().ok())
+            .unwrap();
+        kb * 1024
+    }
+
+    async fn snapshot(&self) -> Snapshot {
+        native::snapshot::fetch::fetch(self.snapshot).await.unwrap()
+    }
+
+    /// RSS once it has stopped moving: two reads 300 ms apart within 1 %, at most 15 s.
+    async fn settled_rss(&self) -> u64 {
+        let start = Instant::now();
+        let mut last = self.rss();
+        loop {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            let now = self.rss();
+            if now.abs_diff(last) * 100 <= last || start.elapsed() > Duration::from_secs(15) {
+                return now;
+            }
+            last = now;
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = Command::new("kill").args(["-INT", &self.child.id().to_string()]).status();
+        let _ = self.child.wait();
+    }
+}
+
+/// What one run measured.
+#[derive(Debug)]
+struct Figures {
+    idle_rss: u64,
+    loaded_rss: u64,
+    pinned_bytes: u64,
+    pinned_allocations: usize,
+    first_messages_attributed: usize,
+}
+
+async fn run(mode: HeadMode, n: usize) -> Figures {
+    let _ = native::server::raise_open_file_limit();
+    let dir = tempfile::tempdir().unwrap();
+    let common = |extra: &[&str]| -> Vec<String> {
+        let mut args: Vec<String> = [
+            "--wss_port", "0", "--wss_heapdump_port", "0", "--proxy_port", "0",
+            "--proxy_heapdump_port", "0", "--wss_stack", "warp", "--proxy_stack", "warp",
+            "--wss_head", mode.as_str(), "--proxy_head", "copy", "--max_connections", "0",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        args.extend(extra.iter().map(|s| s.to_string()));
+        args
+    };
+    let wss = Server::start(env!("CARGO_BIN_EXE_wss"), dir.path(), &common(&[]));
+    let port = wss.addr.port().to_string();
+    let proxy = Server::start(
+        env!("CARGO_BIN_EXE_proxy"),
+        dir.path(),
+        &common(&["--proxy_target.port", &port]),
+    );
+    let before = wss.snapshot().await;
+    assert_eq!(before.settings.stack, Some(Stack::Warp));
+    let idle_rss = wss.settled_rss().await;
+
+    let config = Config {
+        proxy_port: proxy.addr.port(),
+        cert_dir: dir.path().join(".certs"),
+        ..Config::default()
+    };
+    let tls = native::tls::client_config(&config).unwrap();
+    let mut sockets = Vec::with_capacity(n);
+    let mut opening = tokio::task::JoinSet::new();
+    for _ in 0..n {
+        let (config, tls) = (config.clone(), tls.clone());
+        opening.spawn(async move {
+            let mut ws = native::client::open_websocket(&config, Some(&tls)).await.unwrap();
+            let greeting = ws.next().await.unwrap().unwrap();
+            assert!(greeting.to_text().unwrap().starts_with("hello from wss"));
+            ws.send(Message::binary(vec![1u8; FIRST_MESSAGE])).await.unwrap();
+            let mut left = TRAFFIC;
+            while left > 0 {
+                let len = left.min(MESSAGE);
+                ws.send(Message::binary(vec![2u8; len])).await.unwrap();
+                left -= len;
+            }
+            // The pong proves the wss has read everything sent before the ping.
+            ws.send(Message::Ping(b"done".to_vec().into())).await.unwrap();
+            loop {
+                match ws.next().await.unwrap().unwrap() {
+                    Message::Pong(p) if p.as_ref() == b"done" => break,
+                    _ => {}
+                }
+            }
+            ws
+        });
+        // Open at a bounded pace: at most 64 handshakes at once.
+        if opening.len() >= 64 {
+            sockets.push(opening.join_next().await.unwrap().unwrap());
+        }
+    }
+    while let Some(ws) = opening.join_next().await {
+        sockets.push(ws.unwrap());
+    }
+    let loaded_rss = wss.settled_rss().await;
+    let snap = wss.snapshot().await;
+    assert_eq!(snap.connections.open, n as u64, "{:?}", snap.connections);
+    let pinned = &snap.pinned_allocations;
+    let first_messages_attributed = pinned
+        .allocations
+        .iter()
+        .flat_map(|a| &a.kept)
+        .filter(|k| k.part == "first message")
+        .count();
+    for mut ws in sockets {
+        let _ = ws.close(None).await;
+    }
+    drop(proxy);
+    Figures {
+        idle_rss,
+        loaded_rss,
+        pinned_bytes: pinned.pinned_bytes,
+        pinned_allocations: pinned.allocations.len(),
+        first_messages_attributed,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retain_pins_a_read_buffer_per_connection_that_copy_does_not_and_the_snapshot_finds_it() {
+    let n = connections();
+    let retain = run(HeadMode::Retain, n).await;
+    let copy = run(HeadMode::Copy, n).await;
+    let per = |bytes: u64| bytes as f64 / n as f64 / 1000.0;
+    let cost = |f: &Figures| per(f.loaded_rss.saturating_sub(f.idle_rss));
+    let extra_rss = cost(&retain) - cost(&copy);
+    let extra_pinned = per(retain.pinned_bytes) - per(copy.pinned_bytes);
+    println!(
+        "warp wss, {n} websockets through the warp TLS proxy, each {FIRST_MESSAGE} B then {TRAFFIC} B in {MESSAGE} B messages:\n\
+         mode    KB RSS per connection  KB pinned per connection  pinned allocations\n\
+         retain  {:>21.1}  {:>24.1}  {:>18}\n\
+         copy    {:>21.1}  {:>24.1}  {:>18}\n\
+         retain - copy: {extra_rss:.1} KB RSS, {extra_pinned:.1} KB pinned per connection ({:.0} % of the RSS difference)",
+        cost(&retain),
+        per(retain.pinned_bytes),
+        retain.pinned_allocations,
+        cost(&copy),
+        per(copy.pinned_bytes),
+        copy.pinned_allocations,
+        extra_pinned / extra_rss * 100.0,
+    );
+    assert!(
+        retain.first_messages_attributed >= n,
+        "every kept first message found in an allocation: {retain:?}"
+    );
+    assert_eq!(copy.first_messages_attributed, 0, "{copy:?}");
+    assert!(extra_rss >= 48.0, "retain costs {extra_rss:.1} KB more per connection than copy");
+    assert!(
+        (extra_pinned - extra_rss).abs() <= 0.15 * extra_rss,
+        "pinned allocations ({extra_pinned:.1} KB) account for the RSS difference ({extra_rss:.1} KB) within 15 %"
+    );
+}
