@@ -415,7 +415,7 @@ pub fn traffic_table(r: &Results) -> String {
             };
             let _ = writeln!(
                 out,
-                "| {} | {} {label} | {} | {} | {} | {} | {} | {} | {resident} | {pinned} | {:.1} | {} |",
+                "| {} | {} ({label}) | {} | {} | {} | {} | {} | {} | {resident} | {pinned} | {:.1} | {} |",
                 s.stack.name,
                 if proxy { "proxy" } else { "wss" },
                 a.connections,
@@ -847,7 +847,7 @@ mod tests {
         // pinned 0 -> 131.1 KB per websocket, 1,000 kept parts.
         assert_eq!(
             wss,
-            "| ours-warp (retain) | wss ours-warp | 1000 | 140.0 | 280.0 | 134.0 | 274.0 | 140.0 | 274.0 | 0.0 → 131.1 (1000) | 3.5 | yes, 4.5 s |"
+            "| ours-warp (retain) | wss (ours-warp) | 1000 | 140.0 | 280.0 | 134.0 | 274.0 | 140.0 | 274.0 | 0.0 → 131.1 (1000) | 3.5 | yes, 4.5 s |"
         );
         let proxy = table
             .lines()
