@@ -48,7 +48,10 @@ impl Server {
         let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
         let start = Instant::now();
         let line = loop {
-            assert!(start.elapsed() < Duration::from_secs(30), "{bin}: no startup line");
+            assert!(
+                start.elapsed() < Duration::from_secs(30),
+                "{bin}: no startup line"
+            );
             let line = lines.next().expect("stderr open").unwrap();
             if line.contains("listening on") {
                 break line;
@@ -57,13 +60,24 @@ impl Server {
         // Keep draining stderr so the server never blocks on a full pipe.
         std::thread::spawn(move || lines.for_each(drop));
         let after = |marker: &str| -> SocketAddr {
-            let rest = &line[line.find(marker).unwrap_or_else(|| panic!("{marker} in {line}")) + marker.len()..];
-            let end = rest.find(|c: char| c == '/' || c.is_whitespace() || c == ';').unwrap_or(rest.len());
-            rest[..end].parse().unwrap_or_else(|e| panic!("{e}: {line}"))
+            let rest = &line[line
+                .find(marker)
+                .unwrap_or_else(|| panic!("{marker} in {line}"))
+                + marker.len()..];
+            let end = rest
+                .find(|c: char| c == '/' || c.is_whitespace() || c == ';')
+                .unwrap_or(rest.len());
+            rest[..end]
+                .parse()
+                .unwrap_or_else(|e| panic!("{e}: {line}"))
         };
         let addr = after("://");
         let snapshot = after("snapshot on http://");
-        Server { child, addr, snapshot }
+        Server {
+            child,
+            addr,
+            snapshot,
+        }
     }
 
     fn rss(&self) -> u64 {
@@ -98,7 +112,9 @@ impl Server {
 
 impl Drop for Server {
     fn drop(&mut self) {
-        let _ = Command::new("kill").args(["-INT", &self.child.id().to_string()]).status();
+        let _ = Command::new("kill")
+            .args(["-INT", &self.child.id().to_string()])
+            .status();
         let _ = self.child.wait();
     }
 }
@@ -121,9 +137,24 @@ async fn run(mode: HeadMode, n: usize) -> Figures {
     let dir = tempfile::tempdir().unwrap();
     let common = |extra: &[&str]| -> Vec<String> {
         let mut args: Vec<String> = [
-            "--wss_port", "0", "--wss_heapdump_port", "0", "--proxy_port", "0",
-            "--proxy_heapdump_port", "0", "--wss_stack", "warp", "--proxy_stack", "warp",
-            "--wss_head", mode.as_str(), "--proxy_head", "copy", "--max_connections", "0",
+            "--wss_port",
+            "0",
+            "--wss_heapdump_port",
+            "0",
+            "--proxy_port",
+            "0",
+            "--proxy_heapdump_port",
+            "0",
+            "--wss_stack",
+            "warp",
+            "--proxy_stack",
+            "warp",
+            "--wss_head",
+            mode.as_str(),
+            "--proxy_head",
+            "copy",
+            "--max_connections",
+            "0",
         ]
         .iter()
         .map(|s| s.to_string())
@@ -141,7 +172,12 @@ async fn run(mode: HeadMode, n: usize) -> Figures {
     let before = wss.snapshot().await;
     assert_eq!(before.settings.stack, Some(Stack::Warp));
     let idle_rss = wss.settled_rss().await;
-    let idle_tracked = wss.snapshot().await.pinned_allocations.registry.tracked_bytes;
+    let idle_tracked = wss
+        .snapshot()
+        .await
+        .pinned_allocations
+        .registry
+        .tracked_bytes;
 
     let config = Config {
         proxy_port: proxy.addr.port(),
@@ -154,10 +190,14 @@ async fn run(mode: HeadMode, n: usize) -> Figures {
     for _ in 0..n {
         let (config, tls) = (config.clone(), tls.clone());
         opening.spawn(async move {
-            let mut ws = native::client::open_websocket(&config, Some(&tls)).await.unwrap();
+            let mut ws = native::client::open_websocket(&config, Some(&tls))
+                .await
+                .unwrap();
             let greeting = ws.next().await.unwrap().unwrap();
             assert!(greeting.to_text().unwrap().starts_with("hello from wss"));
-            ws.send(Message::binary(vec![1u8; FIRST_MESSAGE])).await.unwrap();
+            ws.send(Message::binary(vec![1u8; FIRST_MESSAGE]))
+                .await
+                .unwrap();
             let mut left = TRAFFIC;
             while left > 0 {
                 let len = left.min(MESSAGE);
@@ -165,7 +205,9 @@ async fn run(mode: HeadMode, n: usize) -> Figures {
                 left -= len;
             }
             // The pong proves the wss has read everything sent before the ping.
-            ws.send(Message::Ping(b"done".to_vec().into())).await.unwrap();
+            ws.send(Message::Ping(b"done".to_vec().into()))
+                .await
+                .unwrap();
             loop {
                 match ws.next().await.unwrap().unwrap() {
                     Message::Pong(p) if p.as_ref() == b"done" => break,
@@ -239,7 +281,10 @@ async fn retain_pins_a_read_buffer_per_connection_that_copy_does_not_and_the_sna
         "every kept first message found in an allocation: {retain:?}"
     );
     assert_eq!(copy.first_messages_attributed, 0, "{copy:?}");
-    assert!(extra_rss >= 48.0, "retain costs {extra_rss:.1} KB more per connection than copy");
+    assert!(
+        extra_rss >= 48.0,
+        "retain costs {extra_rss:.1} KB more per connection than copy"
+    );
     // What the kept parts pin is at least one read buffer (128 KiB) and hyper's
     // header buffer (8 KiB) per connection; the process holds less than that much
     // more, because the buffer that replaces a pinned one is smaller (bytes sizes it
