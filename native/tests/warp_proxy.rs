@@ -244,6 +244,34 @@ async fn at_the_connection_cap_the_next_upgrade_gets_503() {
 }
 
 #[tokio::test]
+async fn the_memory_guard_weighs_allocated_bytes_and_refuses_with_503() {
+    // Any process has allocated more than 1 byte: every upgrade is refused.
+    let pg = Playground::start_each(
+        HeadMode::Copy,
+        HeadMode::Retain,
+        |_| {},
+        |c| {
+            c.proxy_stack = Stack::Warp;
+            c.memory_limit = 1;
+        },
+    )
+    .await;
+    let mut proxy = pg.raw_proxy().await;
+    let answer = exchange(&mut proxy, UPGRADE.as_bytes()).await;
+    assert!(
+        answer.starts_with("HTTP/1.1 503 Service Unavailable"),
+        "{answer}"
+    );
+    assert!(
+        answer.contains("proxy: memory guard:") && answer.contains("of allocated memory"),
+        "{answer}"
+    );
+    let snap = pg.snapshot(&pg.proxy).await;
+    assert!(snap.guard.memory_tripped);
+    assert_eq!(snap.connections.open, 0);
+}
+
+#[tokio::test]
 async fn garbage_after_the_tls_handshake_gets_400_from_hyper() {
     let pg = playground(HeadMode::Retain).await;
     let mut proxy = pg.raw_proxy().await;
@@ -314,10 +342,22 @@ async fn a_plain_request_is_forwarded_and_answered_by_the_wss() {
         "{answer}"
     );
     assert!(answer.contains("connect with a websocket"), "{answer}");
+    // An upgrade the wss refuses: its answer is passed back as it is.
+    let mut proxy = pg.raw_proxy().await;
+    let old = UPGRADE.replace("Version: 13", "Version: 8");
+    let answer = exchange(&mut proxy, old.as_bytes()).await;
+    assert!(
+        answer.starts_with("HTTP/1.1 426 Upgrade Required"),
+        "{answer}"
+    );
+    assert!(
+        answer.contains("Sec-WebSocket-Version must be 13"),
+        "{answer}"
+    );
     // Counted as a connection while it ran, and kept nothing.
     wait_until("the request is counted closed", || async {
         let snap = pg.snapshot(&pg.proxy).await;
-        snap.connections.accepted_total == 1 && snap.connections.open == 0
+        snap.connections.accepted_total == 2 && snap.connections.open == 0
     })
     .await;
     assert!(pg.proxy.state.kept.is_empty());

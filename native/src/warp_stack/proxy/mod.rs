@@ -4,15 +4,17 @@
 //! warp 0.4 has no TLS of its own, so the proxy runs its own accept loop
 //! ([`server::accept_loop`]): each connection gets a `tokio_rustls` handshake (bounded
 //! by `header_timeout_ms`), then hyper's HTTP/1 server serves `warp::service(routes)`
-//! over it, with upgrades. The routes ([`forward`]) take the whole request with warp's
+//! over it, with upgrades. The routes (`forward.rs`) take the whole request with warp's
 //! own filters: `method()`, `path::full()`, `query::raw()`, `header::headers_cloned()`,
-//! `ext::optional::<OnUpgrade>()` and `body::stream()`. That needs no service of our
-//! own around warp's, and loses nothing the proxy needs: hyper puts the request's
+//! `ext::optional::<OnUpgrade>()` and `body::stream()`, rather than taking the
+//! `Request` from hyper in a `service_fn` of our own around `warp::service` (the one
+//! around it only notes that a request was read). Warp's filters lose nothing the
+//! proxy needs: hyper puts the request's
 //! `OnUpgrade` in its extensions (it is `Clone`, so warp's `ext` filter hands out a
 //! copy), and the cloned `HeaderMap`'s values are the very `Bytes` slices of hyper's
 //! connection read buffer (a `HeaderValue` clone shares its bytes), so what `retain`
 //! keeps pins what keeping the `Request` itself would. What each head mode keeps is in
-//! [`kept`].
+//! `kept.rs`.
 //!
 //! Bad input:
 //! - Not TLS, or no handshake within `header_timeout_ms`: dropped, with a debug log
@@ -24,7 +26,10 @@
 //! - Refused by the memory guard or the connection cap: 503 with the reason; the
 //!   upstream unreachable: 502 naming it.
 //! - No write timeouts beyond what hyper and `copy_bidirectional` give: a peer that
-//!   stops reading stalls its own tunnel (TCP backpressure) and nothing else.
+//!   stops reading stalls its own tunnel (TCP backpressure) and nothing else. A tunnel
+//!   ends when both directions have: after one side closes, the other is shut for
+//!   writing and its tunnel lives until it closes too (the slab proxy gives such a
+//!   peer [`CLOSE_GRACE`](crate::proxy::CLOSE_GRACE); plain `copy_bidirectional` does not).
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
