@@ -110,6 +110,7 @@ pub fn with_pools(role: &str, pools: Vec<Pool>, open: u64) -> Snapshot {
         guard: Default::default(),
         pools,
         pinned_allocations: Default::default(),
+        client: None,
     }
 }
 
