@@ -31,6 +31,7 @@ pub fn slab(id: u64, size: u64, connections: &[u64]) -> Slab {
         referenced_bytes: referenced,
         views: connections.len() as u64,
         retainers,
+        allocation_bytes: Some(size),
     }
 }
 
@@ -124,5 +125,7 @@ pub fn sample(t_ms: f64, retained_bytes: u64) -> Sample {
         resident_bytes: 0,
         rss_bytes: 0,
         open_connections: 0,
+        pinned_bytes: 0,
+        warp: false,
     }
 }
