@@ -297,6 +297,7 @@ mod tests {
             guard: Default::default(),
             pools,
             pinned_allocations: Default::default(),
+            client: None,
             totals: Totals {
                 retained_bytes: retained,
                 referenced_bytes: referenced,
