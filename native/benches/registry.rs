@@ -40,13 +40,21 @@ fn benches(c: &mut Criterion) {
 
     let on_8k = mean(|| alloc_free(8192));
     let on_small = mean(|| alloc_free(4095));
-    c.bench_function("alloc+free 8 KiB, registry on", |b| b.iter(|| alloc_free(8192)));
-    c.bench_function("alloc+free 4095 B, registry on", |b| b.iter(|| alloc_free(4095)));
+    c.bench_function("alloc+free 8 KiB, registry on", |b| {
+        b.iter(|| alloc_free(8192))
+    });
+    c.bench_function("alloc+free 4095 B, registry on", |b| {
+        b.iter(|| alloc_free(4095))
+    });
     registry::disable();
     let off_8k = mean(|| alloc_free(8192));
     let off_small = mean(|| alloc_free(4095));
-    c.bench_function("alloc+free 8 KiB, registry off", |b| b.iter(|| alloc_free(8192)));
-    c.bench_function("alloc+free 4095 B, registry off", |b| b.iter(|| alloc_free(4095)));
+    c.bench_function("alloc+free 8 KiB, registry off", |b| {
+        b.iter(|| alloc_free(8192))
+    });
+    c.bench_function("alloc+free 4095 B, registry off", |b| {
+        b.iter(|| alloc_free(4095))
+    });
     let ns = |d: Duration| d.as_secs_f64() * 1e9;
     println!(
         "registry cost: 8 KiB alloc+free {:.1} ns on / {:.1} ns off = {:.2}x; \

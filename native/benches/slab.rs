@@ -102,7 +102,11 @@ fn snapshot_path(c: &mut Criterion) {
                         .collect();
                     (pool, kept)
                 },
-                |(pool, _kept)| black_box(pool.snapshot(Instant::now(), &native::alloc::registry::Index::take())),
+                |(pool, _kept)| {
+                    black_box(
+                        pool.snapshot(Instant::now(), &native::alloc::registry::Index::take()),
+                    )
+                },
                 BatchSize::LargeInput,
             )
         });

@@ -468,7 +468,10 @@ impl Config {
         let largest = self.max_message_size as u64;
         for (key, size) in [
             ("client_pinMessageSize", self.client_pin_message_size),
-            ("client_pinDataMessageSize", self.client_pin_data_message_size),
+            (
+                "client_pinDataMessageSize",
+                self.client_pin_data_message_size,
+            ),
         ] {
             if size > largest {
                 return Err((

@@ -40,6 +40,8 @@ pub struct State {
     pub connections: Arc<ConnectionStats>,
     /// The memory guard and the connection cap.
     pub guard: GuardState,
+    /// What the client's pinning connections sent (zero in the servers).
+    pub pin_traffic: crate::client::pin_traffic::PinCounters,
 }
 
 impl State {
@@ -79,6 +81,7 @@ impl State {
                 Role::Client => GuardState::new(0, 0),
                 _ => GuardState::new(config.memory_limit, config.max_connections),
             },
+            pin_traffic: Default::default(),
         })
     }
 

@@ -124,7 +124,11 @@ async fn run_mode(mode: HeadMode) {
             }
             assert!(wss.pool("tcp").unwrap().slabs_allocated_total > PINNING as u64);
             for snap in [&proxy, &wss] {
-                assert!(snap.pinned_allocations.allocations.is_empty(), "{}", snap.role);
+                assert!(
+                    snap.pinned_allocations.allocations.is_empty(),
+                    "{}",
+                    snap.role
+                );
             }
         }
     }

@@ -35,6 +35,22 @@ pub struct Snapshot {
     /// The large allocations that what connections keep lies in, found in the
     /// allocation registry kept by the global allocator.
     pub pinned_allocations: PinnedAllocations,
+    /// The load client's own traffic; `null` for the servers (absent in older
+    /// snapshots, read as `null`).
+    #[serde(default)]
+    pub client: Option<ClientTraffic>,
+}
+
+/// What the load client's pinning connections sent of their own traffic
+/// (`client_pinMessageSize`, `client_pinDataBytes`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ClientTraffic {
+    /// Pinning connections that have sent all their traffic (every connection
+    /// opened counts, reopened ones included).
+    pub pin_traffic_done: u64,
+    /// Messages and bytes the pinning connections sent.
+    pub pin_messages_sent: u64,
+    pub pin_bytes_sent: u64,
 }
 
 /// Figures about the whole process.

@@ -151,6 +151,7 @@ fn proxy_snapshot() -> Snapshot {
             unattributed_parts: 0,
             unattributed_bytes: 0,
         },
+        client: None,
     }
 }
 
@@ -168,6 +169,11 @@ fn client_snapshot() -> Snapshot {
         retained_per_referenced: None,
         live_slabs: 0,
     };
+    s.client = Some(ClientTraffic {
+        pin_traffic_done: 100,
+        pin_messages_sent: 200,
+        pin_bytes_sent: 100 * 33_000,
+    });
     s
 }
 
@@ -273,7 +279,7 @@ fn schema_documents_and_requires_every_property() {
             objects.push((name.clone(), def));
         }
     }
-    assert_eq!(objects.len(), 1 + 13, "root and the thirteen sub-objects");
+    assert_eq!(objects.len(), 1 + 14, "root and the fourteen sub-objects");
     for (name, obj) in objects {
         assert_eq!(obj["additionalProperties"], false, "{name}");
         let props = obj["properties"].as_object().unwrap();

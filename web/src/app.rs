@@ -7,11 +7,12 @@
 //! | id | what |
 //! | --- | --- |
 //! | `#config-error` | config.json could not be read or parsed (the page runs on defaults) |
-//! | `#status-proxy`, `#status-wss` | a server's status; attributes `data-reachable` (`true`/`false`), `data-head-mode` (`retain`/`copy`/`drop`, empty when unreachable), `data-open` (open connections), `data-live-slabs`, `data-tls` |
+//! | `#status-proxy`, `#status-wss` | a server's status; attributes `data-reachable` (`true`/`false`), `data-stack` (`slab`/`warp`, `-` when the snapshot says none, empty when unreachable), `data-head-mode` (`retain`/`copy`/`drop`, empty when unreachable), `data-open` (open connections), `data-live-slabs`, `data-tls` |
 //! | `#cert-notice` | the browser does not trust the proxy's certificate; holds the one link `#cert-link` to https://localhost:{proxy_port}/ |
 //! | `#proxy-notice` | TLS works but the proxy refused the test websocket |
 //! | `#cert-ok`, `#cert-checking` | the test websocket opened / is being tried |
 //! | `#rate`, `#max`, `#data-size`, `#data-delay` | the experiment's inputs (connections per second, maximum connections, bytes per message, ms between messages) |
+//! | `#pin-message`, `#pin-data`, `#pin-data-message` | each pinning websocket's own traffic once greeted: first message bytes, data bytes, data message size (`client_pinMessageSize`, `client_pinDataBytes`, `client_pinDataMessageSize`) |
 //! | `#head-mode-proxy`, `#head-mode-wss` | head-mode selects (`retain`/`copy`/`drop`); a change does `PUT /settings` at once |
 //! | `#head-mode-answer-proxy`, `#head-mode-answer-wss` | the server's answer to the last switch (class `ok` or `error`) |
 //! | `#start`, `#stop` | start and stop the run (each disabled when it does not apply) |
@@ -19,6 +20,7 @@
 //! | `#live-counts` | the counts' box, `data-running` |
 //! | `#count-connecting`, `#count-open`, `#count-failed`, `#count-closed` | pinning connections; text and `data-value` are the number |
 //! | `#bytes-sent` | bytes sent on the data connection, `data-value` in bytes; `#data-state`, `#data-messages` |
+//! | `#pin-done`, `#pin-bytes` | with pin traffic: pinning websockets that sent all theirs, and the bytes sent (`data-value`); `#pin-messages` |
 //! | `#last-problem` | why the last websocket failed or closed |
 //! | `#cap-notice` | the browser's websocket cap was hit (points to the native client); `#cap-warning` before a run above it |
 //! | `#chart-proxy`, `#chart-wss` | the live charts; `data-samples` is the number of samples drawn |
@@ -26,6 +28,7 @@
 //! | `#download-snapshot-proxy`, `#download-snapshot-wss` | save the snapshot as `{role}-snapshot-{taken_at_ms}.json` |
 //! | `#snapshot-message` | the outcome of the last download (or a failed take) |
 //! | `#snapshot-tree` | the shown snapshot, `data-role`, `data-taken-at` |
+//! | `#pinned-allocations` | the snapshot's pinned allocations under the pools, `data-allocations`; each `.allocation` with `data-allocation` (its id) |
 //! | `#snapshot-diff` | the difference from that server's previous snapshot: `data-retained-delta`, `data-referenced-delta`, `data-open-delta`, `data-slabs-freed`, `data-slabs-new`; before a second snapshot, `#snapshot-diff-hint` |
 
 use std::rc::Rc;
@@ -220,7 +223,8 @@ fn Playground(props: &PlaygroundProps) -> Html {
                     <ExperimentForm fields={ (*fields).clone() } {on_fields} {head_modes} {on_head_mode}
                         running={ counts.running } {on_start} {on_stop} error={ (*form_error).clone() } ws_url={ ws_url } />
                     <LiveCounts counts={ (*counts).clone() } max={ started.as_ref().map(|e| e.max_connections) }
-                        above_cap={ started.as_ref().is_some_and(|e| e.above_browser_cap()) } />
+                        above_cap={ started.as_ref().is_some_and(|e| e.above_browser_cap()) }
+                        pin={ started.as_ref().map(|e| e.pin) } />
                 </div>
             </section>
             <section class="charts">

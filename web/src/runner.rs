@@ -3,6 +3,9 @@
 //! `client_dataSize` bytes every `client_dataDelay` ms and reopened after a doubling
 //! pause when it drops; then pinning connections opened at the configured rate while
 //! fewer than the maximum are open or opening, each held until it closes or Stop.
+//! With pin traffic set, each pinning connection sends its own once the wss has
+//! greeted it: the first message, then its data bytes, handed to the websocket as
+//! its buffer drains ([`PIN_BUFFER`]), and counted done once none is left buffered.
 //!
 //! The counts live in [`Counts`] and are handed to the page at most every
 //! [`PUBLISH_MS`]. Websocket handlers hold only a weak reference to the run, and a
@@ -21,16 +24,23 @@ use yew::Callback;
 use crate::logic::experiment::{
     close_reason, Counts, DataState, Experiment, DATA_HEALTHY_MS, DATA_RETRY_MS,
 };
+use crate::logic::pin::PinProgress;
 
 /// How often the counts are handed to the page while they change.
 pub const PUBLISH_MS: u32 = 250;
 /// Time allowed for the certificate test websocket to open.
 pub const TEST_TIMEOUT_MS: u32 = 10_000;
+/// Pin traffic is handed to a websocket while less than this is buffered in it.
+pub const PIN_BUFFER: u32 = 256 << 10;
+/// How often websockets with pin traffic left are offered more.
+pub const PIN_PUMP_MS: u32 = 10;
 
 /// One websocket and its event handlers, which must live as long as it may fire.
 struct Socket {
     ws: WebSocket,
     open: bool,
+    /// Where a pinning connection is in its own traffic.
+    pin: PinProgress,
     _onopen: Closure<dyn FnMut()>,
     _onclose: Closure<dyn FnMut(CloseEvent)>,
     _onmessage: Closure<dyn FnMut(MessageEvent)>,
@@ -55,6 +65,7 @@ impl Socket {
         Ok(Socket {
             ws,
             open: false,
+            pin: PinProgress::default(),
             _onopen: onopen,
             _onclose: onclose,
             _onmessage: onmessage,
@@ -96,6 +107,10 @@ struct Inner {
     pinning: HashMap<u64, Socket>,
     data: Option<Socket>,
     payload: Rc<Vec<u8>>,
+    /// Payloads of the pin traffic: the first message, and the longest data message.
+    pin_first: Vec<u8>,
+    pin_chunk: Vec<u8>,
+    pin_pump: Option<Interval>,
     data_tick: Option<Interval>,
     data_retry: Option<Timeout>,
     data_pause_ms: u32,
@@ -114,6 +129,9 @@ impl Runner {
     /// Starts a run against `url` (the proxy's websocket URL); `on_change` gets the counts.
     pub fn start(experiment: Experiment, url: String, on_change: Callback<Counts>) -> Runner {
         let payload = Rc::new(vec![b'x'; experiment.data_size as usize]);
+        let pin_first = vec![b'p'; experiment.pin.first as usize];
+        let pin_chunk = vec![b'd'; experiment.pin.chunk_payload() as usize];
+        let pins = experiment.pin.is_some();
         let inner = Rc::new(RefCell::new(Inner {
             experiment,
             url,
@@ -127,6 +145,9 @@ impl Runner {
             pinning: HashMap::new(),
             data: None,
             payload,
+            pin_first,
+            pin_chunk,
+            pin_pump: None,
             data_tick: None,
             data_retry: None,
             data_pause_ms: DATA_RETRY_MS.0,
@@ -138,6 +159,15 @@ impl Runner {
         let weak = Rc::downgrade(&inner);
         let timer = Interval::new(PUBLISH_MS, move || publish(&weak));
         inner.borrow_mut().publish = Some(timer);
+        if pins {
+            let weak = Rc::downgrade(&inner);
+            let pump = Interval::new(PIN_PUMP_MS, move || {
+                if let Some(inner) = weak.upgrade() {
+                    pump_pins(&inner);
+                }
+            });
+            inner.borrow_mut().pin_pump = Some(pump);
+        }
         // The data connection first; the ramp starts once its first attempt is over.
         let has_data = inner.borrow().experiment.data_size > 0;
         if has_data {
@@ -155,6 +185,7 @@ impl Runner {
             let mut inner = self.inner.borrow_mut();
             inner.counts.stopped();
             inner.ramp = None;
+            inner.pin_pump = None;
             inner.data_tick = None;
             inner.data_retry = None;
             inner.publish = None;
@@ -192,13 +223,15 @@ fn publish(weak: &Weak<RefCell<Inner>>) {
     update.1.emit(update.0);
 }
 
-/// Opens a websocket of the run (data or pinning): its open and close events go to
-/// the handlers while the run lives, and every message it receives is counted.
+/// Opens a websocket of the run (data or pinning): its open, close and message
+/// events go to the handlers while the run lives, and every message it receives
+/// is counted.
 fn open_socket(
     inner: &Rc<RefCell<Inner>>,
     url: &str,
     mut on_open: impl FnMut(&Rc<RefCell<Inner>>) + 'static,
     mut on_close: impl FnMut(&Rc<RefCell<Inner>>, CloseEvent) + 'static,
+    mut on_message: impl FnMut(&Rc<RefCell<Inner>>) + 'static,
 ) -> Result<Socket, String> {
     let (w_open, w_close, w_msg) = (
         Rc::downgrade(inner),
@@ -219,12 +252,69 @@ fn open_socket(
         },
         move |_| {
             if let Some(inner) = w_msg.upgrade() {
-                let mut i = inner.borrow_mut();
-                i.counts.received += 1;
-                i.changed = true;
+                {
+                    let mut i = inner.borrow_mut();
+                    i.counts.received += 1;
+                    i.changed = true;
+                }
+                on_message(&inner);
             }
         },
     )
+}
+
+/// A pinning connection got a message: the first one (the wss's greeting) starts
+/// its own traffic.
+fn pin_greeted(inner: &Rc<RefCell<Inner>>, id: u64) {
+    {
+        let mut i = inner.borrow_mut();
+        if !i.experiment.pin.is_some() {
+            return;
+        }
+        match i.pinning.get_mut(&id) {
+            Some(s) if s.open && !s.pin.started => s.pin.started = true,
+            _ => return,
+        }
+    }
+    pump_pins(inner);
+}
+
+/// Hands every started pinning connection its next messages while its buffer has
+/// room, and counts those that have sent all theirs.
+fn pump_pins(inner: &Rc<RefCell<Inner>>) {
+    let mut guard = inner.borrow_mut();
+    let i = &mut *guard;
+    let plan = i.experiment.pin;
+    let mut changed = false;
+    for socket in i.pinning.values_mut() {
+        if !socket.open || !socket.pin.started || socket.pin.done {
+            continue;
+        }
+        while let Some(size) = socket.pin.next_size(&plan) {
+            if socket.ws.buffered_amount() >= PIN_BUFFER {
+                break;
+            }
+            let payload = if plan.is_first(socket.pin.next) {
+                &i.pin_first[..]
+            } else {
+                &i.pin_chunk[..size as usize]
+            };
+            if let Err(e) = socket.ws.send_with_u8_array(payload) {
+                i.counts.last_problem = Some(format!("pin traffic: {}", js_error(&e)));
+                changed = true;
+                break;
+            }
+            socket.pin.next += 1;
+            i.counts.pin_sent(size);
+            changed = true;
+        }
+        if socket.pin.all_handed(&plan) && socket.ws.buffered_amount() == 0 {
+            socket.pin.done = true;
+            i.counts.pin_finished();
+            changed = true;
+        }
+    }
+    i.changed |= changed;
 }
 
 /// Opens (or reopens) the data connection.
@@ -238,10 +328,16 @@ fn open_data(inner: &Rc<RefCell<Inner>>) {
         i.changed = true;
         i.url.clone()
     };
-    let socket = open_socket(inner, &url, data_opened, |inner, event| {
-        let (code, reason) = (event.code(), event.reason());
-        data_ended(inner, |was_open| close_reason(code, &reason, was_open));
-    });
+    let socket = open_socket(
+        inner,
+        &url,
+        data_opened,
+        |inner, event| {
+            let (code, reason) = (event.code(), event.reason());
+            data_ended(inner, |was_open| close_reason(code, &reason, was_open));
+        },
+        |_| {},
+    );
     match socket {
         Ok(socket) => inner.borrow_mut().data = Some(socket),
         Err(why) => data_ended(inner, |_| format!("cannot open {url}: {why}")),
@@ -397,6 +493,7 @@ fn ramp_tick(inner: &Rc<RefCell<Inner>>) {
             };
             drop_later(dead);
         },
+        move |inner| pin_greeted(inner, id),
     );
     let mut i = inner.borrow_mut();
     match socket {

@@ -11,6 +11,10 @@
 //! opened and was then lost is reopened by its own task with backoff when the run
 //! reconnects, and stays empty otherwise. Losing every open connection without
 //! `reconnect` ends the run with [`ClientError::Lost`].
+//!
+//! With `client_pinMessageSize` / `client_pinDataBytes`, each pinning connection
+//! (and each reopened one) sends its own traffic once greeted ([`pin_traffic`]),
+//! then stays idle.
 
 use std::fmt::Display;
 use std::net::SocketAddr;
@@ -31,6 +35,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::connect::{open_with, proxy_addr, proxy_url, WsStream};
+use super::pin_traffic::{self, PinPlan, PinTraffic, Step};
 use super::{progress, report, save, Backoff, ClientError, ClientOptions, ClientSummary};
 use crate::config::Config;
 use crate::server::{State, STATS_EVERY};
@@ -171,6 +176,10 @@ struct Ctx {
     pinning_failures: Throttled,
     pinning_closes: Throttled,
     reconnect_failures: Throttled,
+    /// What each pinning connection sends once greeted; `None`: nothing.
+    pin_plan: Option<PinPlan>,
+    /// The payloads of that traffic, shared by every connection.
+    pin_payloads: (Bytes, Bytes),
 }
 
 impl Ctx {
@@ -300,6 +309,18 @@ pub(super) async fn run(
     };
 
     let max = config.client_max_connections;
+    let pin_plan = PinPlan::from_config(&config);
+    if let Some(plan) = &pin_plan {
+        tracing::info!(
+            "each pinning connection sends {} bytes in {} messages once greeted \
+             (first message {} bytes, then {} bytes in messages of {} bytes)",
+            plan.bytes(),
+            plan.messages(),
+            config.client_pin_message_size,
+            config.client_pin_data_bytes,
+            config.client_pin_data_message_size
+        );
+    }
     tracing::info!(
         "client: {max} pinning connections through {} at {}/s, plus a data connection sending {} bytes every {} ms; {}; snapshot at http://{snapshot_addr}/snapshot",
         proxy_url(&config),
@@ -330,6 +351,11 @@ pub(super) async fn run(
         pinning_failures: Throttled::new("pinning connection failed"),
         pinning_closes: Throttled::new("pinning connection closed"),
         reconnect_failures: Throttled::new("reconnecting failed"),
+        pin_payloads: pin_plan
+            .as_ref()
+            .map(PinTraffic::payloads)
+            .unwrap_or_default(),
+        pin_plan,
     });
 
     // The data connection first; the ramp starts once its first attempt is over.
@@ -419,6 +445,9 @@ pub(super) async fn run(
         data_bytes_received: get(&c.data_received),
         reconnects: get(&c.reconnects),
         reconnect_failed: get(&c.reconnect_failed),
+        pin_traffic_done: get(&ctx.state.pin_traffic.done),
+        pin_messages_sent: get(&ctx.state.pin_traffic.messages),
+        pin_bytes_sent: get(&ctx.state.pin_traffic.bytes),
         saved,
         snapshot_addr,
         report: report.filter(|_| options.report),
@@ -606,7 +635,11 @@ async fn pinning_connection(ctx: Arc<Ctx>) {
         }
 
         let since = Instant::now();
-        let end = hold(&ctx, ws, None).await;
+        let mut traffic = ctx
+            .pin_plan
+            .as_ref()
+            .map(|plan| PinTraffic::new(plan, &ctx.pin_payloads));
+        let end = hold(&ctx, ws, None, traffic.as_mut()).await;
         c.pinning_open.fetch_sub(1, Ordering::Relaxed);
         drop(guard);
         let End::Closed(why) = end else { return };
@@ -702,7 +735,7 @@ async fn data_connection(ctx: Arc<Ctx>, size: usize, first: oneshot::Sender<()>)
         let guard = ctx.state.connections.open_one(None);
         ctx.counters.data_up.store(true, Ordering::Relaxed);
         ctx.opened();
-        let end = hold(&ctx, ws, Some(&payload)).await;
+        let end = hold(&ctx, ws, Some(&payload), None).await;
         ctx.counters.data_up.store(false, Ordering::Relaxed);
         drop(guard);
         let End::Closed(why) = end else { return };
@@ -727,9 +760,16 @@ async fn data_connection(ctx: Arc<Ctx>, size: usize, first: oneshot::Sender<()>)
 }
 
 /// Reads a websocket until it closes or the run stops; with a payload, also sends
-/// it every `client_dataDelay` ms.
-async fn hold(ctx: &Ctx, mut ws: WsStream, payload: Option<&Message>) -> End {
+/// it every `client_dataDelay` ms; with `traffic`, sends it once the first message
+/// (the wss's greeting) has arrived.
+async fn hold(
+    ctx: &Ctx,
+    mut ws: WsStream,
+    payload: Option<&Message>,
+    mut traffic: Option<&mut PinTraffic>,
+) -> End {
     let c = &ctx.counters;
+    let pins = &ctx.state.pin_traffic;
     let mut tick = payload.map(|_| {
         let every = Duration::from_millis(ctx.config.client_data_delay.max(1));
         let mut tick = tokio::time::interval(every);
@@ -744,24 +784,38 @@ async fn hold(ctx: &Ctx, mut ws: WsStream, payload: Option<&Message>) -> End {
                 close(&mut ws).await;
                 return End::Stopped;
             }
-            message = ws.next() => match message {
-                Some(Ok(Message::Close(frame))) => {
+            step = pin_traffic::next_step(&mut ws, traffic.as_deref_mut()) => match step {
+                Step::Sent { bytes, last } => {
+                    pins.messages.fetch_add(1, Ordering::Relaxed);
+                    pins.bytes.fetch_add(bytes, Ordering::Relaxed);
+                    if last {
+                        pins.done.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+                Step::Failed(e) => return End::Closed(format!("sending failed: {e}")),
+                Step::Received(Some(Ok(Message::Close(frame)))) => {
                     // tungstenite answers the close; reading on ends the connection.
                     close_frame = Some(match frame {
                         Some(f) => format!("closed by the server with {} {}", u16::from(f.code), f.reason),
                         None => "closed by the server".into(),
                     });
                 }
-                Some(Ok(m)) => {
+                Step::Received(Some(Ok(m))) => {
                     c.received.fetch_add(1, Ordering::Relaxed);
+                    if m.is_text() || m.is_binary() {
+                        // The greeting: the connection's own traffic may start.
+                        if let Some(t) = traffic.as_deref_mut() {
+                            t.start();
+                        }
+                    }
                     if payload.is_some() && m.is_binary() {
                         c.data_received.fetch_add(m.len() as u64, Ordering::Relaxed);
                     }
                 }
-                Some(Err(WsError::ConnectionClosed)) | None => {
+                Step::Received(Some(Err(WsError::ConnectionClosed)) | None) => {
                     return End::Closed(close_frame.unwrap_or_else(|| "closed by the server".into()));
                 }
-                Some(Err(e)) => {
+                Step::Received(Some(Err(e))) => {
                     let why = match close_frame {
                         Some(f) => format!("{f}; then {e}"),
                         None => e.to_string(),
@@ -852,27 +906,49 @@ fn stats_line(ctx: &Ctx) -> String {
         )
     };
     format!(
-        "client: pinning {}/{} open, {} connecting, {} failed, {} closed; {data}{}; {} messages received",
+        "client: pinning {}/{} open, {} connecting, {} failed, {} closed{}; {data}{}; {} messages received",
         get(&c.pinning_open),
         ctx.config.client_max_connections,
         get(&c.pinning_connecting),
         get(&c.pinning_failed),
         get(&c.pinning_closed),
+        pin_part(ctx),
         reconnect_part(ctx, get(&c.reconnects), get(&c.reconnect_failed)),
         get(&c.received),
+    )
+}
+
+/// The pin-traffic part of the stats line, empty when pinning connections send nothing.
+fn pin_part(ctx: &Ctx) -> String {
+    if ctx.pin_plan.is_none() {
+        return String::new();
+    }
+    let p = &ctx.state.pin_traffic;
+    format!(
+        "; pin traffic done on {} connections ({} messages, {:.1} MB sent)",
+        get(&p.done),
+        get(&p.messages),
+        get(&p.bytes) as f64 / 1e6
     )
 }
 
 /// The last line of a run: what it did in all.
 fn summary_line(s: &ClientSummary, ctx: &Ctx) -> String {
     format!(
-        "summary: pinning {} opened, {} failed attempts, {} closed by the other side, {} open at the end; \
+        "summary: pinning {} opened, {} failed attempts, {} closed by the other side, {} open at the end{}; \
          data: {} messages ({} bytes) sent, {} bytes received back, {} failed attempts, lost {} times{}; \
          {} messages received",
         s.pinning_opened,
         s.pinning_failed,
         s.pinning_closed,
         s.pinning_open,
+        match ctx.pin_plan {
+            None => String::new(),
+            Some(_) => format!(
+                ", pin traffic done on {} ({} messages, {} bytes sent)",
+                s.pin_traffic_done, s.pin_messages_sent, s.pin_bytes_sent
+            ),
+        },
         s.data_messages_sent,
         s.data_bytes_sent,
         s.data_bytes_received,

@@ -3,7 +3,8 @@
 //! It opens websockets through the proxy ([`connect`]): one data connection first,
 //! which sends `client_dataSize` bytes every `client_dataDelay` ms (the traffic that
 //! fills slabs), then pinning connections at `client_connectionspersecond` until
-//! `client_maxConnections` are open, each held open for the run ([`load`]). It prints
+//! `client_maxConnections` are open, each held open for the run ([`load`]), after
+//! sending its own traffic when configured ([`pin_traffic`]). It prints
 //! its stats every 5 s, shows a progress bar while ramping up ([`progress`]), serves
 //! its own snapshot, and with `--report` fetches both servers' snapshots at the end
 //! and prints them side by side ([`report`]); with `--save-snapshots DIR` it writes
@@ -17,6 +18,7 @@
 
 pub mod connect;
 pub mod load;
+pub mod pin_traffic;
 pub mod progress;
 pub mod report;
 pub mod save;
@@ -113,6 +115,11 @@ pub struct ClientSummary {
     pub reconnects: u64,
     /// Attempts to reopen a lost connection that failed.
     pub reconnect_failed: u64,
+    /// Pinning connections that sent all their own traffic (`client_pinMessageSize`,
+    /// `client_pinDataBytes`), and the messages and bytes they sent.
+    pub pin_traffic_done: u64,
+    pub pin_messages_sent: u64,
+    pub pin_bytes_sent: u64,
     /// Snapshot files written with `--save-snapshots`.
     pub saved: Vec<PathBuf>,
     /// Where the client's own snapshot was served.

@@ -1,5 +1,9 @@
 //! The `--report` table: both servers' snapshots side by side, the seed's
 //! before/after figures (live slabs, retained memory, memory per pinning connection).
+//!
+//! A server on the warp stack has no slabs: its row shows what its connections'
+//! kept parts pin instead (the snapshot's `pinned_allocations`: the allocations'
+//! bytes as retained, the kept parts' bytes as referenced), and says so.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
@@ -158,12 +162,36 @@ pub fn render_report(
         }
         out.push('\n');
     }
+    if [proxy, wss].into_iter().flatten().any(is_warp) {
+        out.push_str(
+            "warp stack: no slabs; retained = the allocations its connections' kept parts pin, \
+             referenced = the kept parts' bytes (snapshot: pinned_allocations)\n",
+        );
+    }
     out
+}
+
+fn is_warp(s: &Snapshot) -> bool {
+    s.settings.stack == Some(snapshot::Stack::Warp)
 }
 
 /// One server's row.
 fn cells(name: &str, s: &Snapshot, pinning: u64) -> [String; 8] {
-    let retained_mb = s.totals.retained_bytes as f64 / 1e6;
+    let pinned = &s.pinned_allocations;
+    let (retained, referenced, held) = if is_warp(s) {
+        (
+            pinned.pinned_bytes,
+            pinned.kept_bytes,
+            format!("warp: {} pinned allocations", pinned.allocations.len()),
+        )
+    } else {
+        (
+            s.totals.retained_bytes,
+            s.totals.referenced_bytes,
+            live_slabs(s),
+        )
+    };
+    let retained_mb = retained as f64 / 1e6;
     let per_conn = if pinning == 0 {
         "-".to_string()
     } else {
@@ -174,9 +202,9 @@ fn cells(name: &str, s: &Snapshot, pinning: u64) -> [String; 8] {
         s.settings
             .head_mode
             .map_or("-".to_string(), |m| m.to_string()),
-        live_slabs(s),
+        held,
         format!("{retained_mb:.1}"),
-        format!("{:.1}", s.totals.referenced_bytes as f64 / 1e3),
+        format!("{:.1}", referenced as f64 / 1e3),
         per_conn,
         format!("{:.1}", s.process.rss_bytes as f64 / 1e6),
         format!("{:.1}", s.process.allocator.resident_bytes as f64 / 1e6),
@@ -269,6 +297,7 @@ mod tests {
             guard: Default::default(),
             pools,
             pinned_allocations: Default::default(),
+            client: None,
             totals: Totals {
                 retained_bytes: retained,
                 referenced_bytes: referenced,
@@ -345,6 +374,49 @@ mod tests {
             proxy_row.find("116.4").map(|i| i + "116.4".len()),
             "numbers are right-aligned under their header\n{text}"
         );
+    }
+
+    #[test]
+    fn a_warp_server_shows_what_its_kept_parts_pin() {
+        let mut wss = snap("wss", HeadMode::Retain, vec![], 300_000_000, 280_000_000);
+        wss.settings.stack = Some(snapshot::Stack::Warp);
+        wss.pinned_allocations.allocations = (0..2)
+            .map(|id| snapshot::PinnedAllocation {
+                id,
+                size: 131_072,
+                age_ms: 1,
+                kept_bytes: 100,
+                kept: vec![],
+            })
+            .collect();
+        wss.pinned_allocations.pinned_bytes = 2 * 131_072;
+        wss.pinned_allocations.kept_bytes = 200;
+        let proxy = snap(
+            "proxy",
+            HeadMode::Copy,
+            vec![pool("tls", 10 << 20, 1, 0)],
+            1,
+            1,
+        );
+        let text = render_report(Ok(&proxy), Ok(&wss), 2);
+        assert_eq!(
+            columns(&text, "wss"),
+            [
+                "wss",
+                "retain",
+                "warp: 2 pinned allocations",
+                "0.3",
+                "0.2",
+                "0.13",
+                "300.0",
+                "280.0"
+            ],
+            "{text}"
+        );
+        assert_eq!(columns(&text, "proxy")[2], "tls 1", "{text}");
+        assert!(text.contains("warp stack: no slabs"), "{text}");
+        let slab_only = render_report(Ok(&proxy), Ok(&proxy), 2);
+        assert!(!slab_only.contains("warp stack"), "{slab_only}");
     }
 
     #[test]

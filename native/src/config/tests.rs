@@ -523,3 +523,33 @@ fn flags_become_overrides() {
         .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::UnknownArgument);
 }
+
+/// README.md's config.json table has a row for every key of `KEYS` (a nested key
+/// by its top-level name) and no row for a key that does not exist.
+#[test]
+fn readme_table_lists_every_key() {
+    let readme = include_str!("../../../README.md");
+    let table = readme
+        .split("\n## config.json\n")
+        .nth(1)
+        .and_then(|rest| rest.split("\n## ").next())
+        .expect("README.md has a config.json section");
+    let mut in_table: Vec<&str> = table
+        .lines()
+        .filter_map(|l| l.strip_prefix("| `"))
+        .filter_map(|l| l.split(" |").next())
+        .flat_map(|cell| cell.split(", "))
+        .map(|k| k.trim_matches('`'))
+        .collect();
+    in_table.sort_unstable();
+    let mut keys: Vec<&str> = KEYS
+        .iter()
+        .map(|(k, _)| k.split('.').next().unwrap_or(k))
+        .collect();
+    keys.sort_unstable();
+    keys.dedup();
+    assert_eq!(
+        in_table, keys,
+        "README.md's config.json table vs config::KEYS"
+    );
+}

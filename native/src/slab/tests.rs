@@ -90,7 +90,9 @@ async fn retained_views_are_listed_as_retainers_until_dropped() {
     assert_eq!(snap.slabs[0].retainers.len(), 1);
     assert_eq!(&head.view()[..], b"head");
     drop(head);
-    assert!(pool.snapshot(Instant::now(), &Index::take()).slabs[0].retainers.is_empty());
+    assert!(pool.snapshot(Instant::now(), &Index::take()).slabs[0]
+        .retainers
+        .is_empty());
 }
 
 #[tokio::test]
@@ -98,7 +100,10 @@ async fn end_of_stream_reads_none_and_takes_nothing() {
     let pool = SlabPool::new("tcp", 2048, 1024);
     let mut empty: &[u8] = &[];
     assert!(pool.read(&mut empty).await.unwrap().is_none());
-    assert_eq!(pool.snapshot(Instant::now(), &Index::take()).slabs[0].handed_out_bytes, 0);
+    assert_eq!(
+        pool.snapshot(Instant::now(), &Index::take()).slabs[0].handed_out_bytes,
+        0
+    );
 }
 
 #[tokio::test]

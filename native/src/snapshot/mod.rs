@@ -70,6 +70,7 @@ pub fn take(state: &State) -> Snapshot {
         guard: state.guard_snapshot(),
         pools,
         pinned_allocations,
+        client: (state.role == crate::Role::Client).then(|| state.pin_traffic.snapshot()),
     };
     snap.took_us = started.elapsed().as_micros() as u64;
     snap

@@ -1,5 +1,6 @@
 //! A server's live chart over the last minutes, drawn as SVG by the app: memory
-//! (retained slab bytes, allocator resident bytes, RSS) above, counts (live slabs,
+//! (retained slab bytes, or on the warp stack the pinned allocations; allocator
+//! resident bytes, RSS) above, counts (live slabs,
 //! open connections) below, on one time axis (`#chart-proxy`, `#chart-wss`).
 
 use yew::prelude::*;
@@ -7,7 +8,7 @@ use yew::prelude::*;
 use crate::logic::chart::{bytes_axis, count_axis, polylines, time_ticks, Axis, Frame};
 use crate::logic::config::Server;
 use crate::logic::format::{bytes, duration_ms};
-use crate::logic::series::{Sample, Series};
+use crate::logic::series::{held_label, Sample, Series};
 
 const WIDTH: f64 = 660.0;
 const HEIGHT: f64 = 370.0;
@@ -18,7 +19,8 @@ const COUNTS: (f64, f64) = (214.0, 110.0);
 
 /// One line of a chart: its name, colour, dash, and the figure it draws.
 struct Line {
-    name: &'static str,
+    /// Its name, given whether the server runs on the warp stack.
+    name: fn(bool) -> &'static str,
     class: &'static str,
     figure: fn(&Sample) -> u64,
     show: fn(u64) -> String,
@@ -26,19 +28,19 @@ struct Line {
 
 const MEMORY_LINES: [Line; 3] = [
     Line {
-        name: "retained slab bytes",
+        name: held_label,
         class: "l-retained",
-        figure: |s| s.retained_bytes,
+        figure: |s| s.held_bytes(),
         show: bytes,
     },
     Line {
-        name: "allocator resident",
+        name: |_| "allocator resident",
         class: "l-resident",
         figure: |s| s.resident_bytes,
         show: bytes,
     },
     Line {
-        name: "RSS",
+        name: |_| "RSS",
         class: "l-rss",
         figure: |s| s.rss_bytes,
         show: bytes,
@@ -47,13 +49,13 @@ const MEMORY_LINES: [Line; 3] = [
 
 const COUNT_LINES: [Line; 2] = [
     Line {
-        name: "live slabs",
+        name: |_| "live slabs",
         class: "l-slabs",
         figure: |s| s.live_slabs,
         show: |n| n.to_string(),
     },
     Line {
-        name: "open connections",
+        name: |_| "open connections",
         class: "l-open",
         figure: |s| s.open_connections,
         show: |n| n.to_string(),
@@ -75,6 +77,7 @@ pub fn Chart(props: &Props) -> Html {
     let t_end = props.now_ms;
     let t_start = t_end - series.window_ms();
     let latest = series.latest();
+    let warp = latest.is_some_and(|s| s.warp);
 
     let mem_max = MEMORY_LINES
         .iter()
@@ -105,7 +108,7 @@ pub fn Chart(props: &Props) -> Html {
             { for lines.iter().map(|l| html! {
                 <span class="legend-item">
                     <svg width="22" height="10" class="swatch"><line x1="0" y1="5" x2="22" y2="5" class={ l.class } /></svg>
-                    { l.name }{ ": " }<b>{ latest.map(|s| (l.show)((l.figure)(s))).unwrap_or_else(|| "-".into()) }</b>
+                    { (l.name)(warp) }{ ": " }<b>{ latest.map(|s| (l.show)((l.figure)(s))).unwrap_or_else(|| "-".into()) }</b>
                 </span>
             }) }
         }

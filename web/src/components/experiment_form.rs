@@ -1,4 +1,6 @@
-//! The experiment's settings (`#rate`, `#max`, `#data-size`, `#data-delay`), each
+//! The experiment's settings (`#rate`, `#max`, `#data-size`, `#data-delay`, and the
+//! pinning connections' own traffic: `#pin-message`, `#pin-data`,
+//! `#pin-data-message`), each
 //! server's head mode (`#head-mode-proxy`, `#head-mode-wss`: switching one does
 //! `PUT /settings` at once and shows the server's answer), and `#start` / `#stop`.
 
@@ -75,6 +77,9 @@ pub fn ExperimentForm(props: &Props) -> Html {
                 { input("max", "Maximum connections", "pinning websockets", &f.max, props.running, set(|f, v| f.max = v)) }
                 { input("data-size", "Data size", "bytes per message (0: no data connection)", &f.data_size, props.running, set(|f, v| f.data_size = v)) }
                 { input("data-delay", "Data delay", "ms between messages", &f.data_delay, props.running, set(|f, v| f.data_delay = v)) }
+                { input("pin-message", "First message", "bytes each pinning websocket sends once greeted (0: none)", &f.pin_message, props.running, set(|f, v| f.pin_message = v)) }
+                { input("pin-data", "Pin data", "bytes each pinning websocket then sends (0: none)", &f.pin_data, props.running, set(|f, v| f.pin_data = v)) }
+                { input("pin-data-message", "Pin data message size", "bytes per message of the pin data", &f.pin_data_message, props.running, set(|f, v| f.pin_data_message = v)) }
             </div>
             <div class="head-modes">
                 { for props.head_modes.iter().map(|h| html! {

@@ -1,11 +1,13 @@
 //! The run's live counts (`#count-connecting`, `#count-open`, `#count-failed`,
-//! `#count-closed`, `#bytes-sent`), the data connection, and `#cap-notice` when the
-//! browser's websocket cap was hit.
+//! `#count-closed`, `#bytes-sent`), the data connection, the pinning connections'
+//! own traffic (`#pin-done`, `#pin-bytes`), and `#cap-notice` when the browser's
+//! websocket cap was hit.
 
 use yew::prelude::*;
 
 use crate::logic::experiment::{Counts, BROWSER_CAP, NATIVE_CLIENT};
 use crate::logic::format::bytes;
+use crate::logic::pin::PinPlan;
 
 #[derive(Properties, PartialEq)]
 pub struct Props {
@@ -14,6 +16,9 @@ pub struct Props {
     pub max: Option<u64>,
     /// Whether the run asks for more websockets than a page may hold.
     pub above_cap: bool,
+    /// What each pinning connection of the run sends, when one was started.
+    #[prop_or_default]
+    pub pin: Option<PinPlan>,
 }
 
 fn count(id: &'static str, label: &'static str, value: u64) -> Html {
@@ -47,6 +52,14 @@ pub fn LiveCounts(props: &Props) -> Html {
                 { if c.data_failed > 0 { format!(" ({} failed attempts)", c.data_failed) } else { String::new() } }
                 { format!("; {} messages received, at most {} open at once.", c.received, c.peak_open) }
             </p>
+            if let Some(plan) = props.pin.filter(PinPlan::is_some) {
+                <p class="pin-line">
+                    { "Pin traffic: " }<b id="pin-done" data-value={ c.pin_done.to_string() }>{ c.pin_done }</b>
+                    { format!(" websockets done ({} messages of {} each), ", plan.messages(), bytes(plan.bytes())) }
+                    <span id="pin-messages">{ c.pin_messages }</span>{ " messages, " }
+                    <b id="pin-bytes" data-value={ c.pin_bytes.to_string() }>{ bytes(c.pin_bytes) }</b>{ " sent." }
+                </p>
+            }
             if let Some(problem) = &c.last_problem {
                 <p id="last-problem" class="hint">{ "Last problem: " }{ problem.clone() }</p>
             }

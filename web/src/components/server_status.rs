@@ -1,11 +1,11 @@
-//! One server's status line: reachable or not, head mode, open connections, live
+//! One server's status line: reachable or not, stack and head mode, open connections, live
 //! slabs and memory, from its latest snapshot (`#status-proxy`, `#status-wss`).
 
 use yew::prelude::*;
 
 use crate::hooks::ServerView;
 use crate::logic::config::Server;
-use crate::logic::format::bytes;
+use crate::logic::format::{bytes, stack_name};
 
 #[derive(Properties, PartialEq)]
 pub struct Props {
@@ -38,6 +38,7 @@ pub fn ServerStatus(props: &Props) -> Html {
             html! {
                 <>
                     <span class="badge up">{ "reachable" }</span>
+                    <span class="fact">{ "stack " }<b class="stack">{ stack_name(s.settings.stack) }</b></span>
                     <span class="fact">{ "head mode " }<b>{ s.settings.head_mode.map(|m| m.as_str()).unwrap_or("-") }</b></span>
                     <span class="fact"><b>{ s.connections.open }</b>{ " open connections" }</span>
                     <span class="fact"><b>{ s.totals.live_slabs }</b>{ " live slabs (" }{ bytes(s.totals.retained_bytes) }{ " retained)" }</span>
@@ -53,6 +54,7 @@ pub fn ServerStatus(props: &Props) -> Html {
     html! {
         <div {id} {class}
             data-reachable={ (latest.is_some()).to_string() }
+            data-stack={ latest.map(|s| stack_name(s.settings.stack)).unwrap_or("") }
             data-head-mode={ latest.and_then(|s| s.settings.head_mode).map(|m| m.as_str()).unwrap_or("") }
             data-open={ latest.map(|s| s.connections.open.to_string()).unwrap_or_default() }
             data-live-slabs={ latest.map(|s| s.totals.live_slabs.to_string()).unwrap_or_default() }

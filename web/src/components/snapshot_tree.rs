@@ -1,6 +1,8 @@
 //! A snapshot as a readable, collapsible tree (`#snapshot-tree`): the retaining tree
 //! first (pools, their slabs pinned by retainers first, and each retainer such as
-//! "upgrade head of connection 17"), then the whole JSON, folded.
+//! "upgrade head of connection 17"), then the pinned allocations (each large
+//! allocation that kept parts lie in: size, age and the parts, for both stacks),
+//! then the whole JSON, folded.
 
 use serde_json::Value;
 use yew::prelude::*;
@@ -9,8 +11,8 @@ use super::snapshot_panel::Taken;
 use crate::api::time_of_day;
 use crate::logic::format::bytes;
 use crate::logic::slabs::{
-    pool_summary, pools_by_retained, slab_summary, slabs_by_retention, totals_summary,
-    RETAINERS_SHOWN,
+    allocation_summary, pinned_summary, pool_summary, pools_by_retained, slab_summary,
+    slabs_by_retention, totals_summary, RETAINERS_SHOWN,
 };
 
 /// Slabs shown unfolded in a pool (the most retained first).
@@ -59,6 +61,27 @@ pub fn SnapshotTree(props: &Props) -> Html {
                         </ul>
                     </details>
                 }) }
+            </details>
+            <details open=true class="pinned-allocations" id="pinned-allocations"
+                data-allocations={ s.pinned_allocations.allocations.len().to_string() }>
+                <summary>{ pinned_summary(&s.pinned_allocations) }</summary>
+                <ul>
+                { for s.pinned_allocations.allocations.iter().enumerate().map(|(i, a)| html! {
+                    <li>
+                        <details open={ i < SLABS_OPEN } class="allocation" data-allocation={ a.id.to_string() }>
+                            <summary class="pinned">{ allocation_summary(a) }</summary>
+                            <ul class="retainers">
+                                { for a.kept.iter().take(RETAINERS_SHOWN).map(|r| html! {
+                                    <li class="retainer">{ r.label.clone() }<span class="muted">{ format!(" ({})", bytes(r.bytes)) }</span></li>
+                                }) }
+                                if a.kept.len() > RETAINERS_SHOWN {
+                                    <li class="muted">{ format!("and {} more", a.kept.len() - RETAINERS_SHOWN) }</li>
+                                }
+                            </ul>
+                        </details>
+                    </li>
+                }) }
+                </ul>
             </details>
             <details class="json">
                 <summary>{ "The whole snapshot (JSON)" }</summary>

@@ -7,7 +7,7 @@
 //! on the defaults rather than failing silently.
 
 use serde_json::{Map, Value};
-use snapshot::HeadMode;
+use snapshot::{HeadMode, Stack};
 
 /// Where the page fetches config.json from (served with the app by trunk).
 pub const CONFIG_PATH: &str = "/config.json";
@@ -65,6 +65,17 @@ pub struct PageConfig {
     pub snapshot_host: String,
     /// Largest websocket message the servers accept.
     pub max_message_size: u64,
+    /// `client_pinMessageSize`: bytes of the first message each pinning connection
+    /// sends once greeted; 0: none.
+    pub pin_message_size: u64,
+    /// `client_pinDataBytes`: bytes each pinning connection then sends; 0: none.
+    pub pin_data_bytes: u64,
+    /// `client_pinDataMessageSize`: size of the messages that carry them.
+    pub pin_data_message_size: u64,
+    /// The stacks config.json starts the servers on (shown, never sent: the
+    /// servers' own snapshots say which stack runs).
+    pub wss_stack: Stack,
+    pub proxy_stack: Stack,
 }
 
 impl Default for PageConfig {
@@ -85,6 +96,11 @@ impl Default for PageConfig {
             wss_head: HeadMode::Retain,
             snapshot_host: "127.0.0.1".into(),
             max_message_size: 16 << 20,
+            pin_message_size: 0,
+            pin_data_bytes: 0,
+            pin_data_message_size: 16 << 10,
+            wss_stack: Stack::Slab,
+            proxy_stack: Stack::Slab,
         }
     }
 }
@@ -103,7 +119,7 @@ impl PageConfig {
         };
         let d = PageConfig::default();
         let keys = Keys(&object);
-        Ok(PageConfig {
+        PageConfig {
             proxy_port: keys.port("proxy_port", d.proxy_port)?,
             proxy_heapdump_port: keys.port("proxy_heapdump_port", d.proxy_heapdump_port)?,
             wss_port: keys.port("wss_port", d.wss_port)?,
@@ -119,7 +135,45 @@ impl PageConfig {
             wss_head: keys.head_mode("wss_head", d.wss_head)?,
             snapshot_host: snapshot_host(&keys.string("snapshot_bind", "127.0.0.1")?),
             max_message_size: keys.unsigned("max_message_size", d.max_message_size)?,
-        })
+            pin_message_size: keys.unsigned("client_pinMessageSize", d.pin_message_size)?,
+            pin_data_bytes: keys.unsigned("client_pinDataBytes", d.pin_data_bytes)?,
+            pin_data_message_size: keys
+                .unsigned("client_pinDataMessageSize", d.pin_data_message_size)?,
+            wss_stack: keys.stack("wss_stack", d.wss_stack)?,
+            proxy_stack: keys.stack("proxy_stack", d.proxy_stack)?,
+        }
+        .checked()
+    }
+
+    /// Rules that span keys, as the servers check them.
+    fn checked(self) -> Result<PageConfig, String> {
+        if self.pin_data_bytes > 0 && self.pin_data_message_size == 0 {
+            return Err(
+                "config.json: key \"client_pinDataMessageSize\": expected a size above 0 \
+                 when client_pinDataBytes is set"
+                    .to_string(),
+            );
+        }
+        for (key, size) in [
+            ("client_pinMessageSize", self.pin_message_size),
+            ("client_pinDataMessageSize", self.pin_data_message_size),
+        ] {
+            if size > self.max_message_size {
+                return Err(format!(
+                    "config.json: key \"{key}\": expected at most max_message_size ({} bytes), got {size}",
+                    self.max_message_size
+                ));
+            }
+        }
+        Ok(self)
+    }
+
+    /// The stack config.json starts a server on.
+    pub fn stack(&self, server: Server) -> Stack {
+        match server {
+            Server::Proxy => self.proxy_stack,
+            Server::Wss => self.wss_stack,
+        }
     }
 
     /// The snapshot port of a server.
@@ -259,6 +313,16 @@ impl Keys<'_> {
         }
     }
 
+    fn stack(&self, key: &str, default: Stack) -> Result<Stack, String> {
+        match self.get(key) {
+            None => Ok(default),
+            Some(v) => v
+                .as_str()
+                .and_then(|s| s.parse().ok())
+                .ok_or_else(|| Self::wrong(key, "\"slab\" or \"warp\"", v)),
+        }
+    }
+
     fn head_mode(&self, key: &str, default: HeadMode) -> Result<HeadMode, String> {
         match self.get(key) {
             None => Ok(default),
@@ -299,6 +363,41 @@ mod tests {
         assert_eq!(c.proxy_ws_url(true), "wss://localhost:8600/");
         assert_eq!(c.proxy_ws_url(false), "ws://localhost:8600/");
         assert_eq!(c.proxy_https_url(), "https://localhost:8600/");
+        assert_eq!(
+            (
+                c.pin_message_size,
+                c.pin_data_bytes,
+                c.pin_data_message_size
+            ),
+            (0, 0, 16384),
+            "no pin traffic: the seed's scenario"
+        );
+        assert_eq!(
+            (c.stack(Server::Wss), c.stack(Server::Proxy)),
+            (Stack::Slab, Stack::Slab)
+        );
+    }
+
+    #[test]
+    fn pin_keys_and_stacks_are_read() {
+        let c = PageConfig::parse(
+            r#"{"client_pinMessageSize": 100, "client_pinDataBytes": 40000,
+                "client_pinDataMessageSize": 1000, "wss_stack": "warp", "proxy_stack": "slab"}"#,
+        )
+        .expect("parses");
+        assert_eq!(
+            (
+                c.pin_message_size,
+                c.pin_data_bytes,
+                c.pin_data_message_size
+            ),
+            (100, 40_000, 1000)
+        );
+        assert_eq!(c.stack(Server::Wss), Stack::Warp);
+        assert_eq!(c.stack(Server::Proxy), Stack::Slab);
+        // A zero message size is fine while no data bytes are asked for.
+        let c = PageConfig::parse(r#"{"client_pinDataMessageSize": 0}"#).expect("parses");
+        assert_eq!(c.pin_data_message_size, 0);
     }
 
     #[test]
@@ -341,6 +440,16 @@ mod tests {
             (
                 r#"{"proxy_head": "keep"}"#,
                 "\"retain\", \"copy\" or \"drop\"",
+            ),
+            (r#"{"wss_stack": "tokio"}"#, "\"slab\" or \"warp\""),
+            (r#"{"client_pinDataBytes": -1}"#, "\"client_pinDataBytes\""),
+            (
+                r#"{"client_pinDataBytes": 10, "client_pinDataMessageSize": 0}"#,
+                "\"client_pinDataMessageSize\": expected a size above 0",
+            ),
+            (
+                r#"{"client_pinMessageSize": 2000, "max_message_size": 1000}"#,
+                "\"client_pinMessageSize\": expected at most max_message_size",
             ),
             ("[1, 2]", "expected a JSON object"),
             ("{ nope", "not valid JSON"),

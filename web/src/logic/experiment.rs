@@ -3,6 +3,7 @@
 //! the way the native client counts (native/src/client/load.rs).
 
 use super::config::PageConfig;
+use super::pin::PinPlan;
 
 /// Browsers cap the websockets one page may hold (Chrome: about 255). A websocket
 /// that fails before opening while this many are open is taken as that cap.
@@ -27,6 +28,8 @@ pub struct Experiment {
     pub data_size: u64,
     /// Ms between two sends.
     pub data_delay_ms: u64,
+    /// What each pinning connection sends once greeted.
+    pub pin: PinPlan,
 }
 
 /// The form's fields, as typed.
@@ -36,6 +39,10 @@ pub struct ExperimentForm {
     pub max: String,
     pub data_size: String,
     pub data_delay: String,
+    /// `client_pinMessageSize`, `client_pinDataBytes`, `client_pinDataMessageSize`.
+    pub pin_message: String,
+    pub pin_data: String,
+    pub pin_data_message: String,
 }
 
 impl ExperimentForm {
@@ -46,6 +53,9 @@ impl ExperimentForm {
             max: c.max_connections.to_string(),
             data_size: c.data_size.to_string(),
             data_delay: c.data_delay_ms.to_string(),
+            pin_message: c.pin_message_size.to_string(),
+            pin_data: c.pin_data_bytes.to_string(),
+            pin_data_message: c.pin_data_message_size.to_string(),
         }
     }
 
@@ -79,11 +89,33 @@ impl ExperimentForm {
         if data_size > 0 && data_delay_ms == 0 {
             return Err("data delay: expected at least 1 ms".to_string());
         }
+        let pin = PinPlan {
+            first: whole("first message", &self.pin_message)?,
+            data: whole("pin data", &self.pin_data)?,
+            chunk: whole("pin data message size", &self.pin_data_message)?,
+        };
+        if pin.data > 0 && pin.chunk == 0 {
+            return Err(
+                "pin data message size: expected at least 1 byte when pin data is set".to_string(),
+            );
+        }
+        for (what, size) in [
+            ("first message", pin.first),
+            ("pin data message size", pin.chunk),
+        ] {
+            if size > max_message_size {
+                return Err(format!(
+                    "{what}: {size} bytes is above the servers' max_message_size \
+                     ({max_message_size}); they would close the connection"
+                ));
+            }
+        }
         Ok(Experiment {
             connections_per_second: rate,
             max_connections,
             data_size,
             data_delay_ms,
+            pin,
         })
     }
 }
@@ -153,6 +185,11 @@ pub struct Counts {
     pub peak_open: u64,
     /// Why the last websocket failed or closed, for the page to show.
     pub last_problem: Option<String>,
+    /// Pinning connections that sent all their own traffic, since the start.
+    pub pin_done: u64,
+    /// Messages and bytes of that traffic handed to the websockets.
+    pub pin_messages: u64,
+    pub pin_bytes: u64,
 }
 
 impl Counts {
@@ -182,6 +219,17 @@ impl Counts {
             self.cap_at = in_use;
         }
         self.last_problem = Some(why);
+    }
+
+    /// One message of a pinning connection's own traffic was handed over.
+    pub fn pin_sent(&mut self, bytes: u64) {
+        self.pin_messages += 1;
+        self.pin_bytes += bytes;
+    }
+
+    /// A pinning connection has sent all its own traffic.
+    pub fn pin_finished(&mut self) {
+        self.pin_done += 1;
     }
 
     /// A pinning connection closed after it opened.
@@ -235,6 +283,69 @@ mod tests {
             max: max.into(),
             data_size: size.into(),
             data_delay: delay.into(),
+            pin_message: "0".into(),
+            pin_data: "0".into(),
+            pin_data_message: "16384".into(),
+        }
+    }
+
+    fn pin_form(first: &str, data: &str, chunk: &str) -> ExperimentForm {
+        ExperimentForm {
+            pin_message: first.into(),
+            pin_data: data.into(),
+            pin_data_message: chunk.into(),
+            ..form("1", "1", "0", "0")
+        }
+    }
+
+    #[test]
+    fn pin_fields_start_from_config_json_and_are_checked() {
+        let c = PageConfig::parse(
+            r#"{"client_pinMessageSize": 100, "client_pinDataBytes": 5000, "client_pinDataMessageSize": 1000}"#,
+        )
+        .unwrap();
+        let f = ExperimentForm::from_config(&c);
+        assert_eq!(
+            (
+                f.pin_message.as_str(),
+                f.pin_data.as_str(),
+                f.pin_data_message.as_str()
+            ),
+            ("100", "5000", "1000")
+        );
+        let e = f.parse(16 << 20).expect("valid");
+        assert_eq!(
+            e.pin,
+            PinPlan {
+                first: 100,
+                data: 5000,
+                chunk: 1000
+            }
+        );
+        let none = ExperimentForm::from_config(&PageConfig::default())
+            .parse(16 << 20)
+            .unwrap();
+        assert!(!none.pin.is_some(), "the seed's scenario sends nothing");
+        assert!(
+            pin_form("0", "0", "0").parse(16 << 20).is_ok(),
+            "size 0 unused"
+        );
+        let cases = [
+            (pin_form("x", "0", "1"), "first message"),
+            (pin_form("0", "-5", "1"), "pin data"),
+            (pin_form("0", "10", "0"), "at least 1 byte"),
+            (
+                pin_form("2000", "0", "1"),
+                "first message: 2000 bytes is above",
+            ),
+            (
+                pin_form("0", "10", "2000"),
+                "pin data message size: 2000 bytes is above",
+            ),
+        ];
+        for (f, expected) in cases {
+            let err = f.parse(1000).expect_err(expected);
+            assert!(err.contains(expected), "{err}");
         }
     }
 
@@ -242,6 +353,7 @@ mod tests {
     fn the_form_starts_from_config_json() {
         let f = ExperimentForm::from_config(&PageConfig::default());
         assert_eq!(f, form("1", "100", "1000000", "1000"));
+        assert!(!f.parse(16 << 20).unwrap().pin.is_some());
         let e = f.parse(16 << 20).expect("valid");
         assert_eq!(e.max_connections, 100);
         assert_eq!(e.period_ms(), 1000);

@@ -31,6 +31,7 @@ pub fn slab(id: u64, size: u64, connections: &[u64]) -> Slab {
         referenced_bytes: referenced,
         views: connections.len() as u64,
         retainers,
+        allocation_bytes: Some(size),
     }
 }
 
@@ -110,6 +111,7 @@ pub fn with_pools(role: &str, pools: Vec<Pool>, open: u64) -> Snapshot {
         guard: Default::default(),
         pools,
         pinned_allocations: Default::default(),
+        client: None,
     }
 }
 
@@ -123,5 +125,7 @@ pub fn sample(t_ms: f64, retained_bytes: u64) -> Sample {
         resident_bytes: 0,
         rss_bytes: 0,
         open_connections: 0,
+        pinned_bytes: 0,
+        warp: false,
     }
 }

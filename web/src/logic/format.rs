@@ -100,6 +100,12 @@ pub fn id_list(ids: &[u64], max: usize) -> String {
     }
 }
 
+/// A server's stack as its status shows it: `slab`, `warp`, or `-` when its
+/// snapshot says none (`settings.stack` null).
+pub fn stack_name(stack: Option<snapshot::Stack>) -> &'static str {
+    stack.map(|s| s.as_str()).unwrap_or("-")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -140,5 +146,12 @@ mod tests {
         assert_eq!(ratio(Some(16384.0)), "16384×");
         assert_eq!(ratio(Some(1.5)), "1.5×");
         assert_eq!(ratio(None), "-");
+    }
+
+    #[test]
+    fn stacks_print_by_name_and_null_as_a_dash() {
+        assert_eq!(stack_name(Some(snapshot::Stack::Warp)), "warp");
+        assert_eq!(stack_name(Some(snapshot::Stack::Slab)), "slab");
+        assert_eq!(stack_name(None), "-");
     }
 }

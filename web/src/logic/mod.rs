@@ -7,6 +7,7 @@
 //! - [`chart`]: axis scaling (nice ticks, byte units, the time axis) and line geometry.
 //! - [`diff`]: the difference of two snapshots of one server.
 //! - [`slabs`]: the order and wording of pools, slabs and retainers in the snapshot tree.
+//! - [`pin`]: what each pinning connection sends of its own traffic, and its progress.
 //! - [`format`]: numbers, bytes and durations as the page prints them.
 
 pub mod chart;
@@ -14,6 +15,7 @@ pub mod config;
 pub mod diff;
 pub mod experiment;
 pub mod format;
+pub mod pin;
 pub mod series;
 pub mod slabs;
 

@@ -4,7 +4,7 @@
 
 use std::collections::VecDeque;
 
-use snapshot::Snapshot;
+use snapshot::{Snapshot, Stack};
 
 /// How far back the charts look.
 pub const WINDOW_MS: f64 = 5.0 * 60.0 * 1000.0;
@@ -31,9 +31,34 @@ pub struct Sample {
     /// The process's RSS as the kernel reports it.
     pub rss_bytes: u64,
     pub open_connections: u64,
+    /// Sum of the sizes of the allocations that kept parts lie in
+    /// (`pinned_allocations.pinned_bytes`).
+    pub pinned_bytes: u64,
+    /// Whether the server runs on the warp stack (no slab pools).
+    pub warp: bool,
+}
+
+/// What the first memory line draws on a stack: the slab stack's retained slab
+/// bytes, or on the warp stack (no slab pools) the pinned allocations.
+pub fn held_label(warp: bool) -> &'static str {
+    if warp {
+        "pinned allocations"
+    } else {
+        "retained slab bytes"
+    }
 }
 
 impl Sample {
+    /// The bytes kept alive for connections, as this server's stack shows them:
+    /// retained slab bytes, or on the warp stack the pinned allocations' bytes.
+    pub fn held_bytes(&self) -> u64 {
+        if self.warp {
+            self.pinned_bytes
+        } else {
+            self.retained_bytes
+        }
+    }
+
     pub fn from_snapshot(t_ms: f64, s: &Snapshot) -> Sample {
         Sample {
             t_ms,
@@ -43,6 +68,8 @@ impl Sample {
             resident_bytes: s.process.allocator.resident_bytes,
             rss_bytes: s.process.rss_bytes,
             open_connections: s.connections.open,
+            pinned_bytes: s.pinned_allocations.pinned_bytes,
+            warp: s.settings.stack == Some(Stack::Warp),
         }
     }
 }
@@ -172,5 +199,22 @@ mod tests {
         assert_eq!(sample.open_connections, 3);
         assert_eq!(sample.rss_bytes, snap.process.rss_bytes);
         assert_eq!(sample.resident_bytes, snap.process.allocator.resident_bytes);
+    }
+
+    #[test]
+    fn the_warp_stack_charts_pinned_allocations() {
+        let mut snap = crate::logic::fixtures::snapshot(&[(1, &[17])], 1);
+        snap.pinned_allocations.pinned_bytes = 128 << 10;
+        let slab = Sample::from_snapshot(0.0, &snap);
+        assert!(!slab.warp);
+        assert_eq!(slab.held_bytes(), snap.totals.retained_bytes);
+        snap.settings.stack = Some(Stack::Warp);
+        let warp = Sample::from_snapshot(0.0, &snap);
+        assert!(warp.warp);
+        assert_eq!(warp.held_bytes(), 128 << 10);
+        assert_eq!(held_label(warp.warp), "pinned allocations");
+        assert_eq!(held_label(false), "retained slab bytes");
+        snap.settings.stack = None;
+        assert!(!Sample::from_snapshot(0.0, &snap).warp, "null: not warp");
     }
 }

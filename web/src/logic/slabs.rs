@@ -2,9 +2,9 @@
 //! slabs pinned by retainers first, and one-line summaries of each, the way a heap
 //! profiler's retainers view reads ("upgrade head of connection 17").
 
-use snapshot::{Pool, Slab, Snapshot};
+use snapshot::{PinnedAllocation, PinnedAllocations, Pool, Slab, Snapshot};
 
-use super::format::{bytes, ratio};
+use super::format::{bytes, duration_ms, ratio};
 
 /// Retainers listed under one slab before "and N more".
 pub const RETAINERS_SHOWN: usize = 20;
@@ -82,6 +82,45 @@ pub fn totals_summary(s: &Snapshot) -> String {
     )
 }
 
+/// `pinned allocations: 2 of 128 KiB and more, 256 KiB pinned for 1.2 KiB kept (213×)`,
+/// then what was found in no tracked allocation, and whether the registry is off.
+pub fn pinned_summary(p: &PinnedAllocations) -> String {
+    let r = (p.kept_bytes > 0).then(|| p.pinned_bytes as f64 / p.kept_bytes as f64);
+    let mut text = format!(
+        "pinned allocations: {} allocation{}, {} pinned for {} kept ({})",
+        p.allocations.len(),
+        if p.allocations.len() == 1 { "" } else { "s" },
+        bytes(p.pinned_bytes),
+        bytes(p.kept_bytes),
+        ratio(r),
+    );
+    if p.unattributed_parts > 0 {
+        text.push_str(&format!(
+            "; {} kept part{} ({}) in no tracked allocation",
+            p.unattributed_parts,
+            if p.unattributed_parts == 1 { "" } else { "s" },
+            bytes(p.unattributed_bytes)
+        ));
+    }
+    if !p.registry.enabled {
+        text.push_str(" (the allocation registry is off: alloc_registry)");
+    }
+    text
+}
+
+/// `allocation #901: 10.0 MiB, age 1 min, 600 B kept by 2 parts`.
+pub fn allocation_summary(a: &PinnedAllocation) -> String {
+    format!(
+        "allocation #{}: {}, age {}, {} kept by {} part{}",
+        a.id,
+        bytes(a.size),
+        duration_ms(a.age_ms),
+        bytes(a.kept_bytes),
+        a.kept.len(),
+        if a.kept.len() == 1 { "" } else { "s" },
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -127,5 +166,46 @@ mod tests {
         assert_eq!(slab.retainers[0].label, "upgrade head of connection 17");
         let s = fixtures::snapshot(&[(1, &[17])], 1);
         assert!(totals_summary(&s).starts_with("1 live slabs hold 1.00 MiB for 200 B referenced"));
+    }
+
+    #[test]
+    fn pinned_allocations_read_like_the_slabs() {
+        let kept = |c: u64, part: &str, bytes: u64| snapshot::Retainer {
+            connection: c,
+            part: part.into(),
+            bytes,
+            label: format!("{part} of connection {c}"),
+        };
+        let a = PinnedAllocation {
+            id: 901,
+            size: 128 << 10,
+            age_ms: 60_000,
+            kept_bytes: 600,
+            kept: vec![
+                kept(17, "first message", 500),
+                kept(17, "header user-agent", 100),
+            ],
+        };
+        assert_eq!(
+            allocation_summary(&a),
+            "allocation #901: 128.0 KiB, age 1 min, 600 B kept by 2 parts"
+        );
+        let mut p = PinnedAllocations {
+            allocations: vec![a],
+            pinned_bytes: 128 << 10,
+            kept_bytes: 600,
+            ..PinnedAllocations::default()
+        };
+        p.registry.enabled = true;
+        assert_eq!(
+            pinned_summary(&p),
+            "pinned allocations: 1 allocation, 128.0 KiB pinned for 600 B kept (218×)"
+        );
+        p.unattributed_parts = 2;
+        p.unattributed_bytes = 40;
+        p.registry.enabled = false;
+        assert!(pinned_summary(&p).ends_with(
+            "; 2 kept parts (40 B) in no tracked allocation (the allocation registry is off: alloc_registry)"
+        ));
     }
 }
