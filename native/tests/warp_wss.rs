@@ -314,6 +314,23 @@ async fn bad_input_gets_a_clear_answer_and_the_wss_serves_on() {
     let answer = exchange(&mut tcp, bad.as_bytes()).await;
     assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
 
+    // Another method: warp's 405.
+    let mut tcp = TcpStream::connect(pg.wss.addr).await.unwrap();
+    let answer = exchange(&mut tcp, UPGRADE.replacen("GET", "PUT", 1).as_bytes()).await;
+    assert!(answer.starts_with("HTTP/1.1 405"), "{answer}");
+
+    // A head over max_header_bytes: hyper's 431.
+    let mut tcp = TcpStream::connect(pg.wss.addr).await.unwrap();
+    let big = UPGRADE.replace(
+        "Host: localhost\r\n",
+        &format!(
+            "Host: localhost\r\nX-Big: {}\r\n",
+            "b".repeat(pg.config.max_header_bytes)
+        ),
+    );
+    let answer = exchange(&mut tcp, big.as_bytes()).await;
+    assert!(answer.starts_with("HTTP/1.1 431"), "{answer}");
+
     // Garbage: hyper's 400.
     let mut tcp = TcpStream::connect(pg.wss.addr).await.unwrap();
     let answer = exchange(&mut tcp, b"\x16\x03\x01\x02\x00garbage\r\n\r\n").await;

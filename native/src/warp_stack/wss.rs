@@ -120,6 +120,12 @@ pub async fn start(config: &Config, shutdown: &Shutdown) -> std::io::Result<Runn
         max_message_size: config.max_message_size,
         write_timeout: Duration::from_millis(config.write_timeout_ms),
     });
+    if config.max_header_bytes < HYPER_MIN_BUF_SIZE {
+        tracing::info!(
+            "max_header_bytes {} is below hyper's smallest read buffer: the warp wss reads heads of up to {HYPER_MIN_BUF_SIZE} bytes",
+            config.max_header_bytes
+        );
+    }
     let mut http = http1::Builder::new();
     http.timer(TokioTimer::new())
         .header_read_timeout(Duration::from_millis(config.header_timeout_ms))
