@@ -47,6 +47,12 @@ impl Shutdown {
         });
     }
 
+    /// Counts as a task shutdown waits for until dropped: for work that others spawn
+    /// (warp spawns each websocket's task itself).
+    pub fn track(&self) -> tokio_util::task::task_tracker::TaskTrackerToken {
+        self.tracker.token()
+    }
+
     /// Resolves once shutdown has been asked for.
     pub async fn cancelled(&self) {
         self.token.cancelled().await
