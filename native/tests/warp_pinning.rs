@@ -4,7 +4,8 @@
 //! its own traffic. The wss's RSS comes from /proc, the pinned allocations from its
 //! snapshot, once for `retain` and once for `copy`, and the two are compared.
 //!
-//! Short form here (`WARP_PINNING_CONNECTIONS`, default 200); `scripts/warp-pinning`
+//! Each connection's messages are paced (one at a time, each read before the next
+//! is sent). Short form here (`WARP_PINNING_CONNECTIONS`, default 200); `scripts/warp-pinning`
 //! runs it with 2,000 connections in release and prints the table.
 
 use std::io::{BufRead, BufReader};
@@ -195,23 +196,21 @@ async fn run(mode: HeadMode, n: usize) -> Figures {
                 .unwrap();
             let greeting = ws.next().await.unwrap().unwrap();
             assert!(greeting.to_text().unwrap().starts_with("hello from wss"));
-            ws.send(Message::binary(vec![1u8; FIRST_MESSAGE]))
-                .await
-                .unwrap();
-            let mut left = TRAFFIC;
-            while left > 0 {
-                let len = left.min(MESSAGE);
-                ws.send(Message::binary(vec![2u8; len])).await.unwrap();
-                left -= len;
-            }
-            // The pong proves the wss has read everything sent before the ping.
-            ws.send(Message::Ping(b"done".to_vec().into()))
-                .await
-                .unwrap();
-            loop {
-                match ws.next().await.unwrap().unwrap() {
-                    Message::Pong(p) if p.as_ref() == b"done" => break,
-                    _ => {}
+            // Each message is read by the wss before the next goes (its pong comes
+            // back after it): a client that talks, not a burst that lands in one
+            // read (the README's warp stack section says what a burst does instead).
+            let mut payloads = vec![FIRST_MESSAGE];
+            payloads
+                .extend((0..TRAFFIC.div_ceil(MESSAGE)).map(|i| MESSAGE.min(TRAFFIC - i * MESSAGE)));
+            for (i, len) in payloads.into_iter().enumerate() {
+                ws.send(Message::binary(vec![1u8; len])).await.unwrap();
+                let tag = i.to_string().into_bytes();
+                ws.send(Message::Ping(tag.clone().into())).await.unwrap();
+                loop {
+                    match ws.next().await.unwrap().unwrap() {
+                        Message::Pong(p) if p.as_ref() == tag.as_slice() => break,
+                        _ => {}
+                    }
                 }
             }
             ws
