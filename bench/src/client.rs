@@ -99,7 +99,10 @@ struct PoolCounters {
 }
 
 /// What each websocket of a pool sends on [`IdlePool::traffic`]: `first` once, then
-/// `bytes` in messages of `message` bytes, then a ping with [`TRAFFIC_PING`].
+/// `bytes` in messages of `message` bytes; each message followed by a ping (payload
+/// [`TRAFFIC_PING`] and the message's number) whose pong comes before the next.
+/// Paced so, the wss reads each message on its own (a client that talks, as
+/// `native/tests/warp_pinning.rs` does), not a burst that lands in one read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TrafficSpec {
     pub first: usize,
@@ -121,9 +124,9 @@ impl TrafficSpec {
     }
 }
 
-/// The ping payload whose pong ends a websocket's traffic: the wss answers it after
-/// it has read everything sent before it.
-pub const TRAFFIC_PING: &[u8] = b"traffic done";
+/// How the pings of a websocket's traffic start: the wss answers one after it has
+/// read everything sent before it.
+pub const TRAFFIC_PING: &[u8] = b"traffic ";
 
 /// Time one websocket's traffic may take, first message to pong.
 pub const TRAFFIC_TIMEOUT: Duration = Duration::from_secs(120);
@@ -307,11 +310,11 @@ impl IdlePool {
             let (mut sink, mut stream) = ws.split();
             let pong = Notify::new();
             // Reads everything (echoes dropped), so pings are answered; tells the
-            // writer when the traffic's pong is back.
+            // writer when a pong of its traffic is back.
             let reader = async {
                 while let Some(m) = stream.next().await {
                     match m {
-                        Ok(Message::Pong(p)) if p.as_ref() == TRAFFIC_PING => pong.notify_one(),
+                        Ok(Message::Pong(p)) if p.starts_with(TRAFFIC_PING) => pong.notify_one(),
                         Ok(_) => {}
                         Err(_) => break,
                     }
@@ -368,8 +371,9 @@ impl IdlePool {
     }
 }
 
-/// One websocket's traffic: the first message, the traffic, the ping; then waits for
-/// its pong (which the reader signals on `pong`).
+/// One websocket's traffic: the first message, then the traffic, each message
+/// followed by a ping whose pong (which the reader signals on `pong`) is awaited
+/// before the next.
 async fn send_traffic(
     sink: &mut futures_util::stream::SplitSink<Ws, Message>,
     order: &TrafficOrder,
@@ -384,11 +388,14 @@ async fn send_traffic(
         sink.send(Message::Binary(payload))
             .await
             .map_err(|e| format!("sending traffic: {e}"))?;
+        let mut tag = TRAFFIC_PING.to_vec();
+        tag.extend_from_slice(i.to_string().as_bytes());
+        sink.send(Message::Ping(tag.into()))
+            .await
+            .map_err(|e| format!("sending the traffic's ping: {e}"))?;
+        // Only this ping is out: the next goes after its pong.
+        pong.notified().await;
     }
-    sink.send(Message::Ping(Bytes::from_static(TRAFFIC_PING)))
-        .await
-        .map_err(|e| format!("sending the traffic's ping: {e}"))?;
-    pong.notified().await;
     Ok(())
 }
 

@@ -366,9 +366,10 @@ pub fn traffic_table(r: &Results) -> String {
     let mut out = format!(
         "\nAfter the idle levels, with every websocket of the top level still open (and the \
          data connection), each sends one {}-byte binary message (the first message: what \
-         `retain` keeps on the warp stack), then {} bytes in {}-byte messages, then a ping \
-         whose pong proves the wss has read it all ({} websockets at a time, every one \
-         echoed). RSS is read {} ms after the last pong, once neither server's RSS moved by \
+         `retain` keeps on the warp stack), then {} bytes in {}-byte messages, each message \
+         followed by a ping whose pong (which proves the wss has read it) comes before the \
+         next, so the wss reads each message on its own ({} websockets at a time, every \
+         message echoed). RSS is read {} ms after the last pong, once neither server's RSS moved by \
          1 % over {} ms (at most {} ms; *settled* says whether it did). KB per websocket = \
          (RSS - RSS before the client) / N, as above; *traffic adds* = (RSS after - RSS \
          idle) / N. Pinned: our snapshot's `pinned_allocations`, the large allocations that \
