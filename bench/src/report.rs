@@ -331,8 +331,10 @@ pub fn headline_table(r: &Results) -> String {
     );
     let opt_mb = |v: Option<u64>| v.map(mb).unwrap_or_else(|| "-".into());
     for h in &r.headline {
-        let per = h
-            .retained_bytes
+        // Retained and referenced bytes are the slab pools' figures: none without pools.
+        let pools = h.live_slabs.is_some();
+        let retained = h.retained_bytes.filter(|_| pools);
+        let per = retained
             .map(|b| format!("{:.2}", b as f64 / 1e6 / h.pinning.max(1) as f64))
             .unwrap_or_else(|| "-".into());
         let _ = writeln!(
@@ -343,8 +345,9 @@ pub fn headline_table(r: &Results) -> String {
             h.head,
             h.pinning,
             h.live_slabs.clone().unwrap_or_else(|| "-".into()),
-            opt_mb(h.retained_bytes),
+            opt_mb(retained),
             h.referenced_bytes
+                .filter(|_| pools)
                 .map(|b| format!("{:.1}", b as f64 / 1e3))
                 .unwrap_or_else(|| "-".into()),
             h.pinned
