@@ -29,14 +29,21 @@ def main(results_path, out_path):
             series.append((stack, x, y))
         # A series far above the others (warp::ws's 128 KiB buffers) would flatten
         # them: the axis stops above the rest and the outlier's top value is written.
+        # Several such series (warp::ws and our wss on warp): a log scale instead.
         tops = sorted(max(y) for _, _, y in series)
         limit = None
-        if len(tops) > 2 and tops[-1] > 4 * tops[-2]:
+        log = len(tops) > 3 and tops[-1] > 8 * tops[len(tops) // 2] and tops[-3] > 4 * tops[len(tops) // 2]
+        if not log and len(tops) > 2 and tops[-1] > 4 * tops[-2]:
             limit = tops[-2] * 1.35
-        for stack, x, y in series:
+        colors = plt.get_cmap("tab20").colors
+        for i, (stack, x, y) in enumerate(series):
             kind = stack["stack"][server]
-            style = "-" if kind.startswith("ours") else "--"
-            (line,) = ax.plot(x, y, style, marker="o", label=stack["stack"]["name"])
+            # Solid: our slab stack; dash-dot: our warp stack; dashed: a peer.
+            style = "-." if kind == "ours-warp" else "-" if kind == "ours" else "--"
+            (line,) = ax.plot(
+                x, y, style, marker="o", color=colors[(2 * i) % 20 + (2 * i) // 20 % 2],
+                label=stack["stack"]["name"],
+            )
             if limit is not None and max(y) > limit:
                 inside = [(a, b) for a, b in zip(x, y) if b <= limit]
                 ax.annotate(
@@ -50,17 +57,20 @@ def main(results_path, out_path):
                 )
         if limit is not None:
             ax.set_ylim(top=limit)
-        ax.set_title(f"{server} RSS (MB)")
+        ax.set_title(f"{server} RSS (MB)" + (", log scale" if log else ""))
         ax.set_xlabel("idle TLS websockets through the proxy (+ the data connection)")
         ax.set_ylabel("RSS, MB")
-        ax.grid(True, alpha=0.3)
-        ax.set_ylim(bottom=0)
+        ax.grid(True, alpha=0.3, which="both")
+        if log:
+            ax.set_yscale("log")
+        else:
+            ax.set_ylim(bottom=0)
         ax.set_xlim(left=0)
     machine = meta.get("machine", {})
     fig.suptitle(
         f"Memory per idle websocket, {meta['date']} UTC, "
         f"{machine.get('cores', '?')} cores ({machine.get('cpu', '?')}); "
-        f"solid: our server, dashed: a peer"
+        f"solid: our server (slab stack), dash-dot: our server on warp, dashed: a peer"
         + (" - QUICK sizes, not a measurement" if meta.get("quick") else ""),
         fontsize=10,
     )
