@@ -15,7 +15,7 @@ use native::config::Config;
 use native::shutdown::Shutdown;
 use native::wss::Running;
 use serde_json::{json, Value};
-use snapshot::HeadMode;
+use snapshot::{HeadMode, Stack};
 use std::panic::AssertUnwindSafe;
 use tokio::process::{Child, Command};
 use warp::Filter;
@@ -363,12 +363,29 @@ impl Scene {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_page_runs_the_experiment_against_the_real_servers() {
     let s = Scene::start(true, |_| {}).await;
-    let outcome = attempt(experiment(&s.page, &s.servers, &s.downloads)).await;
+    let outcome = attempt(experiment(&s.page, &s.servers, &s.downloads, Stack::Slab)).await;
     s.end("99-last", outcome).await;
 }
 
-async fn experiment(page: &Client, servers: &Servers, downloads: &Path) {
-    // Both servers show as reachable, with their head mode.
+/// The same experiment with both servers on the warp stack, each pinning websocket
+/// sending its first message and its own traffic.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_page_runs_the_experiment_against_the_warp_stack() {
+    let s = Scene::start(true, |c| {
+        c.wss_stack = Stack::Warp;
+        c.proxy_stack = Stack::Warp;
+    })
+    .await;
+    let outcome = attempt(experiment(&s.page, &s.servers, &s.downloads, Stack::Warp)).await;
+    s.end("warp-99-last", outcome).await;
+}
+
+async fn experiment(page: &Client, servers: &Servers, downloads: &Path, stack: Stack) {
+    let shot = |name: &str| match stack {
+        Stack::Slab => name.to_string(),
+        Stack::Warp => format!("warp-{name}"),
+    };
+    // Both servers show as reachable, with their stack and head mode.
     wait_for("both servers shown reachable", || async {
         attr(page, "status-proxy", "data-head-mode")
             .await
@@ -377,13 +394,26 @@ async fn experiment(page: &Client, servers: &Servers, downloads: &Path) {
             && attr(page, "status-wss", "data-head-mode").await.as_deref() == Some("retain")
     })
     .await;
-    screenshot(page, "01-loaded").await;
+    for server in ["status-proxy", "status-wss"] {
+        assert_eq!(
+            attr(page, server, "data-stack").await.as_deref(),
+            Some(stack.as_str()),
+            "{server} shows its stack"
+        );
+    }
+    screenshot(page, &shot("01-loaded")).await;
 
-    // An experiment of CONNECTIONS pinning websockets plus the data connection.
+    // An experiment of CONNECTIONS pinning websockets plus the data connection;
+    // on the warp stack each pinning websocket also sends its own traffic.
     set(page, "rate", "50").await;
     set(page, "max", &CONNECTIONS.to_string()).await;
     set(page, "data-size", "100000").await;
     set(page, "data-delay", "200").await;
+    if stack == Stack::Warp {
+        set(page, "pin-message", "100").await;
+        set(page, "pin-data", "40000").await;
+        set(page, "pin-data-message", "16384").await;
+    }
     click(page, "start").await;
     wait_for("the page shows every pinning websocket open", || async {
         number(page, "count-open")
@@ -410,12 +440,60 @@ async fn experiment(page: &Client, servers: &Servers, downloads: &Path) {
         Some(0),
         "no websocket failed"
     );
+    if stack == Stack::Warp {
+        wait_for("every pinning websocket sent its traffic", || async {
+            number(page, "pin-done")
+                .await
+                .is_some_and(|n| n >= CONNECTIONS)
+        })
+        .await;
+        // The wss in retain keeps each first message: its snapshot attributes them,
+        // and the page's tree shows the same allocations.
+        wait_for(
+            "the wss's pinned allocations hold every first message",
+            || async {
+                let snap = server_json(&servers.wss, "/snapshot").await;
+                let firsts = snap["pinned_allocations"]["allocations"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .flat_map(|a| a["kept"].as_array().cloned().unwrap_or_default())
+                    .filter(|k| k["part"] == "first message")
+                    .count();
+                firsts as u64 >= CONNECTIONS
+            },
+        )
+        .await;
+        click(page, "take-snapshot-wss").await;
+        wait_for("the tree's pinned allocations", || async {
+            attr(page, "pinned-allocations", "data-allocations")
+                .await
+                .is_some()
+        })
+        .await;
+        let shown: u64 = attr(page, "pinned-allocations", "data-allocations")
+            .await
+            .and_then(|n| n.parse().ok())
+            .unwrap();
+        let served = server_json(&servers.wss, "/snapshot").await["pinned_allocations"]
+            ["allocations"]
+            .as_array()
+            .map_or(0, |a| a.len() as u64);
+        assert!(
+            shown >= CONNECTIONS,
+            "the page shows {shown} pinned allocations"
+        );
+        assert_eq!(shown, served, "the page shows the wss's own figure");
+        assert!(text(page, "snapshot-tree")
+            .await
+            .contains("first message of connection"));
+    }
     // Let the charts gather a few points before the picture.
     wait_for("the proxy chart drawn", || async {
         page.find(Locator::Css("#chart-proxy svg")).await.is_ok()
     })
     .await;
-    screenshot(page, "02-running").await;
+    screenshot(page, &shot("02-running")).await;
 
     // Switching a head mode on the page switches it on the server.
     set(page, "head-mode-proxy", "copy").await;
@@ -457,10 +535,16 @@ async fn experiment(page: &Client, servers: &Servers, downloads: &Path) {
         !text(page, "snapshot-tree").await.is_empty()
     })
     .await;
-    assert!(
-        text(page, "snapshot-tree").await.contains("slab"),
-        "the tree shows slabs"
-    );
+    match stack {
+        Stack::Slab => assert!(
+            text(page, "snapshot-tree").await.contains("slab"),
+            "the tree shows slabs"
+        ),
+        Stack::Warp => assert!(
+            text(page, "snapshot-tree").await.contains("pinned"),
+            "the tree shows the pinned allocations"
+        ),
+    }
     click(page, "take-snapshot-proxy").await;
     wait_for("the difference of two snapshots", || async {
         attr(page, "snapshot-diff", "data-retained-delta")
@@ -468,7 +552,7 @@ async fn experiment(page: &Client, servers: &Servers, downloads: &Path) {
             .is_some()
     })
     .await;
-    screenshot(page, "03-snapshots").await;
+    screenshot(page, &shot("03-snapshots")).await;
 
     click(page, "stop").await;
     wait_for("the proxy sees the page's websockets closed", || async {

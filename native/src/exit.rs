@@ -23,9 +23,9 @@ pub fn failed(e: &dyn std::fmt::Display) -> ExitCode {
     ExitCode::FAILURE
 }
 
-/// Serves until Ctrl-C or SIGTERM, then stops every task (bounded) and exits 0.
+/// Serves until shutdown (Ctrl-C or SIGTERM with [`Shutdown::on_signals`]), then
+/// stops every task (bounded) and exits 0.
 pub async fn run_until_signal(shutdown: &Shutdown) -> ExitCode {
-    shutdown.on_signals();
     shutdown.cancelled().await;
     shutdown.finish(Duration::from_secs(5)).await;
     tracing::info!("stopped");
@@ -49,6 +49,8 @@ where
         crate::alloc::registry::disable();
     }
     let shutdown = Shutdown::new();
+    // Before the server starts, so that a Ctrl-C right after its startup line is caught.
+    shutdown.on_signals();
     if let Err(e) = start(config, shutdown.clone()).await {
         return failed(&e);
     }

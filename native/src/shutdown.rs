@@ -47,6 +47,12 @@ impl Shutdown {
         });
     }
 
+    /// Counts as a task shutdown waits for until dropped: for work that others spawn
+    /// (warp spawns each websocket's task itself).
+    pub fn track(&self) -> tokio_util::task::task_tracker::TaskTrackerToken {
+        self.tracker.token()
+    }
+
     /// Resolves once shutdown has been asked for.
     pub async fn cancelled(&self) {
         self.token.cancelled().await
@@ -68,14 +74,17 @@ impl Shutdown {
     }
 
     /// Triggers shutdown on Ctrl-C (SIGINT) or SIGTERM.
+    ///
+    /// The handlers are in place when this returns (a signal that comes right after,
+    /// say once the startup line is printed, is caught, not the default death).
     pub fn on_signals(&self) {
+        use tokio::signal::unix::{signal, SignalKind};
         let this = self.clone();
+        let mut int = signal(SignalKind::interrupt()).expect("SIGINT handler");
+        let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
         tokio::spawn(async move {
-            let mut term =
-                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-                    .expect("SIGTERM handler");
             tokio::select! {
-                _ = tokio::signal::ctrl_c() => tracing::info!("Ctrl-C: shutting down"),
+                _ = int.recv() => tracing::info!("Ctrl-C: shutting down"),
                 _ = term.recv() => tracing::info!("SIGTERM: shutting down"),
                 _ = this.cancelled() => return,
             }

@@ -113,3 +113,67 @@ fn the_wss_starts_on_a_free_port_and_stops_cleanly_on_ctrl_c() {
     assert_eq!(child.wait().unwrap().code(), Some(0), "{rest:?}");
     assert!(rest.iter().any(|l| l.contains("stopped")), "{rest:?}");
 }
+
+/// Both servers on both stacks start on free ports, say which stack they run, and
+/// stop with exit code 0 on Ctrl-C.
+#[test]
+fn every_server_on_every_stack_stops_cleanly_on_ctrl_c() {
+    for (bin, stack_key) in [
+        (env!("CARGO_BIN_EXE_wss"), "--wss_stack"),
+        (env!("CARGO_BIN_EXE_proxy"), "--proxy_stack"),
+    ] {
+        for stack in ["slab", "warp"] {
+            let dir = tempfile::tempdir().unwrap();
+            let mut child = Command::new(bin)
+                .current_dir(dir.path())
+                .args([
+                    stack_key,
+                    stack,
+                    "--wss_port",
+                    "0",
+                    "--wss_heapdump_port",
+                    "0",
+                    "--proxy_port",
+                    "0",
+                    "--proxy_heapdump_port",
+                    "0",
+                ])
+                .env("RUST_LOG", "info")
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap();
+            let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+            let start = Instant::now();
+            let listening = loop {
+                assert!(
+                    start.elapsed() < Duration::from_secs(20),
+                    "{bin} {stack}: no startup line"
+                );
+                let line = lines.next().expect("stderr open").unwrap();
+                if line.contains("listening on") {
+                    break line;
+                }
+            };
+            assert_eq!(
+                listening.contains("warp"),
+                stack == "warp",
+                "{bin} {stack}: the startup line names the stack: {listening}"
+            );
+            let status = Command::new("kill")
+                .args(["-INT", &child.id().to_string()])
+                .status()
+                .unwrap();
+            assert!(status.success());
+            let rest: Vec<String> = lines.map_while(Result::ok).collect();
+            assert_eq!(
+                child.wait().unwrap().code(),
+                Some(0),
+                "{bin} {stack}: {rest:?}"
+            );
+            assert!(
+                rest.iter().any(|l| l.contains("stopped")),
+                "{bin} {stack}: {rest:?}"
+            );
+        }
+    }
+}
