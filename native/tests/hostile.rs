@@ -19,7 +19,7 @@ use common::{
     UPGRADE,
 };
 use snapshot::{HeadMode, Stack};
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 on_both_stacks! {
@@ -32,8 +32,8 @@ on_both_stacks! {
     the_upstream_down_gets_502_and_the_proxy_keeps_serving,
     garbage_instead_of_a_tls_handshake_is_dropped,
     protocol_violations_close_the_websocket_with_a_code,
-    request_smuggling_shapes_get_400_and_are_never_forwarded,
-    an_upgrade_that_carries_a_body_is_refused,
+    request_smuggling_shapes_never_smuggle_a_request,
+    an_upgrade_that_carries_a_body_is_refused_or_its_body_dropped,
     a_websocket_client_that_never_reads_is_closed_after_the_write_timeout,
     through_the_proxy_a_client_that_never_reads_is_closed_on_both_sides,
     a_second_proxy_on_a_port_in_use_is_refused,
@@ -76,6 +76,50 @@ fn assert_hyper_answer(answer: &str, status: &str) {
     assert_eq!(body, "", "{answer}");
 }
 
+/// Whether two answers say the same: the status line, and the body too unless it is
+/// a 101 (whose "body" is the first websocket frames, numbered per connection).
+fn assert_same_answer(answer: &str, expected: &str, what: &str) {
+    let (line, body) = status_and_body(answer);
+    let (expected_line, expected_body) = status_and_body(expected);
+    assert_eq!(line, expected_line, "{what}: {answer}");
+    if !line.starts_with("HTTP/1.1 101 ") {
+        assert_eq!(body, expected_body, "{what}: {answer}");
+    }
+}
+
+/// Sends `bytes` and reads one answer: its head and the body its Content-Length
+/// announces, or a 101's head (and what came with it), or all up to the close. (A
+/// warp rejection keeps the connection open for the next request: reading to the
+/// close would wait for hyper's header timeout.)
+async fn ask(io: &mut (impl AsyncRead + AsyncWrite + Unpin), bytes: &[u8]) -> String {
+    io.write_all(bytes).await.unwrap();
+    let mut out = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        if let Some(end) = out.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&out[..end]).to_ascii_lowercase();
+            if head.starts_with("http/1.1 101 ") {
+                break;
+            }
+            let len = head
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length:"))
+                .map(|v| v.trim().parse::<usize>().unwrap());
+            if len.is_some_and(|len| out.len() >= end + 4 + len) {
+                break;
+            }
+        }
+        let read = tokio::time::timeout(common::BOUND, io.read(&mut buf))
+            .await
+            .expect("an answer");
+        match read {
+            Ok(0) | Err(_) => break,
+            Ok(n) => out.extend_from_slice(&buf[..n]),
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
 async fn a_malformed_request_gets_400_from_both_servers(stack: Stack) {
     let pg = playground(stack).await;
     let mut wss = TcpStream::connect(pg.wss.addr).await.unwrap();
@@ -113,11 +157,26 @@ async fn a_bad_upgrade_is_refused_with_a_reason(stack: Stack) {
             (h2c.as_str(), "400", "only websocket"),
             (plain, "426", "connect with a websocket"),
         ],
-        Stack::Warp => todo!("the warp wss"),
+        // warp::ws()'s rejections name the header it found missing or wrong (and
+        // keep the connection open for another request); the 426 is the wss's own.
+        Stack::Warp => [
+            (
+                no_key.as_str(),
+                "400",
+                "Invalid request header \"sec-websocket-key\"",
+            ),
+            (
+                old_version.as_str(),
+                "400",
+                "Invalid request header \"sec-websocket-version\"",
+            ),
+            (h2c.as_str(), "400", "Invalid request header \"upgrade\""),
+            (plain, "426", "connect with a websocket"),
+        ],
     };
     for (request, status, reason) in refusals {
         let mut wss = TcpStream::connect(pg.wss.addr).await.unwrap();
-        let answer = exchange(&mut wss, request.as_bytes()).await;
+        let answer = ask(&mut wss, request.as_bytes()).await;
         assert!(
             answer.starts_with(&format!("HTTP/1.1 {status} ")),
             "{answer}"
@@ -126,19 +185,18 @@ async fn a_bad_upgrade_is_refused_with_a_reason(stack: Stack) {
         // Through the proxy: both stacks' proxies forward the request and pass the
         // wss's answer back.
         let mut proxy = pg.raw_proxy().await;
-        let via = exchange(&mut proxy, request.as_bytes()).await;
-        assert_eq!(
-            status_and_body(&via),
-            status_and_body(&answer),
-            "via proxy: {via}"
-        );
+        let via = ask(&mut proxy, request.as_bytes()).await;
+        assert_same_answer(&via, &answer, "via proxy");
     }
+    // The wss counted every refusal, straight and through the proxy.
+    let wss = pg.snapshot(&pg.wss).await;
+    assert_eq!(wss.connections.failed_total, 2 * refusals.len() as u64);
     still_serving(&pg).await;
 }
 
 async fn an_oversized_header_block_gets_431(stack: Stack) {
     let pg = playground(stack).await;
-    // Over max_header_bytes (16 KiB): the slab servers' limit, and the warp proxy's
+    // Over max_header_bytes (16 KiB): the slab servers' limit, and the warp servers'
     // (hyper's max_buf_size).
     let big = format!("GET / HTTP/1.1\r\nX-Big: {}\r\n\r\n", "a".repeat(20_000));
     // Over the slab servers' 64 headers and hyper's 100 (httparse's TooManyHeaders).
@@ -149,7 +207,8 @@ async fn an_oversized_header_block_gets_431(stack: Stack) {
         let answer = exchange(&mut wss, request.as_bytes()).await;
         match pg.wss_stack() {
             Stack::Slab => assert!(answer.starts_with("HTTP/1.1 431 "), "{answer}"),
-            Stack::Warp => todo!("the warp wss"),
+            // hyper's answer, as at the warp proxy.
+            Stack::Warp => assert_hyper_answer(&answer, "431 Request Header Fields Too Large"),
         }
         let mut proxy = pg.raw_proxy().await;
         let answer = exchange(&mut proxy, request.as_bytes()).await;
@@ -257,49 +316,47 @@ async fn protocol_violations_close_the_websocket_with_a_code(stack: Stack) {
     let all = common::read_all(&mut wss).await;
     let (head, frames) = common::server_frames(&all);
     assert!(head.starts_with("HTTP/1.1 101 "), "{head}");
-    match pg.wss_stack() {
-        Stack::Slab => assert_eq!(common::close_code(&frames), Some(1002), "{frames:?}"),
-        Stack::Warp => todo!("the warp wss"),
-    }
+    // On the warp stack, tungstenite's protocol error, answered with 1002 by the wss.
+    assert_eq!(common::close_code(&frames), Some(1002), "{frames:?}");
     still_serving(&pg).await;
 }
 
-/// What shows that the wss got something: its socket reads (slab stack: every read
-/// counts), or the requests it answered (warp stack: no pools to count reads in).
-async fn wss_seen(pg: &Playground) -> u64 {
+/// Socket reads the slab wss has made so far (the warp wss has no pools to count
+/// reads in: there the proof that nothing was forwarded is the proxy's count of
+/// upstream connections).
+async fn wss_reads(pg: &Playground) -> Option<u64> {
     let snap = pg.snapshot(&pg.wss).await;
-    match pg.wss_stack() {
-        Stack::Slab => snap.pool("tcp").unwrap().reads_total,
-        Stack::Warp => wss_answered(pg).await,
-    }
+    snap.pool("tcp").map(|p| p.reads_total)
 }
 
-/// Requests the wss has answered: accepted as websockets or refused.
-async fn wss_answered(pg: &Playground) -> u64 {
-    let c = pg.snapshot(&pg.wss).await.connections;
-    c.accepted_total + c.failed_total
-}
-
-/// What hyper (a warp server) does with a request-smuggling shape.
+/// What hyper (in a warp server) does with a request-smuggling shape.
 #[derive(Clone, Copy, PartialEq)]
 enum Hyper {
     /// Refuses it with its own 400.
     Refuses,
-    /// Takes it, framed by its Transfer-Encoding alone: the Content-Length removed,
+    /// Takes it framed by its Transfer-Encoding alone: the Content-Length removed,
     /// and the connection closed after the answer (hyper-1.12.0 `role.rs`, after
     /// RFC 9112 6.3), so the bytes after the chunked body are never read as a request.
     DropsContentLength,
-    /// Takes it as it is: the checks are the application's (Host, the websocket
-    /// headers) or the framing is sound (`chunked` twice ends with `chunked`).
+    /// Takes it as it is: the framing is sound (`chunked` twice ends with
+    /// `chunked`), or the check is the application's (Host, the websocket headers).
     Takes,
 }
 
-async fn request_smuggling_shapes_get_400_and_are_never_forwarded(stack: Stack) {
+async fn request_smuggling_shapes_never_smuggle_a_request(stack: Stack) {
     let pg = playground(stack).await;
     let post = |headers: &str, body: &str| {
         format!("POST /submit HTTP/1.1\r\nHost: localhost\r\n{headers}\r\n{body}")
     };
     let smuggled = "0\r\n\r\nGET /admin HTTP/1.1\r\nHost: localhost\r\n\r\n";
+    // What the warp wss answers to a shape hyper takes: its 426 for a request that is
+    // no upgrade, warp::ws()'s rejection, or a websocket (neither hyper nor warp
+    // requires Host, and warp reads the first Sec-WebSocket-Version).
+    let no_upgrade = ("426", "connect with a websocket");
+    let websocket = ("101", "");
+    let hyper_400 = ("400", "");
+    // Each shape: the request, the slab servers' reason for their 400, what hyper
+    // does with it, and what the warp wss answers.
     let shapes = [
         (
             post(
@@ -308,6 +365,7 @@ async fn request_smuggling_shapes_get_400_and_are_never_forwarded(stack: Stack) 
             ),
             "Content-Length together with Transfer-Encoding",
             Hyper::DropsContentLength,
+            no_upgrade,
         ),
         (
             post(
@@ -316,41 +374,49 @@ async fn request_smuggling_shapes_get_400_and_are_never_forwarded(stack: Stack) 
             ),
             "Content-Length together with Transfer-Encoding",
             Hyper::DropsContentLength,
+            no_upgrade,
         ),
         (
             post("Content-Length: 6\r\nContent-Length: 40\r\n", smuggled),
             "two different Content-Length values",
             Hyper::Refuses,
+            hyper_400,
         ),
         (
             post("Content-Length: 6, 40\r\n", smuggled),
             "two different Content-Length values",
             Hyper::Refuses,
+            hyper_400,
         ),
         (
             post("Content-Length: 6x\r\n", "abcdef"),
             "Content-Length is not a number",
             Hyper::Refuses,
+            hyper_400,
         ),
         (
             post("Content-Length: -1\r\n", ""),
             "Content-Length is not a number",
             Hyper::Refuses,
+            hyper_400,
         ),
         (
             post("Content-Length:\r\n", ""),
             "Content-Length is not a number",
             Hyper::Refuses,
+            hyper_400,
         ),
         (
             post("Transfer-Encoding: chunked, identity\r\n", smuggled),
             "Transfer-Encoding must end with a single chunked",
             Hyper::Refuses,
+            hyper_400,
         ),
         (
             post("Transfer-Encoding: identity\r\n", smuggled),
             "Transfer-Encoding must end with a single chunked",
             Hyper::Refuses,
+            hyper_400,
         ),
         (
             post(
@@ -359,31 +425,37 @@ async fn request_smuggling_shapes_get_400_and_are_never_forwarded(stack: Stack) 
             ),
             "Transfer-Encoding must end with a single chunked",
             Hyper::Takes,
+            no_upgrade,
         ),
         (
             post("Transfer-Encoding:\r\n", smuggled),
             "Transfer-Encoding must end with a single chunked",
             Hyper::Refuses,
+            hyper_400,
         ),
         (
             post("Host: elsewhere\r\n", ""),
             "more than one Host header",
             Hyper::Takes,
+            no_upgrade,
         ),
         (
             "GET / HTTP/1.1\r\nHost:\r\n\r\n".to_string(),
             "empty Host header",
             Hyper::Takes,
+            no_upgrade,
         ),
         (
             "GET / HTTP/1.1\r\nUpgrade: \r\nConnection: Upgrade\r\nHost: x\r\n\r\n".to_string(),
             "empty Upgrade header",
             Hyper::Takes,
+            ("400", "Invalid request header \"upgrade\""),
         ),
         (
             UPGRADE.replace("Host: localhost\r\n", ""),
             "HTTP/1.1 request without a Host header",
             Hyper::Takes,
+            websocket,
         ),
         (
             UPGRADE.replace(
@@ -392,48 +464,56 @@ async fn request_smuggling_shapes_get_400_and_are_never_forwarded(stack: Stack) 
             ),
             "more than one Sec-WebSocket-Version header",
             Hyper::Takes,
+            websocket,
         ),
     ];
     let mut refused = 0;
-    for (request, why, hyper) in &shapes {
+    for (request, why, hyper, (warp_status, warp_reason)) in &shapes {
         let mut wss = TcpStream::connect(pg.wss.addr).await.unwrap();
-        let direct = exchange(&mut wss, request.as_bytes()).await;
+        let direct = ask(&mut wss, request.as_bytes()).await;
         match pg.wss_stack() {
             Stack::Slab => {
                 assert!(direct.starts_with("HTTP/1.1 400 "), "{request:?}: {direct}");
                 assert!(direct.contains(why), "{request:?}: {direct}");
             }
-            Stack::Warp => todo!("the warp wss"),
+            Stack::Warp if warp_reason.is_empty() && *warp_status == "400" => {
+                assert_hyper_answer(&direct, "400 Bad Request")
+            }
+            Stack::Warp => {
+                let status = format!("HTTP/1.1 {warp_status} ");
+                assert!(direct.starts_with(&status), "{request:?}: {direct}");
+                assert!(direct.contains(warp_reason), "{request:?}: {direct}");
+            }
         }
+        if request.contains(smuggled) {
+            // One answer, then the close: the request behind the body is not answered.
+            assert_eq!(read_to_close(&mut wss).await, "", "{request:?}");
+        }
+        drop(wss);
 
-        let seen = wss_seen(&pg).await;
-        let answered = wss_answered(&pg).await;
+        let reads = wss_reads(&pg).await;
+        let accepted = pg.snapshot(&pg.proxy).await.connections.accepted_total;
         let mut proxy = pg.raw_proxy().await;
-        let answer = exchange(&mut proxy, request.as_bytes()).await;
-        match (pg.proxy_stack(), hyper) {
+        let answer = ask(&mut proxy, request.as_bytes()).await;
+        let forwarded = match (pg.proxy_stack(), hyper) {
             // The slab proxy checks the framing and the headers itself.
-            (Stack::Slab, _) | (Stack::Warp, Hyper::Refuses) => {
-                if pg.proxy_stack() == Stack::Slab {
-                    assert!(
-                        answer.starts_with("HTTP/1.1 400 "),
-                        "via proxy {request:?}: {answer}"
-                    );
-                    assert!(
-                        answer.contains(&format!("proxy: malformed request: {why}")),
-                        "{answer}"
-                    );
-                } else {
-                    assert_hyper_answer(&answer, "400 Bad Request");
-                }
-                refused += 1;
-                assert_eq!(
-                    wss_seen(&pg).await,
-                    seen,
-                    "forwarded to the wss: {request:?}"
+            (Stack::Slab, _) => {
+                assert!(
+                    answer.starts_with("HTTP/1.1 400 "),
+                    "via proxy {request:?}: {answer}"
                 );
+                assert!(
+                    answer.contains(&format!("proxy: malformed request: {why}")),
+                    "{answer}"
+                );
+                false
+            }
+            (Stack::Warp, Hyper::Refuses) => {
+                assert_hyper_answer(&answer, "400 Bad Request");
+                false
             }
             // The warp proxy forwards what hyper takes, and passes back what the wss
-            // answers to that: one request, never the smuggled one behind it.
+            // answers to that.
             (Stack::Warp, _) => {
                 let forwarded = if *hyper == Hyper::DropsContentLength {
                     request.replace("Content-Length: 6\r\n", "")
@@ -441,30 +521,65 @@ async fn request_smuggling_shapes_get_400_and_are_never_forwarded(stack: Stack) 
                     request.clone()
                 };
                 let mut wss = TcpStream::connect(pg.wss.addr).await.unwrap();
-                let expected = exchange(&mut wss, forwarded.as_bytes()).await;
-                assert_eq!(
-                    status_and_body(&answer),
-                    status_and_body(&expected),
-                    "via proxy {request:?}: {answer}"
-                );
-                assert_eq!(
-                    wss_answered(&pg).await,
-                    answered + 2,
-                    "one request forwarded, then ours: {request:?}"
-                );
+                let expected = ask(&mut wss, forwarded.as_bytes()).await;
+                assert_same_answer(&answer, &expected, &format!("via proxy {request:?}"));
+                true
             }
+        };
+        if request.contains(smuggled) {
+            assert_eq!(read_to_close(&mut proxy).await, "", "via proxy {request:?}");
+        }
+        drop(proxy);
+        // Forwarded as one request (one upstream connection), or not at all.
+        let proxy_accepted = pg.snapshot(&pg.proxy).await.connections.accepted_total;
+        assert_eq!(
+            proxy_accepted,
+            accepted + u64::from(forwarded),
+            "{request:?}"
+        );
+        if !forwarded {
+            refused += 1;
+            assert_eq!(
+                wss_reads(&pg).await,
+                reads,
+                "forwarded to the wss: {request:?}"
+            );
         }
     }
-    let proxy = pg.snapshot(&pg.proxy).await;
-    assert_eq!(proxy.connections.failed_total, refused);
+    // hyper's refusals are counted once their connection has ended.
+    wait_until("every refusal counted failed", || async {
+        pg.snapshot(&pg.proxy).await.connections.failed_total == refused
+    })
+    .await;
     if pg.proxy_stack() == Stack::Slab {
         assert_eq!(refused, shapes.len() as u64);
-        assert_eq!(proxy.connections.accepted_total, 0);
     }
     still_serving(&pg).await;
 }
 
-async fn an_upgrade_that_carries_a_body_is_refused(stack: Stack) {
+/// Reads websocket frames from `io` into `buf` until there are `n` after the head.
+async fn frames_until(
+    io: &mut (impl AsyncRead + Unpin),
+    buf: &mut Vec<u8>,
+    n: usize,
+) -> Vec<(u8, Vec<u8>)> {
+    loop {
+        let (head, frames) = common::server_frames(buf);
+        if head.ends_with("\r\n\r\n") && frames.len() >= n {
+            return frames;
+        }
+        let mut chunk = [0u8; 4096];
+        let read = tokio::time::timeout(common::BOUND, io.read(&mut chunk))
+            .await
+            .expect("more frames");
+        match read.unwrap() {
+            0 => panic!("closed after {frames:?}"),
+            k => buf.extend_from_slice(&chunk[..k]),
+        }
+    }
+}
+
+async fn an_upgrade_that_carries_a_body_is_refused_or_its_body_dropped(stack: Stack) {
     let pg = playground(stack).await;
     let with = |header: &str, body: &str| {
         UPGRADE.replace(
@@ -476,23 +591,38 @@ async fn an_upgrade_that_carries_a_body_is_refused(stack: Stack) {
         with("Content-Length: 5", "hello"),
         with("Transfer-Encoding: chunked", "5\r\nhello\r\n0\r\n\r\n"),
     ] {
-        let mut wss = TcpStream::connect(pg.wss.addr).await.unwrap();
-        let answer = exchange(&mut wss, request.as_bytes()).await;
         match pg.wss_stack() {
             Stack::Slab => {
+                let mut wss = TcpStream::connect(pg.wss.addr).await.unwrap();
+                let answer = exchange(&mut wss, request.as_bytes()).await;
                 assert!(answer.starts_with("HTTP/1.1 400 "), "{answer}");
                 assert!(answer.contains("cannot carry a body"), "{answer}");
+                // Both proxies forward it, body and all, and pass the wss's answer back.
+                let mut proxy = pg.raw_proxy().await;
+                let via = exchange(&mut proxy, request.as_bytes()).await;
+                assert_same_answer(&via, &answer, "via proxy");
             }
-            Stack::Warp => todo!("the warp wss"),
+            // warp::ws() does not look at the body; hyper drains the body nobody read
+            // (its dispatcher's `poll_drain_or_close_read`) before it hands the
+            // connection over, so the websocket starts clean: greeted, then echoing.
+            // Through the warp proxy alike: the body goes upstream with the request.
+            Stack::Warp => {
+                let wss: Box<dyn common::Io> =
+                    Box::new(TcpStream::connect(pg.wss.addr).await.unwrap());
+                for mut io in [wss, pg.raw_proxy().await] {
+                    io.write_all(request.as_bytes()).await.unwrap();
+                    let mut buf = Vec::new();
+                    let frames = frames_until(&mut io, &mut buf, 1).await;
+                    assert!(buf.starts_with(b"HTTP/1.1 101 "), "{frames:?}");
+                    assert!(frames[0].1.starts_with(b"hello from wss"), "{frames:?}");
+                    io.write_all(&client_frame(0x1, true, b"framed"))
+                        .await
+                        .unwrap();
+                    let frames = frames_until(&mut io, &mut buf, 2).await;
+                    assert_eq!(frames[1], (0x1, b"framed".to_vec()));
+                }
+            }
         }
-        // Both proxies forward it, body and all, and pass the wss's answer back.
-        let mut proxy = pg.raw_proxy().await;
-        let via = exchange(&mut proxy, request.as_bytes()).await;
-        assert_eq!(
-            status_and_body(&via),
-            status_and_body(&answer),
-            "via proxy: {via}"
-        );
     }
     // Content-Length: 0 announces no body: a websocket as usual.
     let mut wss = TcpStream::connect(pg.wss.addr).await.unwrap();
@@ -500,9 +630,7 @@ async fn an_upgrade_that_carries_a_body_is_refused(stack: Stack) {
         .await
         .unwrap();
     let mut first = [0u8; 12];
-    tokio::io::AsyncReadExt::read_exact(&mut wss, &mut first)
-        .await
-        .unwrap();
+    wss.read_exact(&mut first).await.unwrap();
     assert_eq!(&first, b"HTTP/1.1 101");
     drop(wss);
     still_serving(&pg).await;
@@ -537,10 +665,6 @@ async fn a_websocket_client_that_never_reads_is_closed_after_the_write_timeout(s
     tcp.write_all(UPGRADE.as_bytes()).await.unwrap();
     let started = Instant::now();
     let writer = flood(tcp);
-    match pg.wss_stack() {
-        Stack::Slab => {}
-        Stack::Warp => todo!("the warp wss"),
-    }
     wait_until(
         "the wss closed the connection that does not read",
         || async {

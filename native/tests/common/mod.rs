@@ -59,7 +59,7 @@ impl Playground {
         tweak: impl FnOnce(&mut Config),
     ) -> Self {
         Self::start(wss, proxy, |c| {
-            c.wss_stack = if WARP_WSS { stack } else { Stack::Slab };
+            c.wss_stack = stack;
             c.proxy_stack = stack;
             tweak(c);
         })
@@ -165,9 +165,6 @@ impl Drop for Playground {
         self.shutdown.trigger();
     }
 }
-
-// TEMPORARY until the warp wss is merged.
-const WARP_WSS: bool = false;
 
 /// Whether a server's snapshot shows it holding nothing for past connections: none
 /// open, and nothing kept: no slab beyond the current ones nor any retainer (slab
