@@ -215,11 +215,12 @@ fn routes(
         .map(accept);
     let plain = warp::header::headers_cloned().and(with_ctx).and_then(
         |headers: HeaderMap, ctx: Arc<Ctx>| async move {
+            ctx.state.connections.failed_one();
             if headers.contains_key(header::UPGRADE) {
-                // An upgrade warp::ws() refused: its rejection answers.
+                // An upgrade warp::ws() refused: its rejection answers (counted
+                // failed here, as the slab wss counts the upgrades it refuses).
                 return Err(warp::reject::not_found());
             }
-            ctx.state.connections.failed_one();
             Ok(text(
                 StatusCode::UPGRADE_REQUIRED,
                 "this is the playground's websocket server: connect with a websocket\n".into(),

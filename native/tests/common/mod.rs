@@ -10,7 +10,7 @@ use native::client::WsStream;
 use native::config::Config;
 use native::shutdown::Shutdown;
 use native::wss::Running;
-use snapshot::{HeadMode, Snapshot};
+use snapshot::{HeadMode, Snapshot, Stack};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -49,6 +49,31 @@ impl Playground {
     /// Starts wss then proxy with these head modes and any other changes.
     pub async fn start(wss: HeadMode, proxy: HeadMode, tweak: impl FnOnce(&mut Config)) -> Self {
         Self::start_each(wss, proxy, tweak, |_| {}).await
+    }
+
+    /// [`Playground::start`] with both servers on `stack`.
+    pub async fn start_on(
+        stack: Stack,
+        wss: HeadMode,
+        proxy: HeadMode,
+        tweak: impl FnOnce(&mut Config),
+    ) -> Self {
+        Self::start(wss, proxy, |c| {
+            c.wss_stack = stack;
+            c.proxy_stack = stack;
+            tweak(c);
+        })
+        .await
+    }
+
+    /// The stack the wss runs on.
+    pub fn wss_stack(&self) -> Stack {
+        self.wss.state.stack.expect("a server has a stack")
+    }
+
+    /// The stack the proxy runs on.
+    pub fn proxy_stack(&self) -> Stack {
+        self.proxy.state.stack.expect("a server has a stack")
     }
 
     /// [`Playground::start`], with changes `proxy_only` made to the proxy's config alone.
@@ -139,6 +164,35 @@ impl Drop for Playground {
     fn drop(&mut self) {
         self.shutdown.trigger();
     }
+}
+
+/// Whether a server's snapshot shows it holding nothing for past connections: none
+/// open, and nothing kept: no slab beyond the current ones nor any retainer (slab
+/// stack), no pinned allocation nor kept byte (warp stack).
+pub fn holds_nothing(snap: &Snapshot) -> bool {
+    let pinned = &snap.pinned_allocations;
+    snap.connections.open == 0
+        && snap
+            .pools
+            .iter()
+            .all(|p| p.live_slabs <= 1 && p.slabs.iter().all(|s| s.retainers.is_empty()))
+        && pinned.allocations.is_empty()
+        && pinned.kept_bytes == 0
+        && pinned.unattributed_parts == 0
+}
+
+/// One test per server stack for each named body `async fn name(stack: Stack)`:
+/// `slab::name` and `warp::name`, each with the attribute given (`#[tokio::test]`).
+#[allow(unused_macros)]
+macro_rules! on_both_stacks {
+    (#[$attr:meta] $($name:ident),+ $(,)?) => {
+        mod slab {
+            $( #[$attr] async fn $name() { super::$name(snapshot::Stack::Slab).await } )+
+        }
+        mod warp {
+            $( #[$attr] async fn $name() { super::$name(snapshot::Stack::Warp).await } )+
+        }
+    };
 }
 
 /// A websocket straight to the wss.
