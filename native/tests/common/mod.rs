@@ -323,3 +323,70 @@ pub async fn read_all(io: &mut (impl AsyncRead + Unpin)) -> Vec<u8> {
         .expect("the server closed the connection");
     out
 }
+
+/// A binary of the package run as its own process (`RUST_LOG=info`), its stderr read
+/// line by line on a thread so that waits on it are bounded and it never blocks on
+/// a full pipe. Interrupted (SIGINT) and reaped when dropped.
+pub struct Program {
+    pub child: std::process::Child,
+    lines: std::sync::mpsc::Receiver<String>,
+}
+
+impl Program {
+    /// Starts `bin` in `dir` with `args`.
+    pub fn start(bin: &str, dir: &std::path::Path, args: &[&str]) -> Program {
+        use std::io::BufRead;
+        let mut child = std::process::Command::new(bin)
+            .current_dir(dir)
+            .args(args)
+            .env("RUST_LOG", "info")
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("{bin}: {e}"));
+        let stderr = std::io::BufReader::new(child.stderr.take().unwrap());
+        let (tx, lines) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in stderr.lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        Program { child, lines }
+    }
+
+    /// The first line (from now) that contains `what`, waiting at most [`BOUND`].
+    pub fn line_with(&mut self, what: &str) -> String {
+        let deadline = Instant::now() + BOUND;
+        let mut seen = Vec::new();
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) if line.contains(what) => return line,
+                Ok(line) => seen.push(line),
+                Err(_) => panic!("no line with {what:?} within {BOUND:?}; saw {seen:?}"),
+            }
+        }
+    }
+
+    /// Sends SIGINT, waits for the exit, and returns its code with the lines printed
+    /// until then.
+    pub fn interrupt(mut self) -> (Option<i32>, Vec<String>) {
+        self.signal_int();
+        let code = self.child.wait().unwrap().code();
+        (code, self.lines.try_iter().collect())
+    }
+
+    fn signal_int(&self) {
+        let _ = std::process::Command::new("kill")
+            .args(["-INT", &self.child.id().to_string()])
+            .status();
+    }
+}
+
+impl Drop for Program {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            self.signal_int();
+            let _ = self.child.wait();
+        }
+    }
+}
