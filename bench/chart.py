@@ -35,7 +35,7 @@ def main(results_path, out_path):
             limit = tops[-2] * 1.35
         for stack, x, y in series:
             kind = stack["stack"][server]
-            style = "-" if kind == "ours" else "--"
+            style = "-" if kind.startswith("ours") else "--"
             (line,) = ax.plot(x, y, style, marker="o", label=stack["stack"]["name"])
             if limit is not None and max(y) > limit:
                 inside = [(a, b) for a, b in zip(x, y) if b <= limit]

@@ -7,7 +7,8 @@
 //! no client ports in TIME_WAIT for the next stack.
 //!
 //! - [`IdlePool`]: pinning connections opened at a rate and held idle (reading, so
-//!   pings would be answered).
+//!   pings would be answered); on [`IdlePool::traffic`] each sends a first message
+//!   and its own traffic, then goes idle again.
 //! - [`DataConnection`]: sends `size` bytes every `delay`, reading what comes back.
 //! - [`throughput`]: 64 KiB echo over N connections, a window of messages in flight.
 //! - [`latency`]: a small echo from every connection once a second, round trips timed.
@@ -21,7 +22,7 @@ use futures_util::{SinkExt, StreamExt};
 use rustls::pki_types::ServerName;
 use rustls::ClientConfig;
 use tokio::net::TcpStream;
-use tokio::sync::Semaphore;
+use tokio::sync::{watch, Notify, Semaphore};
 use tokio::time::Instant;
 use tokio_rustls::client::TlsStream;
 use tokio_rustls::TlsConnector;
@@ -92,6 +93,57 @@ struct PoolCounters {
     failed: AtomicU64,
     closed: AtomicU64,
     first_error: Mutex<Option<String>>,
+    /// Websockets that sent their traffic and got its pong; those whose traffic failed.
+    traffic_done: AtomicU64,
+    traffic_failed: AtomicU64,
+}
+
+/// What each websocket of a pool sends on [`IdlePool::traffic`]: `first` once, then
+/// `bytes` in messages of `message` bytes; each message followed by a ping (payload
+/// [`TRAFFIC_PING`] and the message's number) whose pong comes before the next.
+/// Paced so, the wss reads each message on its own (a client that talks, as
+/// `native/tests/warp_pinning.rs` does), not a burst that lands in one read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TrafficSpec {
+    pub first: usize,
+    pub bytes: usize,
+    pub message: usize,
+}
+
+impl TrafficSpec {
+    /// The sizes of the messages, in order: the first message, then the traffic.
+    pub fn messages(&self) -> Vec<usize> {
+        let mut out = vec![self.first];
+        let step = self.message.max(1);
+        let mut left = self.bytes;
+        while left > 0 {
+            out.push(left.min(step));
+            left -= left.min(step);
+        }
+        out
+    }
+}
+
+/// How the pings of a websocket's traffic start: the wss answers one after it has
+/// read everything sent before it.
+pub const TRAFFIC_PING: &[u8] = b"traffic ";
+
+/// Time one websocket's traffic may take, first message to pong.
+pub const TRAFFIC_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// A traffic order as the pool's tasks get it: payloads shared by all of them.
+#[derive(Clone)]
+struct TrafficOrder {
+    spec: TrafficSpec,
+    first: Bytes,
+    data: Bytes,
+}
+
+/// What [`IdlePool::traffic`] saw.
+#[derive(Debug, Clone, Copy)]
+pub struct TrafficDone {
+    pub connections: u64,
+    pub secs: f64,
 }
 
 /// Pinning websockets, opened at a rate and held idle until [`IdlePool::close`].
@@ -102,6 +154,9 @@ pub struct IdlePool {
     counters: Arc<PoolCounters>,
     /// Handshakes in flight at once.
     handshakes: Arc<Semaphore>,
+    /// Traffic orders to the open websockets, and how many may send at once.
+    orders: watch::Sender<Option<TrafficOrder>>,
+    traffic_slots: Arc<Semaphore>,
     started: u64,
 }
 
@@ -113,6 +168,8 @@ impl IdlePool {
             tracker: TaskTracker::new(),
             counters: Arc::default(),
             handshakes: Arc::new(Semaphore::new(256)),
+            orders: watch::Sender::new(None),
+            traffic_slots: Arc::new(Semaphore::new(64)),
             started: 0,
         }
     }
@@ -175,12 +232,65 @@ impl IdlePool {
         }
     }
 
+    /// Every websocket open now sends `spec` (first message, traffic, ping), at most
+    /// `concurrency` at a time; returns once each got its pong, bounded by `limit`.
+    /// A websocket that fails or closes meanwhile fails the step.
+    pub async fn traffic(
+        &self,
+        spec: TrafficSpec,
+        concurrency: usize,
+        limit: Duration,
+    ) -> Result<TrafficDone, String> {
+        let n = self.open();
+        let done0 = self.counters.traffic_done.load(Ordering::Relaxed);
+        let failed0 = self.counters.traffic_failed.load(Ordering::Relaxed);
+        let closed0 = self.closed();
+        // The slots: `concurrency` in all (the pool starts with 64).
+        let have = self.traffic_slots.available_permits();
+        if concurrency > have {
+            self.traffic_slots.add_permits(concurrency - have);
+        } else {
+            self.traffic_slots.forget_permits(have - concurrency.max(1));
+        }
+        let start = Instant::now();
+        self.orders.send_replace(Some(TrafficOrder {
+            spec,
+            first: Bytes::from(vec![0x01; spec.first]),
+            data: Bytes::from(vec![0x02; spec.message.max(1)]),
+        }));
+        loop {
+            let done = self.counters.traffic_done.load(Ordering::Relaxed) - done0;
+            let failed = self.counters.traffic_failed.load(Ordering::Relaxed) - failed0;
+            let closed = self.closed() - closed0;
+            if failed > 0 || closed > 0 {
+                return Err(format!(
+                    "{failed} websocket(s) failed their traffic and {closed} closed, {done} of {n} done (first error: {})",
+                    self.first_error().unwrap_or_default()
+                ));
+            }
+            if done >= n {
+                return Ok(TrafficDone {
+                    connections: done,
+                    secs: start.elapsed().as_secs_f64(),
+                });
+            }
+            if start.elapsed() > limit {
+                return Err(format!(
+                    "only {done} of {n} websockets done with their traffic after {limit:?}"
+                ));
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     fn spawn_one(&mut self) {
         self.started += 1;
         let target = self.target.clone();
         let stop = self.stop.clone();
         let counters = self.counters.clone();
         let handshakes = self.handshakes.clone();
+        let mut orders = self.orders.subscribe();
+        let slots = self.traffic_slots.clone();
         self.tracker.spawn(async move {
             let permit = handshakes.acquire_owned().await;
             let opened = tokio::select! {
@@ -188,7 +298,7 @@ impl IdlePool {
                 _ = stop.cancelled() => return,
             };
             drop(permit);
-            let mut ws = match opened {
+            let ws = match opened {
                 Ok(ws) => ws,
                 Err(e) => {
                     counters.failed.fetch_add(1, Ordering::Relaxed);
@@ -197,17 +307,57 @@ impl IdlePool {
                 }
             };
             counters.open.fetch_add(1, Ordering::Relaxed);
-            loop {
-                tokio::select! {
-                    _ = stop.cancelled() => break,
-                    m = ws.next() => match m {
-                        Some(Ok(_)) => continue,
-                        Some(Err(_)) | None => {
-                            counters.closed.fetch_add(1, Ordering::Relaxed);
-                            break;
-                        }
-                    },
+            let (mut sink, mut stream) = ws.split();
+            let pong = Notify::new();
+            // Reads everything (echoes dropped), so pings are answered; tells the
+            // writer when a pong of its traffic is back.
+            let reader = async {
+                while let Some(m) = stream.next().await {
+                    match m {
+                        Ok(Message::Pong(p)) if p.starts_with(TRAFFIC_PING) => pong.notify_one(),
+                        Ok(_) => {}
+                        Err(_) => break,
+                    }
                 }
+            };
+            // Idle until a traffic order, then sends it; returns only on failure.
+            let writer = async {
+                loop {
+                    if orders.changed().await.is_err() {
+                        std::future::pending::<()>().await;
+                    }
+                    let Some(order) = orders.borrow_and_update().clone() else {
+                        continue;
+                    };
+                    let Ok(_slot) = slots.acquire().await else {
+                        continue;
+                    };
+                    let sent = tokio::time::timeout(
+                        TRAFFIC_TIMEOUT,
+                        send_traffic(&mut sink, &order, &pong),
+                    )
+                    .await
+                    .unwrap_or_else(|_| {
+                        Err(format!("traffic not done within {TRAFFIC_TIMEOUT:?}"))
+                    });
+                    match sent {
+                        Ok(()) => {
+                            counters.traffic_done.fetch_add(1, Ordering::Relaxed);
+                        }
+                        Err(e) => {
+                            counters.traffic_failed.fetch_add(1, Ordering::Relaxed);
+                            counters.first_error.lock().unwrap().get_or_insert(e);
+                            return;
+                        }
+                    }
+                }
+            };
+            tokio::select! {
+                _ = stop.cancelled() => {}
+                _ = reader => {
+                    counters.closed.fetch_add(1, Ordering::Relaxed);
+                }
+                _ = writer => {}
             }
             counters.open.fetch_sub(1, Ordering::Relaxed);
         });
@@ -219,6 +369,34 @@ impl IdlePool {
         self.tracker.close();
         let _ = tokio::time::timeout(Duration::from_secs(20), self.tracker.wait()).await;
     }
+}
+
+/// One websocket's traffic: the first message, then the traffic, each message
+/// followed by a ping whose pong (which the reader signals on `pong`) is awaited
+/// before the next.
+async fn send_traffic(
+    sink: &mut futures_util::stream::SplitSink<Ws, Message>,
+    order: &TrafficOrder,
+    pong: &Notify,
+) -> Result<(), String> {
+    for (i, len) in order.spec.messages().into_iter().enumerate() {
+        let payload = if i == 0 {
+            order.first.clone()
+        } else {
+            order.data.slice(..len)
+        };
+        sink.send(Message::Binary(payload))
+            .await
+            .map_err(|e| format!("sending traffic: {e}"))?;
+        let mut tag = TRAFFIC_PING.to_vec();
+        tag.extend_from_slice(i.to_string().as_bytes());
+        sink.send(Message::Ping(tag.into()))
+            .await
+            .map_err(|e| format!("sending the traffic's ping: {e}"))?;
+        // Only this ping is out: the next goes after its pong.
+        pong.notified().await;
+    }
+    Ok(())
 }
 
 /// The data connection: `size` bytes every `delay`, the echoes (if any) read and dropped.
@@ -509,5 +687,26 @@ mod tests {
         assert_eq!(quantile(&v, 1.0), Some(100));
         assert_eq!(quantile(&[7], 0.99), Some(7));
         assert_eq!(quantile(&[], 0.5), None);
+    }
+
+    #[test]
+    fn traffic_is_the_first_message_then_the_bytes_in_messages() {
+        let spec = TrafficSpec {
+            first: 100,
+            bytes: 400_000,
+            message: 16 << 10,
+        };
+        let m = spec.messages();
+        assert_eq!(m[0], 100);
+        assert_eq!(m[1..].iter().sum::<usize>(), 400_000);
+        assert_eq!(m.len(), 1 + 25);
+        assert!(m[1..24].iter().all(|&l| l == 16384));
+        assert_eq!(m[25], 400_000 - 24 * 16384);
+        let none = TrafficSpec {
+            first: 100,
+            bytes: 0,
+            message: 16384,
+        };
+        assert_eq!(none.messages(), vec![100]);
     }
 }

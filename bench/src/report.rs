@@ -1,6 +1,7 @@
 //! The results as Markdown tables (the ones BENCHMARKS.md shows), the goals of
 //! issue 4 against what was measured, and the check `--quick` makes: every peer
-//! started and every figure was produced.
+//! started and every figure was produced (the traffic step's too, for the stacks
+//! that have it).
 //!
 //! Units: KB = 1,000 bytes, MB = 1,000,000 bytes. Memory per connection is
 //! (value with N connections - value before the client) / N.
@@ -8,7 +9,6 @@
 use std::fmt::Write;
 
 use crate::results::{MemorySample, Results, StackResult};
-use crate::stacks::{ProxyKind, WssKind};
 
 fn mb(b: u64) -> String {
     format!("{:.1}", b as f64 / 1e6)
@@ -317,8 +317,11 @@ pub fn headline_table(r: &Results) -> String {
          data connection sending {} bytes every {} ms (the same bytes of data per pinning \
          connection as the seed's 1/s and 1,000 ms), slab sizes of config.json (TLS 10 MiB, \
          TCP 1 MiB), no echo. Read from each server's snapshot {} ms after the last one opened.\n\n\
-         | stack | server | head | pinning | live slabs | retained MB | referenced KB | MB per pinning ws | RSS MB | allocator resident MB | Node array buffers MB | Node heap used MB |\n\
-         | --- | --- | --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n",
+         Pinned is our snapshot's `pinned_allocations`: the large allocations (slabs, or on \
+         the warp stack hyper's and tungstenite's buffers) that what connections keep lies \
+         in, found in the allocator's registry, and how many kept parts there are.\n\n\
+         | stack | server | head | pinning | live slabs | retained MB | referenced KB | MB per pinning ws | pinned MB (kept parts) | RSS MB | allocator resident MB | Node array buffers MB | Node heap used MB |\n\
+         | --- | --- | --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n",
         p.headline_rate,
         p.headline_pinning,
         p.headline_rate,
@@ -328,27 +331,111 @@ pub fn headline_table(r: &Results) -> String {
     );
     let opt_mb = |v: Option<u64>| v.map(mb).unwrap_or_else(|| "-".into());
     for h in &r.headline {
-        let per = h
-            .retained_bytes
+        // Retained and referenced bytes are the slab pools' figures: none without pools.
+        let pools = h.live_slabs.is_some();
+        let retained = h.retained_bytes.filter(|_| pools);
+        let per = retained
             .map(|b| format!("{:.2}", b as f64 / 1e6 / h.pinning.max(1) as f64))
             .unwrap_or_else(|| "-".into());
         let _ = writeln!(
             out,
-            "| {} | {} | {} | {} | {} | {} | {} | {per} | {} | {} | {} | {} |",
+            "| {} | {} | {} | {} | {} | {} | {} | {per} | {} | {} | {} | {} | {} |",
             h.stack,
             h.server,
             h.head,
             h.pinning,
             h.live_slabs.clone().unwrap_or_else(|| "-".into()),
-            opt_mb(h.retained_bytes),
+            opt_mb(retained),
             h.referenced_bytes
+                .filter(|_| pools)
                 .map(|b| format!("{:.1}", b as f64 / 1e3))
+                .unwrap_or_else(|| "-".into()),
+            h.pinned
+                .map(|p| format!("{} ({})", mb(p.pinned_bytes), p.kept_parts))
                 .unwrap_or_else(|| "-".into()),
             mb(h.rss),
             opt_mb(h.alloc_resident),
             opt_mb(h.node_array_buffers),
             opt_mb(h.node_heap_used),
         );
+    }
+    out
+}
+
+/// Memory after every idle websocket sent a first message and its own traffic, next
+/// to the idle figures at the same count.
+pub fn traffic_table(r: &Results) -> String {
+    let p = &r.meta.plan;
+    let mut out = format!(
+        "\nAfter the idle levels, with every websocket of the top level still open (and the \
+         data connection), each sends one {}-byte binary message (the first message: what \
+         `retain` keeps on the warp stack), then {} bytes in {}-byte messages, each message \
+         followed by a ping whose pong (which proves the wss has read it) comes before the \
+         next, so the wss reads each message on its own ({} websockets at a time, every \
+         message echoed). RSS is read {} ms after the last pong, once neither server's RSS moved by \
+         1 % over {} ms (at most {} ms; *settled* says whether it did). KB per websocket = \
+         (RSS - RSS before the client) / N, as above; *traffic adds* = (RSS after - RSS \
+         idle) / N. Pinned: our snapshot's `pinned_allocations`, the large allocations that \
+         what connections keep lies in, per websocket.\n\n\
+         | stack | server | websockets | idle MB | after traffic MB | KB/ws idle | KB/ws after traffic | traffic adds KB/ws | allocator resident KB/ws after | pinned KB/ws idle → after (kept parts) | traffic s | settled |\n\
+         | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |\n",
+        p.traffic_first_message,
+        p.traffic_bytes,
+        p.traffic_message,
+        p.traffic_concurrency,
+        p.settle_ms,
+        p.traffic_settle_step_ms,
+        p.traffic_settle_max_ms,
+    );
+    for s in r.stacks.iter().filter(|s| s.started) {
+        let (Some(t), Some(first), Some(idle)) = (&s.traffic, s.memory.first(), s.memory.last())
+        else {
+            continue;
+        };
+        let a = &t.after;
+        let n = a.connections.max(1) as f64;
+        for proxy in [true, false] {
+            let rss = |m: &MemorySample| if proxy { m.proxy_rss } else { m.wss_rss };
+            let label = if proxy {
+                s.stack.proxy.label()
+            } else {
+                s.stack.wss.label()
+            };
+            let kb = |x: u64, y: u64| format!("{:.1}", (y as f64 - x as f64) / n / 1e3);
+            let alloc = |m: &MemorySample| if proxy { m.proxy_alloc } else { m.wss_alloc };
+            let resident = match (alloc(first), alloc(a)) {
+                (Some(x), Some(y)) => kb(x.resident, y.resident),
+                _ => "-".into(),
+            };
+            let pinned = |m: &MemorySample| if proxy { m.proxy_pinned } else { m.wss_pinned };
+            let pinned = match (pinned(idle), pinned(a)) {
+                (Some(x), Some(y)) => format!(
+                    "{} → {} ({})",
+                    kb(0, x.pinned_bytes),
+                    kb(0, y.pinned_bytes),
+                    y.kept_parts
+                ),
+                _ => "-".into(),
+            };
+            let _ = writeln!(
+                out,
+                "| {} | {} ({label}) | {} | {} | {} | {} | {} | {} | {resident} | {pinned} | {:.1} | {} |",
+                s.stack.name,
+                if proxy { "proxy" } else { "wss" },
+                a.connections,
+                mb(rss(idle)),
+                mb(rss(a)),
+                kb(rss(first), rss(idle)),
+                kb(rss(first), rss(a)),
+                kb(rss(idle), rss(a)),
+                t.secs,
+                if t.settled {
+                    format!("yes, {:.1} s", t.settle_secs)
+                } else {
+                    format!("**no** ({:.1} s)", t.settle_secs)
+                }
+            );
+        }
     }
     out
 }
@@ -504,14 +591,19 @@ pub fn render(r: &Results) -> String {
         "\nKernel memory per websocket, machine-wide (not in any RSS):\n{}",
         kernel_table(r)
     );
-    let _ = writeln!(out, "### 2. Throughput\n{}", throughput_table(r));
-    let _ = writeln!(out, "### 3. Latency\n{}", latency_table(r));
     let _ = writeln!(
         out,
-        "### 4. The seed's headline: retained memory\n{}",
+        "### 2. Memory after a first message and own traffic\n{}",
+        traffic_table(r)
+    );
+    let _ = writeln!(out, "### 3. Throughput\n{}", throughput_table(r));
+    let _ = writeln!(out, "### 4. Latency\n{}", latency_table(r));
+    let _ = writeln!(
+        out,
+        "### 5. The seed's headline: retained memory\n{}",
         headline_table(r)
     );
-    let _ = writeln!(out, "### 5. Snapshot cost\n{}", snapshot_table(r));
+    let _ = writeln!(out, "### 6. Snapshot cost\n{}", snapshot_table(r));
     let _ = writeln!(
         out,
         "### What one idle websocket holds in our servers\n{}",
@@ -553,13 +645,40 @@ pub fn missing(r: &Results) -> Vec<String> {
             if m.proxy_rss == 0 || m.wss_rss == 0 {
                 out.push(format!("{name}: no RSS at {} websockets", m.connections));
             }
-            if s.stack.proxy == ProxyKind::Ours && m.proxy_alloc.is_none()
-                || s.stack.wss == WssKind::Ours && m.wss_alloc.is_none()
+            if s.stack.proxy.is_ours() && m.proxy_alloc.is_none()
+                || s.stack.wss.is_ours() && m.wss_alloc.is_none()
             {
                 out.push(format!(
                     "{name}: no allocator figures at {} websockets",
                     m.connections
                 ));
+            }
+        }
+        if s.with_traffic {
+            match &s.traffic {
+                None => out.push(format!("{name}: no figures after traffic")),
+                Some(t) => {
+                    let a = &t.after;
+                    let top = p.levels.iter().max().copied().unwrap_or(0);
+                    if t.connections < top * 99 / 100 || a.connections < t.connections {
+                        out.push(format!(
+                            "{name}: traffic from {} websockets ({} open after it), not {top}",
+                            t.connections, a.connections
+                        ));
+                    }
+                    if a.proxy_rss == 0 || a.wss_rss == 0 {
+                        out.push(format!("{name}: no RSS after traffic"));
+                    }
+                    if s.stack.proxy.is_ours()
+                        && (a.proxy_alloc.is_none() || a.proxy_pinned.is_none())
+                        || s.stack.wss.is_ours()
+                            && (a.wss_alloc.is_none() || a.wss_pinned.is_none())
+                    {
+                        out.push(format!(
+                            "{name}: no allocator or pinned figures after traffic"
+                        ));
+                    }
+                }
             }
         }
         if s.full_load {
@@ -577,8 +696,8 @@ pub fn missing(r: &Results) -> Vec<String> {
             }
         }
         let ours_servers = [
-            ("proxy", s.stack.proxy == ProxyKind::Ours),
-            ("wss", s.stack.wss == WssKind::Ours),
+            ("proxy", s.stack.proxy.is_ours()),
+            ("wss", s.stack.wss.is_ours()),
         ];
         for (server, ours) in ours_servers {
             if ours
@@ -591,16 +710,18 @@ pub fn missing(r: &Results) -> Vec<String> {
             }
         }
     }
-    for who in ["retain", "copy", "drop"] {
-        if r.headline
-            .iter()
-            .filter(|h| h.stack == "ours" && h.head == who)
-            .count()
-            != 2
-        {
-            out.push(format!(
-                "headline: no figures for our servers in {who} mode"
-            ));
+    for stack in ["ours", "ours-warp"] {
+        for who in ["retain", "copy", "drop"] {
+            if r.headline
+                .iter()
+                .filter(|h| h.stack == stack && h.head == who)
+                .count()
+                != 2
+            {
+                out.push(format!(
+                    "headline: no figures for our servers ({stack}) in {who} mode"
+                ));
+            }
         }
     }
     for who in ["retain", "drop"] {
@@ -638,4 +759,173 @@ pub fn missing(r: &Results) -> Vec<String> {
     out.sort();
     out.dedup();
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::procfs::Sockstat;
+    use crate::results::{AllocFigures, Pinned, Plan, Traffic};
+    use crate::stacks::{ProxyKind, Stack, WssKind};
+
+    fn sample(connections: u64, proxy_mb: u64, wss_mb: u64, pinned: Option<u64>) -> MemorySample {
+        MemorySample {
+            connections,
+            proxy_rss: proxy_mb * 1_000_000,
+            wss_rss: wss_mb * 1_000_000,
+            proxy_alloc: Some(AllocFigures {
+                resident: proxy_mb * 1_000_000,
+                allocated: proxy_mb * 900_000,
+            }),
+            wss_alloc: Some(AllocFigures {
+                resident: wss_mb * 1_000_000,
+                allocated: wss_mb * 900_000,
+            }),
+            proxy_pinned: Some(Pinned {
+                pinned_bytes: 0,
+                allocations: 0,
+                kept_parts: 0,
+            }),
+            wss_pinned: pinned.map(|b| Pinned {
+                pinned_bytes: b,
+                allocations: connections,
+                kept_parts: connections,
+            }),
+            sockstat: Sockstat {
+                tcp_inuse: 0,
+                tcp_tw: 0,
+                tcp_mem_pages: 0,
+            },
+            kernel_slab: 0,
+        }
+    }
+
+    /// A run of one warp stack in `retain`: 10 MB before, 1,000 idle websockets, then
+    /// the traffic.
+    fn warp_run(traffic: bool) -> Results {
+        let stack = Stack::new(ProxyKind::OursWarp, WssKind::OursWarp, "retain", true);
+        let plan = Plan {
+            levels: vec![1000],
+            traffic_first_message: 100,
+            traffic_bytes: 400_000,
+            traffic_message: 16384,
+            traffic_concurrency: 64,
+            settle_ms: 4000,
+            traffic_settle_step_ms: 500,
+            traffic_settle_max_ms: 20_000,
+            ..Plan::default()
+        };
+        let mut r = Results::default();
+        r.meta.plan = plan;
+        r.stacks.push(StackResult {
+            stack,
+            full_load: false,
+            started: true,
+            error: None,
+            memory: vec![sample(0, 10, 6, Some(0)), sample(1000, 20, 140, Some(0))],
+            throughput: Vec::new(),
+            latency: None,
+            with_traffic: true,
+            traffic: traffic.then(|| Traffic {
+                connections: 1000,
+                first_message: 100,
+                bytes: 400_000,
+                message: 16384,
+                secs: 3.5,
+                settle_secs: 4.5,
+                settled: true,
+                after: sample(1000, 22, 280, Some(131_072_000)),
+            }),
+        });
+        r
+    }
+
+    #[test]
+    fn traffic_table_shows_idle_after_and_what_the_traffic_added_per_websocket() {
+        let table = traffic_table(&warp_run(true));
+        let wss = table
+            .lines()
+            .find(|l| l.starts_with("| ours-warp (retain) | wss"))
+            .unwrap_or_else(|| panic!("{table}"));
+        // idle 140 MB, after 280; (140-6)/1000 = 134.0, (280-6)/1000 = 274.0, +140.0;
+        // pinned 0 -> 131.1 KB per websocket, 1,000 kept parts.
+        assert_eq!(
+            wss,
+            "| ours-warp (retain) | wss (ours-warp) | 1000 | 140.0 | 280.0 | 134.0 | 274.0 | 140.0 | 274.0 | 0.0 → 131.1 (1000) | 3.5 | yes, 4.5 s |"
+        );
+        let proxy = table
+            .lines()
+            .find(|l| l.starts_with("| ours-warp (retain) | proxy"))
+            .unwrap();
+        assert!(
+            proxy.contains("| 20.0 | 22.0 | 10.0 | 12.0 | 2.0 |"),
+            "{proxy}"
+        );
+        assert!(table.contains("one 100-byte binary message"));
+        assert!(table.contains("400000 bytes in 16384-byte messages"));
+        // The traffic section is in the rendered report, and the old numbering moved.
+        let all = render(&warp_run(true));
+        assert!(all.contains("### 2. Memory after a first message and own traffic"));
+        assert!(all.contains("### 6. Snapshot cost"));
+    }
+
+    #[test]
+    fn a_stack_without_its_traffic_figures_is_missing_them() {
+        let problems = missing(&warp_run(false));
+        assert!(
+            problems
+                .iter()
+                .any(|p| p == "ours-warp (retain): no figures after traffic"),
+            "{problems:?}"
+        );
+        let problems = missing(&warp_run(true));
+        assert!(
+            !problems.iter().any(|p| p.contains("traffic")),
+            "{problems:?}"
+        );
+        // The headline is checked for both our stacks.
+        assert!(problems
+            .iter()
+            .any(|p| p.contains("headline: no figures for our servers (ours-warp) in copy mode")));
+        let mut short = warp_run(true);
+        short.stacks[0].traffic.as_mut().unwrap().connections = 500;
+        assert!(missing(&short)
+            .iter()
+            .any(|p| p.contains("traffic from 500 websockets")));
+        let mut no_pinned = warp_run(true);
+        no_pinned.stacks[0]
+            .traffic
+            .as_mut()
+            .unwrap()
+            .after
+            .wss_pinned = None;
+        assert!(missing(&no_pinned)
+            .iter()
+            .any(|p| p.contains("no allocator or pinned figures after traffic")));
+    }
+
+    #[test]
+    fn results_of_before_the_warp_stack_still_read_and_render() {
+        // A stack and a sample as results.json had them before the traffic step.
+        let json = r#"{"meta": {"date": "2026-11-25 08:15", "quick": false, "command": "scripts/bench",
+            "machine": {}, "versions": {}, "seconds": 1.0,
+            "plan": {"levels": [1000], "rate": 500.0, "data_size": 1, "data_delay_ms": 1,
+              "settle_ms": 1, "throughput_connections": [1], "throughput_message": 65536,
+              "throughput_window": 4, "throughput_warmup_ms": 1, "throughput_ms": 1,
+              "latency_connections": 1, "latency_message": 32, "latency_every_ms": 1,
+              "latency_ms": 1, "snapshot_repeats": 1, "headline_pinning": 1,
+              "headline_rate": 1.0, "headline_data_delay_ms": 1, "probe_connections": 1}},
+          "stacks": [{"stack": {"name": "ours", "proxy": "ours", "wss": "ours", "head": "drop", "echo": true},
+            "full_load": true, "started": true, "error": null, "throughput": [], "latency": null,
+            "memory": [{"connections": 0, "proxy_rss": 1, "wss_rss": 1, "proxy_alloc": null,
+              "wss_alloc": null, "sockstat": {"tcp_inuse": 0, "tcp_tw": 0, "tcp_mem_pages": 0},
+              "kernel_slab": 0}]}],
+          "headline": [], "snapshot_cost": [], "probe": [], "errors": []}"#;
+        let r: Results = serde_json::from_str(json).unwrap();
+        assert!(!r.stacks[0].with_traffic && r.stacks[0].traffic.is_none());
+        assert!(r.stacks[0].memory[0].wss_pinned.is_none());
+        let text = render(&r);
+        assert!(text.contains("### 1. Memory per idle websocket"));
+        assert!(!missing(&r).iter().any(|p| p.contains("after traffic")));
+    }
 }

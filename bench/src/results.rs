@@ -67,6 +67,24 @@ pub struct Plan {
     pub headline_data_delay_ms: u64,
     /// Websockets held while the allocation probe counts.
     pub probe_connections: u64,
+    /// The traffic step (stacks that have it), after the idle levels: every open
+    /// websocket sends a first message of this many bytes, then `traffic_bytes` in
+    /// messages of `traffic_message` bytes, then a ping whose pong proves the wss
+    /// read it all; at most `traffic_concurrency` websockets at a time.
+    #[serde(default)]
+    pub traffic_first_message: usize,
+    #[serde(default)]
+    pub traffic_bytes: usize,
+    #[serde(default)]
+    pub traffic_message: usize,
+    #[serde(default)]
+    pub traffic_concurrency: usize,
+    /// After the traffic, RSS is read once both servers' RSS moved by less than 1 %
+    /// in `traffic_settle_step_ms`, after `settle_ms` and at most this long, ms.
+    #[serde(default)]
+    pub traffic_settle_max_ms: u64,
+    #[serde(default)]
+    pub traffic_settle_step_ms: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -80,6 +98,30 @@ pub struct StackResult {
     pub memory: Vec<MemorySample>,
     pub throughput: Vec<Throughput>,
     pub latency: Option<Latency>,
+    /// Whether the traffic step was planned for this stack, and what it measured.
+    #[serde(default)]
+    pub with_traffic: bool,
+    #[serde(default)]
+    pub traffic: Option<Traffic>,
+}
+
+/// The traffic step: every idle websocket sent a first message and its own traffic.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Traffic {
+    /// Websockets that sent it all and got their pong (every one open).
+    pub connections: u64,
+    pub first_message: usize,
+    /// Bytes each sent after the first message, in messages of `message` bytes.
+    pub bytes: usize,
+    pub message: usize,
+    /// Clock seconds from the first message to the last pong.
+    pub secs: f64,
+    /// Seconds waited after it before the sample, and whether RSS had settled by then.
+    pub settle_secs: f64,
+    pub settled: bool,
+    /// The sample after it (the idle one at the same count is the stack's last
+    /// memory sample).
+    pub after: MemorySample,
 }
 
 /// Memory of both servers with `connections` idle websockets (plus the data connection).
@@ -91,9 +133,26 @@ pub struct MemorySample {
     /// jemalloc's resident and allocated bytes, from our servers' snapshots.
     pub proxy_alloc: Option<AllocFigures>,
     pub wss_alloc: Option<AllocFigures>,
+    /// Our servers' snapshots: bytes of the large allocations that kept parts lie in
+    /// (`pinned_allocations.pinned_bytes`), and how many kept parts there are.
+    #[serde(default)]
+    pub proxy_pinned: Option<Pinned>,
+    #[serde(default)]
+    pub wss_pinned: Option<Pinned>,
     /// Machine-wide: TCP socket buffers and kernel slab memory.
     pub sockstat: Sockstat,
     pub kernel_slab: u64,
+}
+
+/// `pinned_allocations` of one of our snapshots, in short.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+pub struct Pinned {
+    /// Sum of the sizes of the tracked allocations that kept parts lie in.
+    pub pinned_bytes: u64,
+    /// Tracked allocations that at least one kept part lies in.
+    pub allocations: u64,
+    /// Kept parts, found in an allocation or not.
+    pub kept_parts: u64,
 }
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize)]
@@ -176,7 +235,7 @@ impl Latency {
 /// One server of the seed's headline experiment.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct HeadlineRow {
-    /// `ours` or `node`.
+    /// `ours`, `ours-warp` or `node`.
     pub stack: String,
     /// `proxy` or `wss`.
     pub server: String,
@@ -191,6 +250,9 @@ pub struct HeadlineRow {
     /// V8's figures (Node): Buffers outside the heap, and the heap in use.
     pub node_array_buffers: Option<u64>,
     pub node_heap_used: Option<u64>,
+    /// Our snapshot's pinned allocations (what kept parts keep alive, either stack).
+    #[serde(default)]
+    pub pinned: Option<Pinned>,
 }
 
 /// Time to take (and to fetch) one server's snapshot with `connections` open.

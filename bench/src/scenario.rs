@@ -4,9 +4,12 @@
 //!    idle websockets (data connection on), allocator figures from our snapshots,
 //!    the kernel's socket memory; the snapshot's cost at the top level; then echo
 //!    throughput (64 KiB, 1 and 64 connections) with the servers' CPU time, and
-//!    small-message latency with 1,000 websockets open.
+//!    small-message latency with 1,000 websockets open. For the stacks that have it,
+//!    after the idle levels: every open websocket sends a first message and its own
+//!    traffic, and RSS is read again once it has settled.
 //! 2. [`headline`]: the seed's experiment (100 pinning connections beside a data
-//!    connection), accelerated, for our three head modes and the Node peer.
+//!    connection), accelerated, for our three head modes on both our stacks and the
+//!    Node peer.
 //! 3. [`probe`]: our servers' live allocations per idle connection, by size class.
 
 use std::net::SocketAddr;
@@ -18,12 +21,12 @@ use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::time::Instant;
 
-use crate::client::{self, DataConnection, IdlePool, Target};
+use crate::client::{self, DataConnection, IdlePool, Target, TrafficSpec};
 use crate::error::{fail, Context, Result};
 use crate::procfs;
 use crate::results::{
-    AllocFigures, HeadlineRow, Latency, MemorySample, Plan, ProbeResult, SnapshotCost, StackResult,
-    Throughput,
+    AllocFigures, HeadlineRow, Latency, MemorySample, Pinned, Plan, ProbeResult, SnapshotCost,
+    StackResult, Throughput, Traffic,
 };
 use crate::stacks::{self, Env, Ports, ProxyKind, Running, Stack, WssKind};
 
@@ -51,6 +54,12 @@ impl Plan {
             headline_rate: 10.0,
             headline_data_delay_ms: 100,
             probe_connections: 4000,
+            traffic_first_message: 100,
+            traffic_bytes: 400_000,
+            traffic_message: 16 << 10,
+            traffic_concurrency: 64,
+            traffic_settle_max_ms: 20_000,
+            traffic_settle_step_ms: 500,
         }
     }
 
@@ -70,26 +79,62 @@ impl Plan {
             headline_rate: 20.0,
             headline_data_delay_ms: 50,
             probe_connections: 200,
+            traffic_bytes: 40_000,
+            traffic_settle_max_ms: 5000,
             ..Plan::full()
         }
     }
 }
 
+/// One stack of a run, and what is measured on it besides memory per idle websocket.
+#[derive(Debug, Clone)]
+pub struct Planned {
+    pub stack: Stack,
+    /// Throughput and latency too.
+    pub full_load: bool,
+    /// The traffic step after the idle levels.
+    pub traffic: bool,
+}
+
+/// Read buffer of the warp stack's second configuration (axum's fix), bytes.
+pub const SMALL_WS_READ_BUFFER: usize = 4096;
+
 /// The stacks of a run: ours, the Node stack, nginx in front of ours and of Node's
 /// wss, our proxy in front of warp::ws, Node's proxy in front of our wss (the same
-/// wss for the three proxies), and ours again in `retain` mode (memory and snapshot
-/// cost only: the seed's bug with thousands of connections).
-pub fn stacks() -> Vec<(Stack, bool)> {
+/// wss for the three proxies), ours again in `retain` mode (memory, traffic and
+/// snapshot cost only: the seed's bug with thousands of connections); then our
+/// servers on the warp stack, with tungstenite's default read buffer and with 4 KiB,
+/// each in `drop` (everything measured) and in `retain` (memory and traffic: the
+/// kept first message). Our own stacks have the traffic step; the peers do not.
+pub fn stacks() -> Vec<Planned> {
     use ProxyKind as P;
     use WssKind as W;
+    let plan = |stack, full_load, traffic| Planned {
+        stack,
+        full_load,
+        traffic,
+    };
+    let warp = |head| Stack::new(P::OursWarp, W::OursWarp, head, true);
     vec![
-        (Stack::new(P::Ours, W::Ours, "drop", true), true),
-        (Stack::new(P::Node, W::Node, "drop", true), true),
-        (Stack::new(P::Nginx, W::Ours, "drop", true), true),
-        (Stack::new(P::Nginx, W::Node, "drop", true), true),
-        (Stack::new(P::Node, W::Ours, "drop", true), true),
-        (Stack::new(P::Ours, W::Warp, "drop", true), true),
-        (Stack::new(P::Ours, W::Ours, "retain", true), false),
+        plan(Stack::new(P::Ours, W::Ours, "drop", true), true, true),
+        plan(Stack::new(P::Node, W::Node, "drop", true), true, false),
+        plan(Stack::new(P::Nginx, W::Ours, "drop", true), true, false),
+        plan(Stack::new(P::Nginx, W::Node, "drop", true), true, false),
+        plan(Stack::new(P::Node, W::Ours, "drop", true), true, false),
+        plan(Stack::new(P::Ours, W::Warp, "drop", true), true, false),
+        plan(Stack::new(P::Ours, W::Ours, "retain", true), false, true),
+        plan(warp("drop"), true, true),
+        plan(
+            warp("drop").with_read_buffer(SMALL_WS_READ_BUFFER),
+            true,
+            true,
+        ),
+        plan(warp("retain"), false, true),
+        plan(
+            warp("retain").with_read_buffer(SMALL_WS_READ_BUFFER),
+            false,
+            true,
+        ),
     ]
 }
 
@@ -162,6 +207,21 @@ pub async fn snapshot(addr: SocketAddr) -> Result<(Value, Duration, usize)> {
     Ok((json, took, body.len()))
 }
 
+/// `pinned_allocations` of a snapshot, in short.
+fn pinned_of(snapshot: &Value) -> Option<Pinned> {
+    let p = snapshot.get("pinned_allocations")?;
+    let allocations = p.get("allocations")?.as_array()?;
+    let kept: u64 = allocations
+        .iter()
+        .map(|a| a.get("kept").and_then(Value::as_array).map_or(0, Vec::len) as u64)
+        .sum();
+    Some(Pinned {
+        pinned_bytes: p.get("pinned_bytes")?.as_u64()?,
+        allocations: allocations.len() as u64,
+        kept_parts: kept + p.get("unattributed_parts")?.as_u64()?,
+    })
+}
+
 fn alloc_of(snapshot: &Value) -> Option<AllocFigures> {
     let a = snapshot.pointer("/process/allocator")?;
     Some(AllocFigures {
@@ -174,15 +234,17 @@ fn alloc_of(snapshot: &Value) -> Option<AllocFigures> {
 async fn memory_sample(running: &Running, connections: u64) -> Result<MemorySample> {
     let proxy_rss = running.proxy.rss();
     let wss_rss = running.wss.rss();
-    let mut proxy_alloc = None;
-    let mut wss_alloc = None;
-    if running.stack.proxy == ProxyKind::Ours {
+    let (mut proxy_alloc, mut proxy_pinned) = (None, None);
+    let (mut wss_alloc, mut wss_pinned) = (None, None);
+    if running.stack.proxy.is_ours() {
         let (s, _, _) = snapshot(running.proxy_snapshot().expect("ours has one")).await?;
         proxy_alloc = alloc_of(&s);
+        proxy_pinned = pinned_of(&s);
     }
-    if running.stack.wss == WssKind::Ours {
+    if running.stack.wss.is_ours() {
         let (s, _, _) = snapshot(running.wss_snapshot().expect("ours has one")).await?;
         wss_alloc = alloc_of(&s);
+        wss_pinned = pinned_of(&s);
     }
     Ok(MemorySample {
         connections,
@@ -190,6 +252,8 @@ async fn memory_sample(running: &Running, connections: u64) -> Result<MemorySamp
         wss_rss,
         proxy_alloc,
         wss_alloc,
+        proxy_pinned,
+        wss_pinned,
         sockstat: procfs::sockstat().context(|| "/proc/net/sockstat".into())?,
         kernel_slab: procfs::kernel_slab_bytes().context(|| "/proc/meminfo".into())?,
     })
@@ -205,14 +269,10 @@ async fn snapshot_costs(
     let servers = [
         (
             "proxy",
-            running.stack.proxy == ProxyKind::Ours,
+            running.stack.proxy.is_ours(),
             running.proxy_snapshot(),
         ),
-        (
-            "wss",
-            running.stack.wss == WssKind::Ours,
-            running.wss_snapshot(),
-        ),
+        ("wss", running.stack.wss.is_ours(), running.wss_snapshot()),
     ];
     for (server, ours, addr) in servers {
         let (true, Some(addr)) = (ours, addr) else {
@@ -246,12 +306,12 @@ async fn snapshot_costs(
 pub async fn memory_and_load(
     env: &Env,
     plan: &Plan,
-    stack: &Stack,
-    full_load: bool,
+    planned: &Planned,
     ports: Ports,
     tls: &Arc<ClientConfig>,
     costs: &mut Vec<SnapshotCost>,
 ) -> StackResult {
+    let (stack, full_load) = (&planned.stack, planned.full_load);
     let mut result = StackResult {
         stack: stack.clone(),
         full_load,
@@ -260,6 +320,8 @@ pub async fn memory_and_load(
         memory: Vec::new(),
         throughput: Vec::new(),
         latency: None,
+        with_traffic: planned.traffic,
+        traffic: None,
     };
     eprintln!(
         "bench: == {} ({} -> {})",
@@ -275,7 +337,7 @@ pub async fn memory_and_load(
         }
     };
     result.started = true;
-    let outcome = measure_stack(plan, &mut running, full_load, tls, &mut result, costs).await;
+    let outcome = measure_stack(plan, &mut running, planned, tls, &mut result, costs).await;
     if let Err(e) = outcome {
         let alive = running
             .check_alive()
@@ -291,7 +353,7 @@ pub async fn memory_and_load(
 async fn measure_stack(
     plan: &Plan,
     running: &mut Running,
-    full_load: bool,
+    planned: &Planned,
     tls: &Arc<ClientConfig>,
     result: &mut StackResult,
     costs: &mut Vec<SnapshotCost>,
@@ -337,10 +399,16 @@ async fn measure_stack(
             costs.extend(snapshot_costs(running, pool.open(), plan.snapshot_repeats).await?);
         }
     }
+    if planned.traffic {
+        result.traffic = Some(traffic(plan, running, &pool).await?);
+        if data.broken() {
+            return fail("the data connection broke");
+        }
+    }
     data.stop().await.context(|| "the data connection".into())?;
     pool.close().await;
     tokio::time::sleep(Duration::from_secs(2)).await;
-    if !full_load {
+    if !planned.full_load {
         return Ok(());
     }
 
@@ -414,6 +482,82 @@ async fn measure_stack(
     Ok(())
 }
 
+/// The traffic step: every websocket of `pool` sends the plan's first message and
+/// traffic (bounded: 60 s plus 20 MB/s of it), then RSS is sampled once settled.
+async fn traffic(plan: &Plan, running: &mut Running, pool: &IdlePool) -> Result<Traffic> {
+    let spec = TrafficSpec {
+        first: plan.traffic_first_message,
+        bytes: plan.traffic_bytes,
+        message: plan.traffic_message,
+    };
+    let n = pool.open();
+    let total = n as f64 * (spec.first + spec.bytes) as f64;
+    let limit = Duration::from_secs_f64(60.0 + total / 20e6);
+    let done = pool
+        .traffic(spec, plan.traffic_concurrency.max(1), limit)
+        .await
+        .context(|| {
+            format!(
+                "traffic of {n} websockets ({} B, then {} B in {} B messages)",
+                spec.first, spec.bytes, spec.message
+            )
+        })?;
+    running.check_alive()?;
+    let started = Instant::now();
+    let settled = settle(
+        running,
+        Duration::from_millis(plan.settle_ms),
+        Duration::from_millis(plan.traffic_settle_step_ms.max(100)),
+        Duration::from_millis(plan.traffic_settle_max_ms.max(plan.settle_ms)),
+    )
+    .await;
+    let settle_secs = started.elapsed().as_secs_f64();
+    running.check_alive()?;
+    let after = memory_sample(running, pool.open()).await?;
+    eprintln!(
+        "bench:    after traffic ({} websockets, {:.1}s; settled {settled} after {settle_secs:.1}s): proxy {:.1} MB, wss {:.1} MB",
+        done.connections,
+        done.secs,
+        after.proxy_rss as f64 / 1e6,
+        after.wss_rss as f64 / 1e6
+    );
+    Ok(Traffic {
+        connections: done.connections,
+        first_message: spec.first,
+        bytes: spec.bytes,
+        message: spec.message,
+        secs: done.secs,
+        settle_secs,
+        settled,
+        after,
+    })
+}
+
+/// Waits `min`, then until neither server's RSS moved by 1 % or more over one `step`,
+/// at most `max` in all; whether it settled.
+async fn settle(running: &Running, min: Duration, step: Duration, max: Duration) -> bool {
+    let start = Instant::now();
+    tokio::time::sleep(min).await;
+    let rss = || (running.proxy.rss(), running.wss.rss());
+    let mut last = rss();
+    loop {
+        if start.elapsed() + step > max {
+            return false;
+        }
+        tokio::time::sleep(step).await;
+        let now = rss();
+        if steady(last.0, now.0) && steady(last.1, now.1) {
+            return true;
+        }
+        last = now;
+    }
+}
+
+/// Whether `now` is within 1 % of `before`.
+fn steady(before: u64, now: u64) -> bool {
+    now.abs_diff(before) * 100 < before.max(1)
+}
+
 /// The seed's experiment on one stack (ours in `head` mode, or Node's with the seed's
 /// `retain`): pinning connections beside the data connection, then both snapshots.
 pub async fn headline(
@@ -455,24 +599,28 @@ pub async fn headline(
         let addr = addr.expect("ours and Node's servers have snapshots");
         let (s, _, _) = snapshot(addr).await?;
         let u = |p: &str| s.pointer(p).and_then(Value::as_u64);
-        let live_slabs = s.get("pools").and_then(Value::as_array).map(|pools| {
-            pools
-                .iter()
-                .map(|p| {
-                    format!(
-                        "{} {}",
-                        p.get("name").and_then(Value::as_str).unwrap_or("?"),
-                        p.get("live_slabs").and_then(Value::as_u64).unwrap_or(0)
-                    )
-                })
-                .collect::<Vec<_>>()
-                .join(", ")
-        });
+        let live_slabs = s
+            .get("pools")
+            .and_then(Value::as_array)
+            .filter(|p| !p.is_empty())
+            .map(|pools| {
+                pools
+                    .iter()
+                    .map(|p| {
+                        format!(
+                            "{} {}",
+                            p.get("name").and_then(Value::as_str).unwrap_or("?"),
+                            p.get("live_slabs").and_then(Value::as_u64).unwrap_or(0)
+                        )
+                    })
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            });
         rows.push(HeadlineRow {
-            stack: if stack.proxy == ProxyKind::Node {
-                "node"
-            } else {
-                "ours"
+            stack: match stack.proxy {
+                ProxyKind::Node => "node",
+                ProxyKind::OursWarp => "ours-warp",
+                _ => "ours",
             }
             .to_string(),
             server: server.to_string(),
@@ -485,6 +633,7 @@ pub async fn headline(
             alloc_resident: u("/process/allocator/resident_bytes"),
             node_array_buffers: u("/process/node/array_buffers_bytes"),
             node_heap_used: u("/process/node/heap_used_bytes"),
+            pinned: pinned_of(&s),
         });
     }
     data.stop().await.context(|| "the data connection".into())?;
@@ -656,5 +805,80 @@ mod tests {
         let q = Plan::quick();
         assert!(q.levels.iter().all(|l| *l <= 200));
         assert_eq!(Plan::full().levels, vec![1000, 5000, 8000]);
+        assert!(q.traffic_bytes <= 40_000);
+        let f = Plan::full();
+        assert_eq!(
+            (f.traffic_first_message, f.traffic_bytes, f.traffic_message),
+            (100, 400_000, 16384)
+        );
+    }
+
+    #[test]
+    fn the_run_has_both_our_stacks_with_traffic_and_the_peers_without() {
+        let all = stacks();
+        let names: Vec<&str> = all.iter().map(|p| p.stack.name.as_str()).collect();
+        for name in [
+            "ours",
+            "ours (retain)",
+            "ours-warp",
+            "ours-warp (4 KiB read buffer)",
+            "ours-warp (retain)",
+            "ours-warp (retain, 4 KiB read buffer)",
+        ] {
+            let p = all.iter().find(|p| p.stack.name == name).expect(name);
+            assert!(p.traffic, "{name} has the traffic step");
+        }
+        for p in &all {
+            let ours = p.stack.proxy.is_ours() && p.stack.wss.is_ours();
+            assert_eq!(p.traffic, ours, "{}", p.stack.name);
+            assert_eq!(p.full_load, p.stack.head == "drop", "{}", p.stack.name);
+        }
+        // The existing stacks keep their places (their ports).
+        assert_eq!(
+            &names[..7],
+            &[
+                "ours",
+                "node",
+                "nginx -> ours",
+                "nginx -> node ws",
+                "node http-proxy -> ours",
+                "ours -> warp::ws",
+                "ours (retain)"
+            ]
+        );
+        let small = all
+            .iter()
+            .find(|p| p.stack.name == "ours-warp (4 KiB read buffer)")
+            .unwrap();
+        assert_eq!(small.stack.ws_read_buffer_size, Some(4096));
+        assert_eq!(
+            (small.stack.proxy, small.stack.wss),
+            (ProxyKind::OursWarp, WssKind::OursWarp)
+        );
+    }
+
+    #[test]
+    fn steadiness_is_within_one_per_cent() {
+        assert!(steady(1000, 1009));
+        assert!(steady(1000, 991));
+        assert!(!steady(1000, 1010));
+        assert!(!steady(1000, 900));
+        assert!(steady(0, 0));
+    }
+
+    #[test]
+    fn pinned_allocations_of_a_snapshot() {
+        let s: Value = serde_json::from_str(
+            r#"{"pinned_allocations": {"registry": {}, "pinned_bytes": 262144,
+                "kept_bytes": 200, "unattributed_parts": 3, "unattributed_bytes": 30,
+                "allocations": [{"kept": [{}, {}]}, {"kept": [{}]}]}}"#,
+        )
+        .unwrap();
+        let p = pinned_of(&s).unwrap();
+        assert_eq!(
+            (p.pinned_bytes, p.allocations, p.kept_parts),
+            (262144, 2, 6)
+        );
+        assert!(pinned_of(&serde_json::json!({"process": {}})).is_none());
     }
 }

@@ -4,6 +4,11 @@
 //! Every stack gets its own ports (far from the playground's defaults, so a running
 //! `scripts/play` or soak is not disturbed), the same certificate (the one our proxy
 //! makes, in the bench's own `cert_dir`) and the same settings: head mode, echo.
+//!
+//! Our servers come in two stacks, the same `wss` and `proxy` binaries: the slab
+//! stack (`ours`) and the warp stack (`ours-warp`: `--wss_stack warp` /
+//! `--proxy_stack warp`, on warp, hyper, tungstenite and tokio-rustls), the latter
+//! optionally with a smaller websocket read buffer (`--ws_read_buffer_size`).
 
 use std::fs::File;
 use std::net::SocketAddr;
@@ -23,6 +28,9 @@ use crate::procfs;
 pub enum ProxyKind {
     /// `target/*/proxy`: the slab-pool proxy on tokio-rustls.
     Ours,
+    /// `target/*/proxy --proxy_stack warp`: our proxy on warp/hyper over tokio-rustls.
+    #[serde(rename = "ours-warp")]
+    OursWarp,
     /// `bench/peers/node/proxy.js`: http-proxy 1.18 behind Node's https server.
     Node,
     /// Debian's nginx with `bench/peers/nginx/nginx.conf.in`.
@@ -35,6 +43,9 @@ pub enum ProxyKind {
 pub enum WssKind {
     /// `target/*/wss`: the slab-pool wss.
     Ours,
+    /// `target/*/wss --wss_stack warp`: our wss on `warp::ws()` (tungstenite).
+    #[serde(rename = "ours-warp")]
+    OursWarp,
     /// `bench/peers/node/wss.js`: ws 8.
     Node,
     /// `target/*/warp-wss`: `warp::ws` with its default buffers.
@@ -45,9 +56,15 @@ impl ProxyKind {
     pub fn label(self) -> &'static str {
         match self {
             ProxyKind::Ours => "ours",
+            ProxyKind::OursWarp => "ours-warp",
             ProxyKind::Node => "node http-proxy",
             ProxyKind::Nginx => "nginx",
         }
+    }
+
+    /// Our `proxy` binary, on either stack (it has our snapshot and settings).
+    pub fn is_ours(self) -> bool {
+        matches!(self, ProxyKind::Ours | ProxyKind::OursWarp)
     }
 }
 
@@ -55,9 +72,15 @@ impl WssKind {
     pub fn label(self) -> &'static str {
         match self {
             WssKind::Ours => "ours",
+            WssKind::OursWarp => "ours-warp",
             WssKind::Node => "node ws",
             WssKind::Warp => "warp::ws",
         }
+    }
+
+    /// Our `wss` binary, on either stack (it has our snapshot and settings).
+    pub fn is_ours(self) -> bool {
+        matches!(self, WssKind::Ours | WssKind::OursWarp)
     }
 }
 
@@ -70,27 +93,59 @@ pub struct Stack {
     /// Head mode of our servers and of the Node peers (`retain`, `copy`, `drop`).
     pub head: String,
     pub echo: bool,
+    /// `ws_read_buffer_size` of our servers, when not their default (warp stack only).
+    #[serde(default)]
+    pub ws_read_buffer_size: Option<usize>,
 }
 
 impl Stack {
     pub fn new(proxy: ProxyKind, wss: WssKind, head: &str, echo: bool) -> Stack {
+        let mut stack = Stack {
+            name: String::new(),
+            proxy,
+            wss,
+            head: head.to_string(),
+            echo,
+            ws_read_buffer_size: None,
+        };
+        stack.name = stack.make_name();
+        stack
+    }
+
+    /// The same stack with our servers' websocket read buffer set to `bytes`.
+    pub fn with_read_buffer(mut self, bytes: usize) -> Stack {
+        self.ws_read_buffer_size = Some(bytes);
+        self.name = self.make_name();
+        self
+    }
+
+    /// `ours`, `node`, `nginx -> ours`, `ours-warp (retain, 4 KiB read buffer)`.
+    fn make_name(&self) -> String {
+        let (proxy, wss) = (self.proxy, self.wss);
         let mut name = if proxy == ProxyKind::Ours && wss == WssKind::Ours {
             "ours".to_string()
+        } else if proxy == ProxyKind::OursWarp && wss == WssKind::OursWarp {
+            "ours-warp".to_string()
         } else if proxy == ProxyKind::Node && wss == WssKind::Node {
             "node".to_string()
         } else {
             format!("{} -> {}", proxy.label(), wss.label())
         };
-        if head != "drop" {
-            name.push_str(&format!(" ({head})"));
+        let mut qualifiers = Vec::new();
+        if self.head != "drop" {
+            qualifiers.push(self.head.clone());
         }
-        Stack {
-            name,
-            proxy,
-            wss,
-            head: head.to_string(),
-            echo,
+        if let Some(bytes) = self.ws_read_buffer_size {
+            qualifiers.push(if bytes % 1024 == 0 {
+                format!("{} KiB read buffer", bytes / 1024)
+            } else {
+                format!("{bytes} B read buffer")
+            });
         }
+        if !qualifiers.is_empty() {
+            name.push_str(&format!(" ({})", qualifiers.join(", ")));
+        }
+        name
     }
 }
 
@@ -314,6 +369,7 @@ pub fn slug(name: &str) -> String {
 fn start_wss(env: &Env, stack: &Stack, ports: Ports, log: &Path) -> Result<Child> {
     let (name, mut cmd) = match stack.wss {
         WssKind::Ours => ("our wss", Command::new(env.bin_dir.join("wss"))),
+        WssKind::OursWarp => ("our wss on warp", Command::new(env.bin_dir.join("wss"))),
         WssKind::Warp => ("warp-wss", Command::new(env.bin_dir.join("warp-wss"))),
         WssKind::Node => {
             let mut cmd = Command::new(&env.node);
@@ -330,8 +386,9 @@ fn start_wss(env: &Env, stack: &Stack, ports: Ports, log: &Path) -> Result<Child
         flag(&mut cmd, "wss_head", &stack.head);
         flag(&mut cmd, "snapshot_bind", "127.0.0.1");
     }
-    if stack.wss == WssKind::Ours {
+    if stack.wss.is_ours() {
         flag(&mut cmd, "max_connections", 0);
+        ours_stack_flags(&mut cmd, stack, stack.wss == WssKind::OursWarp, "wss_stack");
     }
     Child::spawn(name, cmd, log)
 }
@@ -341,6 +398,7 @@ fn start_proxy(env: &Env, stack: &Stack, ports: Ports, log: &Path, slug: &str) -
     let key = env.cert_dir.join("localhost.key.pem");
     let (name, mut cmd) = match stack.proxy {
         ProxyKind::Ours => ("our proxy", Command::new(env.bin_dir.join("proxy"))),
+        ProxyKind::OursWarp => ("our proxy on warp", Command::new(env.bin_dir.join("proxy"))),
         ProxyKind::Node => {
             let mut cmd = Command::new(&env.node);
             cmd.arg(env.root.join("bench/peers/node/proxy.js"));
@@ -369,10 +427,25 @@ fn start_proxy(env: &Env, stack: &Stack, ports: Ports, log: &Path, slug: &str) -
     flag(&mut cmd, "cert_dir", env.cert_dir.display());
     flag(&mut cmd, "bind", "127.0.0.1");
     flag(&mut cmd, "snapshot_bind", "127.0.0.1");
-    if stack.proxy == ProxyKind::Ours {
+    if stack.proxy.is_ours() {
         flag(&mut cmd, "max_connections", 0);
+        ours_stack_flags(
+            &mut cmd,
+            stack,
+            stack.proxy == ProxyKind::OursWarp,
+            "proxy_stack",
+        );
     }
     Child::spawn(name, cmd, log)
+}
+
+/// The stack key (`wss_stack` / `proxy_stack`) of one of our servers, and the
+/// stack's websocket read buffer if it sets one.
+fn ours_stack_flags(cmd: &mut Command, stack: &Stack, warp: bool, key: &str) {
+    flag(cmd, key, if warp { "warp" } else { "slab" });
+    if let Some(bytes) = stack.ws_read_buffer_size {
+        flag(cmd, "ws_read_buffer_size", bytes);
+    }
 }
 
 /// nginx's config for `ports`, from `bench/peers/nginx/nginx.conf.in`, in a fresh prefix.
@@ -475,5 +548,41 @@ mod tests {
             Stack::new(ProxyKind::Nginx, WssKind::Node, "drop", true).name,
             "nginx -> node ws"
         );
+        let warp = |head| Stack::new(ProxyKind::OursWarp, WssKind::OursWarp, head, true);
+        assert_eq!(warp("drop").name, "ours-warp");
+        assert_eq!(warp("retain").name, "ours-warp (retain)");
+        let small = warp("drop").with_read_buffer(4096);
+        assert_eq!(small.name, "ours-warp (4 KiB read buffer)");
+        assert_eq!(small.ws_read_buffer_size, Some(4096));
+        assert_eq!(
+            warp("retain").with_read_buffer(4096).name,
+            "ours-warp (retain, 4 KiB read buffer)"
+        );
+        assert_eq!(
+            warp("drop").with_read_buffer(1000).name,
+            "ours-warp (1000 B read buffer)"
+        );
+        assert_eq!(
+            slug("ours-warp (retain, 4 KiB read buffer)"),
+            "ours-warp-retain-4-KiB-read-buffer"
+        );
+    }
+
+    #[test]
+    fn kinds_serialize_as_their_labels_and_old_results_still_read() {
+        let s = Stack::new(ProxyKind::OursWarp, WssKind::OursWarp, "drop", true);
+        let json = serde_json::to_value(&s).unwrap();
+        assert_eq!(json["proxy"], "ours-warp");
+        assert_eq!(json["wss"], "ours-warp");
+        let old: Stack = serde_json::from_str(
+            r#"{"name":"ours","proxy":"ours","wss":"warp","head":"drop","echo":true}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            (old.proxy, old.wss, old.ws_read_buffer_size),
+            (ProxyKind::Ours, WssKind::Warp, None)
+        );
+        assert!(ProxyKind::OursWarp.is_ours() && WssKind::OursWarp.is_ours());
+        assert!(!WssKind::Warp.is_ours() && !ProxyKind::Nginx.is_ours());
     }
 }

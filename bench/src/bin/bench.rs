@@ -36,7 +36,9 @@ enum Cmd {
         #[arg(long)]
         out: Option<PathBuf>,
         /// Only the stacks of these names (repeatable): `ours`, `node`, `nginx -> ours`,
-        /// `nginx -> node ws`, `node http-proxy -> ours`, `ours -> warp::ws`, `ours (retain)`.
+        /// `nginx -> node ws`, `node http-proxy -> ours`, `ours -> warp::ws`, `ours (retain)`,
+        /// `ours-warp`, `ours-warp (4 KiB read buffer)`, `ours-warp (retain)`,
+        /// `ours-warp (retain, 4 KiB read buffer)`.
         #[arg(long)]
         only: Vec<String>,
         /// Skip the headline experiment.
@@ -218,15 +220,15 @@ async fn run(
     };
 
     let selected = |s: &Stack| only.is_empty() || only.contains(&s.name);
-    for (i, (stack, full_load)) in scenario::stacks().into_iter().enumerate() {
-        if !selected(&stack) {
+    for (i, planned) in scenario::stacks().into_iter().enumerate() {
+        let stack = &planned.stack;
+        if !selected(stack) {
             continue;
         }
         let r = scenario::memory_and_load(
             &env,
             &plan,
-            &stack,
-            full_load,
+            &planned,
             Ports::nth(i),
             &tls,
             &mut results.snapshot_cost,
@@ -246,9 +248,12 @@ async fn run(
             Stack::new(ProxyKind::Ours, WssKind::Ours, "drop", false),
             Stack::new(ProxyKind::Node, WssKind::Node, "retain", false),
             Stack::new(ProxyKind::Node, WssKind::Node, "drop", false),
+            Stack::new(ProxyKind::OursWarp, WssKind::OursWarp, "retain", false),
+            Stack::new(ProxyKind::OursWarp, WssKind::OursWarp, "copy", false),
+            Stack::new(ProxyKind::OursWarp, WssKind::OursWarp, "drop", false),
         ];
         for (k, stack) in runs.iter().enumerate() {
-            match scenario::headline(&env, &plan, stack, Ports::nth(10 + k), &tls).await {
+            match scenario::headline(&env, &plan, stack, Ports::nth(20 + k), &tls).await {
                 Ok(rows) => results.headline.extend(rows),
                 Err(e) => {
                     eprintln!("bench:    FAILED: {e}");
@@ -259,7 +264,7 @@ async fn run(
     }
 
     if probe {
-        match scenario::probe(&env, &plan, Ports::nth(20), &tls).await {
+        match scenario::probe(&env, &plan, Ports::nth(30), &tls).await {
             Ok(p) => results.probe = p,
             Err(e) => {
                 eprintln!("bench:    FAILED: {e}");
