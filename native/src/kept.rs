@@ -51,6 +51,12 @@ impl KeptParts {
         }
     }
 
+    /// Calls `f` with every part registered now (in no order), under the registry's
+    /// lock: no copy of the entries is made, and new registrations wait meanwhile.
+    pub fn visit(&self, f: impl FnMut(&PartEntry)) {
+        self.lock().values().for_each(f);
+    }
+
     /// The parts registered now, by connection.
     pub fn entries(&self) -> Vec<PartEntry> {
         let mut all: Vec<_> = self.lock().values().cloned().collect();

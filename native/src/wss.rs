@@ -61,13 +61,8 @@ pub async fn start(config: &Config, shutdown: &Shutdown) -> std::io::Result<Runn
     server::check_open_files(Role::Wss, config.max_connections, 1);
     let listener = server::bind((config.bind, config.wss_port).into(), "wss").await?;
     let addr = listener.local_addr()?;
-    let snapshot_addr = crate::snapshot::endpoint::serve_with(
-        (config.snapshot_bind, config.wss_heapdump_port).into(),
-        state.clone(),
-        shutdown.clone(),
-        crate::snapshot::endpoint::EndpointSettings::from_config(config),
-    )
-    .await?;
+    let snapshot_addr =
+        crate::snapshot::endpoint::serve_for(config, state.clone(), shutdown.clone()).await?;
     let limits = Arc::new(Limits::from_config(config));
     let serving = state.clone();
     shutdown.spawn(server::accept_loop(

@@ -4,6 +4,8 @@ use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+mod common;
+
 fn run_with_config(bin: &str, config: &str) -> std::process::Output {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("config.json"), config).unwrap();
@@ -124,52 +126,23 @@ fn every_server_on_every_stack_stops_cleanly_on_ctrl_c() {
     ] {
         for stack in ["slab", "warp"] {
             let dir = tempfile::tempdir().unwrap();
-            let mut child = Command::new(bin)
-                .current_dir(dir.path())
-                .args([
-                    stack_key,
-                    stack,
-                    "--wss_port",
-                    "0",
-                    "--wss_heapdump_port",
-                    "0",
-                    "--proxy_port",
-                    "0",
-                    "--proxy_heapdump_port",
-                    "0",
-                ])
-                .env("RUST_LOG", "info")
-                .stderr(Stdio::piped())
-                .spawn()
-                .unwrap();
-            let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-            let start = Instant::now();
-            let listening = loop {
-                assert!(
-                    start.elapsed() < Duration::from_secs(20),
-                    "{bin} {stack}: no startup line"
-                );
-                let line = lines.next().expect("stderr open").unwrap();
-                if line.contains("listening on") {
-                    break line;
-                }
-            };
+            let ports = ["--wss_port", "0", "--wss_heapdump_port", "0"];
+            let more = ["--proxy_port", "0", "--proxy_heapdump_port", "0"];
+            let args: Vec<&str> = [stack_key, stack]
+                .iter()
+                .chain(&ports)
+                .chain(&more)
+                .copied()
+                .collect();
+            let mut server = common::Program::start(bin, dir.path(), &args);
+            let listening = server.line_with("listening on");
             assert_eq!(
                 listening.contains("warp"),
                 stack == "warp",
                 "{bin} {stack}: the startup line names the stack: {listening}"
             );
-            let status = Command::new("kill")
-                .args(["-INT", &child.id().to_string()])
-                .status()
-                .unwrap();
-            assert!(status.success());
-            let rest: Vec<String> = lines.map_while(Result::ok).collect();
-            assert_eq!(
-                child.wait().unwrap().code(),
-                Some(0),
-                "{bin} {stack}: {rest:?}"
-            );
+            let (code, rest) = server.interrupt();
+            assert_eq!(code, Some(0), "{bin} {stack}: {rest:?}");
             assert!(
                 rest.iter().any(|l| l.contains("stopped")),
                 "{bin} {stack}: {rest:?}"

@@ -5,7 +5,13 @@
 //! Each binary runs with `--config` of its own config.json in a temporary folder,
 //! on free loopback ports, with its certificate in that folder. Every child is
 //! killed when its handle drops, so a failing test leaves no process behind.
+//!
+//! Every test runs on both server stacks (`slab::name`, `warp::name`): the servers
+//! started with `--wss_stack` and `--proxy_stack` of that stack. What a stack holds
+//! for its connections is read from its snapshot: slab retainers on the slab stack,
+//! pinned allocations (the buffers kept header values pin) on the warp stack.
 
+#[macro_use]
 mod common;
 
 use std::io::{BufRead, BufReader};
@@ -20,8 +26,25 @@ use native::client::{ClientError, ClientOptions, WsStream};
 use native::config::Config;
 use native::shutdown::Shutdown;
 use serde_json::{json, Value};
-use snapshot::{HeadMode, Snapshot};
+use snapshot::{HeadMode, Snapshot, Stack};
 use tokio_tungstenite::tungstenite::Message;
+
+on_both_stacks! {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    killing_the_wss_closes_the_client_sides_releases_the_views_and_502s_until_it_is_back,
+    killing_the_proxy_ends_the_client_with_one_clear_error_and_a_non_zero_exit,
+    with_reconnect_the_client_comes_back_once_the_proxy_does,
+    a_certificate_folder_that_cannot_be_made_stops_the_proxy_with_one_error_naming_it,
+    a_full_disk_stops_the_proxy_with_one_error_and_leaves_no_half_certificate,
+    save_snapshots_writes_both_servers_snapshots_whole,
+    save_snapshots_into_an_unusable_folder_says_what_and_where_and_writes_nothing,
+}
+
+/// The command-line flags that put both servers on `stack`.
+fn stack_args(stack: Stack) -> [&'static str; 4] {
+    let name = stack.as_str();
+    ["--wss_stack", name, "--proxy_stack", name]
+}
 
 /// Websockets held open through the proxy when the wss is killed (1,000 in
 /// `scripts/soak --faults`).
@@ -118,10 +141,11 @@ impl Proc {
         }
     }
 
-    /// Starts a server binary on `config` and waits for its "listening on" line.
-    fn server(name: &'static str, bin: &str, config: &Path) -> Proc {
+    /// Starts a server binary on `config` and `stack` and waits for its "listening
+    /// on" line.
+    fn server(name: &'static str, bin: &str, config: &Path, stack: Stack) -> Proc {
         let mut cmd = Command::new(bin);
-        cmd.arg("--config").arg(config);
+        cmd.arg("--config").arg(config).args(stack_args(stack));
         let mut p = Proc::spawn(name, cmd);
         p.wait_line("listening on");
         p
@@ -288,18 +312,20 @@ async fn burst(data: &mut WsStream, bytes: usize) {
     assert_eq!(echo.len(), bytes);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn killing_the_wss_closes_the_client_sides_releases_the_views_and_502s_until_it_is_back() {
+async fn killing_the_wss_closes_the_client_sides_releases_the_views_and_502s_until_it_is_back(
+    stack: Stack,
+) {
     let dir = tempfile::tempdir().unwrap();
     let (path, raw) = write_config(dir.path(), json!({}));
     let config = typed(&path);
     let proxy_snap = raw["proxy_heapdump_port"].as_u64().unwrap() as u16;
-    let mut wss = Proc::server("wss", env!("CARGO_BIN_EXE_wss"), &path);
-    let proxy = Proc::server("proxy", env!("CARGO_BIN_EXE_proxy"), &path);
+    let mut wss = Proc::server("wss", env!("CARGO_BIN_EXE_wss"), &path, stack);
+    let proxy = Proc::server("proxy", env!("CARGO_BIN_EXE_proxy"), &path, stack);
     let tls = native::tls::client_config(&config).unwrap();
 
     // HELD websockets through the proxy, with data between them so that their
-    // upgrade requests sit in many slabs, all pinned (retain).
+    // upgrade requests sit in many slabs (slab stack) or each in a hyper read buffer
+    // (warp stack), all pinned (retain).
     let mut data = open_greeted(&config, &tls).await;
     let mut held = Vec::with_capacity(HELD);
     while held.len() < HELD {
@@ -312,12 +338,25 @@ async fn killing_the_wss_closes_the_client_sides_releases_the_views_and_502s_unt
         s.connections.open == HELD as u64 + 1
     })
     .await;
-    let tls_pool = before.pool("tls").unwrap();
-    assert!(
-        tls_pool.live_slabs > 2,
-        "several slabs pinned: {tls_pool:#?}"
-    );
-    assert!(retainers(&before) >= HELD, "every upgrade retained");
+    assert_eq!(before.settings.stack, Some(stack));
+    match stack {
+        Stack::Slab => {
+            let tls_pool = before.pool("tls").unwrap();
+            assert!(
+                tls_pool.live_slabs > 2,
+                "several slabs pinned: {tls_pool:#?}"
+            );
+            assert!(retainers(&before) >= HELD, "every upgrade retained");
+        }
+        Stack::Warp => {
+            let pinned = &before.pinned_allocations;
+            assert!(
+                pinned.allocations.len() >= HELD,
+                "a read buffer pinned per upgrade: {} allocations",
+                pinned.allocations.len()
+            );
+        }
+    }
 
     // Kill the wss: every client side must end, promptly.
     let ends: Vec<_> = held
@@ -357,19 +396,24 @@ async fn killing_the_wss_closes_the_client_sides_releases_the_views_and_502s_unt
         HELD + 1
     );
 
-    // The proxy released them: nothing open, no retainers, at most the current slab.
-    let after = snapshot_until(proxy_snap, PROMPTLY, "views released", |s| {
-        s.connections.open == 0 && retainers(s) == 0 && s.pools.iter().all(|p| p.live_slabs <= 1)
-    })
+    // The proxy released them: nothing open, no retainers, at most the current slab
+    // (slab stack); no pinned allocation (warp stack).
+    let after = snapshot_until(
+        proxy_snap,
+        PROMPTLY,
+        "views released",
+        common::holds_nothing,
+    )
     .await;
     eprintln!(
-        "proxy released every view {:?} after the kill: {:?}",
+        "proxy ({stack}) released every view {:?} after the kill: {:?}, {} pinned allocations",
         killed.elapsed(),
         after
             .pools
             .iter()
             .map(|p| (&p.name, p.live_slabs))
-            .collect::<Vec<_>>()
+            .collect::<Vec<_>>(),
+        after.pinned_allocations.allocations.len()
     );
     assert_eq!(
         after.connections.closed_total,
@@ -388,7 +432,7 @@ async fn killing_the_wss_closes_the_client_sides_releases_the_views_and_502s_unt
     }
 
     // And as soon as the wss is back, the proxy serves new websockets.
-    let _wss = Proc::server("wss", env!("CARGO_BIN_EXE_wss"), &path);
+    let _wss = Proc::server("wss", env!("CARGO_BIN_EXE_wss"), &path, stack);
     let mut ws = open_greeted(&config, &tls).await;
     burst(&mut ws, 1000).await;
     let snap = snapshot_at(proxy_snap).await;
@@ -401,11 +445,12 @@ async fn killing_the_wss_closes_the_client_sides_releases_the_views_and_502s_unt
     );
 }
 
-/// wss + proxy binaries and the client binary with `args`, its pinning
+/// wss + proxy binaries on `stack` and the client binary with `args`, its pinning
 /// connections all open through the proxy.
 struct ClientRun {
     dir: tempfile::TempDir,
     path: PathBuf,
+    stack: Stack,
     proxy_snap: u16,
     _wss: Proc,
     proxy: Proc,
@@ -414,7 +459,7 @@ struct ClientRun {
 
 const PINNING: u64 = 40;
 
-async fn client_through_proxy(args: &[&str]) -> ClientRun {
+async fn client_through_proxy(stack: Stack, args: &[&str]) -> ClientRun {
     let dir = tempfile::tempdir().unwrap();
     let (path, raw) = write_config(
         dir.path(),
@@ -428,8 +473,8 @@ async fn client_through_proxy(args: &[&str]) -> ClientRun {
         }),
     );
     let proxy_snap = raw["proxy_heapdump_port"].as_u64().unwrap() as u16;
-    let wss = Proc::server("wss", env!("CARGO_BIN_EXE_wss"), &path);
-    let proxy = Proc::server("proxy", env!("CARGO_BIN_EXE_proxy"), &path);
+    let wss = Proc::server("wss", env!("CARGO_BIN_EXE_wss"), &path, stack);
+    let proxy = Proc::server("proxy", env!("CARGO_BIN_EXE_proxy"), &path, stack);
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_client"));
     cmd.arg("--config")
         .arg(&path)
@@ -462,6 +507,7 @@ async fn client_through_proxy(args: &[&str]) -> ClientRun {
     ClientRun {
         dir,
         path,
+        stack,
         proxy_snap,
         _wss: wss,
         proxy,
@@ -469,9 +515,8 @@ async fn client_through_proxy(args: &[&str]) -> ClientRun {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn killing_the_proxy_ends_the_client_with_one_clear_error_and_a_non_zero_exit() {
-    let mut run = client_through_proxy(&["--report"]).await;
+async fn killing_the_proxy_ends_the_client_with_one_clear_error_and_a_non_zero_exit(stack: Stack) {
+    let mut run = client_through_proxy(stack, &["--report"]).await;
     run.proxy.kill();
     let status = run.client.wait_exit(BOUND);
     let stderr = run.client.stderr();
@@ -498,9 +543,8 @@ async fn killing_the_proxy_ends_the_client_with_one_clear_error_and_a_non_zero_e
     assert!(stdout.iter().any(|l| l.starts_with("wss")), "{stdout:#?}");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn with_reconnect_the_client_comes_back_once_the_proxy_does() {
-    let mut run = client_through_proxy(&["--reconnect"]).await;
+async fn with_reconnect_the_client_comes_back_once_the_proxy_does(stack: Stack) {
+    let mut run = client_through_proxy(stack, &["--reconnect"]).await;
     run.proxy.kill();
     // Down for a moment: the client keeps trying, with backoff.
     std::thread::sleep(Duration::from_millis(1500));
@@ -508,7 +552,7 @@ async fn with_reconnect_the_client_comes_back_once_the_proxy_does() {
         run.client.child.try_wait().unwrap().is_none(),
         "the client stays up"
     );
-    let proxy = Proc::server("proxy", env!("CARGO_BIN_EXE_proxy"), &run.path);
+    let proxy = Proc::server("proxy", env!("CARGO_BIN_EXE_proxy"), &run.path, run.stack);
     let back = Instant::now();
     snapshot_until(run.proxy_snap, BOUND, "every connection reopened", |s| {
         s.connections.open == PINNING + 1
@@ -575,15 +619,16 @@ fn with_file_size_limit(bytes: u64, program: &str) -> Command {
     cmd
 }
 
-#[test]
-fn a_certificate_folder_that_cannot_be_made_stops_the_proxy_with_one_error_naming_it() {
+async fn a_certificate_folder_that_cannot_be_made_stops_the_proxy_with_one_error_naming_it(
+    stack: Stack,
+) {
     let dir = tempfile::tempdir().unwrap();
     // The parent of cert_dir is a regular file: ENOTDIR, even for root.
     std::fs::write(dir.path().join("file"), "not a folder").unwrap();
     let cert_dir = dir.path().join("file").join("certs");
     let (path, _) = write_config(dir.path(), json!({ "cert_dir": cert_dir }));
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_proxy"));
-    cmd.arg("--config").arg(&path);
+    cmd.arg("--config").arg(&path).args(stack_args(stack));
     let (status, stderr) = proxy_exit(cmd);
     assert_eq!(status.code(), Some(1), "{stderr:#?}");
     let errors = error_lines(&stderr);
@@ -602,15 +647,14 @@ fn a_certificate_folder_that_cannot_be_made_stops_the_proxy_with_one_error_namin
     assert_eq!(left, ["config.json", "file"]);
 }
 
-#[test]
-fn a_full_disk_stops_the_proxy_with_one_error_and_leaves_no_half_certificate() {
+async fn a_full_disk_stops_the_proxy_with_one_error_and_leaves_no_half_certificate(stack: Stack) {
     // 100 bytes: the key cannot be written. 400 bytes: the key (about 240 bytes)
     // is, the certificate (about 580) is not, and the key must go again.
     for (limit, failing) in [(100, "localhost.key.pem"), (400, "localhost.pem")] {
         let dir = tempfile::tempdir().unwrap();
         let (path, _) = write_config(dir.path(), json!({}));
         let mut cmd = with_file_size_limit(limit, env!("CARGO_BIN_EXE_proxy"));
-        cmd.arg("--config").arg(&path);
+        cmd.arg("--config").arg(&path).args(stack_args(stack));
         let (status, stderr) = proxy_exit(cmd);
         assert_eq!(status.code(), Some(1), "limit {limit}: {stderr:#?}");
         let errors = error_lines(&stderr);
@@ -633,9 +677,10 @@ fn a_full_disk_stops_the_proxy_with_one_error_and_leaves_no_half_certificate() {
     }
 }
 
-/// A playground (wss + TLS proxy, in this process) and a config for a client of it.
-async fn playground_and_client_config() -> (common::Playground, Config) {
-    let pg = common::Playground::start(HeadMode::Copy, HeadMode::Copy, |_| {}).await;
+/// A playground (wss + TLS proxy on `stack`, in this process) and a config for a
+/// client of it.
+async fn playground_and_client_config(stack: Stack) -> (common::Playground, Config) {
+    let pg = common::Playground::start_on(stack, HeadMode::Copy, HeadMode::Copy, |_| {}).await;
     let mut config = pg.config.clone();
     config.proxy_heapdump_port = pg.proxy.snapshot_addr.port();
     config.wss_heapdump_port = pg.wss.snapshot_addr.port();
@@ -647,9 +692,8 @@ async fn playground_and_client_config() -> (common::Playground, Config) {
     (pg, config)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn save_snapshots_writes_both_servers_snapshots_whole() {
-    let (pg, config) = playground_and_client_config().await;
+async fn save_snapshots_writes_both_servers_snapshots_whole(stack: Stack) {
+    let (pg, config) = playground_and_client_config(stack).await;
     let dir = tempfile::tempdir().unwrap();
     let target = dir.path().join("snapshots");
     let options = ClientOptions {
@@ -683,9 +727,10 @@ async fn save_snapshots_writes_both_servers_snapshots_whole() {
     drop(pg);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn save_snapshots_into_an_unusable_folder_says_what_and_where_and_writes_nothing() {
-    let (pg, config) = playground_and_client_config().await;
+async fn save_snapshots_into_an_unusable_folder_says_what_and_where_and_writes_nothing(
+    stack: Stack,
+) {
+    let (pg, config) = playground_and_client_config(stack).await;
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("file"), "x").unwrap();
 

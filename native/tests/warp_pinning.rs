@@ -8,15 +8,16 @@
 //! is sent). Short form here (`WARP_PINNING_CONNECTIONS`, default 200); `scripts/warp-pinning`
 //! runs it with 2,000 connections in release and prints the table.
 
-use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::Program;
 use futures_util::{SinkExt, StreamExt};
 use native::config::Config;
 use snapshot::{HeadMode, Snapshot, Stack};
 use tokio_tungstenite::tungstenite::Message;
+
+mod common;
 
 const FIRST_MESSAGE: usize = 100;
 const TRAFFIC: usize = 400_000;
@@ -31,7 +32,7 @@ fn connections() -> usize {
 
 /// A server binary running as its own process; stopped with SIGINT when dropped.
 struct Server {
-    child: Child,
+    program: Program,
     addr: SocketAddr,
     snapshot: SocketAddr,
 }
@@ -39,27 +40,9 @@ struct Server {
 impl Server {
     /// Starts `bin` with `args` in `dir` and reads its addresses from its startup line.
     fn start(bin: &str, dir: &std::path::Path, args: &[String]) -> Server {
-        let mut child = Command::new(bin)
-            .current_dir(dir)
-            .args(args)
-            .env("RUST_LOG", "info")
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-        let start = Instant::now();
-        let line = loop {
-            assert!(
-                start.elapsed() < Duration::from_secs(30),
-                "{bin}: no startup line"
-            );
-            let line = lines.next().expect("stderr open").unwrap();
-            if line.contains("listening on") {
-                break line;
-            }
-        };
-        // Keep draining stderr so the server never blocks on a full pipe.
-        std::thread::spawn(move || lines.for_each(drop));
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let mut program = Program::start(bin, dir, &args);
+        let line = program.line_with("listening on");
         let after = |marker: &str| -> SocketAddr {
             let rest = &line[line
                 .find(marker)
@@ -75,14 +58,15 @@ impl Server {
         let addr = after("://");
         let snapshot = after("snapshot on http://");
         Server {
-            child,
+            program,
             addr,
             snapshot,
         }
     }
 
     fn rss(&self) -> u64 {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap();
+        let status =
+            std::fs::read_to_string(format!("/proc/{}/status", self.program.child.id())).unwrap();
         let kb: u64 = status
             .lines()
             .find(|l| l.starts_with("VmRSS:"))
@@ -108,15 +92,6 @@ impl Server {
             }
             last = now;
         }
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = Command::new("kill")
-            .args(["-INT", &self.child.id().to_string()])
-            .status();
-        let _ = self.child.wait();
     }
 }
 

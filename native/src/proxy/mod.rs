@@ -86,13 +86,8 @@ pub async fn start(config: &Config, shutdown: &Shutdown) -> Result<Running, Star
     } else {
         accept::<TcpStream>(proxy, at, threads, shutdown)?
     };
-    let snapshot_addr = crate::snapshot::endpoint::serve_with(
-        (config.snapshot_bind, config.proxy_heapdump_port).into(),
-        state.clone(),
-        shutdown.clone(),
-        crate::snapshot::endpoint::EndpointSettings::from_config(config),
-    )
-    .await?;
+    let snapshot_addr =
+        crate::snapshot::endpoint::serve_for(config, state.clone(), shutdown.clone()).await?;
     state.print_stats(shutdown);
     state.watch_guard(shutdown);
     let scheme = if config.proxy_tls { "wss" } else { "ws" };

@@ -154,6 +154,27 @@ pub async fn serve(
     serve_with(addr, state, shutdown, EndpointSettings::default()).await
 }
 
+/// Serves the snapshot endpoint of the process `state` belongs to on its configured
+/// port (`wss_heapdump_port`, `proxy_heapdump_port` or `client_heapdump_port`).
+pub async fn serve_for(
+    config: &Config,
+    state: Arc<State>,
+    shutdown: Shutdown,
+) -> std::io::Result<SocketAddr> {
+    let port = match state.role {
+        crate::Role::Wss => config.wss_heapdump_port,
+        crate::Role::Proxy => config.proxy_heapdump_port,
+        crate::Role::Client => config.client_heapdump_port,
+    };
+    serve_with(
+        (config.snapshot_bind, port).into(),
+        state,
+        shutdown,
+        EndpointSettings::from_config(config),
+    )
+    .await
+}
+
 /// Binds `addr`, serves the endpoints with `settings` until shutdown, and returns the
 /// bound address.
 pub async fn serve_with(

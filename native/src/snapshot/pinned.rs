@@ -26,15 +26,15 @@ pub fn pinned(state: &State, pools: &[(Pool, Vec<usize>)], index: &Index) -> Pin
             }
         }
     }
-    for part in state.kept.entries() {
+    state.kept.visit(|part| {
         let retainer = Retainer {
             connection: part.connection,
             label: format!("{} of connection {}", part.part, part.connection),
-            part: part.part,
+            part: part.part.clone(),
             bytes: part.len as u64,
         };
         found.add(index.find(part.ptr as *const u8), retainer);
-    }
+    });
     found.into_section(index)
 }
 
@@ -67,6 +67,11 @@ impl Found {
         let allocations: Vec<PinnedAllocation> = self
             .by_allocation
             .into_values()
+            .map(|(t, mut kept)| {
+                // The kept parts come in no order: by connection, then part.
+                kept.sort_unstable_by(|a, b| (a.connection, &a.part).cmp(&(b.connection, &b.part)));
+                (t, kept)
+            })
             .map(|(t, kept)| PinnedAllocation {
                 id: t.id,
                 size: t.size as u64,

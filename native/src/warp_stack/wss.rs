@@ -106,13 +106,8 @@ pub async fn start(config: &Config, shutdown: &Shutdown) -> std::io::Result<Runn
     server::check_open_files(Role::Wss, config.max_connections, 1);
     let listener = server::bind((config.bind, config.wss_port).into(), "wss").await?;
     let addr = listener.local_addr()?;
-    let snapshot_addr = crate::snapshot::endpoint::serve_with(
-        (config.snapshot_bind, config.wss_heapdump_port).into(),
-        state.clone(),
-        shutdown.clone(),
-        crate::snapshot::endpoint::EndpointSettings::from_config(config),
-    )
-    .await?;
+    let snapshot_addr =
+        crate::snapshot::endpoint::serve_for(config, state.clone(), shutdown.clone()).await?;
     let ctx = Arc::new(Ctx {
         state: state.clone(),
         shutdown: shutdown.clone(),
@@ -215,11 +210,12 @@ fn routes(
         .map(accept);
     let plain = warp::header::headers_cloned().and(with_ctx).and_then(
         |headers: HeaderMap, ctx: Arc<Ctx>| async move {
+            ctx.state.connections.failed_one();
             if headers.contains_key(header::UPGRADE) {
-                // An upgrade warp::ws() refused: its rejection answers.
+                // An upgrade warp::ws() refused: its rejection answers (counted
+                // failed here, as the slab wss counts the upgrades it refuses).
                 return Err(warp::reject::not_found());
             }
-            ctx.state.connections.failed_one();
             Ok(text(
                 StatusCode::UPGRADE_REQUIRED,
                 "this is the playground's websocket server: connect with a websocket\n".into(),

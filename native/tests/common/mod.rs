@@ -10,7 +10,7 @@ use native::client::WsStream;
 use native::config::Config;
 use native::shutdown::Shutdown;
 use native::wss::Running;
-use snapshot::{HeadMode, Snapshot};
+use snapshot::{HeadMode, Snapshot, Stack};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -49,6 +49,31 @@ impl Playground {
     /// Starts wss then proxy with these head modes and any other changes.
     pub async fn start(wss: HeadMode, proxy: HeadMode, tweak: impl FnOnce(&mut Config)) -> Self {
         Self::start_each(wss, proxy, tweak, |_| {}).await
+    }
+
+    /// [`Playground::start`] with both servers on `stack`.
+    pub async fn start_on(
+        stack: Stack,
+        wss: HeadMode,
+        proxy: HeadMode,
+        tweak: impl FnOnce(&mut Config),
+    ) -> Self {
+        Self::start(wss, proxy, |c| {
+            c.wss_stack = stack;
+            c.proxy_stack = stack;
+            tweak(c);
+        })
+        .await
+    }
+
+    /// The stack the wss runs on.
+    pub fn wss_stack(&self) -> Stack {
+        self.wss.state.stack.expect("a server has a stack")
+    }
+
+    /// The stack the proxy runs on.
+    pub fn proxy_stack(&self) -> Stack {
+        self.proxy.state.stack.expect("a server has a stack")
     }
 
     /// [`Playground::start`], with changes `proxy_only` made to the proxy's config alone.
@@ -139,6 +164,35 @@ impl Drop for Playground {
     fn drop(&mut self) {
         self.shutdown.trigger();
     }
+}
+
+/// Whether a server's snapshot shows it holding nothing for past connections: none
+/// open, and nothing kept: no slab beyond the current ones nor any retainer (slab
+/// stack), no pinned allocation nor kept byte (warp stack).
+pub fn holds_nothing(snap: &Snapshot) -> bool {
+    let pinned = &snap.pinned_allocations;
+    snap.connections.open == 0
+        && snap
+            .pools
+            .iter()
+            .all(|p| p.live_slabs <= 1 && p.slabs.iter().all(|s| s.retainers.is_empty()))
+        && pinned.allocations.is_empty()
+        && pinned.kept_bytes == 0
+        && pinned.unattributed_parts == 0
+}
+
+/// One test per server stack for each named body `async fn name(stack: Stack)`:
+/// `slab::name` and `warp::name`, each with the attribute given (`#[tokio::test]`).
+#[allow(unused_macros)]
+macro_rules! on_both_stacks {
+    (#[$attr:meta] $($name:ident),+ $(,)?) => {
+        mod slab {
+            $( #[$attr] async fn $name() { super::$name(snapshot::Stack::Slab).await } )+
+        }
+        mod warp {
+            $( #[$attr] async fn $name() { super::$name(snapshot::Stack::Warp).await } )+
+        }
+    };
 }
 
 /// A websocket straight to the wss.
@@ -268,4 +322,71 @@ pub async fn read_all(io: &mut (impl AsyncRead + Unpin)) -> Vec<u8> {
         .await
         .expect("the server closed the connection");
     out
+}
+
+/// A binary of the package run as its own process (`RUST_LOG=info`), its stderr read
+/// line by line on a thread so that waits on it are bounded and it never blocks on
+/// a full pipe. Interrupted (SIGINT) and reaped when dropped.
+pub struct Program {
+    pub child: std::process::Child,
+    lines: std::sync::mpsc::Receiver<String>,
+}
+
+impl Program {
+    /// Starts `bin` in `dir` with `args`.
+    pub fn start(bin: &str, dir: &std::path::Path, args: &[&str]) -> Program {
+        use std::io::BufRead;
+        let mut child = std::process::Command::new(bin)
+            .current_dir(dir)
+            .args(args)
+            .env("RUST_LOG", "info")
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("{bin}: {e}"));
+        let stderr = std::io::BufReader::new(child.stderr.take().unwrap());
+        let (tx, lines) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in stderr.lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        Program { child, lines }
+    }
+
+    /// The first line (from now) that contains `what`, waiting at most [`BOUND`].
+    pub fn line_with(&mut self, what: &str) -> String {
+        let deadline = Instant::now() + BOUND;
+        let mut seen = Vec::new();
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) if line.contains(what) => return line,
+                Ok(line) => seen.push(line),
+                Err(_) => panic!("no line with {what:?} within {BOUND:?}; saw {seen:?}"),
+            }
+        }
+    }
+
+    /// Sends SIGINT, waits for the exit, and returns its code with the lines printed
+    /// until then.
+    pub fn interrupt(mut self) -> (Option<i32>, Vec<String>) {
+        self.signal_int();
+        let code = self.child.wait().unwrap().code();
+        (code, self.lines.try_iter().collect())
+    }
+
+    fn signal_int(&self) {
+        let _ = std::process::Command::new("kill")
+            .args(["-INT", &self.child.id().to_string()])
+            .status();
+    }
+}
+
+impl Drop for Program {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            self.signal_int();
+            let _ = self.child.wait();
+        }
+    }
 }

@@ -55,7 +55,7 @@ pub fn LiveCounts(props: &Props) -> Html {
             if let Some(plan) = props.pin.filter(PinPlan::is_some) {
                 <p class="pin-line">
                     { "Pin traffic: " }<b id="pin-done" data-value={ c.pin_done.to_string() }>{ c.pin_done }</b>
-                    { format!(" websockets done ({} messages of {} each), ", plan.messages(), bytes(plan.bytes())) }
+                    { format!(" websockets done (each {} messages, {} in all), ", plan.messages(), bytes(plan.bytes())) }
                     <span id="pin-messages">{ c.pin_messages }</span>{ " messages, " }
                     <b id="pin-bytes" data-value={ c.pin_bytes.to_string() }>{ bytes(c.pin_bytes) }</b>{ " sent." }
                 </p>

@@ -3,7 +3,7 @@
 //!
 //! A websocket upgrade (a request hyper marked upgradable: it carries an `OnUpgrade`)
 //! is admitted by the memory guard and the connection cap, sent upstream as it came
-//! (method, path and query, headers); a 101 answer goes back to the client with the
+//! (method, path and query, headers, a body if it announces one); a 101 answer goes back to the client with the
 //! upstream's headers, and a task of its own then takes both upgraded streams
 //! (`hyper::upgrade::on` on both sides) and copies between them with
 //! `tokio::io::copy_bidirectional` until either side ends or shutdown. Any other answer
@@ -59,7 +59,7 @@ pub(super) fn routes(proxy: Arc<Proxy>) -> BoxedFilter<(Response,)> {
                         return text(StatusCode::BAD_REQUEST, "proxy: bad request target\n");
                     };
                     match on_upgrade {
-                        Some(on_upgrade) => upgrade(&proxy, request, on_upgrade).await,
+                        Some(on_upgrade) => upgrade(&proxy, request, on_upgrade, body).await,
                         None => plain(&proxy, request, body).await,
                     }
                 }
@@ -95,8 +95,18 @@ fn upstream_request(head: &http::Request<()>, body: UpBody) -> http::Request<UpB
     request
 }
 
-/// Forwards an upgrade request; on a 101 the tunnel runs in a task of its own.
-async fn upgrade(proxy: &Proxy, head: http::Request<()>, client: OnUpgrade) -> Response {
+/// Forwards an upgrade request (with its body, if it says it has one: the upstream
+/// then answers it, as it would straight); on a 101 the tunnel runs in a task of its own.
+async fn upgrade<S, B>(
+    proxy: &Proxy,
+    head: http::Request<()>,
+    client: OnUpgrade,
+    body: S,
+) -> Response
+where
+    S: Stream<Item = Result<B, warp::Error>> + Send + 'static,
+    B: Buf + Send + 'static,
+{
     let state = &proxy.state;
     let (open, mut sender) = match admit_and_connect(proxy).await {
         Ok(ready) => ready,
@@ -105,7 +115,7 @@ async fn upgrade(proxy: &Proxy, head: http::Request<()>, client: OnUpgrade) -> R
     let mode = state.head_mode().expect("the proxy has a head mode");
     let open = open.open(Some(mode));
     let id = server::next_connection_id();
-    let request = upstream_request(&head, empty());
+    let request = upstream_request(&head, request_body(&head, body));
     let kept = KeptRequest::keep(mode, id, head, &state.kept);
     let mut response = match sender.send_request(request).await {
         Ok(response) => response,
@@ -163,22 +173,33 @@ where
     };
     let mode = proxy.state.head_mode();
     let open = open.open(mode);
-    // Only a request that says it has a body gets one (hyper would otherwise add
-    // chunked framing to a GET).
-    let has_body = head.headers().contains_key(header::CONTENT_LENGTH)
-        || head.headers().contains_key(header::TRANSFER_ENCODING);
-    let body = if has_body {
-        StreamBody::new(
-            body.map(|chunk| chunk.map(|mut b| Frame::data(b.copy_to_bytes(b.remaining())))),
-        )
-        .boxed_unsync()
-    } else {
-        empty()
-    };
-    match sender.send_request(upstream_request(&head, body)).await {
+    match sender
+        .send_request(upstream_request(&head, request_body(&head, body)))
+        .await
+    {
         Ok(response) => pass_back(response, open),
         Err(e) => upstream_failed(proxy, &e.to_string()),
     }
+}
+
+/// The body to send upstream: the client's, streamed, when the request says it has
+/// one; else none (hyper would otherwise add chunked framing to a GET, and drop the
+/// framing headers of a body it is not given, so that an upgrade's body bytes would
+/// reach the tunnel as websocket data).
+fn request_body<S, B>(head: &http::Request<()>, body: S) -> UpBody
+where
+    S: Stream<Item = Result<B, warp::Error>> + Send + 'static,
+    B: Buf + Send + 'static,
+{
+    let has_body = head.headers().contains_key(header::CONTENT_LENGTH)
+        || head.headers().contains_key(header::TRANSFER_ENCODING);
+    if !has_body {
+        return empty();
+    }
+    StreamBody::new(
+        body.map(|chunk| chunk.map(|mut b| Frame::data(b.copy_to_bytes(b.remaining())))),
+    )
+    .boxed_unsync()
 }
 
 /// A place among the open connections and a client connection to the upstream,
