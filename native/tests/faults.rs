@@ -56,9 +56,20 @@ const PROMPTLY: Duration = Duration::from_secs(5);
 const BOUND: Duration = Duration::from_secs(30);
 
 /// A loopback port nobody listens on now (bound, then released).
+/// A port free now, below the kernel's ephemeral range (32768 and up here), so that
+/// no client socket of a test running beside this one takes it as its source port
+/// before the server binds it (seen: a wss that could not listen). Each call starts
+/// at the next of a process-wide sequence, so two tests never pick the same one.
 fn free_port() -> u16 {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    l.local_addr().unwrap().port()
+    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    loop {
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        // 20000-31999, from a place that depends on the process (runs side by side).
+        let port = 20000 + ((std::process::id() * 97 + n) % 12_000) as u16;
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
 }
 
 /// A config.json for the binaries in `dir`: free ports, certificate in `dir`, small

@@ -188,9 +188,21 @@ impl Ctx {
         get(&self.counters.pinning_open) + u64::from(self.counters.data_up.load(Ordering::Relaxed))
     }
 
-    /// A connection that was open has been lost (and is no longer counted open).
-    fn lost(&self, data: bool) {
+    /// A connection that was open has ended: no longer counted open, and counted
+    /// lost when `lost` (the other side closed it or it broke). Both under the
+    /// losses' lock, so that the last connection to go sees every earlier loss (a
+    /// data connection counted down but not yet counted lost made the outage line
+    /// leave it out).
+    fn ended(&self, data: bool, lost: bool) {
         let mut l = self.losses.lock().unwrap_or_else(|e| e.into_inner());
+        if data {
+            self.counters.data_up.store(false, Ordering::Relaxed);
+        } else {
+            self.counters.pinning_open.fetch_sub(1, Ordering::Relaxed);
+        }
+        if !lost {
+            return;
+        }
         let now = Instant::now();
         l.first.get_or_insert(now);
         l.last = Some(now);
@@ -640,12 +652,11 @@ async fn pinning_connection(ctx: Arc<Ctx>) {
             .as_ref()
             .map(|plan| PinTraffic::new(plan, &ctx.pin_payloads));
         let end = hold(&ctx, ws, None, traffic.as_mut()).await;
-        c.pinning_open.fetch_sub(1, Ordering::Relaxed);
+        ctx.ended(false, matches!(end, End::Closed(_)));
         drop(guard);
         let End::Closed(why) = end else { return };
         c.pinning_closed.fetch_add(1, Ordering::Relaxed);
         ctx.pinning_closes.warn(&why);
-        ctx.lost(false);
         let Some(backoff) = ctx.reconnect else { return };
         if since.elapsed() >= HEALTHY {
             failures = 0;
@@ -736,19 +747,19 @@ async fn data_connection(ctx: Arc<Ctx>, size: usize, first: oneshot::Sender<()>)
         ctx.counters.data_up.store(true, Ordering::Relaxed);
         ctx.opened();
         let end = hold(&ctx, ws, Some(&payload), None).await;
-        ctx.counters.data_up.store(false, Ordering::Relaxed);
+        if matches!(end, End::Closed(_)) {
+            ctx.counters.data_lost.fetch_add(1, Ordering::Relaxed);
+        }
+        ctx.ended(true, matches!(end, End::Closed(_)));
         drop(guard);
         let End::Closed(why) = end else { return };
-        ctx.counters.data_lost.fetch_add(1, Ordering::Relaxed);
         let Some(backoff) = ctx.reconnect else {
             tracing::warn!(
                 "data connection to {addr} lost: {why}; not reopened (--reconnect reopens it)"
             );
-            ctx.lost(true);
             return;
         };
         tracing::warn!("data connection to {addr} lost: {why}; reopening with backoff");
-        ctx.lost(true);
         if since.elapsed() >= HEALTHY {
             failures = 0;
         }

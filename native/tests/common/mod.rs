@@ -372,7 +372,17 @@ impl Program {
     pub fn interrupt(mut self) -> (Option<i32>, Vec<String>) {
         self.signal_int();
         let code = self.child.wait().unwrap().code();
-        (code, self.lines.try_iter().collect())
+        // Every line up to the end of stderr: the reader thread ends (and the
+        // channel with it) once the exited process's pipe is drained.
+        let deadline = Instant::now() + BOUND;
+        let mut rest = Vec::new();
+        while let Ok(line) = self
+            .lines
+            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+        {
+            rest.push(line);
+        }
+        (code, rest)
     }
 
     fn signal_int(&self) {
