@@ -153,6 +153,21 @@ impl State {
         line
     }
 
+    /// Starts what every server runs beside its connections until shutdown: its
+    /// snapshot endpoint (on the role's port; returns the address bound), the stats
+    /// line every [`STATS_EVERY`] and the memory guard's watch.
+    pub async fn serve_beside(
+        self: &Arc<Self>,
+        config: &Config,
+        shutdown: &Shutdown,
+    ) -> std::io::Result<SocketAddr> {
+        let addr =
+            crate::snapshot::endpoint::serve_for(config, self.clone(), shutdown.clone()).await?;
+        self.print_stats(shutdown);
+        self.watch_guard(shutdown);
+        Ok(addr)
+    }
+
     /// Prints [`State::stats_line`] every [`STATS_EVERY`] until shutdown.
     pub fn print_stats(self: &Arc<Self>, shutdown: &Shutdown) {
         let state = self.clone();

@@ -61,8 +61,7 @@ pub async fn start(config: &Config, shutdown: &Shutdown) -> std::io::Result<Runn
     server::check_open_files(Role::Wss, config.max_connections, 1);
     let listener = server::bind((config.bind, config.wss_port).into(), "wss").await?;
     let addr = listener.local_addr()?;
-    let snapshot_addr =
-        crate::snapshot::endpoint::serve_for(config, state.clone(), shutdown.clone()).await?;
+    let snapshot_addr = state.serve_beside(config, shutdown).await?;
     let limits = Arc::new(Limits::from_config(config));
     let serving = state.clone();
     shutdown.spawn(server::accept_loop(
@@ -70,8 +69,6 @@ pub async fn start(config: &Config, shutdown: &Shutdown) -> std::io::Result<Runn
         shutdown.clone(),
         move |stream, peer| handle(serving.clone(), limits.clone(), stream, peer),
     ));
-    state.print_stats(shutdown);
-    state.watch_guard(shutdown);
     tracing::info!(
         "wss listening on ws://{addr} (head mode {}, echo {}); snapshot on http://{snapshot_addr}/snapshot",
         state.head_mode().map(|m| m.as_str()).unwrap_or("-"),

@@ -106,8 +106,7 @@ pub async fn start(config: &Config, shutdown: &Shutdown) -> std::io::Result<Runn
     server::check_open_files(Role::Wss, config.max_connections, 1);
     let listener = server::bind((config.bind, config.wss_port).into(), "wss").await?;
     let addr = listener.local_addr()?;
-    let snapshot_addr =
-        crate::snapshot::endpoint::serve_for(config, state.clone(), shutdown.clone()).await?;
+    let snapshot_addr = state.serve_beside(config, shutdown).await?;
     let ctx = Arc::new(Ctx {
         state: state.clone(),
         shutdown: shutdown.clone(),
@@ -144,8 +143,6 @@ pub async fn start(config: &Config, shutdown: &Shutdown) -> std::io::Result<Runn
             std::future::ready(())
         },
     ));
-    state.print_stats(shutdown);
-    state.watch_guard(shutdown);
     tracing::info!(
         "wss (warp stack: warp::ws on hyper; websocket read buffer {} bytes{}) listening on ws://{addr} \
          (head mode {}, echo {}); snapshot on http://{snapshot_addr}/snapshot",

@@ -98,10 +98,7 @@ pub async fn start(config: &Config, shutdown: &Shutdown) -> Result<Running, Star
         shutdown.clone(),
         move |stream, peer| serve(proxy.clone(), routes.clone(), stream, peer),
     ));
-    let snapshot_addr =
-        crate::snapshot::endpoint::serve_for(config, state.clone(), shutdown.clone()).await?;
-    state.print_stats(shutdown);
-    state.watch_guard(shutdown);
+    let snapshot_addr = state.serve_beside(config, shutdown).await?;
     let scheme = if config.proxy_tls { "wss" } else { "ws" };
     tracing::info!(
         "proxy (warp stack: warp/hyper over tokio-rustls) listening on {scheme}://{addr} -> {}:{} (head mode {}); snapshot on http://{snapshot_addr}/snapshot",
