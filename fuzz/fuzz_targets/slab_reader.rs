@@ -238,13 +238,11 @@ fn read(pool: &Arc<SlabPool>, reader: &mut Reader, model: &mut Model, next: Next
     let (holder, expected) = match keep {
         Keep::Nothing => return false,
         Keep::View => (Holder::View(view), expected.to_vec()),
-        // Never empty: `SlabView::slice` of an empty range gives a view whose bytes
-        // are `Bytes::new()`, so it holds the slab (through its `Arc`) while the
-        // snapshot counts no view and no referenced byte; the servers never make one
-        // (head.rs skips empty parts). See fuzz/README.md.
+        // Empty slices too (`from == to`, at either end): an empty view still holds
+        // its read's region referenced, as any view does.
         Keep::Slice { from, to } => {
-            let from = from as usize % n;
-            let to = from + 1 + to as usize % (n - from);
+            let from = from as usize % (n + 1);
+            let to = from + to as usize % (n - from + 1);
             (Holder::Slice(view.slice(from..to)), expected[from..to].to_vec())
         }
         Keep::Retained { connection } => {

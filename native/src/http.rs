@@ -106,36 +106,108 @@ async fn read_until_parsed<R: ReadViews + ?Sized>(
     io: &mut R,
     max_bytes: usize,
 ) -> Result<RequestHead, HeadError> {
-    let mut chunks: Vec<SlabView> = Vec::new();
+    let mut block = Arriving::default();
     loop {
-        let before = chunks.len();
-        if !read_views(io, pool, &mut chunks).await? {
-            return Err(if chunks.is_empty() {
+        let before = block.chunks.len();
+        if !read_views(io, pool, &mut block.chunks).await? {
+            return Err(if block.chunks.is_empty() {
                 HeadError::Closed
             } else {
                 HeadError::Truncated
             });
         }
-        if chunks.len() == before {
-            continue;
+        if let Some(head) = block.arrived(before, max_bytes)? {
+            return Ok(head);
         }
-        // One chunk is parsed in place; several are joined in a short-lived buffer.
-        let joined;
-        let bytes: &[u8] = if chunks.len() == 1 {
-            &chunks[0]
-        } else {
-            joined = chunks
-                .iter()
-                .flat_map(|c| c.iter().copied())
-                .collect::<Vec<u8>>();
-            &joined
-        };
-        if let Some(head) = parse(bytes, max_bytes)? {
-            return Ok(RequestHead { chunks, ..head });
+    }
+}
+
+/// A header block as its reads arrive: the views kept in order, and the work of
+/// parsing them kept linear in the block's length whatever the reads' sizes.
+///
+/// httparse starts over at every call, so the block is parsed only when its end can
+/// have arrived (a blank line in the new bytes) or when it has doubled in length since
+/// the last try (which still refuses a malformed start early); with several views their
+/// bytes are copied once into one buffer as they arrive, not joined again per read.
+#[derive(Default)]
+struct Arriving {
+    chunks: Vec<SlabView>,
+    /// The bytes of all views, once there is more than one.
+    joined: Vec<u8>,
+    /// How many views `joined` holds.
+    joined_views: usize,
+    len: usize,
+    /// The last bytes before the new ones, to find a blank line split between reads.
+    tail: [u8; 2],
+    /// Length at which the next parse is due even without a blank line.
+    parse_at: usize,
+    /// Bytes copied and parsed so far.
+    work: usize,
+}
+
+impl Arriving {
+    /// Takes in the views from `chunks[from..]`: the request head, if complete.
+    fn arrived(&mut self, from: usize, max_bytes: usize) -> Result<Option<RequestHead>, HeadError> {
+        if self.chunks.len() == from {
+            return Ok(None);
         }
-        if bytes.len() > max_bytes {
+        let mut may_end = false;
+        for chunk in &self.chunks[from..] {
+            may_end |= has_blank_line(self.tail, chunk);
+            self.tail = last_two(self.tail, chunk);
+            self.len += chunk.len();
+        }
+        if self.chunks.len() > 1 {
+            for chunk in &self.chunks[self.joined_views..] {
+                self.joined.extend_from_slice(chunk);
+                self.work += chunk.len();
+            }
+            self.joined_views = self.chunks.len();
+        }
+        if may_end || self.len >= self.parse_at {
+            self.parse_at = self.len.saturating_mul(2);
+            self.work += self.len;
+            let bytes: &[u8] = if self.chunks.len() == 1 {
+                &self.chunks[0]
+            } else {
+                &self.joined
+            };
+            if let Some(head) = parse(bytes, max_bytes)? {
+                return Ok(Some(RequestHead {
+                    chunks: std::mem::take(&mut self.chunks),
+                    ..head
+                }));
+            }
+        }
+        if self.len > max_bytes {
             return Err(HeadError::TooLarge(max_bytes));
         }
+        Ok(None)
+    }
+}
+
+/// Whether `bytes`, read after `tail`, hold the end of a line followed by an empty one
+/// (`\n\n` or `\n\r\n`: every header block ends so).
+fn has_blank_line(tail: [u8; 2], bytes: &[u8]) -> bool {
+    let at = |i: usize| -> u8 {
+        if i < 2 {
+            tail[i]
+        } else {
+            bytes[i - 2]
+        }
+    };
+    let n = bytes.len() + 2;
+    (1..n).any(|i| {
+        at(i) == b'\n' && (at(i - 1) == b'\n' || i >= 2 && at(i - 1) == b'\r' && at(i - 2) == b'\n')
+    })
+}
+
+/// The last two bytes of `tail` followed by `bytes`.
+fn last_two(tail: [u8; 2], bytes: &[u8]) -> [u8; 2] {
+    match bytes {
+        [] => tail,
+        [b] => [tail[1], *b],
+        [.., a, b] => [*a, *b],
     }
 }
 
@@ -392,6 +464,101 @@ mod tests {
             Err(e) => panic!("{extra:?}: {e}"),
             Ok(_) => panic!("{extra:?} accepted"),
         }
+    }
+
+    /// Feeds `bytes` to an [`Arriving`] block `piece` bytes a read; the outcome and
+    /// the work (bytes copied and parsed) it took.
+    async fn arrive_in_pieces(
+        bytes: &[u8],
+        piece: usize,
+        max_bytes: usize,
+    ) -> (Result<Option<RequestHead>, HeadError>, usize) {
+        let pool = crate::slab::SlabPool::new("tcp", 1 << 20, 64 << 10);
+        let mut block = Arriving::default();
+        for part in bytes.chunks(piece) {
+            let mut reader = part;
+            let view = pool.read(&mut reader).await.unwrap().expect("bytes");
+            let from = block.chunks.len();
+            block.chunks.push(view);
+            match block.arrived(from, max_bytes) {
+                Ok(None) => continue,
+                done => return (done, block.work),
+            }
+        }
+        (Ok(None), block.work)
+    }
+
+    fn request_of(len: usize) -> Vec<u8> {
+        let mut text = b"GET / HTTP/1.1\r\nHost: x\r\nX-Pad: ".to_vec();
+        text.resize(len - 4, b'a');
+        text.extend_from_slice(b"\r\n\r\n");
+        text
+    }
+
+    #[tokio::test]
+    async fn a_header_block_sent_a_byte_a_read_costs_work_linear_in_its_length() {
+        for len in [1 << 10, 4 << 10, 16 << 10] {
+            let request = request_of(len);
+            let (head, work) = arrive_in_pieces(&request, 1, 64 << 10).await;
+            let head = head.unwrap().expect("a whole request");
+            assert_eq!(
+                (head.header_len, head.len(), head.chunks.len()),
+                (len, len, len)
+            );
+            // Each byte copied once, parsed at each doubling and once at the end.
+            assert!(
+                work <= 4 * len,
+                "{len} bytes a byte at a time took {work} bytes of work"
+            );
+        }
+        // In one read: parsed in place, nothing copied.
+        let (head, work) = arrive_in_pieces(&request_of(4096), 4096, 64 << 10).await;
+        assert!(head.unwrap().is_some());
+        assert_eq!(work, 4096);
+    }
+
+    #[tokio::test]
+    async fn a_blank_line_split_across_reads_ends_the_block_where_it_ends() {
+        let request = request_of(300);
+        for cut in 290..300 {
+            let (first, rest) = request.split_at(cut);
+            let pool = crate::slab::SlabPool::new("tcp", 1 << 20, 64 << 10);
+            let mut block = Arriving {
+                parse_at: usize::MAX,
+                ..Arriving::default()
+            };
+            for part in [first, rest] {
+                let mut reader = part;
+                let from = block.chunks.len();
+                block
+                    .chunks
+                    .push(pool.read(&mut reader).await.unwrap().unwrap());
+                if let Some(head) = block.arrived(from, 1024).unwrap() {
+                    assert_eq!(head.header_len, 300, "cut at {cut}");
+                    break;
+                }
+                assert!(part == first, "cut at {cut}: the end was not seen");
+            }
+        }
+        assert!(has_blank_line([b'\n', b'\r'], b"\n"));
+        assert!(has_blank_line([0, b'\n'], b"\n"));
+        assert!(has_blank_line([0, 0], b"a\n\nb"));
+        assert!(!has_blank_line([b'\n', 0], b"\n"));
+        assert!(!has_blank_line([0, 0], b"a\r\nb\r\n"));
+    }
+
+    #[tokio::test]
+    async fn malformed_and_oversized_blocks_are_refused_before_their_end() {
+        // A bad request line is seen at a doubling, not only at a blank line.
+        let garbage = vec![0x16u8; 4000];
+        let (result, _) = arrive_in_pieces(&garbage, 1, 64 << 10).await;
+        assert!(
+            matches!(result, Err(HeadError::Malformed(_))),
+            "{:?}",
+            result.err()
+        );
+        let (result, _) = arrive_in_pieces(&request_of(8 << 10), 100, 4096).await;
+        assert!(matches!(result, Err(HeadError::TooLarge(4096))));
     }
 
     #[tokio::test]

@@ -130,6 +130,20 @@ impl Utf8Check {
     }
 }
 
+/// Makes room in `sink` for `arrived` more payload bytes of a frame that has
+/// `remaining` bytes still to come (these included). Capacity follows what has arrived,
+/// doubling at most and never past the frame's end, so a header announcing a 16 MiB
+/// payload reserves nothing until that payload is really sent.
+fn grow_for(sink: &mut Vec<u8>, arrived: usize, remaining: u64) {
+    let spare = sink.capacity() - sink.len();
+    if spare >= arrived {
+        return;
+    }
+    let doubled = sink.len().max(arrived) as u64;
+    let extra = doubled.min(remaining).max(arrived as u64) as usize;
+    sink.reserve_exact(extra);
+}
+
 /// Turns a stream of bytes (slab views, in order) into [`Event`]s.
 pub struct FrameReader {
     header: [u8; MAX_HEADER],
@@ -181,6 +195,7 @@ impl FrameReader {
                     };
                     if let Some(sink) = sink {
                         let start = sink.len();
+                        grow_for(sink, chunk.len(), frame.len - frame.pos);
                         sink.extend_from_slice(chunk);
                         unmask(&mut sink[start..], frame.mask, frame.pos);
                         if text {
@@ -266,10 +281,6 @@ impl FrameReader {
                 }
                 if let Some((_, size)) = &mut self.message {
                     *size = total as usize;
-                }
-                if self.keep_payload {
-                    // One allocation for the frame's payload, not a doubling per read.
-                    self.payload.reserve_exact(len as usize);
                 }
             }
         }

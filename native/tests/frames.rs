@@ -220,3 +220,42 @@ async fn through_the_tls_proxy_bad_frames_get_their_codes_too() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn headers_announcing_16_mib_frames_reserve_nothing_until_their_payload_comes() {
+    const ANNOUNCED: u64 = 16 << 20;
+    const PEERS: usize = 8;
+    let pg = Playground::start(HeadMode::Copy, HeadMode::Copy, |c| {
+        c.wss_echo = true;
+        c.max_message_size = ANNOUNCED as usize;
+    })
+    .await;
+    let before = pg.snapshot(&pg.wss).await;
+    let mut header = vec![0x80 | BINARY, 0x80 | 127];
+    header.extend_from_slice(&ANNOUNCED.to_be_bytes());
+    header.extend_from_slice(&[1, 2, 3, 4]);
+    let mut peers = Vec::new();
+    for _ in 0..PEERS {
+        let mut tcp = TcpStream::connect(pg.wss.addr).await.unwrap();
+        tcp.write_all(UPGRADE.as_bytes()).await.unwrap();
+        tcp.write_all(&header).await.unwrap();
+        peers.push(tcp);
+    }
+    let sent = (PEERS * (UPGRADE.len() + header.len())) as u64;
+    let read = |s: &snapshot::Snapshot| s.pools.iter().map(|p| p.bytes_read_total).sum::<u64>();
+    wait_until(
+        "the wss has read every upgrade and frame header",
+        || async { read(&pg.snapshot(&pg.wss).await) >= read(&before) + sent },
+    )
+    .await;
+    let after = pg.snapshot(&pg.wss).await;
+    assert_eq!(after.connections.open, PEERS as u64);
+    let grown = after.process.allocator.allocated_bytes as i64
+        - before.process.allocator.allocated_bytes as i64;
+    assert!(
+        grown < ANNOUNCED as i64,
+        "{PEERS} headers announcing {ANNOUNCED} bytes each made the wss allocate {grown} bytes more"
+    );
+    drop(peers);
+    all_closed(&pg).await;
+}

@@ -372,3 +372,41 @@ fn a_reply_frame_is_its_header_and_the_payload() {
         assert_eq!([header.as_slice(), &payload].concat(), whole, "{len} bytes");
     }
 }
+
+#[test]
+fn an_announced_payload_is_reserved_as_it_arrives_not_from_the_header() {
+    const LEN: usize = 16 << 20;
+    let frame = client_frame(0x2, true, &vec![7u8; LEN]);
+    let header_len = frame.len() - LEN;
+    let mut reader = FrameReader::new(LEN, true);
+    let mut events = Vec::new();
+    reader.feed(&frame[..header_len], &mut events).unwrap();
+    assert_eq!(
+        reader.payload.capacity(),
+        0,
+        "a header alone reserves nothing"
+    );
+    let mut fed = header_len;
+    for piece in [1000, 64 << 10, 1 << 20] {
+        reader.feed(&frame[fed..fed + piece], &mut events).unwrap();
+        fed += piece;
+        let arrived = fed - header_len;
+        let capacity = reader.payload.capacity();
+        assert!(
+            capacity >= arrived && capacity <= 2 * arrived,
+            "after {arrived} payload bytes the capacity is {capacity}: it follows what arrived"
+        );
+    }
+    reader.feed(&frame[fed..], &mut events).unwrap();
+    match &events[..] {
+        [Event::Message {
+            payload: Some(payload),
+            ..
+        }] => {
+            assert_eq!(payload.len(), LEN);
+            assert!(payload.capacity() <= LEN, "never past the frame's end");
+            assert!(payload.iter().all(|&b| b == 7));
+        }
+        other => panic!("one message expected, got {} events", other.len()),
+    }
+}
