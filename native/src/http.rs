@@ -44,11 +44,6 @@ impl RequestHead {
         self.len() == 0
     }
 
-    /// Bytes that arrived after the header block (the `head`).
-    pub fn head_len(&self) -> usize {
-        self.len() - self.header_len
-    }
-
     /// Whether the request announces a body (`Content-Length` above 0, or chunked).
     pub fn has_body(&self) -> bool {
         self.chunked || self.content_length.is_some_and(|n| n > 0)

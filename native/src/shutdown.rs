@@ -58,19 +58,9 @@ impl Shutdown {
         self.token.cancelled().await
     }
 
-    /// Whether shutdown has been asked for.
-    pub fn is_triggered(&self) -> bool {
-        self.token.is_cancelled()
-    }
-
     /// Asks every task to stop.
     pub fn trigger(&self) {
         self.token.cancel()
-    }
-
-    /// The token, for code that wants to select on it directly.
-    pub fn token(&self) -> CancellationToken {
-        self.token.clone()
     }
 
     /// Triggers shutdown on Ctrl-C (SIGINT) or SIGTERM.

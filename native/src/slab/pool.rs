@@ -68,10 +68,6 @@ impl SlabPool {
         self.name
     }
 
-    pub fn slab_size(&self) -> usize {
-        self.slab_size
-    }
-
     pub fn read_size(&self) -> usize {
         self.read_size
     }
@@ -196,11 +192,6 @@ impl SlabPool {
         let freed = c.freed.load(Ordering::Acquire);
         let live = c.allocated.load(Ordering::Acquire).saturating_sub(freed);
         live * self.slab_size as u64
-    }
-
-    /// Slabs allocated since the pool was made.
-    pub fn slabs_allocated(&self) -> u64 {
-        self.counters.allocated.load(Ordering::Relaxed)
     }
 }
 

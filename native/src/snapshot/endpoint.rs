@@ -143,17 +143,6 @@ impl Origin {
     }
 }
 
-/// Binds `addr` with the settings of `Config::default()` (loopback origins, no token).
-///
-/// Kept for callers that have no config at hand; [`serve_with`] takes the settings.
-pub async fn serve(
-    addr: SocketAddr,
-    state: Arc<State>,
-    shutdown: Shutdown,
-) -> std::io::Result<SocketAddr> {
-    serve_with(addr, state, shutdown, EndpointSettings::default()).await
-}
-
 /// Serves the snapshot endpoint of the process `state` belongs to on its configured
 /// port (`wss_heapdump_port`, `proxy_heapdump_port` or `client_heapdump_port`).
 pub async fn serve_for(
