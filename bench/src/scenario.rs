@@ -18,7 +18,6 @@ use std::time::Duration;
 
 use rustls::ClientConfig;
 use serde_json::Value;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::time::Instant;
 
 use crate::client::{self, DataConnection, IdlePool, Target, TrafficSpec};
@@ -148,56 +147,13 @@ pub fn client_tls(env: &Env) -> Result<Arc<ClientConfig>> {
     native::tls::client_config(&config).context(|| "the client's TLS configuration".into())
 }
 
-/// A raw `GET path` over HTTP/1.1: the body and the wall time, connect to last byte.
+/// `GET path`: the body and the wall time, connect to last byte.
 pub async fn http_get(addr: SocketAddr, path: &str) -> Result<(Vec<u8>, Duration)> {
     let started = Instant::now();
-    let exchange = async {
-        let mut s = tokio::net::TcpStream::connect(addr).await?;
-        let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
-        s.write_all(request.as_bytes()).await?;
-        let mut answer = Vec::new();
-        s.read_to_end(&mut answer).await?;
-        Ok::<_, std::io::Error>(answer)
-    };
-    let answer = tokio::time::timeout(Duration::from_secs(30), exchange)
+    let body = native::snapshot::fetch::get(addr, path)
         .await
-        .context(|| format!("GET http://{addr}{path}: no answer in 30 s"))?
-        .context(|| format!("GET http://{addr}{path}"))?;
-    let took = started.elapsed();
-    let split = answer
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .ok_or_else(|| crate::BenchError(format!("GET http://{addr}{path}: not HTTP")))?;
-    let head = String::from_utf8_lossy(&answer[..split]).to_ascii_lowercase();
-    if !head.starts_with("http/1.1 200") {
-        return fail(format!(
-            "GET http://{addr}{path}: {}",
-            head.lines().next().unwrap_or("")
-        ));
-    }
-    let body = &answer[split + 4..];
-    let body = if head.contains("transfer-encoding: chunked") {
-        dechunk(body)
-    } else {
-        body.to_vec()
-    };
-    Ok((body, took))
-}
-
-/// The body of a chunked HTTP/1.1 answer.
-fn dechunk(mut data: &[u8]) -> Vec<u8> {
-    let mut out = Vec::new();
-    while let Some(eol) = data.windows(2).position(|w| w == b"\r\n") {
-        let size_text = String::from_utf8_lossy(&data[..eol]);
-        let size = usize::from_str_radix(size_text.split(';').next().unwrap_or("").trim(), 16)
-            .unwrap_or(0);
-        if size == 0 || data.len() < eol + 2 + size {
-            break;
-        }
-        out.extend_from_slice(&data[eol + 2..eol + 2 + size]);
-        data = &data[(eol + 4 + size).min(data.len())..];
-    }
-    out
+        .map_err(|e| crate::BenchError(e.to_string()))?;
+    Ok((body.to_vec(), started.elapsed()))
 }
 
 /// `GET /snapshot` as JSON, with the wall time.
@@ -791,14 +747,6 @@ pub async fn probe(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn chunked_bodies() {
-        assert_eq!(
-            dechunk(b"5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n"),
-            b"hello world"
-        );
-    }
 
     #[test]
     fn quick_plan_is_small() {

@@ -176,16 +176,12 @@ async fn browser(port: u16, downloads: &Path, profile: &Path, trust_self_signed:
 }
 
 /// Waits until `check` holds, polling every 100 ms, for at most [`BOUND`].
-async fn wait_for<F, Fut>(what: &str, mut check: F)
+async fn wait_for<F, Fut>(what: &str, check: F)
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = bool>,
 {
-    let start = Instant::now();
-    while !check().await {
-        assert!(start.elapsed() < BOUND, "not within {BOUND:?}: {what}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    native::wait::expect(what, BOUND, Duration::from_millis(100), check).await
 }
 
 /// Text of the element with this id, or "" while it is not there.

@@ -10,7 +10,8 @@
 //! - [`kept`]: what the warp stack's connections keep, by pointer.
 //! - [`client`]: the headless load client and its report.
 //! - [`snapshot`]: taking a memory snapshot and serving it over HTTP.
-//! - [`config`], [`tls`], [`server`] (what both servers share), [`shutdown`], [`logging`].
+//! - [`config`], [`tls`], [`server`] (what both servers share), [`shutdown`], [`logging`],
+//!   [`wait`] (bounded waits).
 
 pub mod alloc;
 pub mod client;
@@ -26,6 +27,7 @@ pub mod shutdown;
 pub mod slab;
 pub mod snapshot;
 pub mod tls;
+pub mod wait;
 pub mod warp_stack;
 pub mod ws;
 pub mod wss;

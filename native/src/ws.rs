@@ -383,6 +383,27 @@ pub fn close_frame(code: CloseCode, reason: &str) -> Vec<u8> {
     })))
 }
 
+/// A masked client frame of any opcode (reserved ones too) with `payload`, as a
+/// client puts it on the wire: for tests and tools that speak to a server byte by byte.
+pub fn client_frame(opcode: u8, fin: bool, payload: &[u8]) -> Vec<u8> {
+    const MASK: [u8; 4] = [0x37, 0xfa, 0x21, 0x3d];
+    let mut out = vec![(if fin { 0x80 } else { 0 }) | opcode];
+    match payload.len() {
+        n if n < 126 => out.push(0x80 | n as u8),
+        n if n < 65536 => {
+            out.push(0x80 | 126);
+            out.extend_from_slice(&(n as u16).to_be_bytes());
+        }
+        n => {
+            out.push(0x80 | 127);
+            out.extend_from_slice(&(n as u64).to_be_bytes());
+        }
+    }
+    out.extend_from_slice(&MASK);
+    out.extend(payload.iter().enumerate().map(|(i, b)| b ^ MASK[i % 4]));
+    out
+}
+
 fn encode(frame: Frame) -> Vec<u8> {
     let mut out = Vec::with_capacity(frame.len());
     frame

@@ -1077,14 +1077,8 @@ mod tests {
     }
 
     async fn wait_for(what: &str, check: impl Fn() -> bool) {
-        let start = Instant::now();
-        while !check() {
-            assert!(
-                start.elapsed() < Duration::from_secs(10),
-                "not within 10 s: {what}"
-            );
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
+        let (bound, poll) = (Duration::from_secs(10), Duration::from_millis(10));
+        crate::wait::expect(what, bound, poll, || std::future::ready(check())).await
     }
 
     fn plain(port: u16, max: u64) -> Config {

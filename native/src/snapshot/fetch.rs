@@ -1,6 +1,6 @@
 //! Fetching a snapshot (or any JSON) from a snapshot endpoint over HTTP/1.1.
 //!
-//! One request function under [`fetch`], [`get_json`] and [`put_json`]: a fresh
+//! One request function under [`fetch`], [`get`], [`get_json`] and [`put_json`]: a fresh
 //! connection per request, the whole exchange bounded by [`TIMEOUT`], the answer
 //! bounded by [`MAX_BODY`], and errors that say which URL failed and how.
 
@@ -70,6 +70,11 @@ pub async fn fetch(addr: SocketAddr) -> Result<snapshot::Snapshot, FetchError> {
         what: "not a snapshot",
         source,
     })
+}
+
+/// `GET path` at `addr`: the body of its 200 answer, as sent.
+pub async fn get(addr: SocketAddr, path: &str) -> Result<Bytes, FetchError> {
+    request(addr, Method::GET, path, None).await.map(|(_, body)| body)
 }
 
 /// `GET path` at `addr`, parsed as JSON.

@@ -218,16 +218,12 @@ where
 }
 
 /// Waits until `check` holds, polling every 20 ms, for at most [`BOUND`].
-pub async fn wait_until<F, Fut>(what: &str, mut check: F)
+pub async fn wait_until<F, Fut>(what: &str, check: F)
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = bool>,
 {
-    let start = Instant::now();
-    while !check().await {
-        assert!(start.elapsed() < BOUND, "not within {BOUND:?}: {what}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    native::wait::expect(what, BOUND, Duration::from_millis(20), check).await
 }
 
 /// Reads until the peer closes (or [`BOUND`]), returning all it sent.
@@ -257,25 +253,8 @@ pub async fn connect_unread(addr: std::net::SocketAddr) -> TcpStream {
     socket.connect(addr).await.unwrap()
 }
 
-/// A masked client frame.
-pub fn client_frame(opcode: u8, fin: bool, payload: &[u8]) -> Vec<u8> {
-    let mask = [0x37, 0xfa, 0x21, 0x3d];
-    let mut out = vec![(if fin { 0x80 } else { 0 }) | opcode];
-    match payload.len() {
-        n if n < 126 => out.push(0x80 | n as u8),
-        n if n < 65536 => {
-            out.push(0x80 | 126);
-            out.extend_from_slice(&(n as u16).to_be_bytes());
-        }
-        n => {
-            out.push(0x80 | 127);
-            out.extend_from_slice(&(n as u64).to_be_bytes());
-        }
-    }
-    out.extend_from_slice(&mask);
-    out.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
-    out
-}
+#[allow(unused_imports)]
+pub use native::ws::client_frame;
 
 /// A server's answer: the response head, then its (unmasked) frames as (opcode, payload).
 pub fn server_frames(answer: &[u8]) -> (String, Vec<(u8, Vec<u8>)>) {
