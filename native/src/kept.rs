@@ -2,9 +2,9 @@
 //! snapshot can find, in the allocation registry, which allocation each part keeps
 //! alive (`header user-agent of connection 17` → hyper's read buffer).
 //!
-//! The slab stack's kept views are tracked by their slabs; the warp stack registers
-//! what it keeps here: a [`KeptPart`] lives beside the bytes it names and
-//! unregisters when dropped.
+//! The slab stack's kept views are tracked by their slabs; the warp stack, and the
+//! slab stack's `copy` mode, register what they keep here: a [`KeptPart`] lives
+//! beside the bytes it names and unregisters when dropped.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -34,8 +34,8 @@ pub struct State {
     /// The slab stack's `tcp` pool, and the `tls` pool for a TLS proxy; none on
     /// the warp stack and in the client.
     pub pools: Vec<Arc<SlabPool>>,
-    /// What the warp stack's connections keep, by pointer (the slab stack's kept
-    /// views are tracked by their slabs).
+    /// What connections keep, by pointer: the warp stack's parts and the slab
+    /// stack's copies (its kept views are tracked by their slabs).
     pub kept: Arc<KeptParts>,
     pub connections: Arc<ConnectionStats>,
     /// The memory guard and the connection cap.

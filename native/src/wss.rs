@@ -160,7 +160,7 @@ async fn upgrade(
         }
     };
     let id = server::next_connection_id();
-    let kept = KeptHead::keep(mode, id, &request);
+    let kept = KeptHead::keep(mode, id, &request, &state.kept);
     let key = request.websocket_key.as_deref().unwrap_or_default();
     let accept = tungstenite::handshake::derive_accept_key(key.as_bytes());
     let mut hello = format!(

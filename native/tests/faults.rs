@@ -120,6 +120,8 @@ struct Proc {
     child: Child,
     lines: Arc<Mutex<Vec<String>>>,
     out: Arc<Mutex<Vec<String>>>,
+    /// The threads reading stderr and stdout: they end when the process's pipes close.
+    readers: Vec<std::thread::JoinHandle<()>>,
 }
 
 impl Proc {
@@ -135,30 +137,31 @@ impl Proc {
         let collect = |stream: Box<dyn std::io::Read + Send>| {
             let lines = Arc::new(Mutex::new(Vec::new()));
             let sink = lines.clone();
-            std::thread::spawn(move || {
+            let reader = std::thread::spawn(move || {
                 for line in BufReader::new(stream).lines().map_while(Result::ok) {
                     sink.lock().unwrap().push(line);
                 }
             });
-            lines
+            (lines, reader)
         };
-        let lines = collect(Box::new(child.stderr.take().unwrap()));
-        let out = collect(Box::new(child.stdout.take().unwrap()));
+        let (lines, err_reader) = collect(Box::new(child.stderr.take().unwrap()));
+        let (out, out_reader) = collect(Box::new(child.stdout.take().unwrap()));
         Proc {
             name,
             child,
             lines,
             out,
+            readers: vec![err_reader, out_reader],
         }
     }
 
     /// Starts a server binary on `config` and `stack` and waits for its "listening
     /// on" line.
-    fn server(name: &'static str, bin: &str, config: &Path, stack: Stack) -> Proc {
+    async fn server(name: &'static str, bin: &str, config: &Path, stack: Stack) -> Proc {
         let mut cmd = Command::new(bin);
         cmd.arg("--config").arg(config).args(stack_args(stack));
         let mut p = Proc::spawn(name, cmd);
-        p.wait_line("listening on");
+        p.wait_line("listening on").await;
         p
     }
 
@@ -171,46 +174,49 @@ impl Proc {
     }
 
     /// Waits (within [`BOUND`]) for a stderr line containing `text`.
-    fn wait_line(&mut self, text: &str) {
-        let start = Instant::now();
-        loop {
-            if self.stderr().iter().any(|l| l.contains(text)) {
-                return;
-            }
-            if let Ok(Some(status)) = self.child.try_wait() {
-                panic!(
-                    "{} exited ({status}) before saying {text:?}: {:#?}",
-                    self.name,
-                    self.stderr()
-                );
-            }
-            assert!(
-                start.elapsed() < BOUND,
-                "{} did not say {text:?} within {BOUND:?}: {:#?}",
+    async fn wait_line(&mut self, text: &str) {
+        let poll = Duration::from_millis(20);
+        let said = native::wait::until(BOUND, poll, || {
+            let said = self.stderr().iter().any(|l| l.contains(text));
+            std::future::ready(said || matches!(self.child.try_wait(), Ok(Some(_))))
+        })
+        .await;
+        if self.stderr().iter().any(|l| l.contains(text)) {
+            return;
+        }
+        match self.child.try_wait() {
+            Ok(Some(status)) => panic!(
+                "{} exited ({status}) before saying {text:?}: {:#?}",
                 self.name,
                 self.stderr()
-            );
-            std::thread::sleep(Duration::from_millis(20));
+            ),
+            _ => panic!(
+                "{} did not say {text:?} within {BOUND:?} ({said}): {:#?}",
+                self.name,
+                self.stderr()
+            ),
         }
     }
 
-    /// Waits (within `bound`) for the process to exit by itself.
-    fn wait_exit(&mut self, bound: Duration) -> ExitStatus {
-        let start = Instant::now();
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                // Let the reader threads take the last lines.
-                std::thread::sleep(Duration::from_millis(100));
-                return status;
-            }
-            assert!(
-                start.elapsed() < bound,
-                "{} still running after {bound:?}: {:#?}",
-                self.name,
-                self.stderr()
-            );
-            std::thread::sleep(Duration::from_millis(20));
+    /// Waits (within `bound`) for the process to exit by itself, and for its last
+    /// lines to be read.
+    async fn wait_exit(&mut self, bound: Duration) -> ExitStatus {
+        let poll = Duration::from_millis(20);
+        let exited = native::wait::until(bound, poll, || {
+            std::future::ready(matches!(self.child.try_wait(), Ok(Some(_))))
+        })
+        .await;
+        assert!(
+            exited,
+            "{} still running after {bound:?}: {:#?}",
+            self.name,
+            self.stderr()
+        );
+        // Its pipes closed with it: the readers end once they have every line.
+        for reader in self.readers.drain(..) {
+            reader.join().expect("a reader thread");
         }
+        self.child.try_wait().unwrap().expect("exited")
     }
 
     /// SIGKILL, as when the process crashes or is killed by the OOM killer.
@@ -330,8 +336,8 @@ async fn killing_the_wss_closes_the_client_sides_releases_the_views_and_502s_unt
     let (path, raw) = write_config(dir.path(), json!({}));
     let config = typed(&path);
     let proxy_snap = raw["proxy_heapdump_port"].as_u64().unwrap() as u16;
-    let mut wss = Proc::server("wss", env!("CARGO_BIN_EXE_wss"), &path, stack);
-    let proxy = Proc::server("proxy", env!("CARGO_BIN_EXE_proxy"), &path, stack);
+    let mut wss = Proc::server("wss", env!("CARGO_BIN_EXE_wss"), &path, stack).await;
+    let proxy = Proc::server("proxy", env!("CARGO_BIN_EXE_proxy"), &path, stack).await;
     let tls = native::tls::client_config(&config).unwrap();
 
     // HELD websockets through the proxy, with data between them so that their
@@ -443,7 +449,7 @@ async fn killing_the_wss_closes_the_client_sides_releases_the_views_and_502s_unt
     }
 
     // And as soon as the wss is back, the proxy serves new websockets.
-    let _wss = Proc::server("wss", env!("CARGO_BIN_EXE_wss"), &path, stack);
+    let _wss = Proc::server("wss", env!("CARGO_BIN_EXE_wss"), &path, stack).await;
     let mut ws = open_greeted(&config, &tls).await;
     burst(&mut ws, 1000).await;
     let snap = snapshot_at(proxy_snap).await;
@@ -463,12 +469,21 @@ struct ClientRun {
     path: PathBuf,
     stack: Stack,
     proxy_snap: u16,
+    client_snap: SocketAddr,
     _wss: Proc,
     proxy: Proc,
     client: Proc,
 }
 
 const PINNING: u64 = 40;
+
+/// The client's snapshot, or `None` while its endpoint is not up (or it has exited).
+async fn client_snapshot(addr: SocketAddr) -> Option<Snapshot> {
+    let json = native::snapshot::fetch::get_json(addr, "/snapshot")
+        .await
+        .ok()?;
+    serde_json::from_value(json).ok()
+}
 
 async fn client_through_proxy(stack: Stack, args: &[&str]) -> ClientRun {
     let dir = tempfile::tempdir().unwrap();
@@ -484,8 +499,8 @@ async fn client_through_proxy(stack: Stack, args: &[&str]) -> ClientRun {
         }),
     );
     let proxy_snap = raw["proxy_heapdump_port"].as_u64().unwrap() as u16;
-    let wss = Proc::server("wss", env!("CARGO_BIN_EXE_wss"), &path, stack);
-    let proxy = Proc::server("proxy", env!("CARGO_BIN_EXE_proxy"), &path, stack);
+    let wss = Proc::server("wss", env!("CARGO_BIN_EXE_wss"), &path, stack).await;
+    let proxy = Proc::server("proxy", env!("CARGO_BIN_EXE_proxy"), &path, stack).await;
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_client"));
     cmd.arg("--config")
         .arg(&path)
@@ -500,26 +515,18 @@ async fn client_through_proxy(stack: Stack, args: &[&str]) -> ClientRun {
         raw["client_heapdump_port"].as_u64().unwrap() as u16,
     )
         .into();
-    let start = Instant::now();
-    loop {
-        let json = native::snapshot::fetch::get_json(client_snap, "/snapshot").await;
-        let open = json
-            .ok()
-            .and_then(|j| serde_json::from_value::<Snapshot>(j).ok());
-        if open.is_some_and(|s| s.connections.open == PINNING + 1) {
-            break;
-        }
-        assert!(
-            start.elapsed() < BOUND,
-            "not within {BOUND:?}: every client connection open"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    common::wait_until("every client connection open", || async {
+        client_snapshot(client_snap)
+            .await
+            .is_some_and(|s| s.connections.open == PINNING + 1)
+    })
+    .await;
     ClientRun {
         dir,
         path,
         stack,
         proxy_snap,
+        client_snap,
         _wss: wss,
         proxy,
         client,
@@ -529,7 +536,7 @@ async fn client_through_proxy(stack: Stack, args: &[&str]) -> ClientRun {
 async fn killing_the_proxy_ends_the_client_with_one_clear_error_and_a_non_zero_exit(stack: Stack) {
     let mut run = client_through_proxy(stack, &["--report"]).await;
     run.proxy.kill();
-    let status = run.client.wait_exit(BOUND);
+    let status = run.client.wait_exit(BOUND).await;
     let stderr = run.client.stderr();
     assert_eq!(status.code(), Some(1), "{stderr:#?}");
     let errors = error_lines(&stderr);
@@ -557,13 +564,24 @@ async fn killing_the_proxy_ends_the_client_with_one_clear_error_and_a_non_zero_e
 async fn with_reconnect_the_client_comes_back_once_the_proxy_does(stack: Stack) {
     let mut run = client_through_proxy(stack, &["--reconnect"]).await;
     run.proxy.kill();
-    // Down for a moment: the client keeps trying, with backoff.
-    std::thread::sleep(Duration::from_millis(1500));
+    // Down for a moment: the client keeps trying, with backoff (its own count of
+    // failed attempts grows while the proxy is away).
+    let failed_before = client_snapshot(run.client_snap)
+        .await
+        .expect("the client's snapshot")
+        .connections
+        .failed_total;
+    common::wait_until("three failed attempts to reach the proxy", || async {
+        client_snapshot(run.client_snap)
+            .await
+            .is_some_and(|s| s.connections.failed_total >= failed_before + 3)
+    })
+    .await;
     assert!(
         run.client.child.try_wait().unwrap().is_none(),
         "the client stays up"
     );
-    let proxy = Proc::server("proxy", env!("CARGO_BIN_EXE_proxy"), &run.path, run.stack);
+    let proxy = Proc::server("proxy", env!("CARGO_BIN_EXE_proxy"), &run.path, run.stack).await;
     let back = Instant::now();
     snapshot_until(run.proxy_snap, BOUND, "every connection reopened", |s| {
         s.connections.open == PINNING + 1
@@ -575,7 +593,7 @@ async fn with_reconnect_the_client_comes_back_once_the_proxy_does(stack: Stack) 
         back.elapsed()
     );
     run.client.interrupt();
-    let status = run.client.wait_exit(BOUND);
+    let status = run.client.wait_exit(BOUND).await;
     let stderr = run.client.stderr();
     assert_eq!(status.code(), Some(0), "{stderr:#?}");
     assert!(error_lines(&stderr).is_empty(), "{stderr:#?}");
@@ -600,9 +618,9 @@ async fn with_reconnect_the_client_comes_back_once_the_proxy_does(stack: Stack) 
 }
 
 /// Runs the proxy on `config` until it exits by itself; returns its exit status and stderr.
-fn proxy_exit(cmd: Command) -> (ExitStatus, Vec<String>) {
+async fn proxy_exit(cmd: Command) -> (ExitStatus, Vec<String>) {
     let mut p = Proc::spawn("proxy", cmd);
-    let status = p.wait_exit(BOUND);
+    let status = p.wait_exit(BOUND).await;
     (status, p.stderr())
 }
 
@@ -640,7 +658,7 @@ async fn a_certificate_folder_that_cannot_be_made_stops_the_proxy_with_one_error
     let (path, _) = write_config(dir.path(), json!({ "cert_dir": cert_dir }));
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_proxy"));
     cmd.arg("--config").arg(&path).args(stack_args(stack));
-    let (status, stderr) = proxy_exit(cmd);
+    let (status, stderr) = proxy_exit(cmd).await;
     assert_eq!(status.code(), Some(1), "{stderr:#?}");
     let errors = error_lines(&stderr);
     assert_eq!(errors.len(), 1, "{stderr:#?}");
@@ -666,7 +684,7 @@ async fn a_full_disk_stops_the_proxy_with_one_error_and_leaves_no_half_certifica
         let (path, _) = write_config(dir.path(), json!({}));
         let mut cmd = with_file_size_limit(limit, env!("CARGO_BIN_EXE_proxy"));
         cmd.arg("--config").arg(&path).args(stack_args(stack));
-        let (status, stderr) = proxy_exit(cmd);
+        let (status, stderr) = proxy_exit(cmd).await;
         assert_eq!(status.code(), Some(1), "limit {limit}: {stderr:#?}");
         let errors = error_lines(&stderr);
         assert_eq!(errors.len(), 1, "limit {limit}: {stderr:#?}");
@@ -776,7 +794,7 @@ async fn save_snapshots_into_an_unusable_folder_says_what_and_where_and_writes_n
         .args(["--no-progress", "--duration", "1.5", "--save-snapshots"])
         .arg(&target);
     let mut client = Proc::spawn("client", cmd);
-    let status = client.wait_exit(BOUND);
+    let status = client.wait_exit(BOUND).await;
     let stderr = client.stderr();
     assert_eq!(status.code(), Some(1), "{stderr:#?}");
     let errors = error_lines(&stderr);

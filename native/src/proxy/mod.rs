@@ -277,7 +277,7 @@ async fn forward_request<C: Client>(
     let open = place.open(Some(mode));
     let id = server::next_connection_id();
     let kept = if request.upgrade_websocket {
-        KeptHead::keep(mode, id, &request)
+        KeptHead::keep(mode, id, &request, &state.kept)
     } else {
         KeptHead::Nothing
     };

@@ -74,7 +74,9 @@ pub async fn fetch(addr: SocketAddr) -> Result<snapshot::Snapshot, FetchError> {
 
 /// `GET path` at `addr`: the body of its 200 answer, as sent.
 pub async fn get(addr: SocketAddr, path: &str) -> Result<Bytes, FetchError> {
-    request(addr, Method::GET, path, None).await.map(|(_, body)| body)
+    request(addr, Method::GET, path, None)
+        .await
+        .map(|(_, body)| body)
 }
 
 /// `GET path` at `addr`, parsed as JSON.

@@ -1,10 +1,10 @@
 //! The snapshot's `pinned_allocations`: each part a connection keeps, looked up by
 //! its pointer in the allocation registry, grouped by the allocation it lies in.
 //!
-//! The slab stack's parts are its slabs' retainers (each slab is one allocation);
-//! the warp stack's are the [`KeptParts`](crate::kept::KeptParts) its connections
-//! registered: header values and messages that are slices of hyper's and
-//! tungstenite's buffers.
+//! The slab stack's parts are its slabs' retainers (each slab is one allocation) and,
+//! in `copy` mode, its copies; the warp stack's are the
+//! [`KeptParts`](crate::kept::KeptParts) its connections registered: header values
+//! and messages that are slices of hyper's and tungstenite's buffers (or copies).
 
 use std::collections::BTreeMap;
 
