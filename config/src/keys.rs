@@ -99,7 +99,7 @@ pub const KEYS: &[(&str, &str)] = &[
     ),
     (
         "memory_limit",
-        "live slab bytes at which a server refuses new connections (503), 0: none; default a quarter of RAM",
+        "live slab bytes at which a server refuses new connections (503), 0: none",
     ),
     (
         "max_connections",
