@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use snapshot::{HeadMode, OpenByHeadMode, Stack};
 use tokio::net::{TcpListener, TcpStream};
 
-use crate::config::Config;
+use crate::config::{Config, RoleConfig};
 use crate::kept::KeptParts;
 use crate::shutdown::Shutdown;
 use crate::slab::SlabPool;

@@ -75,7 +75,11 @@ pub fn App() -> Html {
                     <>
                         if let Some(error) = error {
                             <div id="config-error" class="notice error" role="alert">
-                                { error.clone() }{ " — using the default ports (proxy 8600/8601, wss 8800/8801)." }
+                                { error.clone() }{ format!(
+                                    " — using the default ports (proxy {}/{}, wss {}/{}).",
+                                    config.proxy_port, config.proxy_heapdump_port,
+                                    config.wss_port, config.wss_heapdump_port
+                                ) }
                             </div>
                         }
                         <Playground config={ config.clone() } />

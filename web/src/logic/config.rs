@@ -1,12 +1,17 @@
 //! The page's view of config.json: the ports it talks to and the experiment's defaults.
 //!
 //! The page reads the same config.json as the servers (trunk copies it next to the
-//! app). Only the keys the page needs are read; the others are left to the servers.
-//! A missing key takes the servers' default; a key of the wrong type is an error
-//! naming the key and what is expected, and the page then shows that error and runs
-//! on the defaults rather than failing silently.
+//! app) and parses it with the servers' own definition (the `config` crate): the same
+//! keys, defaults, checks and error messages. A missing key takes the servers'
+//! default; a wrong value is an error naming the key and what is expected, and the
+//! page then shows that error and runs on the defaults rather than failing silently.
+//! One rule is the page's own: the ports it reaches cannot be 0 (a free port picked
+//! by the server, which the page cannot know).
 
-use serde_json::{Map, Value};
+use std::net::IpAddr;
+use std::path::Path;
+
+use config::{Config, DEFAULT_PATH};
 use snapshot::{HeadMode, Stack};
 
 /// Where the page fetches config.json from (served with the app by trunk).
@@ -79,93 +84,58 @@ pub struct PageConfig {
 }
 
 impl Default for PageConfig {
-    /// The servers' defaults (native/src/config.rs).
+    /// The servers' defaults (`config::Config::default()`).
     fn default() -> Self {
+        PageConfig::from(&Config::default())
+    }
+}
+
+impl From<&Config> for PageConfig {
+    /// The keys of a checked config the page uses.
+    fn from(c: &Config) -> Self {
         PageConfig {
-            proxy_port: 8600,
-            proxy_heapdump_port: 8601,
-            wss_port: 8800,
-            wss_heapdump_port: 8801,
-            data_size: 1_000_000,
-            data_delay_ms: 1000,
-            connections_per_second: 1.0,
-            max_connections: 100,
-            client_proxy_host: "localhost".into(),
-            proxy_tls: true,
-            proxy_head: HeadMode::Retain,
-            wss_head: HeadMode::Retain,
-            snapshot_host: "127.0.0.1".into(),
-            max_message_size: 16 << 20,
-            pin_message_size: 0,
-            pin_data_bytes: 0,
-            pin_data_message_size: 16 << 10,
-            wss_stack: Stack::Slab,
-            proxy_stack: Stack::Slab,
+            proxy_port: c.proxy_port,
+            proxy_heapdump_port: c.proxy_heapdump_port,
+            wss_port: c.wss_port,
+            wss_heapdump_port: c.wss_heapdump_port,
+            data_size: c.client_data_size,
+            data_delay_ms: c.client_data_delay,
+            connections_per_second: c.client_connections_per_second,
+            max_connections: c.client_max_connections,
+            client_proxy_host: c.client_proxy_host.clone(),
+            proxy_tls: c.proxy_tls,
+            proxy_head: c.proxy_head,
+            wss_head: c.wss_head,
+            snapshot_host: snapshot_host(c.snapshot_bind),
+            max_message_size: c.max_message_size as u64,
+            pin_message_size: c.client_pin_message_size,
+            pin_data_bytes: c.client_pin_data_bytes,
+            pin_data_message_size: c.client_pin_data_message_size,
+            wss_stack: c.wss_stack,
+            proxy_stack: c.proxy_stack,
         }
     }
 }
 
 impl PageConfig {
-    /// Parses config.json's text; the error names the key at fault.
+    /// Parses config.json's text as the servers do; the error names the key at fault.
     pub fn parse(text: &str) -> Result<PageConfig, String> {
-        let object = match serde_json::from_str::<Value>(text) {
-            Ok(Value::Object(map)) => map,
-            Ok(_) => {
-                return Err(
-                    "config.json: expected a JSON object { \"key\": value, ... }".to_string(),
-                )
-            }
-            Err(e) => return Err(format!("config.json: not valid JSON: {e}")),
-        };
-        let d = PageConfig::default();
-        let keys = Keys(&object);
-        PageConfig {
-            proxy_port: keys.port("proxy_port", d.proxy_port)?,
-            proxy_heapdump_port: keys.port("proxy_heapdump_port", d.proxy_heapdump_port)?,
-            wss_port: keys.port("wss_port", d.wss_port)?,
-            wss_heapdump_port: keys.port("wss_heapdump_port", d.wss_heapdump_port)?,
-            data_size: keys.unsigned("client_dataSize", d.data_size)?,
-            data_delay_ms: keys.unsigned("client_dataDelay", d.data_delay_ms)?,
-            connections_per_second: keys
-                .positive("client_connectionspersecond", d.connections_per_second)?,
-            max_connections: keys.unsigned("client_maxConnections", d.max_connections)?,
-            client_proxy_host: keys.string("client_proxy_host", &d.client_proxy_host)?,
-            proxy_tls: keys.boolean("proxy_tls", d.proxy_tls)?,
-            proxy_head: keys.head_mode("proxy_head", d.proxy_head)?,
-            wss_head: keys.head_mode("wss_head", d.wss_head)?,
-            snapshot_host: snapshot_host(&keys.string("snapshot_bind", "127.0.0.1")?),
-            max_message_size: keys.unsigned("max_message_size", d.max_message_size)?,
-            pin_message_size: keys.unsigned("client_pinMessageSize", d.pin_message_size)?,
-            pin_data_bytes: keys.unsigned("client_pinDataBytes", d.pin_data_bytes)?,
-            pin_data_message_size: keys
-                .unsigned("client_pinDataMessageSize", d.pin_data_message_size)?,
-            wss_stack: keys.stack("wss_stack", d.wss_stack)?,
-            proxy_stack: keys.stack("proxy_stack", d.proxy_stack)?,
-        }
-        .checked()
-    }
-
-    /// Rules that span keys, as the servers check them.
-    fn checked(self) -> Result<PageConfig, String> {
-        if self.pin_data_bytes > 0 && self.pin_data_message_size == 0 {
-            return Err(
-                "config.json: key \"client_pinDataMessageSize\": expected a size above 0 \
-                 when client_pinDataBytes is set"
-                    .to_string(),
-            );
-        }
-        for (key, size) in [
-            ("client_pinMessageSize", self.pin_message_size),
-            ("client_pinDataMessageSize", self.pin_data_message_size),
+        let config =
+            config::from_text(Path::new(DEFAULT_PATH), text, &[]).map_err(|e| e.to_string())?;
+        for (key, port) in [
+            ("proxy_port", config.proxy_port),
+            ("proxy_heapdump_port", config.proxy_heapdump_port),
+            ("wss_port", config.wss_port),
+            ("wss_heapdump_port", config.wss_heapdump_port),
         ] {
-            if size > self.max_message_size {
+            if port == 0 {
                 return Err(format!(
-                    "config.json: key \"{key}\": expected at most max_message_size ({} bytes), got {size}",
-                    self.max_message_size
+                    "{DEFAULT_PATH}: key \"{key}\": port 0 lets the server pick a free port, \
+                     which the page cannot know; give a fixed port"
                 ));
             }
         }
-        Ok(self)
+        Ok(PageConfig::from(&config))
     }
 
     /// The stack config.json starts a server on.
@@ -233,10 +203,11 @@ impl PageConfig {
 
 /// The host the page reaches a snapshot endpoint at: the bind address itself, or
 /// loopback when it binds every address.
-fn snapshot_host(bind: &str) -> String {
-    match bind {
-        "" | "0.0.0.0" | "::" | "[::]" => "127.0.0.1".into(),
-        other => other.to_string(),
+fn snapshot_host(bind: IpAddr) -> String {
+    if bind.is_unspecified() {
+        "127.0.0.1".into()
+    } else {
+        bind.to_string()
     }
 }
 
@@ -246,91 +217,6 @@ fn url_host(host: &str) -> String {
         format!("[{host}]")
     } else {
         host.to_string()
-    }
-}
-
-/// Typed reads of config.json's keys, each falling back to a default when absent.
-struct Keys<'a>(&'a Map<String, Value>);
-
-impl Keys<'_> {
-    fn get(&self, key: &str) -> Option<&Value> {
-        self.0.get(key).filter(|v| !v.is_null())
-    }
-
-    fn wrong(key: &str, expected: &str, got: &Value) -> String {
-        format!("config.json: key \"{key}\": expected {expected}, got {got}")
-    }
-
-    fn unsigned(&self, key: &str, default: u64) -> Result<u64, String> {
-        match self.get(key) {
-            None => Ok(default),
-            Some(v) => v
-                .as_u64()
-                .ok_or_else(|| Self::wrong(key, "a whole number 0 or above", v)),
-        }
-    }
-
-    fn port(&self, key: &str, default: u16) -> Result<u16, String> {
-        match self.get(key) {
-            None => Ok(default),
-            Some(v) => match v.as_u64() {
-                Some(0) => Err(format!(
-                    "config.json: key \"{key}\": port 0 lets the server pick a free port, \
-                     which the page cannot know; give a fixed port"
-                )),
-                Some(n) => u16::try_from(n).map_err(|_| Self::wrong(key, "a port 1-65535", v)),
-                None => Err(Self::wrong(key, "a port 1-65535", v)),
-            },
-        }
-    }
-
-    fn positive(&self, key: &str, default: f64) -> Result<f64, String> {
-        match self.get(key) {
-            None => Ok(default),
-            Some(v) => v
-                .as_f64()
-                .filter(|n| *n > 0.0 && n.is_finite())
-                .ok_or_else(|| Self::wrong(key, "a number above 0 (0.5 = one every 2 s)", v)),
-        }
-    }
-
-    fn boolean(&self, key: &str, default: bool) -> Result<bool, String> {
-        match self.get(key) {
-            None => Ok(default),
-            Some(v) => v
-                .as_bool()
-                .ok_or_else(|| Self::wrong(key, "true or false", v)),
-        }
-    }
-
-    fn string(&self, key: &str, default: &str) -> Result<String, String> {
-        match self.get(key) {
-            None => Ok(default.to_string()),
-            Some(v) => v
-                .as_str()
-                .map(str::to_string)
-                .ok_or_else(|| Self::wrong(key, "a string", v)),
-        }
-    }
-
-    fn stack(&self, key: &str, default: Stack) -> Result<Stack, String> {
-        match self.get(key) {
-            None => Ok(default),
-            Some(v) => v
-                .as_str()
-                .and_then(|s| s.parse().ok())
-                .ok_or_else(|| Self::wrong(key, "\"slab\" or \"warp\"", v)),
-        }
-    }
-
-    fn head_mode(&self, key: &str, default: HeadMode) -> Result<HeadMode, String> {
-        match self.get(key) {
-            None => Ok(default),
-            Some(v) => v
-                .as_str()
-                .and_then(|s| s.parse().ok())
-                .ok_or_else(|| Self::wrong(key, "\"retain\", \"copy\" or \"drop\"", v)),
-        }
     }
 }
 
@@ -436,12 +322,15 @@ mod tests {
                 r#"{"client_maxConnections": -1}"#,
                 "\"client_maxConnections\"",
             ),
-            (r#"{"proxy_tls": "yes"}"#, "true or false"),
+            (r#"{"proxy_tls": "yes"}"#, "expected a boolean"),
             (
                 r#"{"proxy_head": "keep"}"#,
-                "\"retain\", \"copy\" or \"drop\"",
+                "unknown variant `keep`, expected one of `retain`, `copy`, `drop`",
             ),
-            (r#"{"wss_stack": "tokio"}"#, "\"slab\" or \"warp\""),
+            (
+                r#"{"wss_stack": "tokio"}"#,
+                "unknown variant `tokio`, expected `slab` or `warp`",
+            ),
             (r#"{"client_pinDataBytes": -1}"#, "\"client_pinDataBytes\""),
             (
                 r#"{"client_pinDataBytes": 10, "client_pinDataMessageSize": 0}"#,
@@ -458,5 +347,64 @@ mod tests {
             let err = PageConfig::parse(text).expect_err(text);
             assert!(err.contains(expected), "{text}: {err}");
         }
+    }
+
+    /// What the servers refuse, the page refuses with the servers' very message
+    /// (naming config.json); port 0, which the servers accept, is the page's own rule.
+    #[test]
+    fn errors_are_the_servers_messages() {
+        for text in [
+            r#"{"proxy_port": "8600"}"#,
+            r#"{"proxy_target": {"port": 70000}}"#,
+            r#"{"client_maxConnections": -1}"#,
+            r#"{"proxy_head": "keep"}"#,
+            r#"{"read_size": 2097152}"#,
+            r#"{"snapshot_bind": "localhost"}"#,
+            "[1, 2]",
+        ] {
+            let servers = config::from_text(Path::new("config.json"), text, &[])
+                .expect_err(text)
+                .to_string();
+            assert!(servers.starts_with("config.json: "), "{servers}");
+            assert_eq!(PageConfig::parse(text).expect_err(text), servers);
+        }
+        for key in [
+            "proxy_port",
+            "proxy_heapdump_port",
+            "wss_port",
+            "wss_heapdump_port",
+        ] {
+            let text = format!("{{\"{key}\": 0}}");
+            assert!(config::from_text(Path::new("config.json"), &text, &[]).is_ok());
+            let err = PageConfig::parse(&text).expect_err(&text);
+            assert!(
+                err.starts_with(&format!("config.json: key \"{key}\": port 0")),
+                "{err}"
+            );
+        }
+    }
+
+    /// The page's defaults are the servers' (one definition, not a copy).
+    #[test]
+    fn defaults_are_the_servers_defaults() {
+        let c = Config::default();
+        let d = PageConfig::default();
+        assert_eq!(
+            (
+                d.proxy_port,
+                d.proxy_heapdump_port,
+                d.wss_port,
+                d.wss_heapdump_port
+            ),
+            (
+                c.proxy_port,
+                c.proxy_heapdump_port,
+                c.wss_port,
+                c.wss_heapdump_port
+            )
+        );
+        assert_eq!(d.max_message_size, c.max_message_size as u64);
+        assert_eq!(d.pin_data_message_size, c.client_pin_data_message_size);
+        assert_eq!(d.snapshot_host, c.snapshot_bind.to_string());
     }
 }
