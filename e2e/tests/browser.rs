@@ -525,36 +525,143 @@ async fn experiment(page: &Client, servers: &Servers, downloads: &Path, stack: S
     assert_eq!(snap.role, "proxy");
     assert_eq!(snap.settings.head_mode, Some(HeadMode::Copy));
 
-    // Two snapshots and their difference.
+    // A snapshot in the page: what it holds for connections is what the proxy's own
+    // snapshot holds (the pinning connections are all open, so their slabs and
+    // allocations stay put between the two reads).
     click(page, "take-snapshot-proxy").await;
     wait_for("the snapshot tree", || async {
         !text(page, "snapshot-tree").await.is_empty()
     })
     .await;
+    let first_at = attr(page, "snapshot-tree", "data-taken-at").await;
+    let served: snapshot::Snapshot =
+        serde_json::from_value(server_json(&servers.proxy, "/snapshot").await).unwrap();
+    let shown_slabs = shown(page, "#snapshot-tree details.slab", "slab").await;
+    let shown_allocations = shown(page, "#snapshot-tree details.allocation", "allocation").await;
+    let mut holding_slabs: Vec<Shown> = served
+        .pools
+        .iter()
+        .flat_map(|p| p.slabs.iter().map(move |s| (p, s)))
+        .filter(|(_, s)| !s.retainers.is_empty())
+        .map(|(p, s)| (p.name.clone(), s.id, s.size, s.retainers.len() as u64))
+        .collect();
+    holding_slabs.sort_unstable();
+    let mut holding_allocations: Vec<Shown> = served
+        .pinned_allocations
+        .allocations
+        .iter()
+        .map(|a| (String::new(), a.id, a.size, a.kept.len() as u64))
+        .collect();
+    holding_allocations.sort_unstable();
+    let retaining =
+        |rows: &[Shown]| -> Vec<Shown> { rows.iter().filter(|r| r.3 > 0).cloned().collect() };
+    assert_eq!(
+        retaining(&shown_slabs),
+        holding_slabs,
+        "the page's retaining slabs (id, size, retainers) are the proxy's"
+    );
+    assert_eq!(
+        shown_allocations, holding_allocations,
+        "the page's pinned allocations (id, size, kept parts) are the proxy's"
+    );
     match stack {
-        Stack::Slab => assert!(
-            text(page, "snapshot-tree").await.contains("slab"),
-            "the tree shows slabs"
-        ),
+        Stack::Slab => {
+            assert!(!holding_slabs.is_empty(), "retain pins slabs");
+            assert!(text(page, "snapshot-tree")
+                .await
+                .contains("upgrade request of connection"));
+        }
         Stack::Warp => assert!(
             text(page, "snapshot-tree").await.contains("pinned"),
             "the tree shows the pinned allocations"
         ),
     }
+    let open_before = served.connections.open as i64;
+
+    click(page, "stop").await;
+    wait_for("the proxy sees the page's websockets closed", || async {
+        let snap: snapshot::Snapshot =
+            serde_json::from_value(server_json(&servers.proxy, "/snapshot").await).unwrap();
+        snap.connections.open == 0 && common_holds_nothing(&snap)
+    })
+    .await;
+
+    // A second snapshot: the difference shows the connections gone and what they held
+    // freed, slab by slab.
     click(page, "take-snapshot-proxy").await;
     wait_for("the difference of two snapshots", || async {
         attr(page, "snapshot-diff", "data-retained-delta")
             .await
             .is_some()
+            && attr(page, "snapshot-tree", "data-taken-at").await != first_at
     })
     .await;
+    let open_delta: i64 = attr(page, "snapshot-diff", "data-open-delta")
+        .await
+        .and_then(|v| v.parse().ok())
+        .unwrap();
+    assert_eq!(open_delta, -open_before, "every open connection gone");
+    let freed: Vec<(String, u64)> = page
+        .execute(
+            "return [...document.querySelectorAll('#snapshot-diff li[data-pool]')]\
+             .flatMap(e => e.dataset.freed.split(',').filter(x => x).map(x => [e.dataset.pool, Number(x)]));",
+            vec![],
+        )
+        .await
+        .ok()
+        .and_then(|v| serde_json::from_value(v).ok())
+        .unwrap_or_default();
+    for (pool, id, _, _) in &holding_slabs {
+        assert!(
+            freed.contains(&(pool.clone(), *id)),
+            "{pool} slab {id} shown freed: {freed:?}"
+        );
+    }
+    let retained_delta: i64 = attr(page, "snapshot-diff", "data-retained-delta")
+        .await
+        .and_then(|v| v.parse().ok())
+        .unwrap();
+    let pinned: i64 = holding_slabs.iter().map(|s| s.2 as i64).sum();
+    let one_slab = served
+        .pools
+        .iter()
+        .map(|p| p.slab_size as i64)
+        .max()
+        .unwrap_or(0);
+    assert!(
+        retained_delta <= -pinned + one_slab,
+        "retained bytes fell by at least the pinned slabs ({pinned}) less a new current slab: {retained_delta}"
+    );
     screenshot(page, &shot("03-snapshots")).await;
+}
 
-    click(page, "stop").await;
-    wait_for("the proxy sees the page's websockets closed", || async {
-        server_json(&servers.proxy, "/snapshot").await["connections"]["open"] == 0
-    })
-    .await;
+/// What a server still holds for connections that closed: nothing, once they are gone.
+fn common_holds_nothing(snap: &snapshot::Snapshot) -> bool {
+    snap.pools
+        .iter()
+        .flat_map(|p| &p.slabs)
+        .all(|s| s.retainers.is_empty())
+        && snap.pinned_allocations.allocations.is_empty()
+}
+
+/// A slab or allocation as shown: (pool, or "" for an allocation; id; size; retainers).
+type Shown = (String, u64, u64, u64);
+
+/// What the page shows of the elements `css` finds, from their `data-{id}`,
+/// `data-size` and `data-retainers`, and their pool's `data-pool`.
+async fn shown(page: &Client, css: &str, id: &str) -> Vec<Shown> {
+    let rows = page
+        .execute(
+            "return [...document.querySelectorAll(arguments[0])].map(e => [\
+               e.closest('[data-pool]')?.dataset.pool ?? '', Number(e.dataset[arguments[1]]),\
+               Number(e.dataset.size), Number(e.dataset.retainers)]);",
+            vec![json!(css), json!(id)],
+        )
+        .await
+        .unwrap_or_else(|e| panic!("reading {css}: {e}"));
+    let mut rows: Vec<Shown> = serde_json::from_value(rows).unwrap();
+    rows.sort_unstable();
+    rows
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

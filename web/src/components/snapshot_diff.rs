@@ -61,7 +61,7 @@ pub fn SnapshotDiff(props: &Props) -> Html {
             </table>
             <ul class="diff-pools">
                 { for d.pools.iter().map(|p| html! {
-                    <li data-pool={ p.name.clone() }>
+                    <li data-pool={ p.name.clone() } data-freed={ all_ids(&p.slabs_freed) } data-new={ all_ids(&p.slabs_new) }>
                         <b>{ format!("{} pool", p.name) }</b>
                         { format!(": {} → {} live slabs; retained {}, referenced {}.", p.live_before, p.live_after,
                             signed_bytes(p.retained_delta), signed_bytes(p.referenced_delta)) }
@@ -75,4 +75,9 @@ pub fn SnapshotDiff(props: &Props) -> Html {
             </ul>
         </section>
     }
+}
+
+/// Every id, comma-separated (for the element's data attributes).
+fn all_ids(ids: &[u64]) -> String {
+    ids.iter().map(u64::to_string).collect::<Vec<_>>().join(",")
 }

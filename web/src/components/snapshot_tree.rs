@@ -41,7 +41,8 @@ pub fn SnapshotTree(props: &Props) -> Html {
                         <ul>
                         { for slabs_by_retention(pool).into_iter().enumerate().map(|(i, slab)| html! {
                             <li>
-                                <details open={ i < SLABS_OPEN && !slab.retainers.is_empty() } class="slab" data-slab={ slab.id.to_string() }>
+                                <details open={ i < SLABS_OPEN && !slab.retainers.is_empty() } class="slab" data-slab={ slab.id.to_string() }
+                                    data-size={ slab.size.to_string() } data-retainers={ slab.retainers.len().to_string() }>
                                     <summary class={ classes!((!slab.retainers.is_empty()).then_some("pinned")) }>{ slab_summary(slab) }</summary>
                                     if slab.retainers.is_empty() {
                                         <p class="hint">{ "No retainers: nothing keeps it for a connection's life." }</p>
@@ -68,7 +69,8 @@ pub fn SnapshotTree(props: &Props) -> Html {
                 <ul>
                 { for s.pinned_allocations.allocations.iter().enumerate().map(|(i, a)| html! {
                     <li>
-                        <details open={ i < SLABS_OPEN } class="allocation" data-allocation={ a.id.to_string() }>
+                        <details open={ i < SLABS_OPEN } class="allocation" data-allocation={ a.id.to_string() }
+                            data-size={ a.size.to_string() } data-retainers={ a.kept.len().to_string() }>
                             <summary class="pinned">{ allocation_summary(a) }</summary>
                             <ul class="retainers">
                                 { for a.kept.iter().take(RETAINERS_SHOWN).map(|r| html! {
