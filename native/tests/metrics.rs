@@ -157,9 +157,12 @@ fn value(scrape: &Scrape, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
         })
 }
 
+/// Series by (metric name, labels besides `role`/`stack`), with their values.
+type Series = BTreeMap<(String, Vec<(String, String)>), f64>;
+
 /// The series a snapshot's figures give, which the exposition must hold with these
 /// values when they do not move between two snapshots (nothing connects or sends).
-fn expected(s: &Snapshot) -> BTreeMap<(String, Vec<(String, String)>), f64> {
+fn expected(s: &Snapshot) -> Series {
     let mut out = BTreeMap::new();
     let mut put = |name: &str, labels: &[(&str, &str)], v: u64| {
         let labels = labels
@@ -250,8 +253,8 @@ fn expected(s: &Snapshot) -> BTreeMap<(String, Vec<(String, String)>), f64> {
 /// The series of `scrape` that [`expected`] names, with their values.
 fn found(
     scrape: &Scrape,
-    like: &BTreeMap<(String, Vec<(String, String)>), f64>,
-) -> BTreeMap<(String, Vec<(String, String)>), f64> {
+    like: &Series,
+) -> Series {
     like.keys()
         .filter_map(|key| {
             let labels: Vec<(&str, &str)> = key
