@@ -717,11 +717,14 @@ pub fn missing(r: &Results) -> Vec<String> {
                 out.push(format!("{name}: no snapshot cost of the {server}"));
             }
             if ours
-                && !r.snapshot_cost.iter().any(|c| {
-                    &c.stack == name && c.server == server && !c.scrape_get_us.is_empty()
-                })
+                && !r
+                    .snapshot_cost
+                    .iter()
+                    .any(|c| &c.stack == name && c.server == server && !c.scrape_get_us.is_empty())
             {
-                out.push(format!("{name}: no scrape cost (GET /metrics) of the {server}"));
+                out.push(format!(
+                    "{name}: no scrape cost (GET /metrics) of the {server}"
+                ));
             }
         }
     }

@@ -308,7 +308,8 @@ async fn snapshot_costs(
                 .ok_or_else(|| {
                     crate::BenchError(format!("{addr}/metrics: no snapshot_duration_seconds"))
                 })?;
-            cost.scrape_took_us.push((snapshot_took * 1e6).round() as u64);
+            cost.scrape_took_us
+                .push((snapshot_took * 1e6).round() as u64);
             cost.scrape_get_us.push(took.as_micros() as u64);
             cost.scrape_body_bytes = body.len() as u64;
             tokio::time::sleep(Duration::from_millis(200)).await;

@@ -251,10 +251,7 @@ fn expected(s: &Snapshot) -> Series {
 }
 
 /// The series of `scrape` that [`expected`] names, with their values.
-fn found(
-    scrape: &Scrape,
-    like: &Series,
-) -> Series {
+fn found(scrape: &Scrape, like: &Series) -> Series {
     like.keys()
         .filter_map(|key| {
             let labels: Vec<(&str, &str)> = key
@@ -643,13 +640,24 @@ async fn a_real_prometheus_sees_retained_bytes_rise_as_pinning_connections_arriv
         ("proxy", pg.proxy.snapshot_addr),
         ("wss", pg.wss.snapshot_addr),
     ];
-    let prom = Prometheus::start(&binary, &jobs, Duration::from_millis(250));
+    let prom = std::sync::Mutex::new(Prometheus::start(
+        &binary,
+        &jobs,
+        Duration::from_millis(250),
+    ));
+    let addr = prom.lock().unwrap().addr;
     wait_until("prometheus is ready", || async {
-        native::snapshot::fetch::get_text(prom.addr, "/-/ready")
+        let mut p = prom.lock().unwrap();
+        if let Ok(Some(status)) = p.child.try_wait() {
+            panic!("prometheus exited ({status}): {}", p.log());
+        }
+        drop(p);
+        native::snapshot::fetch::get_text(addr, "/-/ready")
             .await
             .is_ok()
     })
     .await;
+    let prom = prom.into_inner().unwrap();
     wait_until("prometheus scrapes both servers", || async {
         prom.instant("sum(up)").await == Some(2.0)
     })

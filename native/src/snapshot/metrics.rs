@@ -69,7 +69,7 @@ pub struct ProcessFigures {
     pub start_time_seconds: Option<f64>,
     /// Virtual memory size, bytes (`/proc/self/stat` vsize).
     pub virtual_memory_bytes: Option<u64>,
-    /// Open file descriptors (entries of `/proc/self/fd`).
+    /// Open file descriptors (`/proc/self/fd`).
     pub open_fds: Option<u64>,
     /// The open-file soft limit.
     pub max_fds: Option<u64>,
@@ -96,11 +96,23 @@ impl ProcessFigures {
             cpu_seconds,
             start_time_seconds,
             virtual_memory_bytes: field(STAT_VSIZE),
-            open_fds: std::fs::read_dir("/proc/self/fd")
-                .ok()
-                .map(|d| d.count() as u64),
+            open_fds: open_fds(),
             max_fds: crate::server::open_file_limit().ok().map(|(soft, _)| soft),
         }
+    }
+}
+
+/// Open descriptors: the size Linux (6.2 and later) reports for `/proc/self/fd`,
+/// the count of open descriptors; on older kernels (size 0) its entries, counted.
+/// Counting is what Prometheus's own clients do, but it costs about 2 µs per
+/// descriptor: 30-40 ms for the proxy's 16,000 at 8,000 connections, more than the
+/// snapshot itself, where the size costs microseconds.
+fn open_fds() -> Option<u64> {
+    match std::fs::metadata("/proc/self/fd") {
+        Ok(m) if m.len() > 0 => Some(m.len()),
+        _ => std::fs::read_dir("/proc/self/fd")
+            .ok()
+            .map(|d| d.count() as u64),
     }
 }
 
