@@ -383,6 +383,21 @@ async fn open_with_a_message(pg: &Playground, n: usize) -> Vec<native::client::W
 
 async fn the_exposition_is_valid_and_holds_the_snapshots_figures(stack: Stack) {
     let pg = Playground::start_on(stack, HeadMode::Retain, HeadMode::Retain, |_| {}).await;
+    // Traffic on a connection that then closes: slabs allocated and freed, so that
+    // each pool's counters differ from one another.
+    let mut data = pg.open().await;
+    for _ in 0..3 {
+        data.send(Message::binary(vec![0xAB; 160 << 10]))
+            .await
+            .unwrap();
+        let echo = tokio::time::timeout(BOUND, data.next())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        assert_eq!(echo.len(), 160 << 10);
+    }
+    data.close(None).await.unwrap();
     let open = open_with_a_message(&pg, 4).await;
     for server in [&pg.proxy, &pg.wss] {
         let role = server.state.role.as_str();
@@ -394,7 +409,13 @@ async fn the_exposition_is_valid_and_holds_the_snapshots_figures(stack: Stack) {
             "{role}: retain pins something on the {stack} stack"
         );
         match stack {
-            Stack::Slab => assert!(value(&scrape, "slab_live_slabs", &[("pool", "tcp")]).is_some()),
+            Stack::Slab => {
+                let tcp = snap.pool("tcp").unwrap();
+                assert!(
+                    tcp.slabs_freed_total > 0 && tcp.live_slabs > 0,
+                    "{role}: slabs freed and kept: {tcp:?}"
+                );
+            }
             Stack::Warp => assert!(
                 !scrape.samples.iter().any(|s| s.metric.starts_with("slab_")),
                 "the warp stack has no slab pools"
@@ -640,24 +661,19 @@ async fn a_real_prometheus_sees_retained_bytes_rise_as_pinning_connections_arriv
         ("proxy", pg.proxy.snapshot_addr),
         ("wss", pg.wss.snapshot_addr),
     ];
-    let prom = std::sync::Mutex::new(Prometheus::start(
-        &binary,
-        &jobs,
-        Duration::from_millis(250),
-    ));
-    let addr = prom.lock().unwrap().addr;
-    wait_until("prometheus is ready", || async {
-        let mut p = prom.lock().unwrap();
-        if let Ok(Some(status)) = p.child.try_wait() {
-            panic!("prometheus exited ({status}): {}", p.log());
+    let mut prom = Prometheus::start(&binary, &jobs, Duration::from_millis(250));
+    let addr = prom.addr;
+    wait_until("prometheus is ready", || {
+        if let Ok(Some(status)) = prom.child.try_wait() {
+            panic!("prometheus exited ({status}): {}", prom.log());
         }
-        drop(p);
-        native::snapshot::fetch::get_text(addr, "/-/ready")
-            .await
-            .is_ok()
+        async move {
+            native::snapshot::fetch::get_text(addr, "/-/ready")
+                .await
+                .is_ok()
+        }
     })
     .await;
-    let prom = prom.into_inner().unwrap();
     wait_until("prometheus scrapes both servers", || async {
         prom.instant("sum(up)").await == Some(2.0)
     })
