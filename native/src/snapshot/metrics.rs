@@ -571,6 +571,9 @@ impl Collector for SnapshotCollector {
             )?;
         }
 
+        // Extension point: `client audit`'s figures (the module comment says how)
+        // go here, read from the snapshot's audit section once it has one.
+
         // The snapshot behind this scrape.
         out.gauge(
             "snapshot_duration",
