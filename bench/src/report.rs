@@ -443,14 +443,17 @@ pub fn traffic_table(r: &Results) -> String {
 pub fn snapshot_table(r: &Results) -> String {
     let mut out = String::from(
         "\n`took_us` is the server's own time to take the snapshot; GET is the client's wall \
-         time for `GET /snapshot` (connect, serialize, transfer). Median and max of the repeats.\n\n\
-         | stack | server | websockets | took ms (median / max) | GET ms (median / max) | JSON KB |\n\
-         | --- | --- | ---: | ---: | ---: | ---: |\n",
+         time for `GET /snapshot` (connect, serialize, transfer). A scrape is a `GET /metrics` \
+         right after each snapshot: the server's time for the snapshot behind it \
+         (`snapshot_duration_seconds`) and the client's wall time for the whole GET. Median and \
+         max of the repeats.\n\n\
+         | stack | server | websockets | took ms (median / max) | GET ms (median / max) | JSON KB | scrape: took ms (median / max) | scrape: GET ms (median / max) | text KB |\n\
+         | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n",
     );
     for c in &r.snapshot_cost {
         let _ = writeln!(
             out,
-            "| {} | {} | {} | {} / {} | {} / {} | {:.0} |",
+            "| {} | {} | {} | {} / {} | {} / {} | {:.0} | {} / {} | {} / {} | {:.1} |",
             c.stack,
             c.server,
             c.connections,
@@ -458,7 +461,12 @@ pub fn snapshot_table(r: &Results) -> String {
             ms(c.took_us.iter().copied().max().unwrap_or(0)),
             ms(median(&c.get_us)),
             ms(c.get_us.iter().copied().max().unwrap_or(0)),
-            c.body_bytes as f64 / 1e3
+            c.body_bytes as f64 / 1e3,
+            ms(median(&c.scrape_took_us)),
+            ms(c.scrape_took_us.iter().copied().max().unwrap_or(0)),
+            ms(median(&c.scrape_get_us)),
+            ms(c.scrape_get_us.iter().copied().max().unwrap_or(0)),
+            c.scrape_body_bytes as f64 / 1e3
         );
     }
     out
@@ -707,6 +715,16 @@ pub fn missing(r: &Results) -> Vec<String> {
                     .any(|c| &c.stack == name && c.server == server && !c.took_us.is_empty())
             {
                 out.push(format!("{name}: no snapshot cost of the {server}"));
+            }
+            if ours
+                && !r
+                    .snapshot_cost
+                    .iter()
+                    .any(|c| &c.stack == name && c.server == server && !c.scrape_get_us.is_empty())
+            {
+                out.push(format!(
+                    "{name}: no scrape cost (GET /metrics) of the {server}"
+                ));
             }
         }
     }

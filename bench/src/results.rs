@@ -266,6 +266,15 @@ pub struct SnapshotCost {
     /// Wall time of each `GET /snapshot`, connect to last byte, as the client sees it.
     pub get_us: Vec<u64>,
     pub body_bytes: u64,
+    /// The same for `GET /metrics` (a Prometheus scrape), each right after a
+    /// `GET /snapshot`: the server's time for the snapshot behind it
+    /// (`snapshot_duration_seconds`), the client's wall time, the body's size.
+    #[serde(default)]
+    pub scrape_took_us: Vec<u64>,
+    #[serde(default)]
+    pub scrape_get_us: Vec<u64>,
+    #[serde(default)]
+    pub scrape_body_bytes: u64,
 }
 
 /// Live allocations per connection by jemalloc size class, in one of our servers.

@@ -241,6 +241,9 @@ async fn snapshot_costs(
             took_us: Vec::new(),
             get_us: Vec::new(),
             body_bytes: 0,
+            scrape_took_us: Vec::new(),
+            scrape_get_us: Vec::new(),
+            scrape_body_bytes: 0,
         };
         for _ in 0..repeats {
             let (s, took, len) = snapshot(addr).await?;
@@ -251,6 +254,20 @@ async fn snapshot_costs(
             cost.took_us.push(took_us);
             cost.get_us.push(took.as_micros() as u64);
             cost.body_bytes = len as u64;
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            let (body, took) = http_get(addr, "/metrics").await?;
+            let text = String::from_utf8_lossy(&body);
+            let snapshot_took = text
+                .lines()
+                .find(|l| l.starts_with("snapshot_duration_seconds"))
+                .and_then(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+                .ok_or_else(|| {
+                    crate::BenchError(format!("{addr}/metrics: no snapshot_duration_seconds"))
+                })?;
+            cost.scrape_took_us
+                .push((snapshot_took * 1e6).round() as u64);
+            cost.scrape_get_us.push(took.as_micros() as u64);
+            cost.scrape_body_bytes = body.len() as u64;
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
         out.push(cost);

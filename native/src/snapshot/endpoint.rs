@@ -1,4 +1,5 @@
-//! The snapshot port: `GET /snapshot`, `GET /settings`, `PUT /settings`, with CORS.
+//! The snapshot port: `GET /snapshot`, `GET /metrics` (Prometheus), `GET /settings`,
+//! `PUT /settings`, with CORS.
 //!
 //! Served by warp on its own listener (loopback by default), so a page on another
 //! localhost port can read snapshots and switch the head mode.
@@ -407,6 +408,10 @@ pub fn routes(
         .and(warp::query::<SnapshotQuery>())
         .and(with_state.clone())
         .map(get_snapshot);
+    let metrics = warp::path!("metrics")
+        .and(warp::get())
+        .and(with_state.clone())
+        .map(get_metrics);
     let get_settings = warp::path!("settings")
         .and(warp::get())
         .and(with_state.clone())
@@ -435,6 +440,7 @@ pub fn routes(
                 "role": state.role.as_str(),
                 "endpoints": {
                     "GET /snapshot": "the memory snapshot (?download=1 to save it as a file)",
+                    "GET /metrics": "the same figures in Prometheus's text format (version 0.0.4)",
                     "GET /settings": "the settings in force",
                     "PUT /settings": "{\"head_mode\": \"retain\" | \"copy\" | \"drop\"}: for new connections",
                 },
@@ -463,6 +469,8 @@ pub fn routes(
     let api = host_ok
         .and(
             snapshot
+                .or(metrics)
+                .unify()
                 .or(get_settings)
                 .unify()
                 .or(put_settings)
@@ -501,6 +509,12 @@ fn get_snapshot(query: SnapshotQuery, state: Arc<State>) -> Response {
         }
     }
     response
+}
+
+/// The snapshot's figures in Prometheus's text format (`super::metrics`).
+fn get_metrics(state: Arc<State>) -> Response {
+    let body = super::metrics::render(&state);
+    reply::with_header(body, header::CONTENT_TYPE, super::metrics::CONTENT_TYPE).into_response()
 }
 
 fn settings(state: &State) -> serde_json::Value {

@@ -1,6 +1,6 @@
 //! Fetching a snapshot (or any JSON) from a snapshot endpoint over HTTP/1.1.
 //!
-//! One request function under [`fetch`], [`get`], [`get_json`] and [`put_json`]: a fresh
+//! One request function under [`fetch`], [`get`], [`get_json`], [`get_text`] and [`put_json`]: a fresh
 //! connection per request, the whole exchange bounded by [`TIMEOUT`], the answer
 //! bounded by [`MAX_BODY`], and errors that say which URL failed and how.
 
@@ -85,6 +85,15 @@ pub async fn get_json(addr: SocketAddr, path: &str) -> Result<serde_json::Value,
     parse_json(url, &body)
 }
 
+/// `GET path` at `addr` as text (`GET /metrics`, say).
+pub async fn get_text(addr: SocketAddr, path: &str) -> Result<String, FetchError> {
+    let (url, body) = request_accepting(addr, Method::GET, path, None, "text/plain").await?;
+    String::from_utf8(body.to_vec()).map_err(|e| FetchError::Body {
+        url,
+        reason: format!("not UTF-8: {e}"),
+    })
+}
+
 /// `PUT path` at `addr` with a JSON body; the answer parsed as JSON.
 pub async fn put_json(
     addr: SocketAddr,
@@ -110,8 +119,20 @@ async fn request(
     path: &str,
     json: Option<&serde_json::Value>,
 ) -> Result<(String, Bytes), FetchError> {
+    request_accepting(addr, method, path, json, "application/json").await
+}
+
+/// [`request`] with this `Accept` header.
+async fn request_accepting(
+    addr: SocketAddr,
+    method: Method,
+    path: &str,
+    json: Option<&serde_json::Value>,
+    accept: &str,
+) -> Result<(String, Bytes), FetchError> {
     let url = format!("http://{addr}{path}");
-    match tokio::time::timeout(TIMEOUT, exchange(addr, &url, method, path, json)).await {
+    let answer = exchange(addr, &url, method, path, json, accept);
+    match tokio::time::timeout(TIMEOUT, answer).await {
         Ok(result) => result.map(|body| (url, body)),
         Err(_) => Err(FetchError::Timeout {
             url,
@@ -126,6 +147,7 @@ async fn exchange(
     method: Method,
     path: &str,
     json: Option<&serde_json::Value>,
+    accept: &str,
 ) -> Result<Bytes, FetchError> {
     let bad_request = |reason: String| FetchError::Request {
         url: url.to_string(),
@@ -135,7 +157,7 @@ async fn exchange(
         .method(method)
         .uri(path)
         .header(HOST, addr.to_string())
-        .header(ACCEPT, "application/json");
+        .header(ACCEPT, accept);
     let body = match json {
         Some(value) => {
             builder = builder.header(CONTENT_TYPE, "application/json");

@@ -2,11 +2,13 @@
 //!
 //! The types live in the `snapshot` crate (one definition for servers, client and
 //! web app); this module fills them from the running process: the slab pools,
-//! the allocator's statistics and the kernel's RSS.
+//! the allocator's statistics and the kernel's RSS. `metrics` writes the same
+//! snapshot in Prometheus's text format.
 
 pub mod endpoint;
 pub mod fetch;
 pub mod memory;
+pub mod metrics;
 pub mod pinned;
 
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
