@@ -195,8 +195,8 @@ pub struct Connections {
     pub failed_total: u64,
     /// Open connections by the head mode they were accepted with.
     pub open_by_head_mode: OpenByHeadMode,
-    /// Every open connection served past its request, by id (absent in older
-    /// snapshots, read as empty).
+    /// Every open connection a server serves (its request accepted), by id; empty
+    /// for the client (absent in older snapshots, read as empty).
     #[serde(default)]
     pub list: Vec<OpenConnection>,
 }
@@ -208,7 +208,7 @@ pub struct OpenConnection {
     pub id: u64,
     /// Address of the other end (`ip:port`); `null` where the server does not see it.
     pub peer: Option<String>,
-    /// Head mode it was accepted with; `null` for the client's connections.
+    /// Head mode it was accepted with.
     pub head_mode: Option<HeadMode>,
     /// Milliseconds since it was opened.
     pub age_ms: u64,

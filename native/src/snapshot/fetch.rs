@@ -78,6 +78,13 @@ pub async fn get_json(addr: SocketAddr, path: &str) -> Result<serde_json::Value,
     parse_json(url, &body)
 }
 
+/// `GET path` at `addr`: the body of a 200 answer as served (a `.heapsnapshot`, say).
+pub async fn get_bytes(addr: SocketAddr, path: &str) -> Result<Bytes, FetchError> {
+    request(addr, Method::GET, path, None)
+        .await
+        .map(|(_, body)| body)
+}
+
 /// `PUT path` at `addr` with a JSON body; the answer parsed as JSON.
 pub async fn put_json(
     addr: SocketAddr,

@@ -6,6 +6,7 @@
 
 pub mod endpoint;
 pub mod fetch;
+pub mod heapsnapshot;
 pub mod memory;
 pub mod pinned;
 
@@ -59,6 +60,7 @@ pub fn take(state: &State) -> Snapshot {
             closed_total: load(&c.closed),
             failed_total: load(&c.failed),
             open_by_head_mode: c.open_by_head_mode(),
+            list: c.list(),
         },
         totals: Totals {
             retained_bytes,
