@@ -525,6 +525,29 @@ async fn experiment(page: &Client, servers: &Servers, downloads: &Path, stack: S
     assert_eq!(snap.role, "proxy");
     assert_eq!(snap.settings.head_mode, Some(HeadMode::Copy));
 
+    // "Download for Chrome DevTools" saves the server's .heapsnapshot of the same proxy.
+    click(page, "download-heapsnapshot-proxy").await;
+    let mut heap = None;
+    wait_for("a downloaded .heapsnapshot file", || {
+        let found = std::fs::read_dir(downloads)
+            .unwrap()
+            .filter_map(Result::ok)
+            .map(|e| e.path())
+            .find(|p| p.extension().is_some_and(|x| x == "heapsnapshot"));
+        heap = found.clone();
+        async move { found.is_some() }
+    })
+    .await;
+    let heap = heap.unwrap();
+    let name = heap.file_name().unwrap().to_string_lossy().into_owned();
+    assert!(name.starts_with("proxy-snapshot-"), "{name}");
+    let file: Value = serde_json::from_slice(&std::fs::read(&heap).unwrap()).unwrap();
+    assert!(file["strings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|s| s == "Connection"));
+
     // A snapshot in the page: what it holds for connections is what the proxy's own
     // snapshot holds (the pinning connections are all open, so their slabs and
     // allocations stay put between the two reads).

@@ -1,9 +1,10 @@
 //! What every playground process shares: its pools, settings and connection counters,
 //! the accept loop with shutdown, and the stats line printed every 5 s.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use snapshot::{HeadMode, OpenByHeadMode, Stack};
@@ -482,7 +483,7 @@ fn mode_index(mode: HeadMode) -> u8 {
     HeadMode::ALL.iter().position(|m| *m == mode).unwrap_or(0) as u8
 }
 
-/// Counters of a process's connections.
+/// Counters of a process's connections, and the list of those described.
 #[derive(Default)]
 pub struct ConnectionStats {
     pub accepted: AtomicU64,
@@ -492,6 +493,16 @@ pub struct ConnectionStats {
     no_mode: AtomicU64,
     /// Connections open now, whatever their mode.
     open_now: AtomicU64,
+    /// Open connections by id, as [`OpenConnection::describe`] gave them.
+    described: Mutex<BTreeMap<u64, Described>>,
+}
+
+/// What the snapshot's `connections.list` says of one open connection.
+struct Described {
+    peer: Option<SocketAddr>,
+    mode: Option<HeadMode>,
+    opened: Instant,
+    own_bytes: u64,
 }
 
 impl ConnectionStats {
@@ -535,6 +546,33 @@ impl ConnectionStats {
         self.open_now.load(Ordering::Acquire)
     }
 
+    /// The described open connections, by id (the snapshot's `connections.list`).
+    pub fn list(&self) -> Vec<snapshot::OpenConnection> {
+        let now = Instant::now();
+        self.described()
+            .iter()
+            .map(|(id, d)| snapshot::OpenConnection {
+                id: *id,
+                peer: d.peer.map(|p| p.to_string()),
+                head_mode: d.mode,
+                age_ms: now.saturating_duration_since(d.opened).as_millis() as u64,
+                own_bytes: d.own_bytes,
+            })
+            .collect()
+    }
+
+    /// Sets the own size of described connection `id` (when it is known only after
+    /// [`OpenConnection::describe`], say once its task's future is made).
+    pub fn set_own_bytes(&self, id: u64, own_bytes: usize) {
+        if let Some(d) = self.described().get_mut(&id) {
+            d.own_bytes = own_bytes as u64;
+        }
+    }
+
+    fn described(&self) -> std::sync::MutexGuard<'_, BTreeMap<u64, Described>> {
+        self.described.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     /// Open connections by the head mode they were accepted with.
     pub fn open_by_head_mode(&self) -> OpenByHeadMode {
         let get = |m| self.slot(Some(m)).load(Ordering::Relaxed);
@@ -558,7 +596,11 @@ impl Reserved {
         let stats = self.stats.take().expect("a place is opened once");
         stats.accepted.fetch_add(1, Ordering::Relaxed);
         stats.slot(mode).fetch_add(1, Ordering::Relaxed);
-        OpenConnection { stats, mode }
+        OpenConnection {
+            stats,
+            mode,
+            described: None,
+        }
     }
 }
 
@@ -574,6 +616,8 @@ impl Drop for Reserved {
 pub struct OpenConnection {
     stats: Arc<ConnectionStats>,
     mode: Option<HeadMode>,
+    /// Its id, once described.
+    described: Option<u64>,
 }
 
 impl OpenConnection {
@@ -581,10 +625,29 @@ impl OpenConnection {
     pub fn mode(&self) -> Option<HeadMode> {
         self.mode
     }
+
+    /// Lists the connection in snapshots (`connections.list`) until it closes: its
+    /// `id`, `peer`, head mode, age from now, and `own_bytes`, the size of the state
+    /// its task holds for it while open (`size_of_val` of that value).
+    pub fn describe(&mut self, id: u64, peer: Option<SocketAddr>, own_bytes: usize) {
+        let entry = Described {
+            peer,
+            mode: self.mode,
+            opened: Instant::now(),
+            own_bytes: own_bytes as u64,
+        };
+        if let Some(old) = self.described.replace(id) {
+            self.stats.described().remove(&old);
+        }
+        self.stats.described().insert(id, entry);
+    }
 }
 
 impl Drop for OpenConnection {
     fn drop(&mut self) {
+        if let Some(id) = self.described {
+            self.stats.described().remove(&id);
+        }
         self.stats.slot(self.mode).fetch_sub(1, Ordering::Relaxed);
         self.stats.closed.fetch_add(1, Ordering::Relaxed);
         self.stats.open_now.fetch_sub(1, Ordering::AcqRel);

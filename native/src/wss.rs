@@ -190,7 +190,7 @@ async fn upgrade(
         return None;
     }
     tracing::debug!(%peer, connection = id, %mode, kept = kept.len(), "wss: websocket open");
-    Some(OpenWebsocket {
+    let mut ws = OpenWebsocket {
         stream,
         pool,
         reader,
@@ -200,7 +200,11 @@ async fn upgrade(
         open,
         id,
         peer,
-    })
+    };
+    // Its own size: the state the connection's task holds for it while open.
+    let own = std::mem::size_of_val(&ws);
+    ws.open.describe(id, Some(peer), own);
+    Some(ws)
 }
 
 impl OpenWebsocket {

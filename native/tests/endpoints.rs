@@ -78,6 +78,75 @@ async fn download_names_a_timestamped_file_and_errors_are_json() {
     );
 }
 
+#[tokio::test]
+async fn the_heapsnapshot_format_downloads_for_devtools_and_unknown_formats_are_refused() {
+    let pg = Playground::start(HeadMode::Retain, HeadMode::Retain, |_| {}).await;
+    let _ws = pg.open().await;
+    let answer = get(
+        &pg,
+        "GET /snapshot?format=heapsnapshot&download=1 HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    assert!(answer.starts_with("HTTP/1.1 200 OK"), "{answer:.300}");
+    let lower = answer.to_lowercase();
+    let line = lower
+        .lines()
+        .find(|l| l.starts_with("content-disposition:"))
+        .expect(&answer);
+    assert!(
+        line.contains("attachment; filename=\"proxy-snapshot-")
+            && line.trim_end().ends_with(".heapsnapshot\""),
+        "{line}"
+    );
+    // The body, streamed, is a heap snapshot of the proxy's open connection.
+    let body =
+        native::snapshot::fetch::get(pg.proxy.snapshot_addr, "/snapshot?format=heapsnapshot")
+            .await
+            .unwrap();
+    let file: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    let fields = file["snapshot"]["meta"]["node_fields"]
+        .as_array()
+        .unwrap()
+        .len();
+    let nodes = file["nodes"].as_array().unwrap();
+    assert_eq!(
+        file["snapshot"]["node_count"].as_u64(),
+        Some((nodes.len() / fields) as u64)
+    );
+    let strings = file["strings"].as_array().unwrap();
+    for class in [
+        "Process",
+        "SlabPool",
+        "Slab",
+        "Connection",
+        "UpgradeRequest",
+    ] {
+        assert!(
+            strings.iter().any(|s| s == class),
+            "no {class} in {strings:?}"
+        );
+    }
+    // The same answer without download: no file name; json is the default.
+    let plain = get(
+        &pg,
+        "GET /snapshot?format=json HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    assert!(plain.starts_with("HTTP/1.1 200 OK"), "{plain:.300}");
+    assert!(!plain.to_lowercase().contains("content-disposition"));
+
+    let unknown = get(
+        &pg,
+        "GET /snapshot?format=hprof HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    assert!(unknown.starts_with("HTTP/1.1 400"), "{unknown}");
+    assert!(
+        unknown.contains("unknown format \\\"hprof\\\"; known formats: json, heapsnapshot"),
+        "{unknown}"
+    );
+}
+
 // ---- CORS and the settings token, on an endpoint of its own ----
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};

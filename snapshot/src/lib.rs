@@ -195,6 +195,27 @@ pub struct Connections {
     pub failed_total: u64,
     /// Open connections by the head mode they were accepted with.
     pub open_by_head_mode: OpenByHeadMode,
+    /// Every open connection a server serves (its request accepted), by id; empty
+    /// for the client (absent in older snapshots, read as empty).
+    #[serde(default)]
+    pub list: Vec<OpenConnection>,
+}
+
+/// One open connection: who it is and what it costs by itself.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OpenConnection {
+    /// Id, unique in the process and never reused: the one [`Retainer::connection`] names.
+    pub id: u64,
+    /// Address of the other end (`ip:port`); `null` where the server does not see it.
+    pub peer: Option<String>,
+    /// Head mode it was accepted with.
+    pub head_mode: Option<HeadMode>,
+    /// Milliseconds since it was opened.
+    pub age_ms: u64,
+    /// Bytes of the connection's own state as its task holds it while open
+    /// (`size_of_val` of that value, in the running process); what that state points
+    /// to on the heap (TLS keys, socket registrations) is not in it.
+    pub own_bytes: u64,
 }
 
 /// Open connections per head mode.
@@ -268,6 +289,12 @@ pub struct Slab {
     /// a cross-check of the pool's bookkeeping against the allocator; `null` when the
     /// registry is off or knows no allocation there.
     pub allocation_bytes: Option<u64>,
+    /// Id of that allocation in the registry (the id `pinned_allocations` gives it),
+    /// so a reader can tell a slab's own allocation from the other pinned ones;
+    /// `null` when the registry is off or knows no allocation there (and in older
+    /// snapshots).
+    #[serde(default)]
+    pub allocation_id: Option<u64>,
 }
 
 /// A long-lived reference into a slab or allocation, the retaining path a heap profiler shows.
@@ -380,6 +407,8 @@ pub fn validate(json: &serde_json::Value) -> Result<(), Vec<String>> {
         Err(errors)
     }
 }
+
+pub mod heapsnapshot;
 
 #[cfg(test)]
 mod tests;

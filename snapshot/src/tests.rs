@@ -42,6 +42,7 @@ fn proxy_snapshot() -> Snapshot {
                     retainer(17, "upgrade head", 20),
                 ],
                 allocation_bytes: None,
+                allocation_id: None,
             },
             Slab {
                 id: 4,
@@ -56,6 +57,7 @@ fn proxy_snapshot() -> Snapshot {
                     retainer(18, "upgrade head", 20),
                 ],
                 allocation_bytes: None,
+                allocation_id: None,
             },
         ],
     };
@@ -80,6 +82,7 @@ fn proxy_snapshot() -> Snapshot {
             views: 0,
             retainers: vec![],
             allocation_bytes: None,
+            allocation_id: None,
         }],
     };
     Snapshot {
@@ -118,6 +121,7 @@ fn proxy_snapshot() -> Snapshot {
                 copy: 1,
                 drop: 0,
             },
+            list: vec![],
         },
         guard: Default::default(),
         pools: vec![tls, tcp],
@@ -279,7 +283,7 @@ fn schema_documents_and_requires_every_property() {
             objects.push((name.clone(), def));
         }
     }
-    assert_eq!(objects.len(), 1 + 14, "root and the fourteen sub-objects");
+    assert_eq!(objects.len(), 1 + 15, "root and the fifteen sub-objects");
     for (name, obj) in objects {
         assert_eq!(obj["additionalProperties"], false, "{name}");
         let props = obj["properties"].as_object().unwrap();

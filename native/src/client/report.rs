@@ -293,6 +293,7 @@ mod tests {
                     copy: 0,
                     drop: 0,
                 },
+                list: vec![],
             },
             guard: Default::default(),
             pools,

@@ -1,8 +1,10 @@
 //! `--save-snapshots DIR`: both servers' snapshots written to files at the end of a run.
 //!
-//! Each snapshot is saved as served (`<role>-snapshot-<taken_at_ms>.json`, the name
-//! the snapshot port's `?download=1` gives) through [`crate::tls::write_atomically`]:
-//! a temporary file beside it, flushed, then renamed, so a full disk or a folder that
+//! Each snapshot is saved in both formats, under the names the snapshot port's
+//! `?download=1` gives: as served (`<role>-snapshot-<taken_at_ms>.json`) and as a
+//! Chrome heap snapshot of the same figures (`<role>-snapshot-<taken_at_ms>.heapsnapshot`,
+//! for DevTools' Memory panel), each through [`crate::tls::write_atomically`]: a
+//! temporary file beside it, flushed, then renamed, so a full disk or a folder that
 //! cannot be written leaves no partial file under the real name.
 
 use std::path::{Path, PathBuf};
@@ -57,33 +59,62 @@ pub fn save(dir: &Path, report: &Report) -> (Vec<PathBuf>, Option<String>) {
             }
         };
         bytes.push(b'\n');
-        match crate::tls::write_atomically(&path, &bytes, 0o644) {
-            Ok(()) => {
-                tracing::info!("saved the {server} snapshot to {}", path.display());
-                saved.push(path);
+        write(&path, &bytes, server, &mut saved, &mut problems);
+        let heap = match serde_json::from_value::<snapshot::Snapshot>(json.clone()) {
+            Ok(snap) => snapshot::heapsnapshot::to_vec(&snap),
+            Err(e) => {
+                problems.push(format!(
+                    "cannot make the {server} snapshot a .heapsnapshot: not a snapshot this client reads: {e}"
+                ));
+                continue;
             }
-            Err(e) => problems.push(format!(
-                "cannot write the {server} snapshot to {}: {e} (no partial file left)",
-                path.display()
-            )),
-        }
+        };
+        let path = path.with_extension(snapshot::heapsnapshot::EXTENSION);
+        write(&path, &heap, server, &mut saved, &mut problems);
     }
     let message =
         (!problems.is_empty()).then(|| format!("--save-snapshots: {}", problems.join("; ")));
     (saved, message)
 }
 
+/// Writes one file, noting it saved or why not.
+fn write(
+    path: &Path,
+    bytes: &[u8],
+    server: &str,
+    saved: &mut Vec<PathBuf>,
+    problems: &mut Vec<String>,
+) {
+    match crate::tls::write_atomically(path, bytes, 0o644) {
+        Ok(()) => {
+            tracing::info!("saved the {server} snapshot to {}", path.display());
+            saved.push(path.to_path_buf());
+        }
+        Err(e) => problems.push(format!(
+            "cannot write the {server} snapshot to {}: {e} (no partial file left)",
+            path.display()
+        )),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+
+    /// A whole snapshot's JSON, of `role` taken at `taken_at_ms`.
+    fn snapshot(role: &str, taken_at_ms: u64) -> serde_json::Value {
+        let mut snap = snapshot::heapsnapshot::synthetic_proxy(3);
+        snap.role = role.into();
+        snap.taken_at_ms = taken_at_ms;
+        serde_json::to_value(snap).unwrap()
+    }
 
     fn report(proxy: Option<serde_json::Value>) -> Report {
         Report {
             proxy: Err("no snapshot at http://127.0.0.1:1/snapshot: refused".into()),
             wss: Err("unused".into()),
             proxy_json: proxy,
-            wss_json: Some(json!({"role": "wss", "taken_at_ms": 7})),
+            wss_json: Some(snapshot("wss", 7)),
             pinning: 0,
             text: String::new(),
         }
@@ -94,22 +125,30 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let target = dir.path().join("new").join("folder");
         prepare(&target).unwrap();
-        let proxy = json!({"role": "proxy", "taken_at_ms": 1_700_000_000_123u64});
+        let proxy = snapshot("proxy", 1_700_000_000_123);
         let (saved, problem) = save(&target, &report(Some(proxy.clone())));
         assert_eq!(problem, None);
         assert_eq!(
             saved,
             [
                 target.join("proxy-snapshot-1700000000123.json"),
-                target.join("wss-snapshot-7.json")
+                target.join("proxy-snapshot-1700000000123.heapsnapshot"),
+                target.join("wss-snapshot-7.json"),
+                target.join("wss-snapshot-7.heapsnapshot"),
             ]
         );
         let back: serde_json::Value =
             serde_json::from_slice(&std::fs::read(&saved[0]).unwrap()).unwrap();
         assert_eq!(back, proxy);
+        // The heap snapshot is the same snapshot's graph.
+        let snap: snapshot::Snapshot = serde_json::from_value(proxy).unwrap();
+        assert_eq!(
+            std::fs::read(&saved[1]).unwrap(),
+            snapshot::heapsnapshot::to_vec(&snap)
+        );
         assert_eq!(
             std::fs::read_dir(&target).unwrap().count(),
-            2,
+            4,
             "no leftovers"
         );
     }
@@ -118,7 +157,7 @@ mod tests {
     fn a_missing_snapshot_or_an_unusable_folder_is_said_once() {
         let dir = tempfile::tempdir().unwrap();
         let (saved, problem) = save(dir.path(), &report(None));
-        assert_eq!(saved.len(), 1);
+        assert_eq!(saved.len(), 2, "the wss's two files");
         let problem = problem.unwrap();
         assert!(
             problem.starts_with("--save-snapshots: no proxy snapshot to save: no snapshot at"),

@@ -289,11 +289,15 @@ async fn forward_request<C: Client>(
     }
     let upgrade = request.upgrade_websocket;
     tracing::debug!(%peer, connection = id, upgrade, %mode, kept = kept.len(), "proxy: forwarding");
-    Some(Forwarding {
+    let mut forwarding = Forwarding {
         client,
         upstream,
         kept,
         open,
         id,
-    })
+    };
+    // Its own size: the state the connection's task holds for it while open.
+    let own = std::mem::size_of_val(&forwarding);
+    forwarding.open.describe(id, Some(peer), own);
+    Some(forwarding)
 }

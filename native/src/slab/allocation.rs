@@ -148,6 +148,7 @@ impl Slab {
                 label: format!("{} of connection {}", r.part, r.connection),
             })
             .collect();
+        let allocation = index.at(self.memory.as_ptr());
         snapshot::Slab {
             id: self.id,
             size: self.size as u64,
@@ -157,7 +158,8 @@ impl Slab {
             referenced_bytes: self.referenced_bytes(),
             views: self.views.load(Ordering::Relaxed) as u64,
             retainers,
-            allocation_bytes: index.at(self.memory.as_ptr()).map(|t| t.size as u64),
+            allocation_bytes: allocation.map(|t| t.size as u64),
+            allocation_id: allocation.map(|t| t.id),
         }
     }
 }

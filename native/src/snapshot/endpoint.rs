@@ -383,7 +383,13 @@ fn vary(mut response: Response) -> Response {
 #[derive(Deserialize)]
 struct SnapshotQuery {
     download: Option<String>,
+    /// One of [`FORMATS`]; `json` when absent.
+    format: Option<String>,
 }
+
+/// The formats `GET /snapshot?format=` serves: the JSON snapshot (the default) and
+/// the same as a Chrome heap snapshot, for DevTools' Memory panel.
+pub const FORMATS: [&str; 2] = ["json", "heapsnapshot"];
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -439,7 +445,7 @@ pub fn routes(
             reply::json(&json!({
                 "role": state.role.as_str(),
                 "endpoints": {
-                    "GET /snapshot": "the memory snapshot (?download=1 to save it as a file)",
+                    "GET /snapshot": "the memory snapshot (?format=heapsnapshot for Chrome DevTools' Memory panel; ?download=1 to save it as a file)",
                     "GET /metrics": "the same figures in Prometheus's text format (version 0.0.4)",
                     "GET /settings": "the settings in force",
                     "PUT /settings": "{\"head_mode\": \"retain\" | \"copy\" | \"drop\"}: for new connections",
@@ -500,10 +506,27 @@ pub fn routes(
 }
 
 fn get_snapshot(query: SnapshotQuery, state: Arc<State>) -> Response {
+    let format = query.format.as_deref().unwrap_or("json");
+    if !FORMATS.contains(&format) {
+        return error(
+            StatusCode::BAD_REQUEST,
+            &format!(
+                "unknown format {format:?}; known formats: {}",
+                FORMATS.join(", ")
+            ),
+        );
+    }
     let snap = super::take(&state);
-    let mut response = reply::json(&snap).into_response();
-    if query.download.is_some_and(|d| d != "0" && d != "false") {
-        let name = format!("{}-snapshot-{}.json", snap.role, snap.taken_at_ms);
+    let name = match format {
+        "heapsnapshot" => snapshot::heapsnapshot::file_name(&snap),
+        _ => format!("{}-snapshot-{}.json", snap.role, snap.taken_at_ms),
+    };
+    let download = query.download.is_some_and(|d| d != "0" && d != "false");
+    let mut response = match format {
+        "heapsnapshot" => super::heapsnapshot::response(snap),
+        _ => reply::json(&snap).into_response(),
+    };
+    if download {
         if let Ok(value) = format!("attachment; filename=\"{name}\"").parse() {
             response.headers_mut().insert("content-disposition", value);
         }

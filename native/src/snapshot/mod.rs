@@ -7,6 +7,7 @@
 
 pub mod endpoint;
 pub mod fetch;
+pub mod heapsnapshot;
 pub mod memory;
 pub mod metrics;
 pub mod pinned;
@@ -61,6 +62,7 @@ pub fn take(state: &State) -> Snapshot {
             closed_total: load(&c.closed),
             failed_total: load(&c.failed),
             open_by_head_mode: c.open_by_head_mode(),
+            list: c.list(),
         },
         totals: Totals {
             retained_bytes,

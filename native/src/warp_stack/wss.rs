@@ -255,13 +255,17 @@ fn accept(
     let accept_key = headers
         .get(header::SEC_WEBSOCKET_KEY)
         .map(|key| tungstenite::handshake::derive_accept_key(key.as_bytes()));
-    let conn = Connection {
+    let mut conn = Connection {
         kept: Kept::headers(mode, id, &state.kept, headers),
         id,
         mode,
         open,
         _tracked: ctx.shutdown.track(),
     };
+    // Its own size: the connection's state as its websocket task holds it (the
+    // websocket itself, hyper's and tungstenite's, is not in it).
+    let own = std::mem::size_of_val(&conn);
+    conn.open.describe(id, None, own);
     let max = ctx.max_message_size;
     if ctx.read_buffer_size == TUNGSTENITE_READ_BUFFER {
         // As users write it: warp finishes the upgrade and spawns the websocket.

@@ -1,7 +1,11 @@
 //! Snapshots on demand: "Take snapshot" per server (`#take-snapshot-proxy`,
 //! `#take-snapshot-wss`) shows it as a tree and, from the second one of a server on,
 //! its difference from the one before; "Download" (`#download-snapshot-*`) saves
-//! the JSON as `proxy-snapshot-<taken_at_ms>.json`.
+//! the JSON as `proxy-snapshot-<taken_at_ms>.json`; "Download for Chrome DevTools"
+//! (`#download-heapsnapshot-*`) is a link to the server's
+//! `?format=heapsnapshot&download=1`, so the browser saves the file the server
+//! streams (`proxy-snapshot-<taken_at_ms>.heapsnapshot`) straight to disk, with no
+//! copy of it in the page.
 
 use std::collections::HashMap;
 use std::rc::Rc;
@@ -67,6 +71,12 @@ impl Reducible for Shots {
         }
         Rc::new(s)
     }
+}
+
+/// The server's `.heapsnapshot` download URL, from its `GET /snapshot` URL.
+pub fn heapsnapshot_url(snapshot_url: &str) -> String {
+    let join = if snapshot_url.contains('?') { '&' } else { '?' };
+    format!("{snapshot_url}{join}format=heapsnapshot&download=1")
 }
 
 #[derive(Properties, PartialEq)]
@@ -141,6 +151,9 @@ pub fn SnapshotPanel(props: &Props) -> Html {
                                 onclick={ take(*server, url.clone()) }>{ format!("Take snapshot of {name}") }</button>
                             <button id={ format!("download-snapshot-{name}") } disabled={ shots.busy }
                                 onclick={ download(*server, url.clone()) }>{ format!("Download {name} snapshot") }</button>
+                            <a id={ format!("download-heapsnapshot-{name}") } class="button" download=""
+                                href={ heapsnapshot_url(url) }
+                                title="A .heapsnapshot file: open Chrome DevTools, Memory, Load">{ "Download for Chrome DevTools" }</a>
                         </span>
                     }
                 }) }

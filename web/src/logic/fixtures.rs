@@ -32,6 +32,7 @@ pub fn slab(id: u64, size: u64, connections: &[u64]) -> Slab {
         views: connections.len() as u64,
         retainers,
         allocation_bytes: Some(size),
+        allocation_id: None,
     }
 }
 
@@ -101,6 +102,7 @@ pub fn with_pools(role: &str, pools: Vec<Pool>, open: u64) -> Snapshot {
                 copy: 0,
                 drop: 0,
             },
+            list: vec![],
         },
         totals: Totals {
             retained_bytes: retained,

@@ -113,8 +113,9 @@ where
         Err(answer) => return answer,
     };
     let mode = state.head_mode().expect("the proxy has a head mode");
-    let open = open.open(Some(mode));
+    let mut open = open.open(Some(mode));
     let id = server::next_connection_id();
+    open.describe(id, None, 0);
     let request = upstream_request(&head, request_body(&head, body));
     let kept = KeptRequest::keep(mode, id, head, &state.kept);
     let mut response = match sender.send_request(request).await {
@@ -131,9 +132,12 @@ where
     *reply.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
     *reply.headers_mut() = std::mem::take(response.headers_mut());
     tracing::debug!(connection = id, %mode, "proxy: upgraded; tunnelling");
-    proxy
-        .shutdown
-        .spawn_until_shutdown(tunnel(client, upstream, kept, open, id));
+    let tunnel = tunnel(client, upstream, kept, open, id);
+    // Its own size: the tunnel task's future, which holds all the connection keeps.
+    state
+        .connections
+        .set_own_bytes(id, std::mem::size_of_val(&tunnel));
+    proxy.shutdown.spawn_until_shutdown(tunnel);
     reply
 }
 
