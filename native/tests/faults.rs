@@ -733,11 +733,13 @@ async fn save_snapshots_writes_both_servers_snapshots_whole(stack: Stack) {
     let summary = native::client::run(config, options, Shutdown::new())
         .await
         .unwrap();
-    assert_eq!(summary.saved.len(), 2, "{summary:?}");
+    // Each server's snapshot as JSON and as a Chrome heap snapshot.
+    assert_eq!(summary.saved.len(), 4, "{summary:?}");
     let mut names = files_in(&target);
     names.sort();
-    assert_eq!(names.len(), 2, "{names:?}");
-    for (name, role) in names.iter().zip(["proxy", "wss"]) {
+    assert_eq!(names.len(), 4, "{names:?}");
+    let (heaps, jsons): (Vec<_>, Vec<_>) = names.iter().partition(|n| n.ends_with(".heapsnapshot"));
+    for (name, role) in jsons.iter().zip(["proxy", "wss"]) {
         let prefix = format!("{role}-snapshot-");
         let ms = name
             .strip_prefix(&prefix)
@@ -752,6 +754,28 @@ async fn save_snapshots_writes_both_servers_snapshots_whole(stack: Stack) {
         assert_eq!(json["taken_at_ms"].as_u64().unwrap().to_string(), ms);
         // Taken while the client's 5 pinning connections and its data connection were open.
         assert_eq!(json["connections"]["open"], 6, "{name}");
+        // The heap snapshot beside it holds the same snapshot's figures.
+        let heap = format!("{prefix}{ms}.heapsnapshot");
+        assert!(heaps.contains(&&heap), "{heap} missing: {names:?}");
+        let file: Value =
+            serde_json::from_slice(&std::fs::read(target.join(&heap)).unwrap()).unwrap();
+        let nodes = file["snapshot"]["node_count"].as_u64().unwrap();
+        let fields = file["snapshot"]["meta"]["node_fields"]
+            .as_array()
+            .unwrap()
+            .len() as u64;
+        assert_eq!(
+            file["nodes"].as_array().unwrap().len() as u64,
+            nodes * fields,
+            "{heap}"
+        );
+        let connections = file["strings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|s| s.as_str().is_some_and(|s| s.starts_with("Connection")))
+            .count();
+        assert!(connections >= 1, "{heap} names its connections");
     }
     drop(pg);
 }
