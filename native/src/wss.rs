@@ -16,39 +16,11 @@ use crate::head::KeptHead;
 use crate::http::{
     read_request_head, respond, shutdown_within, write_parts_within, write_within, RequestHead,
 };
-use crate::server::{self, OpenConnection, State};
+use crate::server::{self, Limits, OpenConnection, Running, State};
 use crate::shutdown::Shutdown;
 use crate::slab::SlabPool;
 use crate::ws::{self, Event, FrameReader};
 use crate::Role;
-
-/// Limits a connection is held to.
-#[derive(Debug, Clone)]
-pub struct Limits {
-    pub max_header_bytes: usize,
-    pub header_timeout: Duration,
-    pub max_message_size: usize,
-    /// Longest a write to a peer may take; the connection is closed after.
-    pub write_timeout: Duration,
-}
-
-impl Limits {
-    pub fn from_config(config: &Config) -> Limits {
-        Limits {
-            max_header_bytes: config.max_header_bytes,
-            header_timeout: Duration::from_millis(config.header_timeout_ms),
-            max_message_size: config.max_message_size,
-            write_timeout: Duration::from_millis(config.write_timeout_ms),
-        }
-    }
-}
-
-/// A running server: where it listens, and its state.
-pub struct Running {
-    pub addr: SocketAddr,
-    pub snapshot_addr: SocketAddr,
-    pub state: Arc<State>,
-}
 
 /// Binds the wss and its snapshot endpoint and starts serving until `shutdown`.
 ///
@@ -123,7 +95,7 @@ async fn upgrade(
     mut stream: TcpStream,
     peer: SocketAddr,
 ) -> Option<OpenWebsocket> {
-    let pool = state.pool("tcp").expect("the wss has a tcp pool").clone();
+    let pool = state.pools.tcp().clone();
     let wt = limits.write_timeout;
     let request = match read_request_head(
         &pool,

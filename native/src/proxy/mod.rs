@@ -24,9 +24,9 @@ use crate::config::{Config, Target};
 use crate::head::KeptHead;
 use crate::http::{read_request_head, respond, shutdown_within, write_within};
 use crate::server::{self, OpenConnection, State};
+use crate::server::{Limits, Running};
 use crate::shutdown::Shutdown;
 use crate::slab::ReadViews;
-use crate::wss::{Limits, Running};
 use crate::Role;
 
 mod pipe;
@@ -162,8 +162,8 @@ async fn serve<C: Client>(proxy: Arc<Proxy>, stream: TcpStream, peer: SocketAddr
         return;
     };
     let pools = Pools {
-        client: proxy.state.client_side_pool(),
-        upstream: proxy.state.pool("tcp").expect("the proxy has a tcp pool"),
+        client: proxy.state.pools.client_side(),
+        upstream: proxy.state.pools.tcp(),
     };
     let id = conn.id;
     let end = pipe(
@@ -211,7 +211,7 @@ async fn forward_request<C: Client>(
             return None;
         }
     };
-    let pool = state.client_side_pool();
+    let pool = state.pools.client_side();
     let limits = &proxy.limits;
     let wt = limits.write_timeout;
     let request = match read_request_head(

@@ -72,9 +72,9 @@ use warp::Filter;
 
 use crate::config::Config;
 use crate::kept::{KeptPart, KeptParts};
+use crate::server::Running;
 use crate::server::{self, OpenConnection, State};
 use crate::shutdown::Shutdown;
-use crate::wss::Running;
 use crate::Role;
 
 /// tungstenite's default read buffer, the one `warp::ws()` gives every websocket.

@@ -47,9 +47,9 @@ use warp::reply::Response;
 
 use crate::config::{Config, Target};
 use crate::proxy::StartError;
+use crate::server::Running;
 use crate::server::{self, State};
 use crate::shutdown::Shutdown;
-use crate::wss::Running;
 use crate::Role;
 
 mod forward;
