@@ -112,6 +112,7 @@ pub fn with_pools(role: &str, pools: Vec<Pool>, open: u64) -> Snapshot {
         pools,
         pinned_allocations: Default::default(),
         client: None,
+        audit: None,
     }
 }
 
