@@ -368,7 +368,10 @@ mod schema {
         old.as_object_mut().unwrap().remove("audit");
         let back: Snapshot = serde_json::from_value(old).unwrap();
         assert_eq!(back.audit, None);
-        assert_eq!(serde_json::to_value(proxy_snapshot()).unwrap()["audit"], Value::Null);
+        assert_eq!(
+            serde_json::to_value(proxy_snapshot()).unwrap()["audit"],
+            Value::Null
+        );
     }
 
     #[test]

@@ -64,7 +64,12 @@ struct AuditArgs {
     #[arg(long = "pid", value_name = "PID", required = true)]
     pids: Vec<u32>,
     /// Connection counts to measure, increasing.
-    #[arg(long, value_name = "N,N,...", value_delimiter = ',', default_value = "100,1000,5000")]
+    #[arg(
+        long,
+        value_name = "N,N,...",
+        value_delimiter = ',',
+        default_value = "100,1000,5000"
+    )]
     levels: Vec<u64>,
     /// Websockets opened per second.
     #[arg(long, value_name = "PER_SEC", default_value_t = 500.0)]

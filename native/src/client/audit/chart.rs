@@ -17,7 +17,11 @@ const LINES: [(Step, &str, &str); 4] = [
     (Step::Idle, "#1f77b4", "idle"),
     (Step::AfterMessage, "#ff7f0e", "after one message each"),
     (Step::AfterTraffic, "#d62728", "after the traffic"),
-    (Step::AfterClose, "#2ca02c", "after closing (at the level closed)"),
+    (
+        Step::AfterClose,
+        "#2ca02c",
+        "after closing (at the level closed)",
+    ),
 ];
 
 fn escape(s: &str) -> String {

@@ -139,10 +139,7 @@ pub fn check(options: &AuditOptions) -> Result<TargetUrl, AuditError> {
         return usage("--levels must be connection counts above 0, e.g. 100,1000,5000".into());
     }
     if options.levels.windows(2).any(|w| w[0] >= w[1]) {
-        return usage(format!(
-            "--levels must increase: {:?}",
-            options.levels
-        ));
+        return usage(format!("--levels must increase: {:?}", options.levels));
     }
     if !(options.rate > 0.0 && options.rate.is_finite()) {
         return usage(format!("--rate must be above 0, got {}", options.rate));
@@ -279,7 +276,11 @@ pub async fn run(
     ));
 
     let mut report = AuditReport::new(&options.target, settings, &watched);
-    let mut conns = Conns::new(target, tls, options.message_size.max(options.traffic_message_size));
+    let mut conns = Conns::new(
+        target,
+        tls,
+        options.message_size.max(options.traffic_message_size),
+    );
     let outcome = tokio::select! {
         r = audit(&options, &watched, &mut report, &mut conns, &live) => r,
         _ = shutdown.cancelled() => Err(("interrupted".to_string(), "interrupted (Ctrl-C)".to_string())),
@@ -347,7 +348,12 @@ fn write_file(path: &Path, bytes: &[u8]) -> Result<(), String> {
 }
 
 /// Reads the processes every [`LIVE_EVERY`] into the client's snapshot.
-async fn sample_live(state: Arc<State>, target: String, watched: Vec<Watched>, live: Arc<LiveStatus>) {
+async fn sample_live(
+    state: Arc<State>,
+    target: String,
+    watched: Vec<Watched>,
+    live: Arc<LiveStatus>,
+) {
     loop {
         let processes = measure::read(&watched).ok();
         let audit = snapshot::Audit {
@@ -400,20 +406,24 @@ async fn audit(
     };
     let show = options.progress;
     let before_err = |m: String| (Step::Before.name().to_string(), m);
-    let baseline = settled(watched, settle(SETTLE_WINDOW), spinner("settling before", show))
-        .await
-        .map_err(before_err)?;
+    let baseline = settled(
+        watched,
+        settle(SETTLE_WINDOW),
+        spinner("settling before", show),
+    )
+    .await
+    .map_err(before_err)?;
     report.baseline = Some(figures(&baseline));
     let mut before = baseline;
     let traffic = traffic_sizes(options.traffic_bytes, options.traffic_message_size);
     for &level in &options.levels {
         report.begin_level(level);
         report.record(Step::Before, &before.reading, before.steady);
-        check_open_files(level).map_err(|m| (Step::Idle.name().to_string(), m))?;
+        check_open_files(level).map_err(|m| step_error(watched, Step::Idle, m))?;
         let alive = || measure::alive(watched);
 
         // 1. Idle.
-        let err = |m: String| (Step::Idle.name().to_string(), m);
+        let err = |m: String| step_error(watched, Step::Idle, m);
         live.set("idle", level);
         let bar = progress::step_bar(&format!("{level}: opening"), level, show);
         conns
@@ -423,33 +433,39 @@ async fn audit(
             })
             .await
             .map_err(err)?;
-        let idle = settled(watched, settle(SETTLE_WINDOW), bar).await.map_err(err)?;
+        let idle = settled(watched, settle(SETTLE_WINDOW), bar)
+            .await
+            .map_err(err)?;
         step_done(report, Step::Idle, &idle, level);
 
         // 2. One message each.
-        let err = |m: String| (Step::AfterMessage.name().to_string(), m);
+        let err = |m: String| step_error(watched, Step::AfterMessage, m);
         live.set("one message", level);
         let bar = progress::step_bar(&format!("{level}: one message each"), level, show);
         conns
             .send(vec![options.message_size], alive, |n| bar.set_position(n))
             .await
             .map_err(err)?;
-        let after_message = settled(watched, settle(SETTLE_WINDOW), bar).await.map_err(err)?;
+        let after_message = settled(watched, settle(SETTLE_WINDOW), bar)
+            .await
+            .map_err(err)?;
         step_done(report, Step::AfterMessage, &after_message, level);
 
         // 3. Traffic on each.
-        let err = |m: String| (Step::AfterTraffic.name().to_string(), m);
+        let err = |m: String| step_error(watched, Step::AfterTraffic, m);
         live.set("traffic", level);
         let bar = progress::step_bar(&format!("{level}: traffic"), level, show);
         conns
             .send(traffic.clone(), alive, |n| bar.set_position(n))
             .await
             .map_err(err)?;
-        let after_traffic = settled(watched, settle(SETTLE_WINDOW), bar).await.map_err(err)?;
+        let after_traffic = settled(watched, settle(SETTLE_WINDOW), bar)
+            .await
+            .map_err(err)?;
         step_done(report, Step::AfterTraffic, &after_traffic, level);
 
         // 4. Closed.
-        let err = |m: String| (Step::AfterClose.name().to_string(), m);
+        let err = |m: String| step_error(watched, Step::AfterClose, m);
         live.set("closed", level);
         let bar = progress::step_bar(&format!("{level}: closing"), level, show);
         conns
@@ -459,11 +475,23 @@ async fn audit(
             })
             .await
             .map_err(err)?;
-        let closed = settled(watched, settle(CLOSE_WINDOW), bar).await.map_err(err)?;
+        let closed = settled(watched, settle(CLOSE_WINDOW), bar)
+            .await
+            .map_err(err)?;
         step_done(report, Step::AfterClose, &closed, level);
         before = closed;
     }
     Ok(())
+}
+
+/// The error of `step`: when an audited process has gone, that is what it says
+/// first (the websockets' errors are its consequence).
+fn step_error(watched: &[Watched], step: Step, message: String) -> StepError {
+    let message = match measure::alive(watched) {
+        Err(gone) if !message.contains(&gone) => format!("{gone} ({message})"),
+        _ => message,
+    };
+    (step.name().to_string(), message)
 }
 
 /// A spinner while the figures settle before the first level.
@@ -480,7 +508,11 @@ async fn settled(watched: &[Watched], settle: Settle, bar: ProgressBar) -> Resul
             .iter()
             .map(|p| format!("{} {:.1} MB", p.pid, p.rss_bytes as f64 / 1e6))
             .collect();
-        bar.set_message(format!("settling {:.0} s: {}", waited.as_secs_f64(), rss.join(", ")));
+        bar.set_message(format!(
+            "settling {:.0} s: {}",
+            waited.as_secs_f64(),
+            rss.join(", ")
+        ));
     })
     .await;
     bar.finish_and_clear();
@@ -499,7 +531,9 @@ fn figures(s: &Settled) -> report::Figures {
 /// Records a step and logs what it read.
 fn step_done(report: &mut AuditReport, step: Step, s: &Settled, level: u64) {
     report.record(step, &s.reading, s.steady);
-    let Some(l) = report.levels.last() else { return };
+    let Some(l) = report.levels.last() else {
+        return;
+    };
     let parts: Vec<String> = l
         .processes
         .iter()
@@ -512,7 +546,10 @@ fn step_done(report: &mut AuditReport, step: Step, s: &Settled, level: u64) {
             };
             let rss = p.rss_at(step).unwrap_or(0) as f64 / 1e6;
             match (per, p.returned_percent) {
-                (Some(kb), _) => format!("{} {} {rss:.1} MB ({kb:+.1} KB per connection)", p.pid, p.name),
+                (Some(kb), _) => format!(
+                    "{} {} {rss:.1} MB ({kb:+.1} KB per connection)",
+                    p.pid, p.name
+                ),
                 (None, Some(pct)) if step == Step::AfterClose => {
                     format!("{} {} {rss:.1} MB ({pct:.0} % given back)", p.pid, p.name)
                 }

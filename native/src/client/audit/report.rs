@@ -305,7 +305,8 @@ impl AuditReport {
                 Step::Before => (p.before_rss_bytes, p.before_pss_bytes) = (rss, pss),
                 Step::Idle => {
                     (p.rss_bytes, p.pss_bytes) = (rss, pss);
-                    p.kb_per_connection = p.before_rss_bytes.and_then(|b| kb_per(f.rss_bytes, b, n));
+                    p.kb_per_connection =
+                        p.before_rss_bytes.and_then(|b| kb_per(f.rss_bytes, b, n));
                     p.pss_kb_per_connection = match (pss, p.before_pss_bytes) {
                         (Some(a), Some(b)) => kb_per(a, b, n),
                         _ => None,
@@ -481,8 +482,10 @@ pub fn lines(r: &AuditReport) -> Vec<String> {
                 out.push(format!("{}.", capitalize(&parts.join("; "))));
             }
         }
-        if let (Some(kb), Some(idle)) = (level.sockstat.tcp_mem_kb_per_connection, level.sockstat.idle)
-        {
+        if let (Some(kb), Some(idle)) = (
+            level.sockstat.tcp_mem_kb_per_connection,
+            level.sockstat.idle,
+        ) {
             out.push(format!(
                 "The machine's TCP buffers at {n} idle websockets: {} KB in all, {kb:.1} KB per connection more than before (both ends, when the server runs here).",
                 idle.tcp_mem_bytes / 1000
@@ -627,7 +630,15 @@ fn table(header: &[&str], rows: &[Vec<String>]) -> String {
         s.trim_end().to_string() + "\n"
     };
     let mut out = line(header.to_vec());
-    out.push_str(&line(widths.iter().map(|w| "-".repeat(*w)).collect::<Vec<_>>().iter().map(|s| s.as_str()).collect()));
+    out.push_str(&line(
+        widths
+            .iter()
+            .map(|w| "-".repeat(*w))
+            .collect::<Vec<_>>()
+            .iter()
+            .map(|s| s.as_str())
+            .collect(),
+    ));
     for row in rows {
         out.push_str(&line(row.iter().map(|s| s.as_str()).collect()));
     }
@@ -712,7 +723,10 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("closing them gave back 95 %"), "{text}");
-        assert!(text.contains("The audit stopped at 200 connections"), "{text}");
+        assert!(
+            text.contains("The audit stopped at 200 connections"),
+            "{text}"
+        );
         let table = render_table(&r);
         assert!(table.contains("7 srv"), "{table}");
         // The JSON keeps its documented names, nulls for steps not reached.
