@@ -468,8 +468,12 @@ pub fn lines(r: &AuditReport) -> Vec<String> {
             }
             if let Some(close) = p.after_close_rss_bytes {
                 parts.push(match p.returned_percent {
-                    Some(pct) => format!(
+                    Some(pct) if pct >= 1.0 => format!(
                         "closing them gave back {pct:.0} % (RSS {} MB after)",
+                        mb(close)
+                    ),
+                    Some(_) => format!(
+                        "closing them gave nothing back (RSS {} MB after)",
                         mb(close)
                     ),
                     None => format!(
@@ -487,7 +491,7 @@ pub fn lines(r: &AuditReport) -> Vec<String> {
             level.sockstat.idle,
         ) {
             out.push(format!(
-                "The machine's TCP buffers at {n} idle websockets: {} KB in all, {kb:.1} KB per connection more than before (both ends, when the server runs here).",
+                "The machine's TCP buffers at {n} idle websockets: {} KB in all, {kb:+.1} KB per connection against before the level (machine-wide: both ends when the server runs here, and every other program's sockets).",
                 idle.tcp_mem_bytes / 1000
             ));
         }
