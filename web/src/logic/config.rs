@@ -47,6 +47,8 @@ pub struct PageConfig {
     pub proxy_heapdump_port: u16,
     pub wss_port: u16,
     pub wss_heapdump_port: u16,
+    /// `client_heapdump_port`: the load client's (and `client audit`'s) snapshot port.
+    pub client_heapdump_port: u16,
     /// `client_dataSize`: bytes the data connection sends each time.
     pub data_size: u64,
     /// `client_dataDelay`: ms between two sends.
@@ -86,6 +88,7 @@ impl Default for PageConfig {
             proxy_heapdump_port: 8601,
             wss_port: 8800,
             wss_heapdump_port: 8801,
+            client_heapdump_port: 8802,
             data_size: 1_000_000,
             data_delay_ms: 1000,
             connections_per_second: 1.0,
@@ -124,6 +127,7 @@ impl PageConfig {
             proxy_heapdump_port: keys.port("proxy_heapdump_port", d.proxy_heapdump_port)?,
             wss_port: keys.port("wss_port", d.wss_port)?,
             wss_heapdump_port: keys.port("wss_heapdump_port", d.wss_heapdump_port)?,
+            client_heapdump_port: keys.port("client_heapdump_port", d.client_heapdump_port)?,
             data_size: keys.unsigned("client_dataSize", d.data_size)?,
             data_delay_ms: keys.unsigned("client_dataDelay", d.data_delay_ms)?,
             connections_per_second: keys
@@ -190,6 +194,15 @@ impl PageConfig {
             "http://{}:{}",
             url_host(&self.snapshot_host),
             self.heapdump_port(server)
+        )
+    }
+
+    /// `GET` this for the client's snapshot (with `client audit`'s live figures).
+    pub fn client_snapshot_url(&self) -> String {
+        format!(
+            "http://{}:{}/snapshot",
+            url_host(&self.snapshot_host),
+            self.client_heapdump_port
         )
     }
 
@@ -359,6 +372,12 @@ mod tests {
         assert_eq!(
             c.settings_url(Server::Wss),
             "http://127.0.0.1:8801/settings"
+        );
+        assert_eq!(c.client_snapshot_url(), "http://127.0.0.1:8802/snapshot");
+        let moved = PageConfig::parse(r#"{"client_heapdump_port": 9802}"#).unwrap();
+        assert_eq!(
+            moved.client_snapshot_url(),
+            "http://127.0.0.1:9802/snapshot"
         );
         assert_eq!(c.proxy_ws_url(true), "wss://localhost:8600/");
         assert_eq!(c.proxy_ws_url(false), "ws://localhost:8600/");
