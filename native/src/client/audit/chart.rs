@@ -12,15 +12,25 @@ const RIGHT: f64 = 16.0;
 const TOP: f64 = 40.0;
 const BOTTOM: f64 = 48.0;
 
-/// The steps drawn, their colours and legend labels.
-const LINES: [(Step, &str, &str); 4] = [
-    (Step::Idle, "#1f77b4", "idle"),
-    (Step::AfterMessage, "#ff7f0e", "after one message each"),
-    (Step::AfterTraffic, "#d62728", "after the traffic"),
+/// The steps drawn: colour, stroke width, dashes, legend label. Widest first and
+/// narrowing, so that lines lying on one another (a step that changed nothing)
+/// all stay visible.
+const LINES: [(Step, &str, f64, &str, &str); 4] = [
+    (Step::Idle, "#1f77b4", 7.0, "", "idle"),
+    (
+        Step::AfterMessage,
+        "#ff7f0e",
+        4.0,
+        "",
+        "after one message each",
+    ),
+    (Step::AfterTraffic, "#d62728", 1.8, "", "after the traffic"),
     (
         Step::AfterClose,
         "#2ca02c",
-        "after closing (at the level closed)",
+        2.5,
+        "6 4",
+        "after closing them (at the level closed)",
     ),
 ];
 
@@ -74,7 +84,7 @@ pub fn points(r: &AuditReport, i: usize, step: Step) -> Vec<(u64, u64)> {
 pub fn svg(r: &AuditReport) -> String {
     let n = r.processes.len().max(1);
     let width = PANEL_W * n as f64;
-    let height = PANEL_H + 56.0;
+    let height = PANEL_H + 76.0;
     let mut s = format!(
         "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{width}\" height=\"{height}\" \
          viewBox=\"0 0 {width} {height}\" font-family=\"sans-serif\" font-size=\"12\">\n\
@@ -88,7 +98,7 @@ pub fn svg(r: &AuditReport) -> String {
         let x0 = PANEL_W * i as f64;
         let all: Vec<(u64, u64)> = LINES
             .iter()
-            .flat_map(|(step, _, _)| points(r, i, *step))
+            .flat_map(|(step, ..)| points(r, i, *step))
             .collect();
         let max_x = all.iter().map(|p| p.0).max().unwrap_or(1).max(1) as f64;
         let max_y = all.iter().map(|p| p.1).max().unwrap_or(1).max(1) as f64 / 1e6;
@@ -143,7 +153,7 @@ pub fn svg(r: &AuditReport) -> String {
             x0 + 16.0,
             py(top_y / 2.0)
         ));
-        for (step, colour, _) in LINES {
+        for (step, colour, width, dash, _) in LINES {
             let pts = points(r, i, step);
             let coords: Vec<String> = pts
                 .iter()
@@ -151,15 +161,17 @@ pub fn svg(r: &AuditReport) -> String {
                 .collect();
             if coords.len() > 1 {
                 s.push_str(&format!(
-                    "<polyline fill=\"none\" stroke=\"{colour}\" stroke-width=\"2\" points=\"{}\"/>\n",
+                    "<polyline fill=\"none\" stroke=\"{colour}\" stroke-width=\"{width}\" \
+                     stroke-dasharray=\"{dash}\" stroke-opacity=\"0.85\" points=\"{}\"/>\n",
                     coords.join(" ")
                 ));
             }
             for (c, b) in &pts {
                 s.push_str(&format!(
-                    "<circle cx=\"{:.1}\" cy=\"{:.1}\" r=\"3.5\" fill=\"{colour}\"><title>{}: {} connections, {:.1} MB</title></circle>\n",
+                    "<circle cx=\"{:.1}\" cy=\"{:.1}\" r=\"{:.1}\" fill=\"{colour}\"><title>{}: {} connections, {:.1} MB</title></circle>\n",
                     px(*c as f64),
                     py(*b as f64 / 1e6),
+                    (width / 2.0 + 1.5),
                     step.name(),
                     c,
                     *b as f64 / 1e6
@@ -167,17 +179,19 @@ pub fn svg(r: &AuditReport) -> String {
             }
         }
     }
-    // The legend, under the panels.
-    let mut x = 12.0;
-    let y = PANEL_H + 36.0;
-    for (_, colour, label) in LINES {
+    // The legend, under the panels: two entries a row.
+    for (k, (_, colour, width, dash, label)) in LINES.iter().enumerate() {
+        let x = 12.0 + 260.0 * (k % 2) as f64;
+        let y = PANEL_H + 30.0 + 20.0 * (k / 2) as f64;
         s.push_str(&format!(
-            "<rect x=\"{x}\" y=\"{}\" width=\"14\" height=\"4\" fill=\"{colour}\"/>\
+            "<line x1=\"{x}\" y1=\"{}\" x2=\"{}\" y2=\"{}\" stroke=\"{colour}\" \
+             stroke-width=\"{width}\" stroke-dasharray=\"{dash}\"/>\
              <text x=\"{}\" y=\"{y}\">{label}</text>\n",
-            y - 5.0,
-            x + 20.0
+            y - 4.0,
+            x + 22.0,
+            y - 4.0,
+            x + 28.0
         ));
-        x += 28.0 + 7.0 * label.len() as f64;
     }
     s.push_str("</svg>\n");
     s

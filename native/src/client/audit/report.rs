@@ -486,9 +486,17 @@ pub fn lines(r: &AuditReport) -> Vec<String> {
                 out.push(format!("{}.", capitalize(&parts.join("; "))));
             }
         }
-        if let (Some(kb), Some(idle)) = (
+        // Machine-wide and noisy: said once, for the largest level that was read.
+        let largest_read = r
+            .levels
+            .iter()
+            .rev()
+            .find(|l| l.sockstat.idle.is_some())
+            .map(|l| l.connections);
+        if let (Some(kb), Some(idle), true) = (
             level.sockstat.tcp_mem_kb_per_connection,
             level.sockstat.idle,
+            largest_read == Some(n),
         ) {
             out.push(format!(
                 "The machine's TCP buffers at {n} idle websockets: {} KB in all, {kb:+.1} KB per connection against before the level (machine-wide: both ends when the server runs here, and every other program's sockets).",
@@ -743,6 +751,64 @@ mod tests {
         assert_eq!(json["levels"][0]["unsettled"][0], "after_traffic");
         let back: AuditReport = serde_json::from_value(json).unwrap();
         assert_eq!(back, r);
+    }
+
+    /// Every field of the JSON is named in the README's table ("Audit your own server").
+    #[test]
+    fn the_readme_documents_every_field() {
+        let readme = include_str!("../../../../README.md");
+        let start = readme
+            .find("| JSON field (`--json`, format 1) |")
+            .expect("the README's table of the audit's JSON");
+        let doc = &readme[start..];
+        let doc = &doc[..doc.find("\n\n").unwrap_or(doc.len())];
+        let w = [Watched {
+            pid: 1,
+            name: "x".into(),
+        }];
+        let mut r = AuditReport::new("ws://x/", settings(), &w);
+        r.baseline = Some(Figures {
+            processes: vec![],
+            sockstat: None,
+            steady: true,
+            settle_ms: 0,
+        });
+        r.begin_level(10);
+        r.record(Step::Before, &reading(&[(1, 1)], 1), true);
+        r.fail("idle", "x".into());
+        let json = serde_json::to_value(&r).unwrap();
+        let mut keys: Vec<String> = Vec::new();
+        let mut add = |v: &serde_json::Value| {
+            keys.extend(v.as_object().unwrap().keys().cloned());
+        };
+        add(&json);
+        add(&json["settings"]);
+        add(&json["processes"][0]);
+        add(&json["baseline"]);
+        add(&json["levels"][0]);
+        add(&json["levels"][0]["sockstat"]);
+        add(&json["levels"][0]["sockstat"]["before"]);
+        add(&json["error"]);
+        for key in json["levels"][0]["processes"][0]
+            .as_object()
+            .unwrap()
+            .keys()
+        {
+            if !key.ends_with("_pss_bytes") || key == "pss_bytes" {
+                keys.push(key.clone());
+            }
+        }
+        // Named as `key`, `key[]`, `levels[].key` or `levels[].key[]`.
+        let named = |key: &str| {
+            doc.match_indices(key).any(|(i, _)| {
+                let before = doc[..i].chars().next_back();
+                let after = doc[i + key.len()..].chars().next();
+                matches!(before, Some('`' | '.')) && matches!(after, Some('`' | '['))
+            })
+        };
+        for key in keys {
+            assert!(named(&key), "the README's table lacks `{key}`");
+        }
     }
 
     #[test]
