@@ -103,6 +103,7 @@ impl AuditView {
     /// One line saying what the audit is doing, for the chart's caption.
     pub fn status(&self) -> String {
         match &self.latest {
+            Some(a) if a.level == 0 => format!("auditing {}: {}", a.target, a.step),
             Some(a) => format!(
                 "auditing {}: {} connections, step {} ({} open)",
                 a.target, a.level, a.step, a.connections_open
