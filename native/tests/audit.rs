@@ -382,6 +382,43 @@ fn a_process_that_exits_mid_audit_ends_the_step_keeping_the_levels_done() {
     assert!(p.after_message_rss_bytes.is_none() && p.after_close_rss_bytes.is_none());
 }
 
+/// Ctrl-C mid-audit: the step in progress ends, the figures so far are written.
+#[test]
+fn an_interrupted_audit_keeps_what_it_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let (server, url) = wss(dir.path(), "warp", "copy");
+    let mut child = audit_command(dir.path(), &url, &[server.child.id()], "20")
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+        {
+            let _ = tx.send(line);
+        }
+    });
+    let deadline = Instant::now() + AUDIT_BOUND;
+    while !rx
+        .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+        .expect("the idle step ends")
+        .contains("audit: 20 connections, idle")
+    {}
+    let _ = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status();
+    let o = finish(child, dir.path());
+    assert_eq!(o.code, Some(1));
+    let r = o.report.unwrap();
+    let e = r.error.as_ref().unwrap();
+    assert!(e.message.contains("interrupted"), "{e:?}");
+    assert_eq!((e.step.as_str(), e.level), ("after_message", Some(20)));
+    assert!(r.levels[0].processes[0].rss_bytes.is_some());
+}
+
 /// A level that needs more descriptors than the audit may open stops before it
 /// opens any, with the limit in the message; the levels below it are kept.
 #[test]

@@ -180,6 +180,17 @@ struct LiveStatus {
 }
 
 impl LiveStatus {
+    /// The report's name of the step in progress.
+    fn report_step(&self) -> Step {
+        match *self.step.lock().unwrap_or_else(|p| p.into_inner()) {
+            "idle" => Step::Idle,
+            "one message" => Step::AfterMessage,
+            "traffic" => Step::AfterTraffic,
+            "closed" => Step::AfterClose,
+            _ => Step::Before,
+        }
+    }
+
     fn set(&self, step: &'static str, level: u64) {
         *self.step.lock().unwrap_or_else(|p| p.into_inner()) = step;
         self.level.store(level, Ordering::Relaxed);
@@ -283,7 +294,10 @@ pub async fn run(
     );
     let outcome = tokio::select! {
         r = audit(&options, &watched, &mut report, &mut conns, &live) => r,
-        _ = shutdown.cancelled() => Err(("interrupted".to_string(), "interrupted (Ctrl-C)".to_string())),
+        _ = shutdown.cancelled() => Err((
+            live.report_step().name().to_string(),
+            "interrupted (Ctrl-C or SIGTERM)".to_string(),
+        )),
     };
     live.set(if outcome.is_ok() { "done" } else { "failed" }, 0);
     let _ = tokio::time::timeout(Duration::from_secs(20), conns.close_all(|_| {})).await;
