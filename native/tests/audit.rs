@@ -220,8 +220,94 @@ fn on_the_slab_stack_an_idle_websocket_costs_a_few_kb() {
         p.after_traffic_kb_per_connection.unwrap(),
     );
     assert!(idle < 40.0, "idle {idle} KB per connection: {p:?}");
-    assert!(marginal < 40.0, "marginal {marginal} KB per connection: {p:?}");
-    assert!(traffic < 50.0, "traffic left {traffic} KB per connection: {p:?}");
+    assert!(
+        marginal < 40.0,
+        "marginal {marginal} KB per connection: {p:?}"
+    );
+    assert!(
+        traffic < 50.0,
+        "traffic left {traffic} KB per connection: {p:?}"
+    );
+}
+
+/// Through our TLS proxy (warp stack) in front of our wss: a `wss://` target whose
+/// self-signed certificate is trusted with `--ca`, and two processes measured, each
+/// on its own. Without `--ca` (or `--insecure`) the certificate is refused, clearly.
+#[test]
+fn through_our_tls_proxy_both_processes_are_measured() {
+    let dir = tempfile::tempdir().unwrap();
+    let (server, ws_url) = wss(dir.path(), "warp", "copy");
+    let wss_port = ws_url
+        .trim_end_matches('/')
+        .rsplit(':')
+        .next()
+        .unwrap()
+        .to_string();
+    let certs = dir.path().join("certs");
+    let mut proxy = Program::start(
+        env!("CARGO_BIN_EXE_proxy"),
+        dir.path(),
+        &[
+            "--proxy_port",
+            "0",
+            "--proxy_heapdump_port",
+            "0",
+            "--proxy_stack",
+            "warp",
+            "--proxy_head",
+            "copy",
+            "--proxy_target.host",
+            "127.0.0.1",
+            "--proxy_target.port",
+            &wss_port,
+            "--max_connections",
+            "0",
+            "--cert_dir",
+            &certs.display().to_string(),
+        ],
+    );
+    let line = proxy.line_with("listening on wss://");
+    let port = line
+        .split("listening on wss://")
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next())
+        .and_then(|a| a.rsplit(':').next())
+        .unwrap()
+        .to_string();
+    let url = format!("wss://localhost:{port}/");
+    let pids = [proxy.child.id(), server.child.id()];
+
+    let refused = run_audit(dir.path(), &url, &pids, "20");
+    assert_eq!(refused.code, Some(1), "{}", refused.stderr);
+    let e = refused.report.unwrap().error.unwrap();
+    assert!(
+        e.message.contains("TLS handshake") && e.message.contains("--insecure"),
+        "{e:?}"
+    );
+
+    let mut cmd = audit_command(dir.path(), &url, &pids, "20");
+    cmd.arg("--ca").arg(certs.join("localhost.pem"));
+    let o = finish(cmd.spawn().unwrap(), dir.path());
+    let r = o.report.as_ref().unwrap();
+    assert_complete(r, &o);
+    let level = &r.levels[0];
+    assert_eq!(
+        level.processes.iter().map(|p| p.pid).collect::<Vec<_>>(),
+        pids
+    );
+    assert_eq!(
+        level
+            .processes
+            .iter()
+            .map(|p| p.name.as_str())
+            .collect::<Vec<_>>(),
+        ["proxy", "wss"]
+    );
+    // Every websocket through the proxy is one for the wss behind it too.
+    for p in &level.processes {
+        let idle = p.kb_per_connection.unwrap();
+        assert!(idle > 0.0, "{} idle {idle} KB per connection", p.name);
+    }
 }
 
 /// While an audit runs, its snapshot port reports the audited process's figures.
