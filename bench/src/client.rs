@@ -114,12 +114,10 @@ impl TrafficSpec {
     /// The sizes of the messages, in order: the first message, then the traffic.
     pub fn messages(&self) -> Vec<usize> {
         let mut out = vec![self.first];
-        let step = self.message.max(1);
-        let mut left = self.bytes;
-        while left > 0 {
-            out.push(left.min(step));
-            left -= left.min(step);
-        }
+        out.extend(native::client::audit::conns::traffic_sizes(
+            self.bytes,
+            self.message,
+        ));
         out
     }
 }

@@ -5,7 +5,8 @@
 //! - [`client`]: the load client every stack gets: idle pinning websockets, the data
 //!   connection, 64 KiB echo throughput, small-message latency.
 //! - [`scenario`]: the measurements themselves, run stack after stack.
-//! - [`procfs`]: what the kernel says about a process (RSS, CPU) and its sockets.
+//! - [`procfs`]: what the kernel says about a process (RSS, CPU) and its sockets
+//!   (`native::procfs`, shared with the client's `audit`).
 //! - [`probe`]: jemalloc's live allocations by size class, for the breakdown of our
 //!   per-connection memory.
 //! - [`results`]: the figures, as JSON; [`report`]: the same as Markdown tables.
@@ -13,10 +14,11 @@
 pub mod client;
 pub mod error;
 pub mod probe;
-pub mod procfs;
 pub mod report;
 pub mod results;
 pub mod scenario;
 pub mod stacks;
+
+pub use native::procfs;
 
 pub use error::{BenchError, Context, Result};

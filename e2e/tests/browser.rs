@@ -299,7 +299,9 @@ async fn start_servers(
     config.proxy_port = proxy.addr.port();
     config.wss_port = wss.addr.port();
     config.wss_heapdump_port = wss.snapshot_addr.port();
-    config.client_heapdump_port = 8802; // not served here; the page only needs a valid port
+    if config.client_heapdump_port == 0 {
+        config.client_heapdump_port = 8802; // not served here; the page only needs a valid port
+    }
     config.proxy_heapdump_port = proxy.snapshot_addr.port();
     Servers { config, wss, proxy }
 }
@@ -708,4 +710,76 @@ async fn an_untrusted_certificate_is_explained_with_one_link() {
     })
     .await;
     s.end("04-certificate-notice", outcome).await;
+}
+
+/// While `client audit` runs (here in-process, measuring this test's own process,
+/// where the wss runs), the page charts the audited process's RSS from the client's
+/// snapshot port, beside our servers' charts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_page_charts_a_running_client_audit() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let s = Scene::start(true, |c| c.client_heapdump_port = port).await;
+    let outcome = attempt(async {
+        wait_for("the audit chart, empty", || async {
+            attr(&s.page, "chart-audit", "data-processes")
+                .await
+                .as_deref()
+                == Some("0")
+        })
+        .await;
+        let pid = std::process::id();
+        let options = native::client::audit::AuditOptions {
+            target: format!("ws://{}/", s.servers.wss.addr),
+            pids: vec![pid],
+            levels: vec![20],
+            rate: 200.0,
+            traffic_bytes: 16 << 10,
+            progress: false,
+            settle: Duration::from_secs(4),
+            ..Default::default()
+        };
+        let audit = tokio::spawn(native::client::audit::run(
+            s.servers.config.clone(),
+            options,
+            Shutdown::new(),
+        ));
+        wait_for("the audited process charted", || async {
+            attr(&s.page, "chart-audit", "data-processes")
+                .await
+                .as_deref()
+                == Some("1")
+                && text(&s.page, "chart-audit")
+                    .await
+                    .contains(&format!("{pid} ("))
+        })
+        .await;
+        let drawn = s
+            .page
+            .find_all(Locator::Css("#chart-audit g[data-pid] polyline"))
+            .await
+            .unwrap();
+        assert!(!drawn.is_empty(), "no line drawn for the audited process");
+        screenshot(&s.page, "05-client-audit").await;
+        let report = tokio::time::timeout(BOUND, audit)
+            .await
+            .expect("the audit ends")
+            .unwrap()
+            .expect("the audit goes to its end");
+        assert_eq!(report.levels[0].connections, 20);
+        assert!(report.levels[0].processes[0]
+            .after_close_rss_bytes
+            .is_some());
+        wait_for("the page says the audit ended", || async {
+            text(&s.page, "chart-audit")
+                .await
+                .contains("the audit has ended")
+        })
+        .await;
+    })
+    .await;
+    s.end("05-client-audit-end", outcome).await;
 }

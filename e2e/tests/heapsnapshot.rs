@@ -17,8 +17,8 @@ use std::time::{Duration, Instant};
 
 use futures_util::{SinkExt, StreamExt};
 use native::config::Config;
-use native::shutdown::Shutdown;
 use native::server::Running;
+use native::shutdown::Shutdown;
 use serde_json::{json, Value};
 use snapshot::heapsnapshot::{connection_node_id, pool_slot, slab_node_id};
 use snapshot::{HeadMode, Snapshot, Stack};

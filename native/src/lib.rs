@@ -8,7 +8,9 @@
 //! - [`proxy`]: the TLS websocket reverse proxy.
 //! - [`warp_stack`]: the same two servers built on warp, hyper, tungstenite and tokio-rustls.
 //! - [`kept`]: what the warp stack's connections keep, by pointer.
-//! - [`client`]: the headless load client and its report.
+//! - [`client`]: the headless load client and its report, and `client audit`.
+//! - [`procfs`]: what the kernel says about any process (RSS, PSS, CPU) and the
+//!   machine's sockets, from `/proc` (the bench and the audit read it).
 //! - [`snapshot`]: taking a memory snapshot and serving it over HTTP.
 //! - [`config`], [`tls`], [`server`] (what both servers share), [`shutdown`], [`logging`],
 //!   [`wait`] (bounded waits).
@@ -21,6 +23,7 @@ pub mod head;
 pub mod http;
 pub mod kept;
 pub mod logging;
+pub mod procfs;
 pub mod proxy;
 pub mod server;
 pub mod shutdown;

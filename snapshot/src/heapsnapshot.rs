@@ -829,5 +829,6 @@ pub fn synthetic_proxy(connections: u64) -> Snapshot {
             unattributed_bytes: 0,
         },
         client: None,
+        audit: None,
     }
 }

@@ -39,6 +39,46 @@ pub struct Snapshot {
     /// snapshots, read as `null`).
     #[serde(default)]
     pub client: Option<ClientTraffic>,
+    /// What `client audit` measures while it runs: the audited processes' figures
+    /// (the client's snapshot during an audit only; `null` otherwise, and read as
+    /// `null` from older snapshots that lack it).
+    #[serde(default)]
+    pub audit: Option<Audit>,
+}
+
+/// The live figures of a running `client audit`: the processes it measures (any
+/// websocket server on the machine, by pid) as last read from `/proc`. Only the
+/// audit's own client snapshot has it; the audit's full results are its `--json`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Audit {
+    /// The websocket URL audited.
+    pub target: String,
+    /// The step in progress: `settling`, `idle`, `one message`, `traffic`,
+    /// `closed`, then `done` or `failed`.
+    pub step: String,
+    /// Connections of the level being measured.
+    pub level: u64,
+    /// The audit's websockets open now.
+    pub connections_open: u64,
+    /// The audited processes, each with its children, as last read.
+    pub processes: Vec<AuditProcess>,
+    /// The machine's TCP socket buffers (`/proc/net/sockstat` pages times the page
+    /// size); `null` if unreadable.
+    pub tcp_mem_bytes: Option<u64>,
+    /// When these figures were read, ms since the Unix epoch.
+    pub read_at_ms: u64,
+}
+
+/// One audited process as last read.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct AuditProcess {
+    pub pid: u32,
+    /// Its command name.
+    pub name: String,
+    /// RSS of the process and its children (`VmRSS`), bytes.
+    pub rss_bytes: u64,
+    /// PSS of the process and its children (`smaps_rollup`), bytes; `null` if unreadable.
+    pub pss_bytes: Option<u64>,
 }
 
 /// What the load client's pinning connections sent of their own traffic

@@ -156,6 +156,7 @@ fn proxy_snapshot() -> Snapshot {
             unattributed_bytes: 0,
         },
         client: None,
+        audit: None,
     }
 }
 
@@ -283,7 +284,7 @@ fn schema_documents_and_requires_every_property() {
             objects.push((name.clone(), def));
         }
     }
-    assert_eq!(objects.len(), 1 + 15, "root and the fifteen sub-objects");
+    assert_eq!(objects.len(), 1 + 17, "root and the seventeen sub-objects");
     for (name, obj) in objects {
         assert_eq!(obj["additionalProperties"], false, "{name}");
         let props = obj["properties"].as_object().unwrap();
@@ -333,6 +334,48 @@ mod schema {
                 serde_json::to_string_pretty(&v).unwrap()
             );
         }
+    }
+
+    #[test]
+    fn a_client_snapshot_during_an_audit_validates_and_older_ones_read() {
+        let mut s = client_snapshot();
+        s.audit = Some(Audit {
+            target: "wss://localhost:8600/".into(),
+            step: "traffic".into(),
+            level: 1000,
+            connections_open: 1000,
+            processes: vec![
+                AuditProcess {
+                    pid: 4242,
+                    name: "node".into(),
+                    rss_bytes: 80_000_000,
+                    pss_bytes: Some(78_000_000),
+                },
+                AuditProcess {
+                    pid: 4250,
+                    name: "nginx".into(),
+                    rss_bytes: 20_000_000,
+                    pss_bytes: None,
+                },
+            ],
+            tcp_mem_bytes: Some(4 << 20),
+            read_at_ms: 1_790_000_000_000,
+        });
+        let v = serde_json::to_value(&s).unwrap();
+        assert_eq!(validate(&v), Ok(()), "{v:#}");
+        assert_eq!(v["audit"]["processes"][1]["pss_bytes"], Value::Null);
+        let mut bad = v.clone();
+        bad["audit"]["step"] = json!("dancing");
+        assert_fails(&bad, "/audit", "dancing");
+        // A snapshot written before the section existed still reads, as null.
+        let mut old = serde_json::to_value(client_snapshot()).unwrap();
+        old.as_object_mut().unwrap().remove("audit");
+        let back: Snapshot = serde_json::from_value(old).unwrap();
+        assert_eq!(back.audit, None);
+        assert_eq!(
+            serde_json::to_value(proxy_snapshot()).unwrap()["audit"],
+            Value::Null
+        );
     }
 
     #[test]

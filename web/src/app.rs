@@ -39,9 +39,9 @@ use yew::prelude::*;
 use crate::api;
 use crate::components::experiment_form::HeadModeField;
 use crate::components::{
-    CertNotice, Chart, ExperimentForm, LiveCounts, ServerStatus, SnapshotPanel,
+    AuditChart, CertNotice, Chart, ExperimentForm, LiveCounts, ServerStatus, SnapshotPanel,
 };
-use crate::hooks::{use_cert_check, use_server, ServerAction};
+use crate::hooks::{use_audit, use_cert_check, use_server, ServerAction};
 use crate::logic::config::{PageConfig, Server};
 use crate::logic::experiment::{Counts, Experiment, ExperimentForm as Fields};
 use crate::runner::Runner;
@@ -100,6 +100,7 @@ fn Playground(props: &PlaygroundProps) -> Html {
     let config = &props.config;
     let proxy = use_server(config.snapshot_url(Server::Proxy));
     let wss = use_server(config.snapshot_url(Server::Wss));
+    let audit = use_audit(config.client_snapshot_url());
 
     // The proxy's own snapshot says whether it speaks TLS; config.json until then.
     let proxy_tls = proxy
@@ -236,6 +237,9 @@ fn Playground(props: &PlaygroundProps) -> Html {
                 <div class="chart-row">
                     <Chart server={ Server::Proxy } series={ proxy.series.clone() } now_ms={ now } />
                     <Chart server={ Server::Wss } series={ wss.series.clone() } now_ms={ now } />
+                </div>
+                <div class="chart-row">
+                    <AuditChart view={ audit.0.clone() } now_ms={ now } />
                 </div>
             </section>
             <section class="snapshots">

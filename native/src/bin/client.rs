@@ -1,10 +1,13 @@
-//! `cargo run -p native --bin client`: the headless load client (see [`native::client`]).
+//! `cargo run -p native --bin client`: the headless load client (see [`native::client`]),
+//! and `client audit`: what websockets cost any server on this machine
+//! (see [`native::client::audit`]).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use clap::Parser;
+use clap::{Args, Parser, Subcommand};
+use native::client::audit::{target::Trust, AuditOptions};
 use native::client::{progress::LogWriter, Backoff, ClientOptions};
 use native::config::ConfigArgs;
 use native::shutdown::Shutdown;
@@ -12,8 +15,10 @@ use native::shutdown::Shutdown;
 /// Opens websockets through the proxy at the configured rate and keeps them open,
 /// plus one data connection that keeps filling the servers' slabs.
 #[derive(Parser, Debug)]
-#[command(name = "client", version)]
+#[command(name = "client", version, args_conflicts_with_subcommands = true)]
 struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
     #[command(flatten)]
     config: ConfigArgs,
     /// Stop by itself after this many seconds.
@@ -39,6 +44,67 @@ struct Cli {
     save_snapshots: Option<PathBuf>,
 }
 
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Measure what websockets cost any server on this machine: for each level,
+    /// open that many websockets (idle), send one message on each, then traffic on
+    /// each, then close them, reading each --pid's RSS and PSS and the machine's
+    /// socket memory once steady after every step. Prints a table and what the
+    /// figures show; exit code 1 if the audit could not go to its end.
+    Audit(AuditArgs),
+}
+
+#[derive(Args, Debug)]
+struct AuditArgs {
+    /// The server's websocket URL: ws://HOST:PORT/PATH or wss://...
+    #[arg(long, value_name = "URL")]
+    target: String,
+    /// A process to measure (with its children): the server, and a proxy in front
+    /// of it if there is one. Repeat for each.
+    #[arg(long = "pid", value_name = "PID", required = true)]
+    pids: Vec<u32>,
+    /// Connection counts to measure, increasing.
+    #[arg(
+        long,
+        value_name = "N,N,...",
+        value_delimiter = ',',
+        default_value = "100,1000,5000"
+    )]
+    levels: Vec<u64>,
+    /// Websockets opened per second.
+    #[arg(long, value_name = "PER_SEC", default_value_t = 500.0)]
+    rate: f64,
+    /// Bytes of the one message each websocket sends (step 2).
+    #[arg(long, value_name = "BYTES", default_value_t = 100)]
+    message_size: usize,
+    /// Bytes each websocket then sends (step 3), in messages of --traffic-message-size.
+    #[arg(long, value_name = "BYTES", default_value_t = 256 << 10)]
+    traffic_bytes: usize,
+    /// Size of the messages of the traffic, bytes.
+    #[arg(long, value_name = "BYTES", default_value_t = 16 << 10)]
+    traffic_message_size: usize,
+    /// Accept any certificate of a wss:// target (a self-signed one).
+    #[arg(long)]
+    insecure: bool,
+    /// Trust the certificates of this PEM file too (beside the system's).
+    #[arg(long, value_name = "FILE")]
+    ca: Option<PathBuf>,
+    /// The longest wait for steady figures before each reading.
+    #[arg(long, value_name = "SECS", default_value = "20", value_parser = parse_secs)]
+    settle: Duration,
+    /// Write the figures as JSON (fields in the README, "Audit your own server").
+    #[arg(long, value_name = "FILE")]
+    json: Option<PathBuf>,
+    /// Draw RSS against connections, per process and step, as an SVG file.
+    #[arg(long, value_name = "FILE.svg")]
+    chart: Option<PathBuf>,
+    /// Do not show the progress bars.
+    #[arg(long)]
+    no_progress: bool,
+    #[command(flatten)]
+    config: ConfigArgs,
+}
+
 fn parse_secs(s: &str) -> Result<Duration, String> {
     s.parse::<f64>()
         .ok()
@@ -51,6 +117,9 @@ fn parse_secs(s: &str) -> Result<Duration, String> {
 async fn main() -> ExitCode {
     let cli = Cli::parse();
     native::logging::init_with(LogWriter);
+    if let Some(Command::Audit(args)) = cli.command {
+        return audit(args).await;
+    }
     let config = match cli.config.load() {
         Ok(config) => config,
         Err(e) => return native::exit::config_error(&e),
@@ -87,6 +156,45 @@ async fn main() -> ExitCode {
                 ExitCode::from(native::exit::CONFIG_ERROR)
             } else {
                 native::exit::failed(&e)
+            }
+        }
+    }
+}
+
+/// `client audit`: exit 0 when it went to its end, 1 when it stopped early (the
+/// figures taken so far printed and written), 2 for options that cannot work.
+async fn audit(args: AuditArgs) -> ExitCode {
+    let config = match args.config.load() {
+        Ok(config) => config,
+        Err(e) => return native::exit::config_error(&e),
+    };
+    let shutdown = Shutdown::new();
+    shutdown.on_signals();
+    let options = AuditOptions {
+        target: args.target,
+        pids: args.pids,
+        levels: args.levels,
+        rate: args.rate,
+        message_size: args.message_size,
+        traffic_bytes: args.traffic_bytes,
+        traffic_message_size: args.traffic_message_size,
+        trust: Trust {
+            insecure: args.insecure,
+            ca: args.ca,
+        },
+        progress: !args.no_progress,
+        json: args.json,
+        chart: args.chart,
+        settle: args.settle,
+    };
+    match native::client::audit::run(config, options, shutdown.clone()).await {
+        Ok(_) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            if e.is_usage() {
+                ExitCode::from(native::exit::CONFIG_ERROR)
+            } else {
+                ExitCode::FAILURE
             }
         }
     }

@@ -15,7 +15,11 @@
 //! a bounded, jittered exponential backoff ([`Backoff`]). Without it, losing every
 //! open connection at once (the proxy gone, or the wss behind it) ends the run with
 //! [`ClientError::Lost`], which says what was lost.
+//!
+//! `client audit` ([`audit`]) points the client at any websocket server on the
+//! machine instead and measures what its connections cost the processes given.
 
+pub mod audit;
 pub mod connect;
 pub mod load;
 pub mod pin_traffic;

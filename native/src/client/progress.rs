@@ -1,4 +1,5 @@
-//! The ramp-up progress bar, and a log writer that keeps it intact.
+//! The ramp-up progress bar (and the audit's step bars), and a log writer that keeps
+//! them intact.
 //!
 //! The bar draws on stderr only when stderr is a terminal (indicatif hides it
 //! otherwise). Log lines go through [`LogWriter`], which clears the bar while a line
@@ -25,6 +26,26 @@ pub fn ramp_bar(target: u64) -> ProgressBar {
     ) {
         bar.set_style(style.progress_chars("=> "));
     }
+    if let Ok(mut slot) = ACTIVE.lock() {
+        *slot = Some(bar.downgrade());
+    }
+    bar
+}
+
+/// A progress bar of one audit step: `what` done out of `target`; log lines suspend
+/// it. Hidden when `show` is false (`--no-progress`).
+pub fn step_bar(what: &str, target: u64, show: bool) -> ProgressBar {
+    let bar = if show {
+        ProgressBar::new(target)
+    } else {
+        ProgressBar::hidden()
+    };
+    if let Ok(style) = ProgressStyle::with_template(
+        "{spinner} {prefix:<24} {pos}/{len} [{bar:30}] {percent}% {msg} ({elapsed})",
+    ) {
+        bar.set_style(style.progress_chars("=> "));
+    }
+    bar.set_prefix(what.to_string());
     if let Ok(mut slot) = ACTIVE.lock() {
         *slot = Some(bar.downgrade());
     }

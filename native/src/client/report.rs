@@ -299,6 +299,7 @@ mod tests {
             pools,
             pinned_allocations: Default::default(),
             client: None,
+            audit: None,
             totals: Totals {
                 retained_bytes: retained,
                 referenced_bytes: referenced,

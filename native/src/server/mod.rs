@@ -57,6 +57,8 @@ pub struct State {
     pub guard: GuardState,
     /// What the client's pinning connections sent (zero in the servers).
     pub pin_traffic: crate::client::pin_traffic::PinCounters,
+    /// The live figures of a running `client audit` (the client's snapshot only).
+    pub audit: std::sync::Mutex<Option<snapshot::Audit>>,
 }
 
 impl State {
@@ -88,6 +90,7 @@ impl State {
                 _ => GuardState::new(config.memory_limit, config.max_connections),
             },
             pin_traffic: Default::default(),
+            audit: Default::default(),
         })
     }
 

@@ -75,6 +75,7 @@ pub fn take(state: &State) -> Snapshot {
         pools,
         pinned_allocations,
         client: (state.role == crate::Role::Client).then(|| state.pin_traffic.snapshot()),
+        audit: state.audit.lock().ok().and_then(|a| a.clone()),
     };
     snap.took_us = started.elapsed().as_micros() as u64;
     snap

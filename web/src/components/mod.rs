@@ -1,5 +1,6 @@
 //! The page's components, one a file.
 
+pub mod audit_chart;
 pub mod cert_notice;
 pub mod chart;
 pub mod experiment_form;
@@ -9,6 +10,7 @@ pub mod snapshot_diff;
 pub mod snapshot_panel;
 pub mod snapshot_tree;
 
+pub use audit_chart::AuditChart;
 pub use cert_notice::CertNotice;
 pub use chart::Chart;
 pub use experiment_form::ExperimentForm;

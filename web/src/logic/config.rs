@@ -52,6 +52,8 @@ pub struct PageConfig {
     pub proxy_heapdump_port: u16,
     pub wss_port: u16,
     pub wss_heapdump_port: u16,
+    /// `client_heapdump_port`: the load client's (and `client audit`'s) snapshot port.
+    pub client_heapdump_port: u16,
     /// `client_dataSize`: bytes the data connection sends each time.
     pub data_size: u64,
     /// `client_dataDelay`: ms between two sends.
@@ -98,6 +100,7 @@ impl From<&Config> for PageConfig {
             proxy_heapdump_port: c.proxy_heapdump_port,
             wss_port: c.wss_port,
             wss_heapdump_port: c.wss_heapdump_port,
+            client_heapdump_port: c.client_heapdump_port,
             data_size: c.client_data_size,
             data_delay_ms: c.client_data_delay,
             connections_per_second: c.client_connections_per_second,
@@ -160,6 +163,15 @@ impl PageConfig {
             "http://{}:{}",
             url_host(&self.snapshot_host),
             self.heapdump_port(server)
+        )
+    }
+
+    /// `GET` this for the client's snapshot (with `client audit`'s live figures).
+    pub fn client_snapshot_url(&self) -> String {
+        format!(
+            "http://{}:{}/snapshot",
+            url_host(&self.snapshot_host),
+            self.client_heapdump_port
         )
     }
 
@@ -245,6 +257,12 @@ mod tests {
         assert_eq!(
             c.settings_url(Server::Wss),
             "http://127.0.0.1:8801/settings"
+        );
+        assert_eq!(c.client_snapshot_url(), "http://127.0.0.1:8802/snapshot");
+        let moved = PageConfig::parse(r#"{"client_heapdump_port": 9802}"#).unwrap();
+        assert_eq!(
+            moved.client_snapshot_url(),
+            "http://127.0.0.1:9802/snapshot"
         );
         assert_eq!(c.proxy_ws_url(true), "wss://localhost:8600/");
         assert_eq!(c.proxy_ws_url(false), "ws://localhost:8600/");

@@ -114,6 +114,7 @@ pub fn with_pools(role: &str, pools: Vec<Pool>, open: u64) -> Snapshot {
         pools,
         pinned_allocations: Default::default(),
         client: None,
+        audit: None,
     }
 }
 

@@ -1,6 +1,7 @@
 //! What the page decides without a browser: no yew, no web-sys here, so every part
 //! is unit-tested natively.
 //!
+//! - [`audit`]: the live series of the processes a running `client audit` measures.
 //! - [`config`]: the ports and experiment defaults read from config.json.
 //! - [`experiment`]: the experiment's settings as typed in the form, and its live counts.
 //! - [`series`]: the bounded time window of samples kept for the charts.
@@ -10,6 +11,7 @@
 //! - [`pin`]: what each pinning connection sends of its own traffic, and its progress.
 //! - [`format`]: numbers, bytes and durations as the page prints them.
 
+pub mod audit;
 pub mod chart;
 pub mod config;
 pub mod diff;

@@ -1,10 +1,12 @@
 //! What the kernel says about a process and about the machine's sockets, from `/proc`.
 //!
-//! RSS is `VmRSS` of `/proc/PID/status`; CPU time is `utime + stime` of
-//! `/proc/PID/stat`; a peer made of several processes (nginx's master and workers) is
-//! measured as the sum over the process and its children. Socket memory is the
-//! kernel's own count in `/proc/net/sockstat` (pages of TCP buffers) and the slab
-//! caches in `/proc/meminfo`, machine-wide: RSS does not show either.
+//! RSS is `VmRSS` of `/proc/PID/status`; PSS (resident pages shared with other
+//! processes counted by share) is `Pss` of `/proc/PID/smaps_rollup`; CPU time is
+//! `utime + stime` of `/proc/PID/stat`; a peer made of several processes (nginx's
+//! master and workers) is measured as the sum over the process and its children.
+//! Socket memory is the kernel's own count in `/proc/net/sockstat` (pages of TCP
+//! buffers) and the slab caches in `/proc/meminfo`, machine-wide: RSS does not show
+//! either. Used by the bench and by `client audit`.
 
 use std::fs;
 use std::io;
@@ -15,6 +17,27 @@ pub fn rss_bytes(pid: u32) -> io::Result<u64> {
     status_kb(&status, "VmRSS:")
         .map(|kb| kb * 1024)
         .ok_or_else(|| io::Error::other(format!("/proc/{pid}/status has no VmRSS")))
+}
+
+/// Proportional set size of one process, bytes (`Pss:` of `/proc/PID/smaps_rollup`).
+///
+/// Reading another process's smaps needs the right to trace it (the same user, or
+/// root): without it the error says permission denied.
+pub fn pss_bytes(pid: u32) -> io::Result<u64> {
+    let rollup = fs::read_to_string(format!("/proc/{pid}/smaps_rollup"))?;
+    status_kb(&rollup, "Pss:")
+        .map(|kb| kb * 1024)
+        .ok_or_else(|| io::Error::other(format!("/proc/{pid}/smaps_rollup has no Pss")))
+}
+
+/// The command name of one process (`Name:` of `/proc/PID/status`).
+pub fn name(pid: u32) -> io::Result<String> {
+    let status = fs::read_to_string(format!("/proc/{pid}/status"))?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("Name:"))
+        .map(|n| n.trim().to_string())
+        .ok_or_else(|| io::Error::other(format!("/proc/{pid}/status has no Name")))
 }
 
 fn status_kb(text: &str, key: &str) -> Option<u64> {
@@ -103,11 +126,20 @@ pub struct Sockstat {
     pub tcp_mem_pages: u64,
 }
 
+impl Sockstat {
+    /// `tcp_mem_pages` in bytes.
+    pub fn tcp_mem_bytes(&self) -> u64 {
+        self.tcp_mem_pages * page_size()
+    }
+}
+
+/// Reads `/proc/net/sockstat`.
 pub fn sockstat() -> io::Result<Sockstat> {
     parse_sockstat(&fs::read_to_string("/proc/net/sockstat")?)
         .ok_or_else(|| io::Error::other("/proc/net/sockstat: no TCP line"))
 }
 
+/// The TCP line of a `/proc/net/sockstat` text.
 pub fn parse_sockstat(text: &str) -> Option<Sockstat> {
     let line = text.lines().find(|l| l.starts_with("TCP:"))?;
     let words: Vec<&str> = line.split_whitespace().collect();
@@ -178,6 +210,9 @@ mod tests {
     fn this_process_is_measured() {
         let me = std::process::id();
         assert!(rss_bytes(me).unwrap() > 0);
+        let pss = pss_bytes(me).unwrap();
+        assert!(pss > 0 && pss <= rss_bytes(me).unwrap() * 2, "pss {pss}");
+        assert!(!name(me).unwrap().is_empty());
         cpu_ticks(me).unwrap();
         assert_eq!(with_children(me)[0], me);
     }
