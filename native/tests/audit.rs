@@ -375,6 +375,24 @@ fn the_client_snapshot_reports_the_audited_processes_while_it_runs() {
         rss > now / 2 && rss < now * 2,
         "snapshot {rss}, /proc {now}"
     );
+    // Prometheus sees the same figures on the client's /metrics, by pid.
+    let metrics = rt
+        .block_on(native::snapshot::fetch::get_text(addr, "/metrics"))
+        .unwrap();
+    let sample = |name: &str| -> Option<f64> {
+        let prefix = format!("{name}{{");
+        metrics
+            .lines()
+            .find(|l| l.starts_with(&prefix) && l.contains(&format!("pid=\"{pid}\"")))
+            .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+    };
+    let exposed = sample("audit_process_resident_memory_bytes")
+        .unwrap_or_else(|| panic!("no audited RSS for pid {pid} in:\n{metrics}"));
+    assert!(
+        exposed > now as f64 / 2.0 && exposed < now as f64 * 2.0,
+        "/metrics {exposed}, /proc {now}"
+    );
+    assert!(metrics.contains("audit_connections_open{"), "{metrics}");
     let o = finish(child, dir.path());
     assert_eq!(o.code, Some(0), "{}", o.stdout);
 }

@@ -14,11 +14,9 @@
 //! have any name and one job may scrape many processes. The README's "Prometheus"
 //! section lists every metric.
 //!
-//! Extension point for `client audit`: once the snapshot gains the audit's section
-//! (an optional field beside [`Snapshot::client`]), its figures are written by
-//! [`SnapshotCollector`] from that field, as `audit_*` series (a `pid` label per
-//! audited process), so they too come from the snapshot's one reading. Today the
-//! snapshot has no such section and nothing is written for it.
+//! While `client audit` runs, the client's snapshot holds its `audit` section, and
+//! [`SnapshotCollector`] writes it as `audit_*` series (a `pid` label per audited
+//! process), so they too come from the snapshot's one reading.
 
 use std::borrow::Cow;
 
@@ -571,8 +569,46 @@ impl Collector for SnapshotCollector {
             )?;
         }
 
-        // Extension point: `client audit`'s figures (the module comment says how)
-        // go here, read from the snapshot's audit section once it has one.
+        // A running `client audit`: the processes it measures, by pid.
+        if let Some(a) = &s.audit {
+            out.gauge(
+                "audit_connections_open",
+                "Websockets the running audit holds open now",
+                None,
+                a.connections_open,
+            )?;
+            out.gauge(
+                "audit_level_connections",
+                "Connections of the audit level being measured",
+                None,
+                a.level,
+            )?;
+            let pid = |p: &snapshot::AuditProcess| p.pid.to_string();
+            out.gauges(
+                "audit_process_resident_memory",
+                "RSS of an audited process and its children, as the audit last read it",
+                bytes(),
+                "pid",
+                a.processes.iter().map(|p| (pid(p), p.rss_bytes)),
+            )?;
+            out.gauges(
+                "audit_process_proportional_memory",
+                "PSS of an audited process and its children, as the audit last read it",
+                bytes(),
+                "pid",
+                a.processes
+                    .iter()
+                    .filter_map(|p| p.pss_bytes.map(|v| (pid(p), v))),
+            )?;
+            if let Some(tcp) = a.tcp_mem_bytes {
+                out.gauge(
+                    "audit_machine_tcp_memory",
+                    "The machine's TCP socket buffers, as the audit last read them",
+                    bytes(),
+                    tcp,
+                )?;
+            }
+        }
 
         // The snapshot behind this scrape.
         out.gauge(
