@@ -252,6 +252,43 @@ pub async fn run(
     load::run(config, options, shutdown).await
 }
 
+/// The client's own snapshot endpoint, on `client_heapdump_port`, with a fresh client
+/// [`State`](crate::server::State). It runs under a shutdown of its own, triggered by
+/// `shutdown` and finished by the caller once its run is over (so the caller's
+/// shutdown is only watched). Returns that state, that shutdown and the address
+/// bound, or the address that could not be bound and why.
+pub(crate) async fn serve_own_snapshot(
+    config: &Config,
+    shutdown: &Shutdown,
+) -> Result<(std::sync::Arc<crate::server::State>, Shutdown, SocketAddr), (SocketAddr, io::Error)> {
+    let inner = Shutdown::new();
+    {
+        let (outer, inner) = (shutdown.clone(), inner.clone());
+        tokio::spawn(async move {
+            tokio::select! {
+                _ = outer.cancelled() => inner.trigger(),
+                _ = inner.cancelled() => {}
+            }
+        });
+    }
+    let state = crate::server::State::new(crate::Role::Client, config);
+    let addr = SocketAddr::new(config.snapshot_bind, config.client_heapdump_port);
+    match crate::snapshot::endpoint::serve_with(
+        addr,
+        state.clone(),
+        inner.clone(),
+        crate::snapshot::endpoint::EndpointSettings::from_config(config),
+    )
+    .await
+    {
+        Ok(bound) => Ok((state, inner, bound)),
+        Err(source) => {
+            inner.trigger();
+            Err((addr, source))
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -43,7 +43,6 @@ use super::progress;
 use crate::config::Config;
 use crate::server::State;
 use crate::shutdown::Shutdown;
-use crate::Role;
 
 /// How often the figures are read while waiting for them to be steady.
 const SETTLE_EVERY: Duration = Duration::from_millis(250);
@@ -243,32 +242,9 @@ pub async fn run(
     }
 
     // The client's own snapshot, with the live audit section.
-    let inner = Shutdown::new();
-    {
-        let (outer, inner) = (shutdown.clone(), inner.clone());
-        tokio::spawn(async move {
-            tokio::select! {
-                _ = outer.cancelled() => inner.trigger(),
-                _ = inner.cancelled() => {}
-            }
-        });
-    }
-    let state = State::new(Role::Client, &config);
-    let addr = SocketAddr::new(config.snapshot_bind, config.client_heapdump_port);
-    let snapshot_addr = match crate::snapshot::endpoint::serve_with(
-        addr,
-        state.clone(),
-        inner.clone(),
-        crate::snapshot::endpoint::EndpointSettings::from_config(&config),
-    )
-    .await
-    {
-        Ok(bound) => bound,
-        Err(source) => {
-            inner.trigger();
-            return Err(AuditError::Snapshot { addr, source });
-        }
-    };
+    let (state, inner, snapshot_addr) = super::serve_own_snapshot(&config, &shutdown)
+        .await
+        .map_err(|(addr, source)| AuditError::Snapshot { addr, source })?;
     let names: Vec<String> = watched.iter().map(Watched::label).collect();
     tracing::info!(
         "audit of {} measuring {}: levels {:?} at {}/s; snapshot at http://{snapshot_addr}/snapshot",

@@ -24,7 +24,6 @@ mod stats;
 mod throttled;
 mod tls_cache;
 
-use std::net::SocketAddr;
 use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -43,9 +42,7 @@ use super::connect::proxy_url;
 use super::pin_traffic::{PinPlan, PinTraffic};
 use super::{progress, report, save, ClientError, ClientOptions, ClientSummary};
 use crate::config::Config;
-use crate::server::State;
 use crate::shutdown::Shutdown;
-use crate::Role;
 
 /// Time allowed for all connection tasks to end at the end of a run.
 const CLOSE_ALL_WAIT: Duration = Duration::from_secs(5);
@@ -70,35 +67,10 @@ pub(super) async fn run(
     }
     let data_size = config.client_data_size as usize;
 
-    // The run's own shutdown, for its snapshot endpoint: triggered by the caller's,
-    // finished by the run, so the caller's is only watched.
-    let inner = Shutdown::new();
-    {
-        let (outer, inner) = (shutdown.clone(), inner.clone());
-        tokio::spawn(async move {
-            tokio::select! {
-                _ = outer.cancelled() => inner.trigger(),
-                _ = inner.cancelled() => {}
-            }
-        });
-    }
-
-    let state = State::new(Role::Client, &config);
-    let addr = SocketAddr::new(config.snapshot_bind, config.client_heapdump_port);
-    let snapshot_addr = match crate::snapshot::endpoint::serve_with(
-        addr,
-        state.clone(),
-        inner.clone(),
-        crate::snapshot::endpoint::EndpointSettings::from_config(&config),
-    )
-    .await
-    {
-        Ok(bound) => bound,
-        Err(source) => {
-            inner.trigger();
-            return Err(ClientError::Snapshot { addr, source });
-        }
-    };
+    // The run's own snapshot endpoint, under a shutdown the caller's triggers.
+    let (state, inner, snapshot_addr) = super::serve_own_snapshot(&config, &shutdown)
+        .await
+        .map_err(|(addr, source)| ClientError::Snapshot { addr, source })?;
 
     let max = config.client_max_connections;
     let pin_plan = PinPlan::from_config(&config);
