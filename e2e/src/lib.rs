@@ -1,1 +1,18 @@
-//! End-to-end tests live in tests/; this crate has no code of its own.
+//! End-to-end tests live in tests/; this crate holds only the paths they share.
+
+use std::path::{Path, PathBuf};
+
+/// The repository's root folder.
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("e2e/ lies in the repository")
+        .to_path_buf()
+}
+
+/// Cargo's target folder (`CARGO_TARGET_DIR`, or `target/` at the root).
+pub fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo_root().join("target"))
+}

@@ -3,6 +3,7 @@
 //!
 //! Screenshots of each step are saved under `target/e2e/` as test artifacts.
 
+use e2e::{repo_root, target_dir};
 use std::future::Future;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -25,18 +26,8 @@ const BOUND: Duration = Duration::from_secs(60);
 /// Pinning websockets the page opens.
 const CONNECTIONS: u64 = 60;
 
-fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_path_buf()
-}
-
 fn artifacts() -> PathBuf {
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| repo_root().join("target"));
-    let dir = target.join("e2e");
+    let dir = target_dir().join("e2e");
     std::fs::create_dir_all(&dir).unwrap();
     dir
 }

@@ -10,8 +10,9 @@
 //! second, independent reader. Nothing is computed from a formula: every expected
 //! figure comes from the servers' own JSON snapshots.
 
+use e2e::{repo_root, target_dir};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
@@ -30,19 +31,6 @@ use tokio_tungstenite::tungstenite::Message;
 const BOUND: Duration = Duration::from_secs(30);
 /// Pinning websockets in the scenario.
 const PINNING: usize = 5;
-
-fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_path_buf()
-}
-
-fn target_dir() -> PathBuf {
-    std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| repo_root().join("target"))
-}
 
 /// Waits until `check` holds, polling every 50 ms, for at most [`BOUND`].
 async fn wait_until<F, Fut>(what: &str, mut check: F)

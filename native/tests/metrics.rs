@@ -387,15 +387,7 @@ async fn the_exposition_is_valid_and_holds_the_snapshots_figures(stack: Stack) {
     // each pool's counters differ from one another.
     let mut data = pg.open().await;
     for _ in 0..3 {
-        data.send(Message::binary(vec![0xAB; 160 << 10]))
-            .await
-            .unwrap();
-        let echo = tokio::time::timeout(BOUND, data.next())
-            .await
-            .unwrap()
-            .unwrap()
-            .unwrap();
-        assert_eq!(echo.len(), 160 << 10);
+        common::burst(&mut data).await;
     }
     data.close(None).await.unwrap();
     let open = open_with_a_message(&pg, 4).await;
@@ -683,18 +675,11 @@ async fn a_real_prometheus_sees_retained_bytes_rise_as_pinning_connections_arriv
     // The accelerated seed scenario: the data connection, then pinning connections,
     // each followed by a burst larger than a TLS slab.
     let mut data = pg.open().await;
-    let burst = vec![0xAB; 160 << 10];
     let mut steps = vec![prometheus_agrees(&prom, &pg, "prometheus agrees before pinning").await];
     let mut pinning = Vec::new();
     for i in 0..PINNING {
         pinning.push(pg.open().await);
-        data.send(Message::binary(burst.clone())).await.unwrap();
-        let echo = tokio::time::timeout(BOUND, data.next())
-            .await
-            .unwrap()
-            .unwrap()
-            .unwrap();
-        assert_eq!(echo.len(), burst.len());
+        common::burst(&mut data).await;
         let what = format!("prometheus agrees with both snapshots after pinning connection {i}");
         steps.push(prometheus_agrees(&prom, &pg, &what).await);
     }

@@ -4,9 +4,7 @@
 mod common;
 
 use common::{wait_until, Playground};
-use futures_util::{SinkExt, StreamExt};
 use snapshot::{HeadMode, Snapshot};
-use tokio_tungstenite::tungstenite::Message;
 
 /// Pinning connections per run; each arrives after more than a slab of data.
 const PINNING: usize = 10;
@@ -19,18 +17,11 @@ fn live(snap: &Snapshot, pool: &str) -> u64 {
 /// larger than a TLS slab; returns the pinning connections, still open.
 async fn pin(pg: &Playground) -> Vec<native::client::WsStream> {
     let mut data = pg.open().await;
-    let burst = vec![0xAB; 160 << 10];
     let mut pinning = Vec::new();
     for _ in 0..PINNING {
         pinning.push(pg.open().await);
-        data.send(Message::binary(burst.clone())).await.unwrap();
         // The echo proves the wss has read the whole burst.
-        let echo = tokio::time::timeout(common::BOUND, data.next())
-            .await
-            .unwrap()
-            .unwrap()
-            .unwrap();
-        assert_eq!(echo.len(), burst.len());
+        common::burst(&mut data).await;
     }
     data.close(None).await.unwrap();
     pinning

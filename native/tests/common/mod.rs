@@ -166,6 +166,28 @@ impl Drop for Playground {
     }
 }
 
+/// Bytes of one burst of the seed's data connection: more than a TLS slab of
+/// [`test_config`], so that each burst moves both pools on to new slabs.
+pub const BURST: usize = 160 << 10;
+
+/// Sends one [`BURST`] on `data` and waits for its echo: the wss (and the proxy on
+/// the way) has read all of it once this returns.
+pub async fn burst(data: &mut WsStream) {
+    use futures_util::SinkExt;
+    data.send(tokio_tungstenite::tungstenite::Message::binary(vec![
+        0xAB;
+        BURST
+    ]))
+    .await
+    .unwrap();
+    let echo = tokio::time::timeout(BOUND, data.next())
+        .await
+        .expect("the burst's echo within the bound")
+        .expect("the data connection open")
+        .unwrap();
+    assert_eq!(echo.len(), BURST);
+}
+
 /// Whether a server's snapshot shows it holding nothing for past connections: none
 /// open, and nothing kept: no slab beyond the current ones nor any retainer (slab
 /// stack), no pinned allocation nor kept byte (warp stack).
