@@ -533,7 +533,11 @@ async fn experiment(page: &Client, servers: &Servers, downloads: &Path, stack: S
     .await;
     let heap = heap.unwrap();
     let name = heap.file_name().unwrap().to_string_lossy().into_owned();
-    assert!(name.starts_with("proxy-snapshot-"), "{name}");
+    let ms = name
+        .strip_prefix("proxy-")
+        .and_then(|n| n.strip_suffix(".heapsnapshot"))
+        .unwrap_or_else(|| panic!("{name} is not proxy-<ms>.heapsnapshot"));
+    assert!(ms.parse::<u64>().is_ok(), "{name}");
     let file: Value = serde_json::from_slice(&std::fs::read(&heap).unwrap()).unwrap();
     assert!(file["strings"]
         .as_array()

@@ -94,7 +94,8 @@ async fn the_heapsnapshot_format_downloads_for_devtools_and_unknown_formats_are_
         .find(|l| l.starts_with("content-disposition:"))
         .expect(&answer);
     assert!(
-        line.contains("attachment; filename=\"proxy-snapshot-")
+        line.contains("attachment; filename=\"proxy-")
+            && !line.contains("proxy-snapshot-")
             && line.trim_end().ends_with(".heapsnapshot\""),
         "{line}"
     );

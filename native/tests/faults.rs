@@ -755,7 +755,7 @@ async fn save_snapshots_writes_both_servers_snapshots_whole(stack: Stack) {
         // Taken while the client's 5 pinning connections and its data connection were open.
         assert_eq!(json["connections"]["open"], 6, "{name}");
         // The heap snapshot beside it holds the same snapshot's figures.
-        let heap = format!("{prefix}{ms}.heapsnapshot");
+        let heap = format!("{role}-{ms}.heapsnapshot");
         assert!(heaps.contains(&&heap), "{heap} missing: {names:?}");
         let file: Value =
             serde_json::from_slice(&std::fs::read(target.join(&heap)).unwrap()).unwrap();

@@ -132,10 +132,10 @@ pub fn part_class(part: &str) -> &'static str {
     }
 }
 
-/// The name a download of `snap` gets: `proxy-snapshot-<taken_at_ms>.heapsnapshot`,
-/// as the JSON download's `proxy-snapshot-<taken_at_ms>.json`.
+/// The name a download of `snap` gets: `<role>-<taken_at_ms>.heapsnapshot`
+/// (`proxy-1750000000000.heapsnapshot`).
 pub fn file_name(snap: &Snapshot) -> String {
-    format!("{}-snapshot-{}.{EXTENSION}", snap.role, snap.taken_at_ms)
+    format!("{}-{}.{EXTENSION}", snap.role, snap.taken_at_ms)
 }
 
 /// What [`write`] wrote.

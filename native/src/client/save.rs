@@ -2,7 +2,7 @@
 //!
 //! Each snapshot is saved in both formats, under the names the snapshot port's
 //! `?download=1` gives: as served (`<role>-snapshot-<taken_at_ms>.json`) and as a
-//! Chrome heap snapshot of the same figures (`<role>-snapshot-<taken_at_ms>.heapsnapshot`,
+//! Chrome heap snapshot of the same figures (`<role>-<taken_at_ms>.heapsnapshot`,
 //! for DevTools' Memory panel), each through [`crate::tls::write_atomically`]: a
 //! temporary file beside it, flushed, then renamed, so a full disk or a folder that
 //! cannot be written leaves no partial file under the real name.
@@ -60,8 +60,8 @@ pub fn save(dir: &Path, report: &Report) -> (Vec<PathBuf>, Option<String>) {
         };
         bytes.push(b'\n');
         write(&path, &bytes, server, &mut saved, &mut problems);
-        let heap = match serde_json::from_value::<snapshot::Snapshot>(json.clone()) {
-            Ok(snap) => snapshot::heapsnapshot::to_vec(&snap),
+        let (heap, snap) = match serde_json::from_value::<snapshot::Snapshot>(json.clone()) {
+            Ok(snap) => (snapshot::heapsnapshot::to_vec(&snap), snap),
             Err(e) => {
                 problems.push(format!(
                     "cannot make the {server} snapshot a .heapsnapshot: not a snapshot this client reads: {e}"
@@ -69,7 +69,7 @@ pub fn save(dir: &Path, report: &Report) -> (Vec<PathBuf>, Option<String>) {
                 continue;
             }
         };
-        let path = path.with_extension(snapshot::heapsnapshot::EXTENSION);
+        let path = dir.join(snapshot::heapsnapshot::file_name(&snap));
         write(&path, &heap, server, &mut saved, &mut problems);
     }
     let message =
@@ -132,9 +132,9 @@ mod tests {
             saved,
             [
                 target.join("proxy-snapshot-1700000000123.json"),
-                target.join("proxy-snapshot-1700000000123.heapsnapshot"),
+                target.join("proxy-1700000000123.heapsnapshot"),
                 target.join("wss-snapshot-7.json"),
-                target.join("wss-snapshot-7.heapsnapshot"),
+                target.join("wss-7.heapsnapshot"),
             ]
         );
         let back: serde_json::Value =

@@ -4,7 +4,7 @@
 //! the JSON as `proxy-snapshot-<taken_at_ms>.json`; "Download for Chrome DevTools"
 //! (`#download-heapsnapshot-*`) is a link to the server's
 //! `?format=heapsnapshot&download=1`, so the browser saves the file the server
-//! streams (`proxy-snapshot-<taken_at_ms>.heapsnapshot`) straight to disk, with no
+//! streams (`proxy-<taken_at_ms>.heapsnapshot`) straight to disk, with no
 //! copy of it in the page.
 
 use std::collections::HashMap;
