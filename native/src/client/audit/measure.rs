@@ -54,10 +54,14 @@ fn is_zombie(status: &str) -> bool {
 }
 
 /// Whether every watched process is still there (cheap: its status file only).
+///
+/// A process with no `VmRSS` any more is exiting: the kernel releases its memory
+/// before it closes its sockets, so by the time its peers see them reset, this says
+/// it has gone even if it is not a zombie yet.
 pub fn alive(watched: &[Watched]) -> Result<(), String> {
     for w in watched {
         match std::fs::read_to_string(format!("/proc/{}/status", w.pid)) {
-            Ok(status) if !is_zombie(&status) => {}
+            Ok(status) if !is_zombie(&status) && status.contains("\nVmRSS:") => {}
             _ => {
                 return Err(Gone {
                     pid: w.pid,
