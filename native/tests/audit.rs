@@ -80,6 +80,23 @@ struct Outcome {
     report: Option<AuditReport>,
 }
 
+/// The child's stderr, line by line, read on a thread of its own (so that waits on
+/// it are bounded and the child never blocks on a full pipe).
+fn stderr_lines(child: &mut Child) -> std::sync::mpsc::Receiver<String> {
+    let stderr = child.stderr.take().expect("stderr piped");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+        {
+            let _ = tx.send(line);
+        }
+    });
+    rx
+}
+
 /// Waits (bounded) for an audit started with [`audit_command`] and reads what it left.
 fn finish(child: Child, dir: &Path) -> Outcome {
     let pid = child.id();
@@ -320,17 +337,7 @@ fn the_client_snapshot_reports_the_audited_processes_while_it_runs() {
     cmd.stderr(Stdio::piped());
     let mut child = cmd.spawn().unwrap();
     // The snapshot's address from the audit's first line.
-    let stderr = child.stderr.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        use std::io::BufRead;
-        for line in std::io::BufReader::new(stderr)
-            .lines()
-            .map_while(Result::ok)
-        {
-            let _ = tx.send(line);
-        }
-    });
+    let rx = stderr_lines(&mut child);
     let deadline = Instant::now() + common::BOUND;
     let addr = loop {
         let line = rx
@@ -447,17 +454,7 @@ fn a_process_that_exits_mid_audit_ends_the_step_keeping_the_levels_done() {
     let mut child = audit_command(dir.path(), &url, &[pid], "20")
         .spawn()
         .unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        use std::io::BufRead;
-        for line in std::io::BufReader::new(stderr)
-            .lines()
-            .map_while(Result::ok)
-        {
-            let _ = tx.send(line);
-        }
-    });
+    let rx = stderr_lines(&mut child);
     let deadline = Instant::now() + AUDIT_BOUND;
     let mut seen = Vec::new();
     loop {
@@ -497,17 +494,7 @@ fn an_interrupted_audit_keeps_what_it_read() {
     let mut child = audit_command(dir.path(), &url, &[server.child.id()], "20")
         .spawn()
         .unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        use std::io::BufRead;
-        for line in std::io::BufReader::new(stderr)
-            .lines()
-            .map_while(Result::ok)
-        {
-            let _ = tx.send(line);
-        }
-    });
+    let rx = stderr_lines(&mut child);
     let deadline = Instant::now() + AUDIT_BOUND;
     while !rx
         .recv_timeout(deadline.saturating_duration_since(Instant::now()))
