@@ -188,21 +188,10 @@ impl Out<'_> {
         label: &str,
         rows: impl IntoIterator<Item = (String, V)>,
     ) -> std::fmt::Result {
-        let mut rows = rows.into_iter().peekable();
-        if rows.peek().is_none() {
-            return Ok(());
-        }
-        let mut m = self.encoder.encode_descriptor(
-            name,
-            help,
-            unit.as_ref(),
-            prometheus_client::metrics::MetricType::Gauge,
-        )?;
-        for (value, figure) in rows {
-            let labels = [(label, value.as_str())];
-            ConstGauge::new(figure).encode(m.encode_family(&labels)?)?;
-        }
-        Ok(())
+        let rows = rows
+            .into_iter()
+            .map(|(v, figure)| (v, ConstGauge::new(figure)));
+        self.family(name, help, unit, label, rows)
     }
 
     /// A counter with one series per `(label value, figure)`; nothing without rows.
@@ -214,19 +203,32 @@ impl Out<'_> {
         label: &str,
         rows: impl IntoIterator<Item = (String, u64)>,
     ) -> std::fmt::Result {
+        let rows = rows
+            .into_iter()
+            .map(|(v, figure)| (v, ConstCounter::new(figure)));
+        self.family(name, help, unit, label, rows)
+    }
+
+    /// One metric family, a series per `(label value, metric)`; nothing without rows.
+    fn family<M: EncodeMetric>(
+        &mut self,
+        name: &str,
+        help: &str,
+        unit: Option<Unit>,
+        label: &str,
+        rows: impl IntoIterator<Item = (String, M)>,
+    ) -> std::fmt::Result {
         let mut rows = rows.into_iter().peekable();
-        if rows.peek().is_none() {
+        let Some((_, first)) = rows.peek() else {
             return Ok(());
-        }
-        let mut m = self.encoder.encode_descriptor(
-            name,
-            help,
-            unit.as_ref(),
-            prometheus_client::metrics::MetricType::Counter,
-        )?;
-        for (value, figure) in rows {
+        };
+        let metric_type = first.metric_type();
+        let mut m = self
+            .encoder
+            .encode_descriptor(name, help, unit.as_ref(), metric_type)?;
+        for (value, metric) in rows {
             let labels = [(label, value.as_str())];
-            ConstCounter::new(figure).encode(m.encode_family(&labels)?)?;
+            metric.encode(m.encode_family(&labels)?)?;
         }
         Ok(())
     }
