@@ -74,27 +74,37 @@ pub fn use_server(url: String) -> UseReducerHandle<ServerView> {
     let view = use_reducer(ServerView::default);
     let dispatcher = view.dispatcher();
     use_effect_with(url, move |url| {
-        let url = url.clone();
-        let busy = Rc::new(Cell::new(false));
-        let poll = move || {
-            // One request at a time: a slow server is not piled up on.
-            if busy.replace(true) {
-                return;
-            }
-            let (url, busy, dispatcher) = (url.clone(), busy.clone(), dispatcher.clone());
-            wasm_bindgen_futures::spawn_local(async move {
-                let result = api::fetch_snapshot(&url).await;
-                busy.set(false);
-                let now = api::now_ms();
-                dispatcher.dispatch(match result {
-                    Ok((snapshot, _)) => ServerAction::Polled(now, Rc::new(snapshot)),
-                    Err(why) => ServerAction::Failed(now, why),
-                });
-            });
-        };
-        poll();
-        let interval = Interval::new(POLL_MS, poll);
-        move || drop(interval)
+        poll_snapshots(url.clone(), move |now, polled| {
+            dispatcher.dispatch(match polled {
+                Ok(snapshot) => ServerAction::Polled(now, snapshot),
+                Err(why) => ServerAction::Failed(now, why),
+            })
+        })
     });
     view
+}
+
+/// Fetches the snapshot at `url` now and every [`POLL_MS`], one request at a time (a
+/// slow server is not piled up on), handing each outcome to `got` with the time it
+/// came; the result stops the polling when dropped (an effect's cleanup).
+pub(super) fn poll_snapshots(
+    url: String,
+    got: impl Fn(f64, Result<Rc<Snapshot>, String>) + 'static,
+) -> impl FnOnce() {
+    let got = Rc::new(got);
+    let busy = Rc::new(Cell::new(false));
+    let poll = move || {
+        if busy.replace(true) {
+            return;
+        }
+        let (url, busy, got) = (url.clone(), busy.clone(), got.clone());
+        wasm_bindgen_futures::spawn_local(async move {
+            let result = api::fetch_snapshot(&url).await;
+            busy.set(false);
+            got(api::now_ms(), result.map(|(snapshot, _)| Rc::new(snapshot)));
+        });
+    };
+    poll();
+    let interval = Interval::new(POLL_MS, poll);
+    move || drop(interval)
 }
