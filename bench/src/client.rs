@@ -1,39 +1,41 @@
 //! The load client, the same for every stack: websockets over TLS to a proxy on
-//! 127.0.0.1, trusting the bench's certificate for `localhost`.
+//! 127.0.0.1, trusting the bench's certificate for `localhost`, opened and held by the
+//! client's own engine ([`native::client::fleet`], which `client audit` drives too).
 //!
 //! Each websocket is opened with TCP + TLS + the websocket handshake, then waits for
 //! the server's greeting (so a connection counts as open only once the wss behind the
 //! proxy has it too). Its socket closes with a reset (`SO_LINGER` 0), so a run leaves
 //! no client ports in TIME_WAIT for the next stack.
 //!
-//! - [`IdlePool`]: pinning connections opened at a rate and held idle (reading, so
-//!   pings would be answered); on [`IdlePool::traffic`] each sends a first message
-//!   and its own traffic, then goes idle again.
+//! - [`IdlePool`]: pinning connections opened at a rate and held idle (a [`Fleet`]);
+//!   on [`IdlePool::traffic`] each sends a first message and its own traffic, then
+//!   goes idle again.
 //! - [`DataConnection`]: sends `size` bytes every `delay`, reading what comes back.
 //! - [`throughput`]: 64 KiB echo over N connections, a window of messages in flight.
 //! - [`latency`]: a small echo from every connection once a second, round trips timed.
+//!
+//! The last three are the bench's own measurements; they open their websockets with
+//! the same [`dial`].
 
+use std::cell::Cell;
+use std::net::{IpAddr, Ipv4Addr};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
-use rustls::pki_types::ServerName;
+use native::client::fleet::{dial, traffic_sizes, Dial, Fleet, TargetUrl, Traffic};
+use native::client::WsStream;
 use rustls::ClientConfig;
-use tokio::net::TcpStream;
-use tokio::sync::{watch, Notify, Semaphore};
+use tokio::sync::Semaphore;
 use tokio::time::Instant;
-use tokio_rustls::client::TlsStream;
-use tokio_rustls::TlsConnector;
-use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::WebSocketStream;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 /// A client websocket over TLS.
-pub type Ws = WebSocketStream<TlsStream<TcpStream>>;
+pub type Ws = WsStream;
 
 /// Time allowed to open one websocket and get its greeting.
 pub const OPEN_TIMEOUT: Duration = Duration::from_secs(15);
@@ -45,6 +47,9 @@ pub const SMALL_READ_BUFFER: usize = 4 << 10;
 /// Read buffer of throughput and data connections.
 pub const LARGE_READ_BUFFER: usize = 128 << 10;
 
+/// Largest message accepted from the servers.
+const MAX_MESSAGE: usize = 64 << 20;
+
 /// Where the client connects: a TLS proxy on 127.0.0.1.
 #[derive(Clone)]
 pub struct Target {
@@ -52,57 +57,33 @@ pub struct Target {
     pub tls: Arc<ClientConfig>,
 }
 
-/// Opens one websocket through the proxy and reads the server's greeting.
-pub async fn connect(target: &Target, read_buffer: usize) -> Result<Ws, String> {
-    let open = async {
-        let tcp = TcpStream::connect(("127.0.0.1", target.port))
-            .await
-            .map_err(|e| format!("connect to 127.0.0.1:{}: {e}", target.port))?;
-        let _ = tcp.set_nodelay(true);
-        let _ = socket2::SockRef::from(&tcp).set_linger(Some(Duration::ZERO));
-        let name = ServerName::try_from("localhost").expect("a valid name");
-        let tls = TlsConnector::from(target.tls.clone())
-            .connect(name, tcp)
-            .await
-            .map_err(|e| format!("TLS handshake: {e}"))?;
-        let config = WebSocketConfig::default()
-            .read_buffer_size(read_buffer)
-            .write_buffer_size(0)
-            .max_message_size(Some(64 << 20))
-            .max_frame_size(Some(64 << 20));
-        let url = format!("wss://localhost:{}/", target.port);
-        let (mut ws, _) = tokio_tungstenite::client_async_with_config(url, tls, Some(config))
-            .await
-            .map_err(|e| format!("websocket handshake: {e}"))?;
-        match ws.next().await {
-            Some(Ok(Message::Text(_))) => Ok(ws),
-            Some(Ok(other)) => Err(format!("expected a greeting, got {other:?}")),
-            Some(Err(e)) => Err(format!("reading the greeting: {e}")),
-            None => Err("closed before the greeting".to_string()),
+impl Target {
+    /// How each websocket to the proxy is opened: `wss://localhost:PORT/` connected
+    /// on 127.0.0.1, greeting awaited, reset on close.
+    pub fn dial(&self, read_buffer: usize) -> Dial {
+        let url = format!("wss://localhost:{}/", self.port);
+        let target = TargetUrl::parse(&url).expect("a valid URL");
+        Dial {
+            connect_to: Some(IpAddr::V4(Ipv4Addr::LOCALHOST)),
+            read_buffer,
+            greeting: true,
+            reset: true,
+            timeout: OPEN_TIMEOUT,
+            ..Dial::new(target, Some(self.tls.clone()), MAX_MESSAGE)
         }
-    };
-    tokio::time::timeout(OPEN_TIMEOUT, open)
-        .await
-        .unwrap_or_else(|_| Err(format!("no greeting within {OPEN_TIMEOUT:?}")))
+    }
 }
 
-/// Counters of a pool of idle websockets.
-#[derive(Default)]
-struct PoolCounters {
-    open: AtomicU64,
-    failed: AtomicU64,
-    closed: AtomicU64,
-    first_error: Mutex<Option<String>>,
-    /// Websockets that sent their traffic and got its pong; those whose traffic failed.
-    traffic_done: AtomicU64,
-    traffic_failed: AtomicU64,
+/// Opens one websocket through the proxy and reads the server's greeting.
+pub async fn connect(target: &Target, read_buffer: usize) -> Result<Ws, String> {
+    dial(&target.dial(read_buffer)).await
 }
 
 /// What each websocket of a pool sends on [`IdlePool::traffic`]: `first` once, then
-/// `bytes` in messages of `message` bytes; each message followed by a ping (payload
-/// [`TRAFFIC_PING`] and the message's number) whose pong comes before the next.
-/// Paced so, the wss reads each message on its own (a client that talks, as
-/// `native/tests/warp_pinning.rs` does), not a burst that lands in one read.
+/// `bytes` in messages of `message` bytes; each message followed by a ping whose pong
+/// comes before the next. Paced so, the wss reads each message on its own (a client
+/// that talks, as `native/tests/warp_pinning.rs` does), not a burst that lands in one
+/// read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TrafficSpec {
     pub first: usize,
@@ -114,28 +95,13 @@ impl TrafficSpec {
     /// The sizes of the messages, in order: the first message, then the traffic.
     pub fn messages(&self) -> Vec<usize> {
         let mut out = vec![self.first];
-        out.extend(native::client::audit::conns::traffic_sizes(
-            self.bytes,
-            self.message,
-        ));
+        out.extend(traffic_sizes(self.bytes, self.message));
         out
     }
 }
 
-/// How the pings of a websocket's traffic start: the wss answers one after it has
-/// read everything sent before it.
-pub const TRAFFIC_PING: &[u8] = b"traffic ";
-
 /// Time one websocket's traffic may take, first message to pong.
 pub const TRAFFIC_TIMEOUT: Duration = Duration::from_secs(120);
-
-/// A traffic order as the pool's tasks get it: payloads shared by all of them.
-#[derive(Clone)]
-struct TrafficOrder {
-    spec: TrafficSpec,
-    first: Bytes,
-    data: Bytes,
-}
 
 /// What [`IdlePool::traffic`] saw.
 #[derive(Debug, Clone, Copy)]
@@ -144,257 +110,85 @@ pub struct TrafficDone {
     pub secs: f64,
 }
 
-/// Pinning websockets, opened at a rate and held idle until [`IdlePool::close`].
+/// Pinning websockets, opened at a rate and held idle until [`IdlePool::close`]: a
+/// [`Fleet`] with the bench's bounds.
 pub struct IdlePool {
-    target: Target,
-    stop: CancellationToken,
-    tracker: TaskTracker,
-    counters: Arc<PoolCounters>,
-    /// Handshakes in flight at once.
-    handshakes: Arc<Semaphore>,
-    /// Traffic orders to the open websockets, and how many may send at once.
-    orders: watch::Sender<Option<TrafficOrder>>,
-    traffic_slots: Arc<Semaphore>,
-    started: u64,
+    fleet: Fleet,
 }
 
 impl IdlePool {
     pub fn new(target: Target) -> IdlePool {
         IdlePool {
-            target,
-            stop: CancellationToken::new(),
-            tracker: TaskTracker::new(),
-            counters: Arc::default(),
-            handshakes: Arc::new(Semaphore::new(256)),
-            orders: watch::Sender::new(None),
-            traffic_slots: Arc::new(Semaphore::new(64)),
-            started: 0,
+            fleet: Fleet::new(target.dial(SMALL_READ_BUFFER)),
         }
     }
 
     /// Websockets open now.
     pub fn open(&self) -> u64 {
-        self.counters.open.load(Ordering::Relaxed)
+        self.fleet.open()
     }
 
-    /// Attempts that failed, and closes by the other side, so far.
-    pub fn failed(&self) -> u64 {
-        self.counters.failed.load(Ordering::Relaxed)
-    }
-
-    pub fn closed(&self) -> u64 {
-        self.counters.closed.load(Ordering::Relaxed)
-    }
-
-    pub fn first_error(&self) -> Option<String> {
-        self.counters.first_error.lock().unwrap().clone()
-    }
-
-    /// Opens websockets at `rate` per second until `n` are open (retrying failures,
-    /// at most `n / 10 + 10` of them), then returns; bounded by `limit`.
+    /// Opens websockets at `rate` per second until `n` are open (at most `n / 10 +
+    /// 10` attempts may fail), then returns; bounded by `limit`.
     pub async fn grow_to(&mut self, n: u64, rate: f64, limit: Duration) -> Result<(), String> {
         let deadline = Instant::now() + limit;
-        let start = Instant::now();
-        let first = self.started;
-        let max_failures = self.failed() + n / 10 + 10;
-        loop {
-            let open = self.open();
-            let pending = self
-                .started
-                .saturating_sub(open + self.failed() + self.closed());
-            if open >= n {
-                return Ok(());
-            }
-            if self.failed() > max_failures {
-                return Err(format!(
-                    "{} of the attempts failed (first: {})",
-                    self.failed(),
-                    self.first_error().unwrap_or_default()
-                ));
-            }
+        let open = Cell::new(self.fleet.open());
+        let in_time = || {
             if Instant::now() > deadline {
-                return Err(format!(
-                    "only {open} of {n} websockets open after {limit:?} ({} failed; first: {})",
-                    self.failed(),
-                    self.first_error().unwrap_or_default()
-                ));
-            }
-            if open + pending < n {
-                // Paced: the k-th websocket of this call starts at k / rate.
-                let due = start + Duration::from_secs_f64((self.started - first) as f64 / rate);
-                tokio::time::sleep_until(due).await;
-                self.spawn_one();
+                Err(format!(
+                    "only {} of {n} websockets open after {limit:?}",
+                    open.get()
+                ))
             } else {
-                tokio::time::sleep(Duration::from_millis(20)).await;
+                Ok(())
             }
-        }
+        };
+        self.fleet
+            .open_to(n, rate, n / 10 + 10, in_time, |now| open.set(now))
+            .await
     }
 
-    /// Every websocket open now sends `spec` (first message, traffic, ping), at most
-    /// `concurrency` at a time; returns once each got its pong, bounded by `limit`.
-    /// A websocket that fails or closes meanwhile fails the step.
+    /// Every websocket open now sends `spec` (first message, traffic, pings), at most
+    /// `concurrency` at a time; returns once each got its last pong, bounded by
+    /// `limit`. A websocket that fails or closes meanwhile fails the step.
     pub async fn traffic(
-        &self,
+        &mut self,
         spec: TrafficSpec,
         concurrency: usize,
         limit: Duration,
     ) -> Result<TrafficDone, String> {
-        let n = self.open();
-        let done0 = self.counters.traffic_done.load(Ordering::Relaxed);
-        let failed0 = self.counters.traffic_failed.load(Ordering::Relaxed);
-        let closed0 = self.closed();
-        // The slots: `concurrency` in all (the pool starts with 64).
-        let have = self.traffic_slots.available_permits();
-        if concurrency > have {
-            self.traffic_slots.add_permits(concurrency - have);
-        } else {
-            self.traffic_slots.forget_permits(have - concurrency.max(1));
-        }
-        let start = Instant::now();
-        self.orders.send_replace(Some(TrafficOrder {
-            spec,
-            first: Bytes::from(vec![0x01; spec.first]),
-            data: Bytes::from(vec![0x02; spec.message.max(1)]),
-        }));
-        loop {
-            let done = self.counters.traffic_done.load(Ordering::Relaxed) - done0;
-            let failed = self.counters.traffic_failed.load(Ordering::Relaxed) - failed0;
-            let closed = self.closed() - closed0;
-            if failed > 0 || closed > 0 {
-                return Err(format!(
-                    "{failed} websocket(s) failed their traffic and {closed} closed, {done} of {n} done (first error: {})",
-                    self.first_error().unwrap_or_default()
-                ));
+        let n = self.fleet.open();
+        let deadline = Instant::now() + limit;
+        let done = Cell::new(0);
+        let in_time = || {
+            if Instant::now() > deadline {
+                Err(format!(
+                    "only {} of {n} websockets done with their traffic after {limit:?}",
+                    done.get()
+                ))
+            } else {
+                Ok(())
             }
-            if done >= n {
-                return Ok(TrafficDone {
-                    connections: done,
-                    secs: start.elapsed().as_secs_f64(),
-                });
-            }
-            if start.elapsed() > limit {
-                return Err(format!(
-                    "only {done} of {n} websockets done with their traffic after {limit:?}"
-                ));
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-
-    fn spawn_one(&mut self) {
-        self.started += 1;
-        let target = self.target.clone();
-        let stop = self.stop.clone();
-        let counters = self.counters.clone();
-        let handshakes = self.handshakes.clone();
-        let mut orders = self.orders.subscribe();
-        let slots = self.traffic_slots.clone();
-        self.tracker.spawn(async move {
-            let permit = handshakes.acquire_owned().await;
-            let opened = tokio::select! {
-                r = connect(&target, SMALL_READ_BUFFER) => r,
-                _ = stop.cancelled() => return,
-            };
-            drop(permit);
-            let ws = match opened {
-                Ok(ws) => ws,
-                Err(e) => {
-                    counters.failed.fetch_add(1, Ordering::Relaxed);
-                    counters.first_error.lock().unwrap().get_or_insert(e);
-                    return;
-                }
-            };
-            counters.open.fetch_add(1, Ordering::Relaxed);
-            let (mut sink, mut stream) = ws.split();
-            let pong = Notify::new();
-            // Reads everything (echoes dropped), so pings are answered; tells the
-            // writer when a pong of its traffic is back.
-            let reader = async {
-                while let Some(m) = stream.next().await {
-                    match m {
-                        Ok(Message::Pong(p)) if p.starts_with(TRAFFIC_PING) => pong.notify_one(),
-                        Ok(_) => {}
-                        Err(_) => break,
-                    }
-                }
-            };
-            // Idle until a traffic order, then sends it; returns only on failure.
-            let writer = async {
-                loop {
-                    if orders.changed().await.is_err() {
-                        std::future::pending::<()>().await;
-                    }
-                    let Some(order) = orders.borrow_and_update().clone() else {
-                        continue;
-                    };
-                    let Ok(_slot) = slots.acquire().await else {
-                        continue;
-                    };
-                    let sent = tokio::time::timeout(
-                        TRAFFIC_TIMEOUT,
-                        send_traffic(&mut sink, &order, &pong),
-                    )
-                    .await
-                    .unwrap_or_else(|_| {
-                        Err(format!("traffic not done within {TRAFFIC_TIMEOUT:?}"))
-                    });
-                    match sent {
-                        Ok(()) => {
-                            counters.traffic_done.fetch_add(1, Ordering::Relaxed);
-                        }
-                        Err(e) => {
-                            counters.traffic_failed.fetch_add(1, Ordering::Relaxed);
-                            counters.first_error.lock().unwrap().get_or_insert(e);
-                            return;
-                        }
-                    }
-                }
-            };
-            tokio::select! {
-                _ = stop.cancelled() => {}
-                _ = reader => {
-                    counters.closed.fetch_add(1, Ordering::Relaxed);
-                }
-                _ = writer => {}
-            }
-            counters.open.fetch_sub(1, Ordering::Relaxed);
-        });
-    }
-
-    /// Closes every websocket (with a reset) and waits (at most 20 s) for their tasks.
-    pub async fn close(self) {
-        self.stop.cancel();
-        self.tracker.close();
-        let _ = tokio::time::timeout(Duration::from_secs(20), self.tracker.wait()).await;
-    }
-}
-
-/// One websocket's traffic: the first message, then the traffic, each message
-/// followed by a ping whose pong (which the reader signals on `pong`) is awaited
-/// before the next.
-async fn send_traffic(
-    sink: &mut futures_util::stream::SplitSink<Ws, Message>,
-    order: &TrafficOrder,
-    pong: &Notify,
-) -> Result<(), String> {
-    for (i, len) in order.spec.messages().into_iter().enumerate() {
-        let payload = if i == 0 {
-            order.first.clone()
-        } else {
-            order.data.slice(..len)
         };
-        sink.send(Message::Binary(payload))
-            .await
-            .map_err(|e| format!("sending traffic: {e}"))?;
-        let mut tag = TRAFFIC_PING.to_vec();
-        tag.extend_from_slice(i.to_string().as_bytes());
-        sink.send(Message::Ping(tag.into()))
-            .await
-            .map_err(|e| format!("sending the traffic's ping: {e}"))?;
-        // Only this ping is out: the next goes after its pong.
-        pong.notified().await;
+        let traffic = Traffic {
+            sizes: spec.messages(),
+            senders: concurrency,
+            timeout: TRAFFIC_TIMEOUT,
+        };
+        let took = self
+            .fleet
+            .send(traffic, in_time, |now| done.set(now))
+            .await?;
+        Ok(TrafficDone {
+            connections: n,
+            secs: took.as_secs_f64(),
+        })
     }
-    Ok(())
+
+    /// Closes every websocket (with a reset) and waits (bounded) for their tasks.
+    pub async fn close(self) {
+        self.fleet.abort().await;
+    }
 }
 
 /// The data connection: `size` bytes every `delay`, the echoes (if any) read and dropped.

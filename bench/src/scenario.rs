@@ -373,7 +373,7 @@ async fn measure_stack(
         }
     }
     if planned.traffic {
-        result.traffic = Some(traffic(plan, running, &pool).await?);
+        result.traffic = Some(traffic(plan, running, &mut pool).await?);
         if data.broken() {
             return fail("the data connection broke");
         }
@@ -457,7 +457,7 @@ async fn measure_stack(
 
 /// The traffic step: every websocket of `pool` sends the plan's first message and
 /// traffic (bounded: 60 s plus 20 MB/s of it), then RSS is sampled once settled.
-async fn traffic(plan: &Plan, running: &mut Running, pool: &IdlePool) -> Result<Traffic> {
+async fn traffic(plan: &Plan, running: &mut Running, pool: &mut IdlePool) -> Result<Traffic> {
     let spec = TrafficSpec {
         first: plan.traffic_first_message,
         bytes: plan.traffic_bytes,

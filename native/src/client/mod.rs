@@ -17,10 +17,12 @@
 //! [`ClientError::Lost`], which says what was lost.
 //!
 //! `client audit` ([`audit`]) points the client at any websocket server on the
-//! machine instead and measures what its connections cost the processes given.
+//! machine instead and measures what its connections cost the processes given; its
+//! websockets are a [`fleet`], the engine the benchmark (`bench/`) drives too.
 
 pub mod audit;
 pub mod connect;
+pub mod fleet;
 pub mod load;
 pub mod pin_traffic;
 pub mod progress;

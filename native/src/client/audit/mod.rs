@@ -5,7 +5,7 @@
 //! each read once the figures are steady ([`measure::settle`], bounded):
 //!
 //! 1. **idle**: opens websockets up to the level at `--rate` per second
-//!    ([`conns`]) and reads each process's RSS and PSS and the machine's sockets;
+//!    (a [`Fleet`]) and reads each process's RSS and PSS and the machine's sockets;
 //! 2. **one message**: every websocket sends one `--message-size` message;
 //! 3. **traffic**: every websocket sends `--traffic-bytes` more in messages of
 //!    `--traffic-message-size`, each read by the server before the next is sent
@@ -22,7 +22,6 @@
 //! JSON, and exit code 1.
 
 pub mod chart;
-pub mod conns;
 pub mod measure;
 pub mod report;
 pub mod target;
@@ -35,10 +34,10 @@ use std::time::Duration;
 
 use indicatif::ProgressBar;
 
-use self::conns::{traffic_sizes, Conns};
 use self::measure::{Settle, Settled, Watched};
 use self::report::{AuditReport, AuditSettings, Step};
 use self::target::{TargetUrl, Trust};
+use super::fleet::{traffic_sizes, Dial, Fleet, Traffic};
 use super::progress;
 use crate::config::Config;
 use crate::server::State;
@@ -52,6 +51,11 @@ const SETTLE_WINDOW: Duration = Duration::from_secs(2);
 const CLOSE_WINDOW: Duration = Duration::from_secs(3);
 /// How often the live figures of the snapshot are read.
 const LIVE_EVERY: Duration = Duration::from_secs(1);
+/// Websockets that send at once, so the kernel's buffers do not fill with traffic
+/// in flight while the figures are read.
+const SENDERS: usize = 64;
+/// Time one websocket's messages of one step may take, first to last pong.
+const SEND_TIMEOUT: Duration = Duration::from_secs(60);
 /// Descriptors kept aside beside one per websocket.
 const SPARE_FILES: u64 = 64;
 
@@ -263,11 +267,11 @@ pub async fn run(
     ));
 
     let mut report = AuditReport::new(&options.target, settings, &watched);
-    let mut conns = Conns::new(
+    let mut conns = Fleet::new(Dial::new(
         target,
         tls,
         options.message_size.max(options.traffic_message_size),
-    );
+    ));
     let outcome = tokio::select! {
         r = audit(&options, &watched, &mut report, &mut conns, &live) => r,
         _ = shutdown.cancelled() => Err((
@@ -386,7 +390,7 @@ async fn audit(
     options: &AuditOptions,
     watched: &[Watched],
     report: &mut AuditReport,
-    conns: &mut Conns,
+    conns: &mut Fleet,
     live: &LiveStatus,
 ) -> Result<(), StepError> {
     let settle = |window| Settle {
@@ -417,7 +421,7 @@ async fn audit(
         live.set("idle", level);
         let bar = progress::step_bar(&format!("{level}: opening"), level, show);
         conns
-            .open_to(level, options.rate, alive, |n| {
+            .open_to(level, options.rate, level / 100 + 2, alive, |n| {
                 bar.set_position(n);
                 live.open.store(n, Ordering::Relaxed);
             })
@@ -433,7 +437,9 @@ async fn audit(
         live.set("one message", level);
         let bar = progress::step_bar(&format!("{level}: one message each"), level, show);
         conns
-            .send(vec![options.message_size], alive, |n| bar.set_position(n))
+            .send(sends(vec![options.message_size]), alive, |n| {
+                bar.set_position(n)
+            })
             .await
             .map_err(err)?;
         let after_message = settled(watched, settle(SETTLE_WINDOW), bar)
@@ -446,7 +452,7 @@ async fn audit(
         live.set("traffic", level);
         let bar = progress::step_bar(&format!("{level}: traffic"), level, show);
         conns
-            .send(traffic.clone(), alive, |n| bar.set_position(n))
+            .send(sends(traffic.clone()), alive, |n| bar.set_position(n))
             .await
             .map_err(err)?;
         let after_traffic = settled(watched, settle(SETTLE_WINDOW), bar)
@@ -472,6 +478,16 @@ async fn audit(
         before = closed;
     }
     Ok(())
+}
+
+/// What every websocket sends in a step: messages of `sizes`, [`SENDERS`] at once,
+/// each websocket's within [`SEND_TIMEOUT`].
+fn sends(sizes: Vec<usize>) -> Traffic {
+    Traffic {
+        sizes,
+        senders: SENDERS,
+        timeout: SEND_TIMEOUT,
+    }
 }
 
 /// The error of `step`: when an audited process has gone, that is what it says

@@ -571,7 +571,7 @@ pub fn render_table(r: &AuditReport) -> String {
         "audit of {}: {} in {} messages after one {} message (KB = 1000 bytes; RSS, PSS from /proc)\n",
         r.target,
         size(r.settings.traffic_bytes),
-        super::conns::traffic_sizes(
+        crate::client::fleet::traffic_sizes(
             r.settings.traffic_bytes as usize,
             r.settings.traffic_message_size as usize
         )
