@@ -132,13 +132,14 @@ pub(crate) fn bare_host(host: &str) -> &str {
         .unwrap_or(host)
 }
 
-/// Websocket settings of the client: a small read buffer, writes sent at once.
-pub fn ws_config(config: &Config) -> WebSocketConfig {
+/// Websocket settings of a client websocket: `read_buffer`, writes sent at once,
+/// messages and frames up to `max_message`.
+pub fn ws_config(read_buffer: usize, max_message: usize) -> WebSocketConfig {
     WebSocketConfig::default()
-        .read_buffer_size(READ_BUFFER)
+        .read_buffer_size(read_buffer)
         .write_buffer_size(0)
-        .max_message_size(Some(config.max_message_size))
-        .max_frame_size(Some(config.max_message_size))
+        .max_message_size(Some(max_message))
+        .max_frame_size(Some(max_message))
 }
 
 /// Opens one websocket to the proxy of `config`.
@@ -200,8 +201,11 @@ where
     };
 
     let url = proxy_url(config);
-    let handshake =
-        tokio_tungstenite::client_async_with_config(url.as_str(), stream, Some(ws_config(config)));
+    let handshake = tokio_tungstenite::client_async_with_config(
+        url.as_str(),
+        stream,
+        Some(ws_config(READ_BUFFER, config.max_message_size)),
+    );
     let (ws, _response) = tokio::time::timeout_at(deadline, handshake)
         .await
         .map_err(|_| timeout("websocket handshake with the proxy"))?

@@ -10,10 +10,9 @@ use rustls::pki_types::ServerName;
 use rustls::ClientConfig;
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
-use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::Message;
 
-use crate::client::connect::{ProxyStream, WsStream, READ_BUFFER};
+use crate::client::connect::{ws_config, ProxyStream, WsStream, READ_BUFFER};
 
 /// A websocket URL (`ws://` or `wss://`), parsed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -99,15 +98,6 @@ impl Dial {
             timeout: Duration::from_secs(10),
         }
     }
-
-    /// The websocket settings of each connection.
-    fn ws_config(&self) -> WebSocketConfig {
-        WebSocketConfig::default()
-            .read_buffer_size(self.read_buffer)
-            .write_buffer_size(0)
-            .max_message_size(Some(self.max_message))
-            .max_frame_size(Some(self.max_message))
-    }
 }
 
 /// Opens one websocket as `dial` says.
@@ -149,7 +139,7 @@ pub async fn dial(dial: &Dial) -> Result<WsStream, String> {
         let (mut ws, _) = tokio_tungstenite::client_async_with_config(
             target.url.as_str(),
             stream,
-            Some(dial.ws_config()),
+            Some(ws_config(dial.read_buffer, dial.max_message)),
         )
         .await
         .map_err(|e| format!("websocket handshake with {} failed: {e}", target.url))?;
