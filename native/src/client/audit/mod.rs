@@ -267,21 +267,21 @@ pub async fn run(
     ));
 
     let mut report = AuditReport::new(&options.target, settings, &watched);
-    let mut conns = Fleet::new(Dial::new(
+    let mut fleet = Fleet::new(Dial::new(
         target,
         tls,
         options.message_size.max(options.traffic_message_size),
     ));
     let outcome = tokio::select! {
-        r = audit(&options, &watched, &mut report, &mut conns, &live) => r,
+        r = audit(&options, &watched, &mut report, &mut fleet, &live) => r,
         _ = shutdown.cancelled() => Err((
             live.report_step().name().to_string(),
             "interrupted (Ctrl-C or SIGTERM)".to_string(),
         )),
     };
     live.set(if outcome.is_ok() { "done" } else { "failed" }, 0);
-    let _ = tokio::time::timeout(Duration::from_secs(20), conns.close_all(|_| {})).await;
-    conns.shutdown().await;
+    let _ = tokio::time::timeout(Duration::from_secs(20), fleet.close_all(|_| {})).await;
+    fleet.shutdown().await;
     sampler.abort();
     inner.trigger();
     inner.finish(Duration::from_secs(2)).await;
@@ -390,7 +390,7 @@ async fn audit(
     options: &AuditOptions,
     watched: &[Watched],
     report: &mut AuditReport,
-    conns: &mut Fleet,
+    fleet: &mut Fleet,
     live: &LiveStatus,
 ) -> Result<(), StepError> {
     let settle = |window| Settle {
@@ -420,7 +420,7 @@ async fn audit(
         let err = |m: String| step_error(watched, Step::Idle, m);
         live.set("idle", level);
         let bar = progress::step_bar(&format!("{level}: opening"), level, show);
-        conns
+        fleet
             .open_to(level, options.rate, level / 100 + 2, alive, |n| {
                 bar.set_position(n);
                 live.open.store(n, Ordering::Relaxed);
@@ -436,7 +436,7 @@ async fn audit(
         let err = |m: String| step_error(watched, Step::AfterMessage, m);
         live.set("one message", level);
         let bar = progress::step_bar(&format!("{level}: one message each"), level, show);
-        conns
+        fleet
             .send(sends(vec![options.message_size]), alive, |n| {
                 bar.set_position(n)
             })
@@ -451,7 +451,7 @@ async fn audit(
         let err = |m: String| step_error(watched, Step::AfterTraffic, m);
         live.set("traffic", level);
         let bar = progress::step_bar(&format!("{level}: traffic"), level, show);
-        conns
+        fleet
             .send(sends(traffic.clone()), alive, |n| bar.set_position(n))
             .await
             .map_err(err)?;
@@ -464,7 +464,7 @@ async fn audit(
         let err = |m: String| step_error(watched, Step::AfterClose, m);
         live.set("closed", level);
         let bar = progress::step_bar(&format!("{level}: closing"), level, show);
-        conns
+        fleet
             .close_all(|n| {
                 bar.set_position(n);
                 live.open.store(level - n.min(level), Ordering::Relaxed);
