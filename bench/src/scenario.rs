@@ -630,7 +630,8 @@ pub async fn headline(
             live_slabs,
             retained_bytes: u("/totals/retained_bytes"),
             referenced_bytes: u("/totals/referenced_bytes"),
-            rss: readable(&s, "process.rss_bytes").context(|| format!("the {server}'s snapshot"))?,
+            rss: readable(&s, "process.rss_bytes")
+                .context(|| format!("the {server}'s snapshot"))?,
             alloc_resident: u("/process/allocator/resident_bytes"),
             node_array_buffers: u("/process/node/array_buffers_bytes"),
             node_heap_used: u("/process/node/heap_used_bytes"),
@@ -882,7 +883,9 @@ mod tests {
         assert_eq!(readable(&old, "process.rss_bytes").unwrap(), 5);
         let a = alloc_of(&old).unwrap().unwrap();
         assert_eq!((a.resident, a.allocated), (3, 2));
-        assert!(alloc_of(&serde_json::json!({"process": {}})).unwrap().is_none());
+        assert!(alloc_of(&serde_json::json!({"process": {}}))
+            .unwrap()
+            .is_none());
     }
 
     #[test]

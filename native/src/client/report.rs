@@ -222,7 +222,9 @@ fn cells(name: &str, s: &Snapshot, pinning: u64) -> [String; 8] {
 
 /// Megabytes with one decimal, or `unreadable`.
 fn megabytes(bytes: Option<u64>) -> String {
-    bytes.map_or("unreadable".to_string(), |b| format!("{:.1}", b as f64 / 1e6))
+    bytes.map_or("unreadable".to_string(), |b| {
+        format!("{:.1}", b as f64 / 1e6)
+    })
 }
 
 /// The lines saying why a server's figures in the table are unreadable.

@@ -132,9 +132,7 @@ impl State {
         }
         if self.stack == Some(Stack::Warp) {
             line.push_str(&format!(", warp stack; {} parts kept; ", self.kept.len()));
-            line.push_str(&allocated_part(
-                crate::snapshot::memory::allocated_bytes(),
-            ));
+            line.push_str(&allocated_part(crate::snapshot::memory::allocated_bytes()));
         }
         for pool in self.pools.iter() {
             let s = pool.summary();

@@ -112,7 +112,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("status");
         let why = rss_from_status(&path).unwrap_err();
-        assert!(why.starts_with(&format!("reading {}: ", path.display())), "{why}");
+        assert!(
+            why.starts_with(&format!("reading {}: ", path.display())),
+            "{why}"
+        );
         assert!(why.contains("No such file"), "{why}");
     }
 

@@ -709,7 +709,10 @@ mod tests {
             ]
         );
         // No zero stands in for a missing figure anywhere.
-        assert!(!text.contains("memory_bytes{role=\"wss\",stack=\"slab\"} 0"), "{text}");
+        assert!(
+            !text.contains("memory_bytes{role=\"wss\",stack=\"slab\"} 0"),
+            "{text}"
+        );
     }
 
     #[test]
