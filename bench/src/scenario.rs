@@ -178,12 +178,40 @@ fn pinned_of(snapshot: &Value) -> Option<Pinned> {
     })
 }
 
-fn alloc_of(snapshot: &Value) -> Option<AllocFigures> {
-    let a = snapshot.pointer("/process/allocator")?;
-    Some(AllocFigures {
-        resident: a.get("resident_bytes")?.as_u64()?,
-        allocated: a.get("allocated_bytes")?.as_u64()?,
-    })
+/// The allocator figures of one of our snapshots; `None` for a snapshot without
+/// them; an error with the snapshot's reason when it says they could not be read.
+fn alloc_of(snapshot: &Value) -> Result<Option<AllocFigures>> {
+    if snapshot.pointer("/process/allocator").is_none() {
+        return Ok(None);
+    }
+    Ok(Some(AllocFigures {
+        resident: readable(snapshot, "process.allocator.resident_bytes")?,
+        allocated: readable(snapshot, "process.allocator.allocated_bytes")?,
+    }))
+}
+
+/// A figure of a snapshot by its name (`process.rss_bytes`), or why it is missing:
+/// the reason the snapshot's `process.unreadable` gives for a `null` figure.
+fn readable(snapshot: &Value, figure: &str) -> Result<u64> {
+    let pointer = format!("/{}", figure.replace('.', "/"));
+    match snapshot.pointer(&pointer) {
+        Some(Value::Null) => {
+            let why = snapshot
+                .pointer("/process/unreadable")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .find(|u| u.get("figure").and_then(Value::as_str) == Some(figure))
+                .and_then(|u| u.get("reason")?.as_str())
+                .unwrap_or("no reason recorded");
+            fail(format!("the snapshot's {figure} is unreadable: {why}"))
+        }
+        Some(v) => match v.as_u64() {
+            Some(n) => Ok(n),
+            None => fail(format!("the snapshot's {figure} is not a byte count: {v}")),
+        },
+        None => fail(format!("the snapshot has no {figure}")),
+    }
 }
 
 /// RSS of both servers, then (ours) their allocator figures, then the kernel's.
@@ -194,12 +222,12 @@ async fn memory_sample(running: &Running, connections: u64) -> Result<MemorySamp
     let (mut wss_alloc, mut wss_pinned) = (None, None);
     if running.stack.proxy.is_ours() {
         let (s, _, _) = snapshot(running.proxy_snapshot().expect("ours has one")).await?;
-        proxy_alloc = alloc_of(&s);
+        proxy_alloc = alloc_of(&s).context(|| "the proxy's snapshot".into())?;
         proxy_pinned = pinned_of(&s);
     }
     if running.stack.wss.is_ours() {
         let (s, _, _) = snapshot(running.wss_snapshot().expect("ours has one")).await?;
-        wss_alloc = alloc_of(&s);
+        wss_alloc = alloc_of(&s).context(|| "the wss's snapshot".into())?;
         wss_pinned = pinned_of(&s);
     }
     Ok(MemorySample {
@@ -602,7 +630,8 @@ pub async fn headline(
             live_slabs,
             retained_bytes: u("/totals/retained_bytes"),
             referenced_bytes: u("/totals/referenced_bytes"),
-            rss: u("/process/rss_bytes").unwrap_or(0),
+            rss: readable(&s, "process.rss_bytes")
+                .context(|| format!("the {server}'s snapshot"))?,
             alloc_resident: u("/process/allocator/resident_bytes"),
             node_array_buffers: u("/process/node/array_buffers_bytes"),
             node_heap_used: u("/process/node/heap_used_bytes"),
@@ -829,6 +858,34 @@ mod tests {
         assert!(!steady(1000, 1010));
         assert!(!steady(1000, 900));
         assert!(steady(0, 0));
+    }
+
+    #[test]
+    fn an_unreadable_figure_fails_the_measurement_with_its_reason() {
+        let s: Value = serde_json::from_str(
+            r#"{"process": {"rss_bytes": null, "allocator": {"resident_bytes": 3000,
+                "allocated_bytes": null},
+                "unreadable": [{"figure": "process.rss_bytes", "reason": "reading /proc/self/status: EACCES"},
+                    {"figure": "process.allocator.allocated_bytes", "reason": "jemalloc stats.allocated: EINVAL"}]}}"#,
+        )
+        .unwrap();
+        let err = readable(&s, "process.rss_bytes").unwrap_err().to_string();
+        assert_eq!(
+            err,
+            "the snapshot's process.rss_bytes is unreadable: reading /proc/self/status: EACCES"
+        );
+        let err = alloc_of(&s).unwrap_err().to_string();
+        assert!(err.contains("jemalloc stats.allocated: EINVAL"), "{err}");
+        // An older snapshot's plain numbers read; a snapshot without allocator has none.
+        let old: Value =
+            serde_json::from_str(r#"{"process": {"rss_bytes": 5, "allocator": {"resident_bytes": 3, "allocated_bytes": 2}}}"#)
+                .unwrap();
+        assert_eq!(readable(&old, "process.rss_bytes").unwrap(), 5);
+        let a = alloc_of(&old).unwrap().unwrap();
+        assert_eq!((a.resident, a.allocated), (3, 2));
+        assert!(alloc_of(&serde_json::json!({"process": {}}))
+            .unwrap()
+            .is_none());
     }
 
     #[test]

@@ -250,8 +250,13 @@ async fn headers_announcing_16_mib_frames_reserve_nothing_until_their_payload_co
     .await;
     let after = pg.snapshot(&pg.wss).await;
     assert_eq!(after.connections.open, PEERS as u64);
-    let grown = after.process.allocator.allocated_bytes as i64
-        - before.process.allocator.allocated_bytes as i64;
+    let allocated = |s: &snapshot::Snapshot| {
+        s.process
+            .allocator
+            .allocated_bytes
+            .expect("readable on Linux") as i64
+    };
+    let grown = allocated(&after) - allocated(&before);
     assert!(
         grown < ANNOUNCED as i64,
         "{PEERS} headers announcing {ANNOUNCED} bytes each made the wss allocate {grown} bytes more"

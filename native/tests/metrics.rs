@@ -331,6 +331,15 @@ fn check_process(scrape: &Scrape, snap: &Snapshot) {
     );
     assert!(active <= get("jemalloc_mapped_bytes"));
     assert!(get("jemalloc_resident_bytes") > 0.0);
+    // Every figure was read, and the scrape says so, figure by figure.
+    assert_eq!(snap.process.unreadable, vec![], "readable on Linux");
+    for (figure, _) in snap.process.figures() {
+        assert_eq!(
+            value(scrape, "snapshot_figure_unreadable", &[("figure", figure)]),
+            Some(0.0),
+            "{figure}"
+        );
+    }
     let took = get("snapshot_duration_seconds");
     assert!(took > 0.0 && took < 5.0, "{took}");
 }

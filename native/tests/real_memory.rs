@@ -21,7 +21,14 @@ const SLAB: u64 = 1 << 20;
 const READ: u64 = 64 << 10;
 
 fn allocated(snap: &Snapshot) -> i64 {
-    snap.process.allocator.allocated_bytes as i64
+    snap.process
+        .allocator
+        .allocated_bytes
+        .expect("readable on Linux") as i64
+}
+
+fn rss(snap: &Snapshot) -> i64 {
+    snap.process.rss_bytes.expect("readable on Linux") as i64
 }
 
 fn live_tcp(snap: &Snapshot) -> u64 {
@@ -63,7 +70,7 @@ async fn pinned_slabs_raise_allocated_and_rss_by_their_size_and_come_back_when_c
         grew >= (PINNING * SLAB) as i64,
         "{PINNING} pinned slabs of {SLAB} bytes, but allocated grew by {grew}"
     );
-    let rss_grew = pinned.process.rss_bytes as i64 - before.process.rss_bytes as i64;
+    let rss_grew = rss(&pinned) - rss(&before);
     assert!(
         rss_grew >= (PINNING * (SLAB - READ)) as i64,
         "{PINNING} pinned slabs written to their ends, but RSS grew by {rss_grew}"
@@ -82,8 +89,7 @@ async fn pinned_slabs_raise_allocated_and_rss_by_their_size_and_come_back_when_c
             now.connections.open == 0
                 && live_tcp(&now) <= 1
                 && allocated(&now) - allocated(&before) < (2 * SLAB) as i64
-                && pinned.process.rss_bytes as i64 - (now.process.rss_bytes as i64)
-                    >= ((PINNING - 2) * (SLAB - READ)) as i64
+                && rss(&pinned) - rss(&now) >= ((PINNING - 2) * (SLAB - READ)) as i64
         },
     )
     .await;

@@ -19,7 +19,10 @@
 //! - `(unattributed)`: what the allocator holds beyond the self sizes above, so
 //!   the file's total equals `process.allocator.allocated_bytes`. The kept bytes lie
 //!   inside their slab or allocation and are counted in both (a few hundred bytes
-//!   each); `(unattributed)` is smaller by as much.
+//!   each); `(unattributed)` is smaller by as much. When `allocated_bytes` could not
+//!   be read (`null`) there is no `(unattributed)` node: the file's total is what
+//!   the graph attributes, and `Process` has an `allocated_bytes` property saying
+//!   "unreadable: " and the snapshot's reason.
 //!
 //! Property values are `string` nodes of self size 0: they are no memory of the
 //! process, and DevTools' Summary leaves them out.
@@ -147,10 +150,11 @@ pub struct Written {
     /// Bytes of the file.
     pub bytes: u64,
     /// Sum of the nodes' self sizes: the allocator's allocated bytes, unless what the
-    /// graph attributes exceeds them.
+    /// graph attributes exceeds them (or they are unreadable: then what it attributes).
     pub total_size: u64,
-    /// Self size of the `(unattributed)` node(s).
-    pub unattributed: u64,
+    /// Self size of the `(unattributed)` node(s); `None` when the allocator's
+    /// allocated bytes are unreadable and the file has no such node.
+    pub unattributed: Option<u64>,
 }
 
 /// Writes `snap` as a `.heapsnapshot` to `out`, in pieces of 64 KiB.
@@ -224,7 +228,7 @@ struct Graph<'a> {
     edges: Vec<Edge>,
     strings: Vec<Cow<'a, str>>,
     index: FxMap<Cow<'a, str>, u32>,
-    unattributed: u64,
+    unattributed: Option<u64>,
 }
 
 /// A part a connection keeps, and the node its bytes lie in.
@@ -244,7 +248,7 @@ impl<'a> Graph<'a> {
             edges: Vec::with_capacity(edges),
             strings: Vec::with_capacity(nodes / 2),
             index: FxMap::with_capacity_and_hasher(nodes / 2, Default::default()),
-            unattributed: 0,
+            unattributed: None,
         };
         g.string("");
         g
@@ -502,14 +506,18 @@ impl<'a> Graph<'a> {
             g.edge_named(node, PROPERTY, label, p.target);
         }
 
-        // The rest of what the allocator holds.
+        // The rest of what the allocator holds; nothing when that is unknown (a
+        // node of 0 bytes would claim the graph attributes everything).
         let attributed: u64 = g.nodes.iter().map(|n| n.size as u64).sum();
-        let mut rest = snap
-            .process
-            .allocator
-            .allocated_bytes
-            .saturating_sub(attributed);
-        g.unattributed = rest;
+        let Some(allocated) = snap.process.allocator.allocated_bytes else {
+            let name = g.string("allocated_bytes");
+            let why = snap.process.why_unreadable(crate::figure::ALLOCATED);
+            let value = g.string(format!("unreadable: {why}"));
+            g.property(process, name, value, node_id(tag::FIXED, 12));
+            return g;
+        };
+        let mut rest = allocated.saturating_sub(attributed);
+        g.unattributed = Some(rest);
         let mut i = 0;
         while rest > 0 {
             let piece = rest.min(1 << 31);
@@ -763,15 +771,16 @@ pub fn synthetic_proxy(connections: u64) -> Snapshot {
         process: Process {
             pid: 4242,
             uptime_ms: connections * 250 + 1000,
-            rss_bytes: retained + (60 << 20),
+            rss_bytes: Some(retained + (60 << 20)),
             allocator: Allocator {
                 name: "jemalloc".into(),
-                allocated_bytes: retained + connections * 5000 + (2 << 20),
-                active_bytes: retained + connections * 5200 + (3 << 20),
-                resident_bytes: retained + (50 << 20),
-                mapped_bytes: retained + (80 << 20),
-                retained_bytes: 0,
+                allocated_bytes: Some(retained + connections * 5000 + (2 << 20)),
+                active_bytes: Some(retained + connections * 5200 + (3 << 20)),
+                resident_bytes: Some(retained + (50 << 20)),
+                mapped_bytes: Some(retained + (80 << 20)),
+                retained_bytes: Some(0),
             },
+            unreadable: vec![],
         },
         settings: Settings {
             head_mode: Some(HeadMode::Retain),

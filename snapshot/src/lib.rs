@@ -8,8 +8,10 @@
 
 use serde::{Deserialize, Serialize};
 
-/// Version of the snapshot format; bumped when a field changes meaning or goes away.
-pub const SCHEMA_VERSION: u32 = 2;
+/// Version of the snapshot format; bumped when a field changes meaning or type, or
+/// goes away. 3: `process.rss_bytes` and `process.allocator.*_bytes` may be `null`
+/// (unreadable), with the reason in `process.unreadable`.
+pub const SCHEMA_VERSION: u32 = 3;
 
 /// The JSON Schema that every snapshot validates against.
 pub const SCHEMA_JSON: &str = include_str!("../snapshot.schema.json");
@@ -94,32 +96,86 @@ pub struct ClientTraffic {
 }
 
 /// Figures about the whole process.
+///
+/// A memory figure that could not be read is `None` (JSON `null`), never 0, and
+/// [`Process::unreadable`] says why.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Process {
     pub pid: u32,
     pub uptime_ms: u64,
-    /// Resident set size as the kernel reports it (`/proc/self/status` VmRSS), in bytes.
-    pub rss_bytes: u64,
+    /// Resident set size as the kernel reports it (`/proc/self/status` VmRSS), in
+    /// bytes; `null` if it could not be read.
+    pub rss_bytes: Option<u64>,
     pub allocator: Allocator,
+    /// The figures of this process that could not be read, each with the reason;
+    /// empty when every figure was read (and in older snapshots, which lack it).
+    #[serde(default)]
+    pub unreadable: Vec<Unreadable>,
+}
+
+/// A figure of the snapshot that could not be read, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Unreadable {
+    /// The figure's path in the snapshot: one of the [`figure`] names, such as
+    /// `process.rss_bytes` or `process.allocator.allocated_bytes`.
+    pub figure: String,
+    /// What was read and the error: "reading /proc/self/status: Permission denied".
+    pub reason: String,
+}
+
+/// The names [`Unreadable::figure`] gives the figures that may be unreadable: their
+/// paths in the snapshot's JSON.
+pub mod figure {
+    pub const RSS: &str = "process.rss_bytes";
+    pub const ALLOCATED: &str = "process.allocator.allocated_bytes";
+    pub const ACTIVE: &str = "process.allocator.active_bytes";
+    pub const RESIDENT: &str = "process.allocator.resident_bytes";
+    pub const MAPPED: &str = "process.allocator.mapped_bytes";
+    pub const RETAINED: &str = "process.allocator.retained_bytes";
+}
+
+impl Process {
+    /// Every figure that may be unreadable, by its [`figure`] name, with its value.
+    pub fn figures(&self) -> [(&'static str, Option<u64>); 6] {
+        let a = &self.allocator;
+        [
+            (figure::RSS, self.rss_bytes),
+            (figure::ALLOCATED, a.allocated_bytes),
+            (figure::ACTIVE, a.active_bytes),
+            (figure::RESIDENT, a.resident_bytes),
+            (figure::MAPPED, a.mapped_bytes),
+            (figure::RETAINED, a.retained_bytes),
+        ]
+    }
+
+    /// Why `figure` (a [`figure`] name) could not be read, as the snapshot records it;
+    /// "no reason recorded" when the list does not name it (a hand-made file).
+    pub fn why_unreadable(&self, figure: &str) -> &str {
+        self.unreadable
+            .iter()
+            .find(|u| u.figure == figure)
+            .map_or("no reason recorded", |u| u.reason.as_str())
+    }
 }
 
 /// The allocator's own statistics (jemalloc), read after advancing its epoch.
 ///
 /// These are different things and are reported separately, never as one number.
+/// Each is `null` if it could not be read (the reason in [`Process::unreadable`]).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Allocator {
     /// Name of the allocator the figures come from.
     pub name: String,
     /// Bytes the application holds in live allocations.
-    pub allocated_bytes: u64,
+    pub allocated_bytes: Option<u64>,
     /// Bytes in pages the allocator has in use for those allocations.
-    pub active_bytes: u64,
+    pub active_bytes: Option<u64>,
     /// Bytes of physically resident data pages mapped by the allocator.
-    pub resident_bytes: u64,
+    pub resident_bytes: Option<u64>,
     /// Bytes in extents mapped by the allocator.
-    pub mapped_bytes: u64,
+    pub mapped_bytes: Option<u64>,
     /// Bytes retained by the allocator: unmapped from use but kept as virtual memory.
-    pub retained_bytes: u64,
+    pub retained_bytes: Option<u64>,
 }
 
 /// What a connection keeps of its upgrade request for its whole life.

@@ -93,15 +93,16 @@ fn proxy_snapshot() -> Snapshot {
         process: Process {
             pid: 4242,
             uptime_ms: 61_000,
-            rss_bytes: 48_000_000,
+            rss_bytes: Some(48_000_000),
             allocator: Allocator {
                 name: "jemalloc".into(),
-                allocated_bytes: 23_000_000,
-                active_bytes: 24_000_000,
-                resident_bytes: 30_000_000,
-                mapped_bytes: 40_000_000,
-                retained_bytes: 5_000_000,
+                allocated_bytes: Some(23_000_000),
+                active_bytes: Some(24_000_000),
+                resident_bytes: Some(30_000_000),
+                mapped_bytes: Some(40_000_000),
+                retained_bytes: Some(5_000_000),
             },
+            unreadable: vec![],
         },
         settings: Settings {
             head_mode: Some(HeadMode::Retain),
@@ -216,6 +217,77 @@ fn round_trips_through_json() {
     }
 }
 
+/// A proxy whose RSS and allocated bytes could not be read: null, with the reasons.
+fn unreadable_snapshot() -> Snapshot {
+    let mut s = proxy_snapshot();
+    s.process.rss_bytes = None;
+    s.process.allocator.allocated_bytes = None;
+    s.process.unreadable = vec![
+        Unreadable {
+            figure: figure::RSS.into(),
+            reason: "reading /proc/self/status: Permission denied (os error 13)".into(),
+        },
+        Unreadable {
+            figure: figure::ALLOCATED.into(),
+            reason: "jemalloc stats.allocated: Invalid argument".into(),
+        },
+    ];
+    s
+}
+
+#[test]
+fn unreadable_figures_are_null_with_their_reasons_and_round_trip() {
+    let s = unreadable_snapshot();
+    let v = serde_json::to_value(&s).unwrap();
+    assert_eq!(v["process"]["rss_bytes"], Value::Null);
+    assert_eq!(v["process"]["allocator"]["allocated_bytes"], Value::Null);
+    assert_eq!(v["process"]["allocator"]["active_bytes"], 24_000_000);
+    assert_eq!(
+        v["process"]["unreadable"],
+        json!([
+            {"figure": "process.rss_bytes",
+             "reason": "reading /proc/self/status: Permission denied (os error 13)"},
+            {"figure": "process.allocator.allocated_bytes",
+             "reason": "jemalloc stats.allocated: Invalid argument"},
+        ])
+    );
+    let back: Snapshot = serde_json::from_str(&serde_json::to_string(&s).unwrap()).unwrap();
+    assert_eq!(back, s);
+    assert_eq!(
+        back.process.why_unreadable(figure::RSS),
+        "reading /proc/self/status: Permission denied (os error 13)"
+    );
+    assert_eq!(
+        back.process.why_unreadable(figure::ACTIVE),
+        "no reason recorded"
+    );
+    // Every readable snapshot still writes the list, empty.
+    let v = serde_json::to_value(proxy_snapshot()).unwrap();
+    assert_eq!(v["process"]["unreadable"], json!([]));
+}
+
+#[test]
+fn an_older_snapshot_with_plain_numbers_and_no_list_still_reads() {
+    let mut old = serde_json::to_value(proxy_snapshot()).unwrap();
+    old["schema_version"] = json!(2);
+    old["process"].as_object_mut().unwrap().remove("unreadable");
+    assert_eq!(old["process"]["rss_bytes"], 48_000_000);
+    let back: Snapshot = serde_json::from_value(old).unwrap();
+    assert_eq!(back.process.rss_bytes, Some(48_000_000));
+    assert_eq!(back.process.allocator.retained_bytes, Some(5_000_000));
+    assert!(back.process.unreadable.is_empty());
+}
+
+#[test]
+fn figures_names_every_nullable_figure_by_its_json_path() {
+    let s = unreadable_snapshot();
+    let v = serde_json::to_value(&s).unwrap();
+    for (name, value) in s.process.figures() {
+        let pointer = format!("/{}", name.replace('.', "/"));
+        assert_eq!(v.pointer(&pointer), Some(&json!(value)), "{name}");
+    }
+}
+
 #[test]
 fn pool_finds_by_name() {
     let s = proxy_snapshot();
@@ -284,7 +356,7 @@ fn schema_documents_and_requires_every_property() {
             objects.push((name.clone(), def));
         }
     }
-    assert_eq!(objects.len(), 1 + 17, "root and the seventeen sub-objects");
+    assert_eq!(objects.len(), 1 + 18, "root and the eighteen sub-objects");
     for (name, obj) in objects {
         assert_eq!(obj["additionalProperties"], false, "{name}");
         let props = obj["properties"].as_object().unwrap();
@@ -376,6 +448,25 @@ mod schema {
             serde_json::to_value(proxy_snapshot()).unwrap()["audit"],
             Value::Null
         );
+    }
+
+    #[test]
+    fn unreadable_figures_validate_only_with_a_reason() {
+        let v = serde_json::to_value(unreadable_snapshot()).unwrap();
+        assert_eq!(validate(&v), Ok(()), "{v:#}");
+        // A null figure that the list does not explain fails, once per such figure.
+        let mut bad = v.clone();
+        bad["process"]["unreadable"] = json!([]);
+        assert_eq!(errors(&bad).len(), 2, "{:#?}", errors(&bad));
+        assert_fails(&bad, "/process/unreadable", "None of []");
+        let mut bad = v.clone();
+        bad["process"]["allocator"]["mapped_bytes"] = Value::Null;
+        assert_eq!(errors(&bad).len(), 1, "{:#?}", errors(&bad));
+        assert_fails(&bad, "/process/unreadable", "are valid");
+        // A reason names a known figure.
+        let mut bad = v.clone();
+        bad["process"]["unreadable"][0]["figure"] = json!("process.vsize");
+        assert_fails(&bad, "/process/unreadable/0/figure", "process.vsize");
     }
 
     #[test]

@@ -4,6 +4,10 @@
 //! A server on the warp stack has no slabs: its row shows what its connections'
 //! kept parts pin instead (the snapshot's `pinned_allocations`: the allocations'
 //! bytes as retained, the kept parts' bytes as referenced), and says so.
+//!
+//! A figure the server could not read (RSS, the allocator's resident bytes: `null`
+//! in its snapshot) is shown as `unreadable`, with the snapshot's reason on a line
+//! below the table.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
@@ -162,6 +166,11 @@ pub fn render_report(
         }
         out.push('\n');
     }
+    for (name, s) in [("proxy", proxy), ("wss", wss)] {
+        if let Ok(s) = s {
+            out.push_str(&unreadable_lines(name, s));
+        }
+    }
     if [proxy, wss].into_iter().flatten().any(is_warp) {
         out.push_str(
             "warp stack: no slabs; retained = the allocations its connections' kept parts pin, \
@@ -206,9 +215,33 @@ fn cells(name: &str, s: &Snapshot, pinning: u64) -> [String; 8] {
         format!("{retained_mb:.1}"),
         format!("{:.1}", referenced as f64 / 1e3),
         per_conn,
-        format!("{:.1}", s.process.rss_bytes as f64 / 1e6),
-        format!("{:.1}", s.process.allocator.resident_bytes as f64 / 1e6),
+        megabytes(s.process.rss_bytes),
+        megabytes(s.process.allocator.resident_bytes),
     ]
+}
+
+/// Megabytes with one decimal, or `unreadable`.
+fn megabytes(bytes: Option<u64>) -> String {
+    bytes.map_or("unreadable".to_string(), |b| {
+        format!("{:.1}", b as f64 / 1e6)
+    })
+}
+
+/// The lines saying why a server's figures in the table are unreadable.
+fn unreadable_lines(name: &str, s: &Snapshot) -> String {
+    let p = &s.process;
+    [
+        ("RSS", snapshot::figure::RSS, p.rss_bytes),
+        (
+            "allocator resident",
+            snapshot::figure::RESIDENT,
+            p.allocator.resident_bytes,
+        ),
+    ]
+    .into_iter()
+    .filter(|(_, _, v)| v.is_none())
+    .map(|(what, figure, _)| format!("{name}: {what} unreadable: {}\n", p.why_unreadable(figure)))
+    .collect()
 }
 
 /// Live slabs per pool, biggest slabs first: "tls 11, tcp 1".
@@ -265,15 +298,16 @@ mod tests {
             process: Process {
                 pid: 42,
                 uptime_ms: 60_000,
-                rss_bytes: rss,
+                rss_bytes: Some(rss),
                 allocator: Allocator {
                     name: "jemalloc".into(),
-                    allocated_bytes: resident / 2,
-                    active_bytes: resident / 2,
-                    resident_bytes: resident,
-                    mapped_bytes: resident * 2,
-                    retained_bytes: 0,
+                    allocated_bytes: Some(resident / 2),
+                    active_bytes: Some(resident / 2),
+                    resident_bytes: Some(resident),
+                    mapped_bytes: Some(resident * 2),
+                    retained_bytes: Some(0),
                 },
+                unreadable: vec![],
             },
             settings: Settings {
                 head_mode: Some(mode),
@@ -376,6 +410,32 @@ mod tests {
             proxy_row.find("116.4").map(|i| i + "116.4".len()),
             "numbers are right-aligned under their header\n{text}"
         );
+    }
+
+    #[test]
+    fn an_unreadable_figure_shows_as_unreadable_with_its_reason() {
+        let mut proxy = snap(
+            "proxy",
+            HeadMode::Retain,
+            vec![pool("tls", 10 << 20, 1, 0)],
+            150_000_000,
+            130_000_000,
+        );
+        proxy.process.rss_bytes = None;
+        proxy.process.unreadable = vec![snapshot::Unreadable {
+            figure: snapshot::figure::RSS.into(),
+            reason: "reading /proc/self/status: Permission denied".into(),
+        }];
+        let wss = snap("wss", HeadMode::Copy, vec![], 20_000_000, 12_500_000);
+        let text = render_report(Ok(&proxy), Ok(&wss), 1);
+        let cols = columns(&text, "proxy");
+        assert_eq!(cols[6..], ["unreadable", "130.0"], "{text}");
+        assert!(
+            text.contains("proxy: RSS unreadable: reading /proc/self/status: Permission denied\n"),
+            "{text}"
+        );
+        assert_eq!(columns(&text, "wss")[6..], ["20.0", "12.5"], "{text}");
+        assert!(!text.contains("wss: "), "{text}");
     }
 
     #[test]

@@ -29,6 +29,8 @@ pub struct GuardState {
     /// When the cap was last warned about, ms since start plus one; 0: never.
     cap_warned_ms: AtomicU64,
     refused_since_warn: AtomicU64,
+    /// Whether the guard has warned that its figure could not be read (once a process).
+    unreadable_warned: AtomicBool,
 }
 
 impl GuardState {
@@ -41,6 +43,7 @@ impl GuardState {
             refused: AtomicU64::new(0),
             cap_warned_ms: AtomicU64::new(0),
             refused_since_warn: AtomicU64::new(0),
+            unreadable_warned: AtomicBool::new(false),
         }
     }
 }
@@ -72,12 +75,12 @@ impl State {
 
     /// The bytes the memory guard weighs: live slabs on the slab stack; on the warp
     /// stack, whose buffers belong to hyper and tungstenite, what it can see of them:
-    /// the allocator's allocated bytes.
-    pub fn guarded_bytes(&self) -> u64 {
+    /// the allocator's allocated bytes, or why they could not be read.
+    pub fn guarded_bytes(&self) -> Result<u64, String> {
         if self.stack == Some(Stack::Warp) {
-            crate::snapshot::memory::allocated_bytes().unwrap_or(0)
+            crate::snapshot::memory::allocated_bytes()
         } else {
-            self.live_slab_bytes()
+            Ok(self.live_slab_bytes())
         }
     }
 
@@ -90,14 +93,38 @@ impl State {
         }
     }
 
-    /// Compares the live slab bytes with `memory_limit`, logging once when the guard
-    /// trips and once when it recovers; returns the bytes and whether it is tripped.
-    pub fn check_memory(&self) -> (u64, bool) {
-        let g = &self.guard;
-        if g.memory_limit == 0 {
-            return (0, false);
+    /// Compares the guarded bytes with `memory_limit`, logging once when the guard
+    /// trips and once when it recovers; returns the bytes (`None` when the guard is
+    /// off or they could not be read) and whether it is tripped.
+    pub fn check_memory(&self) -> (Option<u64>, bool) {
+        if self.guard.memory_limit == 0 {
+            return (None, false);
         }
-        let live = self.guarded_bytes();
+        self.weigh(self.guarded_bytes())
+    }
+
+    /// [`State::check_memory`] on one reading of the guarded bytes.
+    ///
+    /// A reading that failed (the allocator's statistics on the warp stack) refuses
+    /// nothing: an unknown figure is not over the limit, and refusing every
+    /// connection on it would take the server down. The guard warns about it once in
+    /// the process's life, with the reason, and keeps its tripped state for when
+    /// the figure can be read again.
+    pub fn weigh(&self, reading: Result<u64, String>) -> (Option<u64>, bool) {
+        let g = &self.guard;
+        let live = match reading {
+            Ok(live) => live,
+            Err(why) => {
+                if !g.unreadable_warned.swap(true, Ordering::Relaxed) {
+                    tracing::warn!(
+                        "memory guard: {} unreadable ({why}); not refusing connections on it \
+                         (said once)",
+                        self.guarded_what()
+                    );
+                }
+                return (None, false);
+            }
+        };
         // Recovers only 10 % below the limit, so memory hovering at it does not flap.
         let was = g.tripped.load(Ordering::Acquire);
         let over = if was {
@@ -123,15 +150,14 @@ impl State {
                 mb(g.memory_limit)
             );
         }
-        (live, over)
+        (Some(live), over)
     }
 
     /// Admits a new connection (its place counted open until the result drops), or
     /// says why not: the memory guard is tripped or the connection cap is reached.
     pub fn admit(&self) -> Result<Reserved, Refusal> {
         let g = &self.guard;
-        let (live, tripped) = self.check_memory();
-        let refusal = if tripped {
+        let refusal = if let (Some(live), true) = self.check_memory() {
             Refusal::Memory {
                 live,
                 what: self.guarded_what(),

@@ -114,7 +114,9 @@ impl State {
         Ok(old)
     }
 
-    /// One stats line: connections and, per pool, live slabs and retained bytes.
+    /// One stats line: connections and, per pool, live slabs and retained bytes; on
+    /// the warp stack the allocator's allocated bytes, or "allocated unreadable"
+    /// with the reason when they could not be read.
     pub fn stats_line(&self) -> String {
         let c = &self.connections;
         let mut line = format!(
@@ -129,11 +131,8 @@ impl State {
             line.push_str(&format!(", head {mode}"));
         }
         if self.stack == Some(Stack::Warp) {
-            line.push_str(&format!(
-                ", warp stack; {} parts kept; {:.1} MB allocated",
-                self.kept.len(),
-                crate::snapshot::memory::allocated_bytes().unwrap_or(0) as f64 / 1e6
-            ));
+            line.push_str(&format!(", warp stack; {} parts kept; ", self.kept.len()));
+            line.push_str(&allocated_part(crate::snapshot::memory::allocated_bytes()));
         }
         for pool in self.pools.iter() {
             let s = pool.summary();
@@ -177,6 +176,15 @@ impl State {
                 }
             }
         });
+    }
+}
+
+/// The stats line's part for the allocator's allocated bytes: "12.3 MB allocated", or
+/// "allocated unreadable (reason)" when they could not be read (never 0 MB).
+fn allocated_part(allocated: Result<u64, String>) -> String {
+    match allocated {
+        Ok(bytes) => format!("{} MB allocated", mb(bytes)),
+        Err(why) => format!("allocated unreadable ({why})"),
     }
 }
 
@@ -242,5 +250,30 @@ mod tests {
         // The pool's current slab stays: the guard stays tripped, and trips only once.
         assert!(state.check_memory().1);
         assert_eq!(state.guard_snapshot().memory_trips_total, 1);
+    }
+
+    #[test]
+    fn an_unreadable_guarded_figure_refuses_nothing_and_keeps_the_tripped_state() {
+        let config = Config {
+            memory_limit: 100,
+            ..Config::default()
+        };
+        let state = State::new(Role::Wss, &config);
+        assert_eq!(state.weigh(Ok(100)), (Some(100), true));
+        let why = "jemalloc stats.allocated: Invalid argument".to_string();
+        assert_eq!(state.weigh(Err(why.clone())), (None, false));
+        assert_eq!(state.weigh(Err(why)), (None, false));
+        // Readable again at 95 (above the 90 of recovery): still tripped, tripped once.
+        assert_eq!(state.weigh(Ok(95)), (Some(95), true));
+        assert_eq!(state.guard_snapshot().memory_trips_total, 1);
+    }
+
+    #[test]
+    fn the_stats_line_says_allocated_unreadable_and_why() {
+        assert_eq!(allocated_part(Ok(12_345_678)), "12.3 MB allocated");
+        assert_eq!(
+            allocated_part(Err("jemalloc stats.allocated: Invalid argument".into())),
+            "allocated unreadable (jemalloc stats.allocated: Invalid argument)"
+        );
     }
 }

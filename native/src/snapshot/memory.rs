@@ -1,32 +1,174 @@
 //! Memory figures read from the allocator (jemalloc) and the kernel.
+//!
+//! Each reading gives the figure or the reason it could not be read (what was read,
+//! and the error): a snapshot writes such a figure as `null` with that reason in
+//! `process.unreadable`, never as 0.
 
-use snapshot::Allocator;
+use std::fmt::Display;
+use std::path::Path;
+
+use snapshot::{figure, Allocator, Unreadable};
 use tikv_jemalloc_ctl::{epoch, stats};
 
-/// jemalloc's statistics, after advancing its epoch (they are cached until then).
-pub fn allocator() -> Allocator {
-    let _ = epoch::advance();
-    let read = |r: tikv_jemalloc_ctl::Result<usize>| r.map(|v| v as u64).unwrap_or(0);
-    Allocator {
+/// The process's memory figures as a snapshot holds them: RSS, the allocator's
+/// statistics, and a reason for each figure that could not be read.
+pub fn read() -> (Option<u64>, Allocator, Vec<Unreadable>) {
+    let mut unreadable = Vec::new();
+    let mut keep = |name: &str, r: Result<u64, String>| match r {
+        Ok(v) => Some(v),
+        Err(reason) => {
+            tracing::debug!(figure = name, "unreadable: {reason}");
+            unreadable.push(Unreadable {
+                figure: name.to_string(),
+                reason,
+            });
+            None
+        }
+    };
+    let rss = keep(figure::RSS, rss_bytes());
+    let advanced = epoch::advance();
+    let a = JemallocStats {
+        allocated: jemalloc("allocated", &advanced, stats::allocated::read()),
+        active: jemalloc("active", &advanced, stats::active::read()),
+        resident: jemalloc("resident", &advanced, stats::resident::read()),
+        mapped: jemalloc("mapped", &advanced, stats::mapped::read()),
+        retained: jemalloc("retained", &advanced, stats::retained::read()),
+    };
+    let allocator = Allocator {
         name: "jemalloc".to_string(),
-        allocated_bytes: read(stats::allocated::read()),
-        active_bytes: read(stats::active::read()),
-        resident_bytes: read(stats::resident::read()),
-        mapped_bytes: read(stats::mapped::read()),
-        retained_bytes: read(stats::retained::read()),
+        allocated_bytes: keep(figure::ALLOCATED, a.allocated),
+        active_bytes: keep(figure::ACTIVE, a.active),
+        resident_bytes: keep(figure::RESIDENT, a.resident),
+        mapped_bytes: keep(figure::MAPPED, a.mapped),
+        retained_bytes: keep(figure::RETAINED, a.retained),
+    };
+    (rss, allocator, unreadable)
+}
+
+/// jemalloc's five statistics, each read or why not.
+struct JemallocStats {
+    allocated: Result<u64, String>,
+    active: Result<u64, String>,
+    resident: Result<u64, String>,
+    mapped: Result<u64, String>,
+    retained: Result<u64, String>,
+}
+
+/// One jemalloc statistic (`stats.<stat>`) from its read, after the epoch advance
+/// that refreshes the cached statistics: if that failed the figure would be stale,
+/// so it is unreadable too.
+fn jemalloc<E: Display, F: Display>(
+    stat: &str,
+    advanced: &Result<impl Sized, E>,
+    read: Result<usize, F>,
+) -> Result<u64, String> {
+    if let Err(e) = advanced {
+        return Err(format!(
+            "jemalloc epoch (refreshes stats.{stat}) could not advance: {e}"
+        ));
     }
+    read.map(|v| v as u64)
+        .map_err(|e| format!("jemalloc stats.{stat}: {e}"))
 }
 
 /// jemalloc's allocated bytes now (after advancing its epoch), or why not.
-pub fn allocated_bytes() -> Option<u64> {
-    epoch::advance().ok()?;
-    stats::allocated::read().ok().map(|v| v as u64)
+pub fn allocated_bytes() -> Result<u64, String> {
+    let advanced = epoch::advance();
+    jemalloc("allocated", &advanced, stats::allocated::read())
 }
 
-/// The process's resident set size, from `/proc/self/status` (VmRSS).
-pub fn rss_bytes() -> Option<u64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
-    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kb * 1024)
+/// The process's resident set size, from `/proc/self/status` (VmRSS), or why not.
+pub fn rss_bytes() -> Result<u64, String> {
+    rss_from_status(Path::new("/proc/self/status"))
+}
+
+/// Resident set size (VmRSS) from a `status` file of `/proc`, or why not.
+pub fn rss_from_status(path: &Path) -> Result<u64, String> {
+    let status =
+        std::fs::read_to_string(path).map_err(|e| format!("reading {}: {e}", path.display()))?;
+    vm_rss(&status).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+/// The `VmRSS:` line of a `/proc/PID/status` text, in bytes.
+fn vm_rss(status: &str) -> Result<u64, String> {
+    let line = status
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))
+        .ok_or("no VmRSS line")?;
+    let kb = line
+        .split_whitespace()
+        .nth(1)
+        .and_then(|n| n.parse::<u64>().ok())
+        .ok_or_else(|| format!("VmRSS is not a number of kB: {line:?}"))?;
+    Ok(kb * 1024)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rss_of_a_missing_status_file_says_which_file_and_why() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("status");
+        let why = rss_from_status(&path).unwrap_err();
+        assert!(
+            why.starts_with(&format!("reading {}: ", path.display())),
+            "{why}"
+        );
+        assert!(why.contains("No such file"), "{why}");
+    }
+
+    #[test]
+    fn rss_of_garbled_status_text_says_what_is_wrong() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("status");
+        std::fs::write(&path, "Name:\tx\nVmRSS:\t lots kB\n").unwrap();
+        let why = rss_from_status(&path).unwrap_err();
+        assert_eq!(
+            why,
+            format!(
+                "{}: VmRSS is not a number of kB: \"VmRSS:\\t lots kB\"",
+                path.display()
+            )
+        );
+        std::fs::write(&path, "Name:\tx\nVmSize:\t 100 kB\n").unwrap();
+        let why = rss_from_status(&path).unwrap_err();
+        assert_eq!(why, format!("{}: no VmRSS line", path.display()));
+    }
+
+    #[test]
+    fn rss_of_this_process_is_read() {
+        let rss = rss_bytes().expect("readable on Linux");
+        assert!(rss > 1 << 20, "{rss}");
+        assert_eq!(vm_rss("VmRSS:\t    2048 kB\n"), Ok(2 << 20));
+    }
+
+    #[test]
+    fn a_failed_jemalloc_read_is_unreadable_with_jemallocs_error() {
+        // A real failure of jemalloc: a statistic it does not have.
+        // SAFETY: the name is NUL-terminated and the type is the one jemalloc would write.
+        let failed = unsafe { tikv_jemalloc_ctl::raw::read::<usize>(b"stats.no_such_figure\0") };
+        let err = failed.as_ref().map(|_| ()).unwrap_err().to_string();
+        let why = jemalloc("allocated", &epoch::advance(), failed).unwrap_err();
+        assert_eq!(why, format!("jemalloc stats.allocated: {err}"));
+        // A failed epoch advance makes the (cached, stale) figure unreadable.
+        let why = jemalloc("resident", &Err::<u64, _>("EAGAIN"), Ok::<_, String>(7)).unwrap_err();
+        assert_eq!(
+            why,
+            "jemalloc epoch (refreshes stats.resident) could not advance: EAGAIN"
+        );
+        assert_eq!(
+            jemalloc("mapped", &Ok::<_, String>(1), Ok::<_, String>(7)),
+            Ok(7)
+        );
+    }
+
+    #[test]
+    fn this_process_reads_every_figure() {
+        let (rss, a, unreadable) = read();
+        assert_eq!(unreadable, vec![], "readable on Linux with jemalloc");
+        assert!(rss.is_some());
+        assert!(a.allocated_bytes.unwrap() <= a.active_bytes.unwrap());
+    }
 }

@@ -247,12 +247,14 @@ impl Collector for SnapshotCollector {
         let seconds = || Some(Unit::Seconds);
 
         // The standard process metrics (as Prometheus's own clients name them).
-        out.gauge(
-            "process_resident_memory",
-            "Resident memory size in bytes (VmRSS, the snapshot's process.rss_bytes)",
-            bytes(),
-            s.process.rss_bytes,
-        )?;
+        if let Some(rss) = s.process.rss_bytes {
+            out.gauge(
+                "process_resident_memory",
+                "Resident memory size in bytes (VmRSS, the snapshot's process.rss_bytes)",
+                bytes(),
+                rss,
+            )?;
+        }
         if let Some(v) = p.virtual_memory_bytes {
             out.gauge(
                 "process_virtual_memory",
@@ -323,8 +325,22 @@ impl Collector for SnapshotCollector {
                 a.retained_bytes,
             ),
         ] {
-            out.gauge(name, help, bytes(), v)?;
+            if let Some(v) = v {
+                out.gauge(name, help, bytes(), v)?;
+            }
         }
+        // Which of those could not be read (their series above are left out): one
+        // series per figure, 1 if unreadable, so an alert need not tell a missing
+        // series from a scrape that failed. The reason is in the snapshot.
+        out.gauges(
+            "snapshot_figure_unreadable",
+            "1 if the snapshot figure could not be read (its series is left out; the reason is in /snapshot's process.unreadable), else 0",
+            None,
+            "figure",
+            s.process
+                .figures()
+                .map(|(name, v)| (name.to_string(), flag(v.is_none()))),
+        )?;
 
         // The slab pools, one series per pool.
         let per_pool = |f: fn(&snapshot::Pool) -> u64| {
@@ -626,6 +642,78 @@ impl Collector for SnapshotCollector {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A snapshot of a process whose RSS and allocated bytes could not be read.
+    fn unreadable_snapshot() -> Snapshot {
+        let json = serde_json::json!({
+            "schema_version": snapshot::SCHEMA_VERSION, "role": "wss", "taken_at_ms": 1,
+            "took_us": 10,
+            "process": {"pid": 7, "uptime_ms": 1, "rss_bytes": null,
+                "allocator": {"name": "jemalloc", "allocated_bytes": null,
+                    "active_bytes": 2000, "resident_bytes": 3000, "mapped_bytes": 4000,
+                    "retained_bytes": 0},
+                "unreadable": [
+                    {"figure": "process.rss_bytes", "reason": "reading /proc/self/status: EACCES"},
+                    {"figure": "process.allocator.allocated_bytes", "reason": "jemalloc stats.allocated: EINVAL"}]},
+            "settings": {"head_mode": "retain", "head_mode_applies_to": "new connections",
+                "stack": "slab", "tls": false, "echo": true, "read_size": 65536},
+            "connections": {"open": 0, "accepted_total": 0, "closed_total": 0,
+                "failed_total": 0, "open_by_head_mode": {"retain": 0, "copy": 0, "drop": 0}},
+            "guard": {"memory_limit_bytes": 0, "memory_tripped": false,
+                "memory_trips_total": 0, "max_connections": 0,
+                "at_connection_cap": false, "refused_total": 0},
+            "pools": [],
+            "totals": {"retained_bytes": 0, "referenced_bytes": 0,
+                "retained_per_referenced": null, "live_slabs": 0},
+            "pinned_allocations": {"registry": {"enabled": false, "threshold_bytes": 4096,
+                    "tracked": 0, "tracked_bytes": 0, "capacity": 0, "overflowed_total": 0},
+                "allocations": [], "pinned_bytes": 0, "kept_bytes": 0,
+                "unattributed_parts": 0, "unattributed_bytes": 0},
+            "client": null, "audit": null
+        });
+        serde_json::from_value(json).unwrap()
+    }
+
+    /// The lines of an exposition that are samples (not `#` comments) of `metric`.
+    fn samples<'a>(text: &'a str, metric: &str) -> Vec<&'a str> {
+        text.lines()
+            .filter(|l| !l.starts_with('#'))
+            .filter(|l| l.split(['{', ' ']).next() == Some(metric))
+            .collect()
+    }
+
+    #[test]
+    fn an_unreadable_figure_has_no_sample_and_an_unreadable_gauge() {
+        let text = encode(unreadable_snapshot(), ProcessFigures::default());
+        assert_eq!(samples(&text, "process_resident_memory_bytes"), [""; 0]);
+        assert_eq!(samples(&text, "jemalloc_allocated_bytes"), [""; 0]);
+        assert_eq!(
+            samples(&text, "jemalloc_active_bytes"),
+            ["jemalloc_active_bytes{role=\"wss\",stack=\"slab\"} 2000"]
+        );
+        let unreadable = samples(&text, "snapshot_figure_unreadable");
+        let series = |figure: &str, v: u8| {
+            format!(
+                "snapshot_figure_unreadable{{role=\"wss\",stack=\"slab\",figure=\"{figure}\"}} {v}"
+            )
+        };
+        assert_eq!(
+            unreadable,
+            [
+                series("process.rss_bytes", 1),
+                series("process.allocator.allocated_bytes", 1),
+                series("process.allocator.active_bytes", 0),
+                series("process.allocator.resident_bytes", 0),
+                series("process.allocator.mapped_bytes", 0),
+                series("process.allocator.retained_bytes", 0),
+            ]
+        );
+        // No zero stands in for a missing figure anywhere.
+        assert!(
+            !text.contains("memory_bytes{role=\"wss\",stack=\"slab\"} 0"),
+            "{text}"
+        );
+    }
 
     #[test]
     fn stat_fields_skip_a_command_with_spaces_and_parentheses() {

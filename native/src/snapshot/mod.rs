@@ -34,6 +34,7 @@ pub fn take(state: &State) -> Snapshot {
     let referenced_bytes: u64 = pools.iter().map(|p| p.referenced_bytes).sum();
     let c = &state.connections;
     let load = |a: &std::sync::atomic::AtomicU64| a.load(std::sync::atomic::Ordering::Relaxed);
+    let (rss_bytes, allocator, unreadable) = memory::read();
     let mut snap = Snapshot {
         schema_version: SCHEMA_VERSION,
         role: state.role.as_str().to_string(),
@@ -45,8 +46,9 @@ pub fn take(state: &State) -> Snapshot {
         process: Process {
             pid: std::process::id(),
             uptime_ms: state.started.elapsed().as_millis() as u64,
-            rss_bytes: memory::rss_bytes().unwrap_or(0),
-            allocator: memory::allocator(),
+            rss_bytes,
+            allocator,
+            unreadable,
         },
         settings: Settings {
             head_mode: state.head_mode(),

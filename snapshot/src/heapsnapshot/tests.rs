@@ -159,12 +159,12 @@ fn the_graph_holds_the_snapshots_figures() {
 
     // The file's total is the allocator's allocated bytes.
     let total: u64 = nodes.iter().map(|n| n.size).sum();
-    assert_eq!(total, snap.process.allocator.allocated_bytes);
+    assert_eq!(Some(total), snap.process.allocator.allocated_bytes);
     assert_eq!(written.total_size, total);
     let unattributed = of_class(&nodes, "(unattributed)");
     assert_eq!(unattributed.len(), 1);
-    assert_eq!(unattributed[0].1.size, written.unattributed);
-    assert!(written.unattributed > 0);
+    assert_eq!(Some(unattributed[0].1.size), written.unattributed);
+    assert!(written.unattributed.unwrap() > 0);
 
     // Slabs: as many and as large as the live slabs; the pool holds them weakly, the
     // current one strongly; each is kept by its connection's request and head.
@@ -333,7 +333,7 @@ fn pinned_allocations_are_allocations_held_by_their_parts() {
         age_ms: 3000,
         own_bytes: 900,
     }];
-    snap.process.allocator.allocated_bytes = 500_000;
+    snap.process.allocator.allocated_bytes = Some(500_000);
     let nodes = read(&to_vec(&snap));
     let allocations = of_class(&nodes, "Allocation");
     assert_eq!(allocations.len(), 2);
@@ -370,7 +370,43 @@ fn eight_thousand_connections_fit_in_five_megabytes() {
     let written = write(&snap, &mut sink).unwrap();
     eprintln!("8000 connections: {written:?}");
     assert!(written.bytes < 5_000_000, "{} bytes", written.bytes);
-    assert_eq!(written.total_size, snap.process.allocator.allocated_bytes);
+    assert_eq!(
+        Some(written.total_size),
+        snap.process.allocator.allocated_bytes
+    );
+}
+
+/// Unreadable allocated bytes: no `(unattributed)` node, the total is what the graph
+/// attributes, and `Process` says why in DevTools.
+#[test]
+fn unreadable_allocated_bytes_leave_out_unattributed_and_say_why() {
+    let readable = synthetic_proxy(5);
+    let mut snap = readable.clone();
+    snap.process.allocator.allocated_bytes = None;
+    snap.process.unreadable = vec![Unreadable {
+        figure: figure::ALLOCATED.into(),
+        reason: "jemalloc stats.allocated: Invalid argument".into(),
+    }];
+    let bytes = to_vec(&snap);
+    let written = write(&snap, &mut Vec::new()).unwrap();
+    let nodes = read(&bytes);
+    assert!(of_class(&nodes, "(unattributed)").is_empty());
+    assert_eq!(written.unattributed, None);
+    let total: u64 = nodes.iter().map(|n| n.size).sum();
+    assert_eq!(written.total_size, total);
+    // Everything else is the readable file's graph, so the total is its attributed part.
+    let with = write(&readable, &mut Vec::new()).unwrap();
+    assert_eq!(total, with.total_size - with.unattributed.unwrap());
+    let said: Vec<&str> = nodes[1]
+        .edges
+        .iter()
+        .filter(|(_, name, _)| name == "allocated_bytes")
+        .map(|(_, _, to)| nodes[*to].name.as_str())
+        .collect();
+    assert_eq!(
+        said,
+        ["unreadable: jemalloc stats.allocated: Invalid argument"]
+    );
 }
 
 #[test]

@@ -50,7 +50,7 @@ pub fn AuditChart(props: &Props) -> Html {
                     { for view.processes.iter().enumerate().map(|(i, p)| html! {
                         <span class="legend-item">
                             <svg width="22" height="10" class="swatch"><line x1="0" y1="5" x2="22" y2="5" class={ format!("l-audit-{}", i % 6) } /></svg>
-                            { p.label() }{ ": " }<b>{ p.series.latest().map(|s| bytes(s.rss_bytes)).unwrap_or_else(|| "-".into()) }</b>
+                            { p.label() }{ ": " }<b>{ p.series.latest().and_then(|s| s.rss_bytes).map(bytes).unwrap_or_else(|| "-".into()) }</b>
                         </span>
                     }) }
                 </div>

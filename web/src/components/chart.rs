@@ -22,7 +22,8 @@ struct Line {
     /// Its name, given whether the server runs on the warp stack.
     name: fn(bool) -> &'static str,
     class: &'static str,
-    figure: fn(&Sample) -> u64,
+    /// The figure it draws; `None` where the server could not read it (a gap).
+    figure: fn(&Sample) -> Option<u64>,
     show: fn(u64) -> String,
 }
 
@@ -30,7 +31,7 @@ const MEMORY_LINES: [Line; 3] = [
     Line {
         name: held_label,
         class: "l-retained",
-        figure: |s| s.held_bytes(),
+        figure: |s| Some(s.held_bytes()),
         show: bytes,
     },
     Line {
@@ -51,13 +52,13 @@ const COUNT_LINES: [Line; 2] = [
     Line {
         name: |_| "live slabs",
         class: "l-slabs",
-        figure: |s| s.live_slabs,
+        figure: |s| Some(s.live_slabs),
         show: |n| n.to_string(),
     },
     Line {
         name: |_| "open connections",
         class: "l-open",
-        figure: |s| s.open_connections,
+        figure: |s| Some(s.open_connections),
         show: |n| n.to_string(),
     },
 ];
@@ -108,7 +109,7 @@ pub fn Chart(props: &Props) -> Html {
             { for lines.iter().map(|l| html! {
                 <span class="legend-item">
                     <svg width="22" height="10" class="swatch"><line x1="0" y1="5" x2="22" y2="5" class={ l.class } /></svg>
-                    { (l.name)(warp) }{ ": " }<b>{ latest.map(|s| (l.show)((l.figure)(s))).unwrap_or_else(|| "-".into()) }</b>
+                    { (l.name)(warp) }{ ": " }<b>{ latest.map(|s| (l.figure)(s).map_or_else(|| "unreadable".into(), l.show)).unwrap_or_else(|| "-".into()) }</b>
                 </span>
             }) }
         }

@@ -5,7 +5,7 @@ use yew::prelude::*;
 
 use crate::hooks::ServerView;
 use crate::logic::config::Server;
-use crate::logic::format::{bytes, stack_name};
+use crate::logic::format::{bytes, figure_bytes, stack_name};
 
 #[derive(Properties, PartialEq)]
 pub struct Props {
@@ -42,7 +42,7 @@ pub fn ServerStatus(props: &Props) -> Html {
                     <span class="fact">{ "head mode " }<b>{ s.settings.head_mode.map(|m| m.as_str()).unwrap_or("-") }</b></span>
                     <span class="fact"><b>{ s.connections.open }</b>{ " open connections" }</span>
                     <span class="fact"><b>{ s.totals.live_slabs }</b>{ " live slabs (" }{ bytes(s.totals.retained_bytes) }{ " retained)" }</span>
-                    <span class="fact">{ "RSS " }{ bytes(s.process.rss_bytes) }</span>
+                    <span class="fact rss" data-unreadable={ s.process.rss_bytes.is_none().to_string() }>{ "RSS " }{ figure_bytes(&s.process, snapshot::figure::RSS) }</span>
                     <span class="fact">{ if s.settings.tls { "TLS" } else { "plain" } }</span>
                     <span class="fact muted">{ format!("pid {}", s.process.pid) }</span>
                     { guard_notice(&s.guard) }

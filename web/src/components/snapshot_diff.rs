@@ -24,6 +24,15 @@ fn row(label: &str, value: String, class: &'static str) -> Html {
     html! { <tr><th>{ label.to_string() }</th><td class={class}>{ value }</td></tr> }
 }
 
+/// A memory figure's row: its change, or why it is unknown (unreadable in one of
+/// the two snapshots), never a change of 0.
+fn figure_row(label: &str, change: &Result<i64, String>) -> Html {
+    match change {
+        Ok(n) => row(label, signed_bytes(*n), trend(*n)),
+        Err(why) => row(label, why.clone(), "unreadable"),
+    }
+}
+
 /// `up` when it grew, `down` when it shrank: for colouring.
 fn trend(n: i64) -> &'static str {
     match n.signum() {
@@ -56,8 +65,8 @@ pub fn SnapshotDiff(props: &Props) -> Html {
                 { row("slabs freed / new", format!("{} freed, {} new", d.slabs_freed(), d.slabs_new()), "same") }
                 { row("open connections", signed(d.open_delta), trend(d.open_delta)) }
                 { row("connections accepted / closed in between", format!("{} / {}", d.accepted_between, d.closed_between), "same") }
-                { row("RSS", signed_bytes(d.rss_delta), trend(d.rss_delta)) }
-                { row("allocator resident", signed_bytes(d.resident_delta), trend(d.resident_delta)) }
+                { figure_row("RSS", &d.rss_delta) }
+                { figure_row("allocator resident", &d.resident_delta) }
             </table>
             <ul class="diff-pools">
                 { for d.pools.iter().map(|p| html! {

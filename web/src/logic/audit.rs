@@ -72,8 +72,8 @@ impl AuditView {
                 retained_bytes: 0,
                 referenced_bytes: 0,
                 live_slabs: 0,
-                resident_bytes: 0,
-                rss_bytes: p.rss_bytes,
+                resident_bytes: None,
+                rss_bytes: Some(p.rss_bytes),
                 open_connections: audit.connections_open,
                 pinned_bytes: 0,
                 warp: false,
@@ -160,7 +160,7 @@ mod tests {
         let rss: Vec<u64> = v.processes[0]
             .series
             .samples()
-            .map(|s| s.rss_bytes)
+            .filter_map(|s| s.rss_bytes)
             .collect();
         assert_eq!(rss, vec![50 << 20, 60 << 20]);
         assert_eq!(

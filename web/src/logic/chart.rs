@@ -181,11 +181,12 @@ impl Frame {
 }
 
 /// SVG `points` of a figure of the samples within the frame, one string per run of
-/// samples without a gap longer than [`GAP_MS`].
+/// samples without a gap longer than [`GAP_MS`] and without a sample that lacks the
+/// figure (unreadable: a gap in the line, never a point at 0).
 pub fn polylines<'a>(
     samples: impl IntoIterator<Item = &'a Sample>,
     frame: &Frame,
-    figure: impl Fn(&Sample) -> u64,
+    figure: impl Fn(&Sample) -> Option<u64>,
 ) -> Vec<String> {
     let mut lines: Vec<String> = Vec::new();
     let mut current = String::new();
@@ -197,13 +198,20 @@ pub fn polylines<'a>(
         if last_t.is_some_and(|t| s.t_ms - t > GAP_MS) && !current.is_empty() {
             lines.push(std::mem::take(&mut current));
         }
+        let Some(value) = figure(s) else {
+            if !current.is_empty() {
+                lines.push(std::mem::take(&mut current));
+            }
+            last_t = Some(s.t_ms);
+            continue;
+        };
         if !current.is_empty() {
             current.push(' ');
         }
         current.push_str(&format!(
             "{:.1},{:.1}",
             frame.x(s.t_ms),
-            frame.y(figure(s) as f64)
+            frame.y(value as f64)
         ));
         last_t = Some(s.t_ms);
     }
@@ -318,8 +326,36 @@ mod tests {
             sample(60_000.0, 100),
             sample(61_000.0, 0),
         ];
-        let lines = polylines(&samples, &f, |s| s.retained_bytes);
+        let lines = polylines(&samples, &f, |s| Some(s.retained_bytes));
         assert_eq!(lines, ["0.0,100.0 1.0,50.0 2.0,0.0", "60.0,0.0 61.0,100.0"]);
-        assert!(polylines(&[], &f, |s| s.retained_bytes).is_empty());
+        assert!(polylines(&[], &f, |s| Some(s.retained_bytes)).is_empty());
+    }
+
+    #[test]
+    fn polylines_leave_a_gap_where_the_figure_was_unreadable() {
+        let f = Frame {
+            left: 0.0,
+            top: 0.0,
+            width: 100.0,
+            height: 100.0,
+            t_start: 0.0,
+            t_end: 100_000.0,
+            y_max: 100.0,
+        };
+        let samples: Vec<Sample> = [Some(50), Some(100), None, Some(100), Some(0)]
+            .into_iter()
+            .enumerate()
+            .map(|(i, rss)| Sample {
+                rss_bytes: rss,
+                ..sample(i as f64 * 1000.0, 0)
+            })
+            .collect();
+        let lines = polylines(&samples, &f, |s| s.rss_bytes);
+        assert_eq!(lines, ["0.0,50.0 1.0,0.0", "3.0,0.0 4.0,100.0"]);
+        let none = [Sample {
+            rss_bytes: None,
+            ..sample(0.0, 0)
+        }];
+        assert!(polylines(&none, &f, |s| s.rss_bytes).is_empty());
     }
 }

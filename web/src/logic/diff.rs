@@ -5,7 +5,7 @@
 
 use std::collections::BTreeSet;
 
-use snapshot::{Pool, Snapshot};
+use snapshot::{figure, Pool, Snapshot};
 
 use super::format::delta;
 
@@ -44,8 +44,40 @@ pub struct SnapshotDiff {
     pub open_delta: i64,
     pub accepted_between: i64,
     pub closed_between: i64,
-    pub rss_delta: i64,
-    pub resident_delta: i64,
+    /// How RSS moved, or which snapshot could not read it and why.
+    pub rss_delta: Result<i64, String>,
+    /// How the allocator's resident bytes moved, or which snapshot could not read them.
+    pub resident_delta: Result<i64, String>,
+}
+
+/// How a memory figure (a [`figure`] name) moved from `before` to `after`, or why
+/// that cannot be said: "unreadable in the first snapshot (REASON)", in the second,
+/// or in both.
+fn figure_delta(before: &Snapshot, after: &Snapshot, name: &str) -> Result<i64, String> {
+    let value = |s: &Snapshot| {
+        s.process
+            .figures()
+            .into_iter()
+            .find(|(n, _)| *n == name)
+            .and_then(|(_, v)| v)
+    };
+    let why = |s: &Snapshot| s.process.why_unreadable(name).to_string();
+    match (value(before), value(after)) {
+        (Some(a), Some(b)) => Ok(delta(a, b)),
+        (None, Some(_)) => Err(format!(
+            "unreadable in the first snapshot ({})",
+            why(before)
+        )),
+        (Some(_), None) => Err(format!(
+            "unreadable in the second snapshot ({})",
+            why(after)
+        )),
+        (None, None) => Err(format!(
+            "unreadable in both snapshots ({}; {})",
+            why(before),
+            why(after)
+        )),
+    }
 }
 
 impl SnapshotDiff {
@@ -144,11 +176,8 @@ pub fn diff(before: &Snapshot, after: &Snapshot) -> SnapshotDiff {
         } else {
             after.connections.closed_total as i64
         },
-        rss_delta: delta(before.process.rss_bytes, after.process.rss_bytes),
-        resident_delta: delta(
-            before.process.allocator.resident_bytes,
-            after.process.allocator.resident_bytes,
-        ),
+        rss_delta: figure_delta(before, after, figure::RSS),
+        resident_delta: figure_delta(before, after, figure::RESIDENT),
     }
 }
 
@@ -181,9 +210,41 @@ mod tests {
         assert_eq!(d.live_slabs_delta, 1);
         assert_eq!(d.open_delta, -1);
         assert_eq!(d.between_ms, 5000);
-        assert_eq!(d.rss_delta, MIB as i64);
+        assert_eq!(d.rss_delta, Ok(MIB as i64));
         assert!(d.same_process);
         assert_eq!((d.slabs_freed(), d.slabs_new()), (1, 2));
+    }
+
+    #[test]
+    fn a_figure_unreadable_in_one_snapshot_says_which_and_why() {
+        let before = fixtures::snapshot(&[(1, &[10])], 1);
+        let mut after = before.clone();
+        after.process.rss_bytes = None;
+        after.process.unreadable = vec![snapshot::Unreadable {
+            figure: figure::RSS.into(),
+            reason: "reading /proc/self/status: Permission denied".into(),
+        }];
+        let d = diff(&before, &after);
+        assert_eq!(
+            d.rss_delta,
+            Err(
+                "unreadable in the second snapshot (reading /proc/self/status: Permission denied)"
+                    .into()
+            )
+        );
+        assert_eq!(d.resident_delta, Ok(0));
+        let back = diff(&after, &before);
+        assert!(
+            back.rss_delta
+                .as_ref()
+                .is_err_and(|e| e.starts_with("unreadable in the first snapshot (reading")),
+            "{:?}",
+            back.rss_delta
+        );
+        let both = diff(&after, &after);
+        assert!(both
+            .rss_delta
+            .is_err_and(|e| e.starts_with("unreadable in both")));
     }
 
     #[test]

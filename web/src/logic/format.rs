@@ -106,9 +106,43 @@ pub fn stack_name(stack: Option<snapshot::Stack>) -> &'static str {
     stack.map(|s| s.as_str()).unwrap_or("-")
 }
 
+/// A memory figure of a snapshot's process (`snapshot::figure::RSS`, ...) in bytes,
+/// or `unreadable: REASON` with the reason the snapshot gives: never 0 B.
+pub fn figure_bytes(process: &snapshot::Process, figure: &str) -> String {
+    match process
+        .figures()
+        .into_iter()
+        .find(|(name, _)| *name == figure)
+    {
+        Some((_, Some(v))) => bytes(v),
+        _ => format!("unreadable: {}", process.why_unreadable(figure)),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use snapshot::figure;
+
+    #[test]
+    fn an_unreadable_figure_reads_as_unreadable_with_its_reason() {
+        let mut s = crate::logic::fixtures::snapshot(&[], 0);
+        assert_eq!(figure_bytes(&s.process, figure::RSS), "50.0 MiB");
+        s.process.rss_bytes = None;
+        s.process.unreadable = vec![snapshot::Unreadable {
+            figure: figure::RSS.into(),
+            reason: "reading /proc/self/status: Permission denied".into(),
+        }];
+        assert_eq!(
+            figure_bytes(&s.process, figure::RSS),
+            "unreadable: reading /proc/self/status: Permission denied"
+        );
+        s.process.allocator.resident_bytes = None;
+        assert_eq!(
+            figure_bytes(&s.process, figure::RESIDENT),
+            "unreadable: no reason recorded"
+        );
+    }
 
     #[test]
     fn bytes_use_binary_units() {

@@ -26,10 +26,11 @@ pub struct Sample {
     /// Bytes of those still referenced by views.
     pub referenced_bytes: u64,
     pub live_slabs: u64,
-    /// The allocator's resident bytes.
-    pub resident_bytes: u64,
-    /// The process's RSS as the kernel reports it.
-    pub rss_bytes: u64,
+    /// The allocator's resident bytes; `None` when the server could not read them
+    /// (the chart leaves a gap there, never a 0 point).
+    pub resident_bytes: Option<u64>,
+    /// The process's RSS as the kernel reports it; `None` when it was unreadable.
+    pub rss_bytes: Option<u64>,
     pub open_connections: u64,
     /// Sum of the sizes of the allocations that kept parts lie in
     /// (`pinned_allocations.pinned_bytes`).
@@ -145,9 +146,10 @@ impl Series {
         self.samples.is_empty()
     }
 
-    /// The largest value of a figure within the window (0 when empty).
-    pub fn max_of(&self, figure: impl Fn(&Sample) -> u64) -> u64 {
-        self.samples.iter().map(figure).max().unwrap_or(0)
+    /// The largest value of a figure within the window, over the samples that have
+    /// it (0 when none has).
+    pub fn max_of(&self, figure: impl Fn(&Sample) -> Option<u64>) -> u64 {
+        self.samples.iter().filter_map(figure).max().unwrap_or(0)
     }
 }
 
@@ -165,7 +167,7 @@ mod tests {
         assert_eq!(s.len(), 11, "samples from t=19 s to t=29 s");
         assert_eq!(s.samples().next().map(|x| x.t_ms), Some(19_000.0));
         assert_eq!(s.latest().map(|x| x.retained_bytes), Some(29));
-        assert_eq!(s.max_of(|x| x.retained_bytes), 29);
+        assert_eq!(s.max_of(|x| Some(x.retained_bytes)), 29);
         s.trim(100_000.0);
         assert!(s.is_empty());
     }
@@ -199,6 +201,21 @@ mod tests {
         assert_eq!(sample.open_connections, 3);
         assert_eq!(sample.rss_bytes, snap.process.rss_bytes);
         assert_eq!(sample.resident_bytes, snap.process.allocator.resident_bytes);
+    }
+
+    #[test]
+    fn an_unreadable_figure_is_no_sample_and_no_maximum() {
+        let mut snap = fixtures::snapshot(&[(1, &[17])], 1);
+        snap.process.rss_bytes = None;
+        let sample = Sample::from_snapshot(0.0, &snap);
+        assert_eq!(sample.rss_bytes, None);
+        let mut s = Series::new(10_000.0, 100);
+        s.push(sample);
+        assert_eq!(s.max_of(|x| x.rss_bytes), 0);
+        let mut readable = fixtures::sample(1000.0, 1);
+        readable.rss_bytes = Some(7);
+        s.push(readable);
+        assert_eq!(s.max_of(|x| x.rss_bytes), 7);
     }
 
     #[test]

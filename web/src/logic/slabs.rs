@@ -4,7 +4,7 @@
 
 use snapshot::{PinnedAllocation, PinnedAllocations, Pool, Slab, Snapshot};
 
-use super::format::{bytes, duration_ms, ratio};
+use super::format::{bytes, duration_ms, figure_bytes, ratio};
 
 /// Retainers listed under one slab before "and N more".
 pub const RETAINERS_SHOWN: usize = 20;
@@ -77,8 +77,8 @@ pub fn totals_summary(s: &Snapshot) -> String {
         bytes(s.totals.referenced_bytes),
         ratio(s.totals.retained_per_referenced),
         s.connections.open,
-        bytes(s.process.rss_bytes),
-        bytes(s.process.allocator.resident_bytes),
+        figure_bytes(&s.process, snapshot::figure::RSS),
+        figure_bytes(&s.process, snapshot::figure::RESIDENT),
     )
 }
 
