@@ -308,9 +308,9 @@ mod tests {
         assert_eq!((f.right(), f.bottom()), (350.0, 110.0));
     }
 
-    #[test]
-    fn polylines_break_where_the_server_did_not_answer() {
-        let f = Frame {
+    /// A 100 × 100 frame over 100 s and 0..100.
+    fn square() -> Frame {
+        Frame {
             left: 0.0,
             top: 0.0,
             width: 100.0,
@@ -318,7 +318,12 @@ mod tests {
             t_start: 0.0,
             t_end: 100_000.0,
             y_max: 100.0,
-        };
+        }
+    }
+
+    #[test]
+    fn polylines_break_where_the_server_did_not_answer() {
+        let f = square();
         let samples = [
             sample(0.0, 0),
             sample(1000.0, 50),
@@ -333,15 +338,7 @@ mod tests {
 
     #[test]
     fn polylines_leave_a_gap_where_the_figure_was_unreadable() {
-        let f = Frame {
-            left: 0.0,
-            top: 0.0,
-            width: 100.0,
-            height: 100.0,
-            t_start: 0.0,
-            t_end: 100_000.0,
-            y_max: 100.0,
-        };
+        let f = square();
         let samples: Vec<Sample> = [Some(50), Some(100), None, Some(100), Some(0)]
             .into_iter()
             .enumerate()
