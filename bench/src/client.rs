@@ -131,18 +131,10 @@ impl IdlePool {
     /// Opens websockets at `rate` per second until `n` are open (at most `n / 10 +
     /// 10` attempts may fail), then returns; bounded by `limit`.
     pub async fn grow_to(&mut self, n: u64, rate: f64, limit: Duration) -> Result<(), String> {
-        let deadline = Instant::now() + limit;
         let open = Cell::new(self.fleet.open());
-        let in_time = || {
-            if Instant::now() > deadline {
-                Err(format!(
-                    "only {} of {n} websockets open after {limit:?}",
-                    open.get()
-                ))
-            } else {
-                Ok(())
-            }
-        };
+        let in_time = within(limit, || {
+            format!("only {} of {n} websockets open after {limit:?}", open.get())
+        });
         self.fleet
             .open_to(n, rate, n / 10 + 10, in_time, |now| open.set(now))
             .await
@@ -158,18 +150,13 @@ impl IdlePool {
         limit: Duration,
     ) -> Result<TrafficDone, String> {
         let n = self.fleet.open();
-        let deadline = Instant::now() + limit;
         let done = Cell::new(0);
-        let in_time = || {
-            if Instant::now() > deadline {
-                Err(format!(
-                    "only {} of {n} websockets done with their traffic after {limit:?}",
-                    done.get()
-                ))
-            } else {
-                Ok(())
-            }
-        };
+        let in_time = within(limit, || {
+            format!(
+                "only {} of {n} websockets done with their traffic after {limit:?}",
+                done.get()
+            )
+        });
         let traffic = Traffic {
             sizes: spec.messages(),
             senders: concurrency,
@@ -188,6 +175,18 @@ impl IdlePool {
     /// Closes every websocket (with a reset) and waits (bounded) for their tasks.
     pub async fn close(self) {
         self.fleet.abort().await;
+    }
+}
+
+/// A fleet's check that fails with `late()`'s message once `limit` has passed from now.
+fn within(limit: Duration, late: impl Fn() -> String) -> impl FnMut() -> Result<(), String> {
+    let deadline = Instant::now() + limit;
+    move || {
+        if Instant::now() > deadline {
+            Err(late())
+        } else {
+            Ok(())
+        }
     }
 }
 

@@ -148,6 +148,15 @@ impl Process {
         ]
     }
 
+    /// The value of `figure` (a [`figure`] name): `None` when it was unreadable or the
+    /// name is not one of them.
+    pub fn figure(&self, figure: &str) -> Option<u64> {
+        self.figures()
+            .into_iter()
+            .find(|(name, _)| *name == figure)
+            .and_then(|(_, v)| v)
+    }
+
     /// Why `figure` (a [`figure`] name) could not be read, as the snapshot records it;
     /// "no reason recorded" when the list does not name it (a hand-made file).
     pub fn why_unreadable(&self, figure: &str) -> &str {

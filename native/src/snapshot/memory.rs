@@ -27,31 +27,30 @@ pub fn read() -> (Option<u64>, Allocator, Vec<Unreadable>) {
     };
     let rss = keep(figure::RSS, rss_bytes());
     let advanced = epoch::advance();
-    let a = JemallocStats {
-        allocated: jemalloc("allocated", &advanced, stats::allocated::read()),
-        active: jemalloc("active", &advanced, stats::active::read()),
-        resident: jemalloc("resident", &advanced, stats::resident::read()),
-        mapped: jemalloc("mapped", &advanced, stats::mapped::read()),
-        retained: jemalloc("retained", &advanced, stats::retained::read()),
-    };
     let allocator = Allocator {
         name: "jemalloc".to_string(),
-        allocated_bytes: keep(figure::ALLOCATED, a.allocated),
-        active_bytes: keep(figure::ACTIVE, a.active),
-        resident_bytes: keep(figure::RESIDENT, a.resident),
-        mapped_bytes: keep(figure::MAPPED, a.mapped),
-        retained_bytes: keep(figure::RETAINED, a.retained),
+        allocated_bytes: keep(
+            figure::ALLOCATED,
+            jemalloc("allocated", &advanced, stats::allocated::read()),
+        ),
+        active_bytes: keep(
+            figure::ACTIVE,
+            jemalloc("active", &advanced, stats::active::read()),
+        ),
+        resident_bytes: keep(
+            figure::RESIDENT,
+            jemalloc("resident", &advanced, stats::resident::read()),
+        ),
+        mapped_bytes: keep(
+            figure::MAPPED,
+            jemalloc("mapped", &advanced, stats::mapped::read()),
+        ),
+        retained_bytes: keep(
+            figure::RETAINED,
+            jemalloc("retained", &advanced, stats::retained::read()),
+        ),
     };
     (rss, allocator, unreadable)
-}
-
-/// jemalloc's five statistics, each read or why not.
-struct JemallocStats {
-    allocated: Result<u64, String>,
-    active: Result<u64, String>,
-    resident: Result<u64, String>,
-    mapped: Result<u64, String>,
-    retained: Result<u64, String>,
 }
 
 /// One jemalloc statistic (`stats.<stat>`) from its read, after the epoch advance

@@ -54,13 +54,7 @@ pub struct SnapshotDiff {
 /// that cannot be said: "unreadable in the first snapshot (REASON)", in the second,
 /// or in both.
 fn figure_delta(before: &Snapshot, after: &Snapshot, name: &str) -> Result<i64, String> {
-    let value = |s: &Snapshot| {
-        s.process
-            .figures()
-            .into_iter()
-            .find(|(n, _)| *n == name)
-            .and_then(|(_, v)| v)
-    };
+    let value = |s: &Snapshot| s.process.figure(name);
     let why = |s: &Snapshot| s.process.why_unreadable(name).to_string();
     match (value(before), value(after)) {
         (Some(a), Some(b)) => Ok(delta(a, b)),

@@ -109,13 +109,9 @@ pub fn stack_name(stack: Option<snapshot::Stack>) -> &'static str {
 /// A memory figure of a snapshot's process (`snapshot::figure::RSS`, ...) in bytes,
 /// or `unreadable: REASON` with the reason the snapshot gives: never 0 B.
 pub fn figure_bytes(process: &snapshot::Process, figure: &str) -> String {
-    match process
-        .figures()
-        .into_iter()
-        .find(|(name, _)| *name == figure)
-    {
-        Some((_, Some(v))) => bytes(v),
-        _ => format!("unreadable: {}", process.why_unreadable(figure)),
+    match process.figure(figure) {
+        Some(v) => bytes(v),
+        None => format!("unreadable: {}", process.why_unreadable(figure)),
     }
 }
 
