@@ -33,6 +33,19 @@ fn traffic(sizes: Vec<usize>) -> Traffic {
     }
 }
 
+/// The fleet's check for a test: fails the step once [`BOUND`] has passed, so a
+/// fleet that never gets there fails the test instead of hanging it.
+fn bounded() -> impl FnMut() -> Result<(), String> {
+    let deadline = std::time::Instant::now() + BOUND;
+    move || {
+        if std::time::Instant::now() > deadline {
+            Err(format!("not done within {BOUND:?}"))
+        } else {
+            Ok(())
+        }
+    }
+}
+
 /// Client sockets to `port` in TIME_WAIT (state 06 of `/proc/net/tcp`).
 fn time_wait_to(port: u16) -> usize {
     let table = std::fs::read_to_string("/proc/net/tcp").unwrap();
@@ -53,7 +66,7 @@ async fn a_fleet_opens_to_its_level_sends_paced_traffic_and_closes() {
     let mut fleet = Fleet::new(to_proxy(&p, false));
     let mut ticks = Vec::new();
     fleet
-        .open_to(30, 300.0, 0, || Ok(()), |n| ticks.push(n))
+        .open_to(30, 300.0, 0, bounded(), |n| ticks.push(n))
         .await
         .unwrap();
     assert_eq!(fleet.open(), 30);
@@ -66,11 +79,11 @@ async fn a_fleet_opens_to_its_level_sends_paced_traffic_and_closes() {
     assert_eq!(sizes, vec![100, 16384, 16384, 8192]);
     let before = p.snapshot(&p.wss).await.connections.open;
     fleet
-        .send(traffic(sizes.clone()), || Ok(()), |_| {})
+        .send(traffic(sizes.clone()), bounded(), |_| {})
         .await
         .unwrap();
     // A second round is sent too (rounds are told apart).
-    fleet.send(traffic(sizes), || Ok(()), |_| {}).await.unwrap();
+    fleet.send(traffic(sizes), bounded(), |_| {}).await.unwrap();
     assert_eq!(fleet.open(), 30);
     assert_eq!(p.snapshot(&p.wss).await.connections.open, before);
 
@@ -91,7 +104,7 @@ async fn abort_ends_every_websocket_at_once_leaving_no_client_port_in_time_wait(
     let p = Playground::start(HeadMode::Drop, HeadMode::Drop, |_| {}).await;
     let mut fleet = Fleet::new(to_proxy(&p, true));
     fleet
-        .open_to(20, 500.0, 0, || Ok(()), |_| {})
+        .open_to(20, 500.0, 0, bounded(), |_| {})
         .await
         .unwrap();
     fleet.abort().await;
@@ -109,9 +122,9 @@ async fn a_message_the_server_refuses_fails_the_send_with_the_reason() {
     })
     .await;
     let mut fleet = Fleet::new(to_proxy(&p, false));
-    fleet.open_to(4, 200.0, 0, || Ok(()), |_| {}).await.unwrap();
+    fleet.open_to(4, 200.0, 0, bounded(), |_| {}).await.unwrap();
     let e = fleet
-        .send(traffic(vec![64 << 10]), || Ok(()), |_| {})
+        .send(traffic(vec![64 << 10]), bounded(), |_| {})
         .await
         .unwrap_err();
     assert!(
@@ -144,7 +157,7 @@ async fn a_server_that_never_greets_fails_the_attempt_by_its_deadline() {
     assert!(e.contains("with its greeting"), "{e}");
     let mut fleet = Fleet::new(quiet);
     let e = fleet
-        .open_to(3, 100.0, 0, || Ok(()), |_| {})
+        .open_to(3, 100.0, 0, bounded(), |_| {})
         .await
         .unwrap_err();
     assert!(
@@ -153,7 +166,7 @@ async fn a_server_that_never_greets_fails_the_attempt_by_its_deadline() {
     );
     // Without waiting for a greeting, the same server's websockets open.
     let mut fleet = Fleet::new(Dial::new(target, None, 1 << 20));
-    fleet.open_to(3, 100.0, 0, || Ok(()), |_| {}).await.unwrap();
+    fleet.open_to(3, 100.0, 0, bounded(), |_| {}).await.unwrap();
     fleet.abort().await;
     server.abort();
 }
