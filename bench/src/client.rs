@@ -1,6 +1,6 @@
 //! The load client, the same for every stack: websockets over TLS to a proxy on
 //! 127.0.0.1, trusting the bench's certificate for `localhost`, opened and held by the
-//! client's own engine ([`native::client::fleet`], which `client audit` drives too).
+//! client's own engine ([`client::fleet`], which `client audit` drives too).
 //!
 //! Each websocket is opened with TCP + TLS + the websocket handshake, then waits for
 //! the server's greeting (so a connection counts as open only once the wss behind the
@@ -25,8 +25,8 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
-use native::client::fleet::{dial, traffic_sizes, Dial, Fleet, TargetUrl, Traffic};
-use native::client::WsStream;
+use client::fleet::{dial, traffic_sizes, Dial, Fleet, TargetUrl, Traffic};
+use client::WsStream;
 use rustls::ClientConfig;
 use tokio::sync::Semaphore;
 use tokio::time::Instant;

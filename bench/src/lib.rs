@@ -6,7 +6,7 @@
 //!   connection, 64 KiB echo throughput, small-message latency.
 //! - [`scenario`]: the measurements themselves, run stack after stack.
 //! - [`procfs`]: what the kernel says about a process (RSS, CPU) and its sockets
-//!   (`native::procfs`, shared with the client's `audit`).
+//!   (`runtime::procfs`, shared with the client's `audit`).
 //! - [`probe`]: jemalloc's live allocations by size class, for the breakdown of our
 //!   per-connection memory.
 //! - [`results`]: the figures, as JSON; [`report`]: the same as Markdown tables.
@@ -19,6 +19,6 @@ pub mod results;
 pub mod scenario;
 pub mod stacks;
 
-pub use native::procfs;
+pub use runtime::procfs;
 
 pub use error::{BenchError, Context, Result};

@@ -139,18 +139,18 @@ pub fn stacks() -> Vec<Planned> {
 
 /// The client's TLS configuration: trusts the bench's certificate (made if missing).
 pub fn client_tls(env: &Env) -> Result<Arc<ClientConfig>> {
-    let config = native::config::Config {
+    let config = runtime::config::Config {
         cert_dir: env.cert_dir.clone(),
         ..Default::default()
     };
-    native::tls::ensure_certificate(&config).context(|| "the bench's certificate".into())?;
-    native::tls::client_config(&config).context(|| "the client's TLS configuration".into())
+    runtime::tls::ensure_certificate(&config).context(|| "the bench's certificate".into())?;
+    runtime::tls::client_config(&config).context(|| "the client's TLS configuration".into())
 }
 
 /// `GET path`: the body and the wall time, connect to last byte.
 pub async fn http_get(addr: SocketAddr, path: &str) -> Result<(Vec<u8>, Duration)> {
     let started = Instant::now();
-    let body = native::snapshot::fetch::get(addr, path)
+    let body = client::fetch::get(addr, path)
         .await
         .map_err(|e| crate::BenchError(e.to_string()))?;
     Ok((body.to_vec(), started.elapsed()))

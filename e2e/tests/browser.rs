@@ -12,9 +12,9 @@ use std::time::{Duration, Instant};
 
 use fantoccini::{Client, ClientBuilder, Locator};
 use futures_util::FutureExt;
-use native::config::Config;
-use native::server::Running;
-use native::shutdown::Shutdown;
+use runtime::config::Config;
+use runtime::server::Running;
+use runtime::shutdown::Shutdown;
 use serde_json::{json, Value};
 use snapshot::{HeadMode, Stack};
 use std::panic::AssertUnwindSafe;
@@ -172,7 +172,7 @@ where
     F: FnMut() -> Fut,
     Fut: Future<Output = bool>,
 {
-    native::wait::expect(what, BOUND, Duration::from_millis(100), check).await
+    runtime::wait::expect(what, BOUND, Duration::from_millis(100), check).await
 }
 
 /// Text of the element with this id, or "" while it is not there.
@@ -255,7 +255,7 @@ async fn finish<T, E: std::fmt::Debug>(
 }
 
 async fn server_json(server: &Running, path: &str) -> Value {
-    native::snapshot::fetch::get_json(server.snapshot_addr, path)
+    client::fetch::get_json(server.snapshot_addr, path)
         .await
         .unwrap()
 }
@@ -727,7 +727,7 @@ async fn the_page_charts_a_running_client_audit() {
         })
         .await;
         let pid = std::process::id();
-        let options = native::client::audit::AuditOptions {
+        let options = client::audit::AuditOptions {
             target: format!("ws://{}/", s.servers.wss.addr),
             pids: vec![pid],
             levels: vec![20],
@@ -737,7 +737,7 @@ async fn the_page_charts_a_running_client_audit() {
             settle: Duration::from_secs(4),
             ..Default::default()
         };
-        let audit = tokio::spawn(native::client::audit::run(
+        let audit = tokio::spawn(client::audit::run(
             s.servers.config.clone(),
             options,
             Shutdown::new(),

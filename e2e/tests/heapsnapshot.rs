@@ -17,9 +17,9 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use futures_util::{SinkExt, StreamExt};
-use native::config::Config;
-use native::server::Running;
-use native::shutdown::Shutdown;
+use runtime::config::Config;
+use runtime::server::Running;
+use runtime::shutdown::Shutdown;
 use serde_json::{json, Value};
 use snapshot::heapsnapshot::{connection_node_id, pool_slot, slab_node_id};
 use snapshot::{HeadMode, Snapshot, Stack};
@@ -392,9 +392,9 @@ async fn start(stack: Stack) -> Servers {
 }
 
 impl Servers {
-    async fn open(&self) -> native::client::WsStream {
-        let tls = native::tls::client_config(&self.config).unwrap();
-        let mut ws = native::client::open_websocket(&self.config, Some(&tls))
+    async fn open(&self) -> client::WsStream {
+        let tls = runtime::tls::client_config(&self.config).unwrap();
+        let mut ws = client::open_websocket(&self.config, Some(&tls))
             .await
             .unwrap();
         // The wss's greeting: the websocket is open end to end.
@@ -410,7 +410,7 @@ impl Servers {
     /// The seed's scenario: the data connection sends more than a TLS slab between
     /// two pinning connections (slab stack), or each pinning connection sends its
     /// first message (warp stack, where tungstenite's read buffer keeps it).
-    async fn pin(&self, stack: Stack) -> Vec<native::client::WsStream> {
+    async fn pin(&self, stack: Stack) -> Vec<client::WsStream> {
         let mut pinning = Vec::new();
         match stack {
             Stack::Slab => {
@@ -473,14 +473,14 @@ async fn take(server: &Running) -> (Snapshot, String) {
     };
     let start = Instant::now();
     loop {
-        let before = native::snapshot::fetch::fetch(server.snapshot_addr)
+        let before = client::fetch::fetch(server.snapshot_addr)
             .await
             .unwrap();
         let file =
-            native::snapshot::fetch::get(server.snapshot_addr, "/snapshot?format=heapsnapshot")
+            client::fetch::get(server.snapshot_addr, "/snapshot?format=heapsnapshot")
                 .await
                 .unwrap();
-        let after = native::snapshot::fetch::fetch(server.snapshot_addr)
+        let after = client::fetch::fetch(server.snapshot_addr)
             .await
             .unwrap();
         if objects(&before) == objects(&after) {
@@ -817,7 +817,7 @@ async fn run(stack: Stack) {
         wait_until(
             &format!("the {role} frees what the pinning connections held"),
             || async {
-                let s = native::snapshot::fetch::fetch(server.snapshot_addr)
+                let s = client::fetch::fetch(server.snapshot_addr)
                     .await
                     .unwrap();
                 s.connections.list.iter().all(|c| !pinned.contains(&c.id))

@@ -5,7 +5,7 @@
 
 use arbitrary::Arbitrary;
 use libfuzzer_sys::fuzz_target;
-use native::ws::{Event, FrameReader, WsError};
+use slab_stack::ws::{Event, FrameReader, WsError};
 
 #[derive(Arbitrary, Debug)]
 struct Input {

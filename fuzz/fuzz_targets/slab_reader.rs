@@ -18,7 +18,7 @@ use std::time::Instant;
 
 use arbitrary::Arbitrary;
 use libfuzzer_sys::fuzz_target;
-use native::slab::{Retained, SlabPool, SlabView};
+use pools::{Retained, SlabPool, SlabView};
 use tokio::io::{AsyncRead, ReadBuf};
 
 #[derive(Arbitrary, Debug)]
@@ -183,7 +183,7 @@ fuzz_target!(|input: Input| {
 
     // Every view dropped: only the current slab may be left, and nothing in it is used.
     model.kept.clear();
-    let snap = pool.snapshot(Instant::now(), &native::alloc::registry::Index::take());
+    let snap = pool.snapshot(Instant::now(), &allocator::registry::Index::take());
     assert!(snap.live_slabs <= 1, "{} slabs left", snap.live_slabs);
     for slab in &snap.slabs {
         assert!(slab.current, "slab {} outlived its views", slab.id);
@@ -197,7 +197,7 @@ fuzz_target!(|input: Input| {
 
 /// One poll of the pool with the reader set to `next`; true at end of stream.
 fn read(pool: &Arc<SlabPool>, reader: &mut Reader, model: &mut Model, next: Next, keep: Keep) -> bool {
-    let before = pool.snapshot(Instant::now(), &native::alloc::registry::Index::take());
+    let before = pool.snapshot(Instant::now(), &allocator::registry::Index::take());
     let current = before.slabs.iter().find(|s| s.current).map(|s| (s.id, s.handed_out_bytes as usize));
     reader.next = next;
     let mut cx = Context::from_waker(Waker::noop());
@@ -255,7 +255,7 @@ fn read(pool: &Arc<SlabPool>, reader: &mut Reader, model: &mut Model, next: Next
 
 /// The pool's snapshot against the model.
 fn check(pool: &SlabPool, model: &Model) {
-    let snap = pool.snapshot(Instant::now(), &native::alloc::registry::Index::take());
+    let snap = pool.snapshot(Instant::now(), &allocator::registry::Index::take());
     assert_eq!(snap.slab_size as usize, model.slab_size);
     assert_eq!(snap.read_size as usize, model.read_size);
     assert_eq!(snap.live_slabs as usize, snap.slabs.len());

@@ -1,4 +1,4 @@
-//! `native::http::parse` on arbitrary bytes: never panics, and what it returns holds
+//! `slab_stack::http::parse` on arbitrary bytes: never panics, and what it returns holds
 //! together with what the bytes say and with every other size limit.
 //!
 //! The input is the raw bytes a client sent (so the corpus is readable HTTP); the
@@ -7,7 +7,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use native::http::{parse, HeadError, RequestHead};
+use slab_stack::http::{parse, HeadError, RequestHead};
 
 /// The servers' default `max_header_bytes`.
 const DEFAULT_MAX: usize = 16 << 10;

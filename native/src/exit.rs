@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use std::future::Future;
 
-use crate::config::{Config, ConfigArgs, ConfigError};
-use crate::shutdown::Shutdown;
+use runtime::config::{Config, ConfigArgs, ConfigError};
+use runtime::shutdown::Shutdown;
 
 /// Exit code for a config that cannot be used.
 pub const CONFIG_ERROR: u8 = 2;
@@ -40,13 +40,13 @@ where
     Fut: Future<Output = Result<(), E>>,
     E: std::fmt::Display,
 {
-    crate::logging::init();
+    runtime::logging::init();
     let config = match args.load() {
         Ok(config) => config,
         Err(e) => return config_error(&e),
     };
     if !config.alloc_registry {
-        crate::alloc::registry::disable();
+        allocator::registry::disable();
     }
     let shutdown = Shutdown::new();
     // Before the server starts, so that a Ctrl-C right after its startup line is caught.

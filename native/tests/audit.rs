@@ -13,7 +13,7 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use native::client::audit::report::{AuditReport, Step};
+use client::audit::report::{AuditReport, Step};
 
 mod common;
 use common::Program;
@@ -352,7 +352,7 @@ fn the_client_snapshot_reports_the_audited_processes_while_it_runs() {
     let seen = rt.block_on(async {
         let deadline = Instant::now() + common::BOUND;
         loop {
-            let json = native::snapshot::fetch::get_json(addr, "/snapshot").await;
+            let json = client::fetch::get_json(addr, "/snapshot").await;
             if let Ok(json) = json {
                 if json["audit"]["processes"][0]["rss_bytes"]
                     .as_u64()
@@ -377,14 +377,14 @@ fn the_client_snapshot_reports_the_audited_processes_while_it_runs() {
     assert_eq!(seen["audit"]["level"], 20);
     // The figure is the process's own, as the kernel has it.
     let rss = seen["audit"]["processes"][0]["rss_bytes"].as_u64().unwrap();
-    let now = native::procfs::rss_bytes(pid).unwrap();
+    let now = runtime::procfs::rss_bytes(pid).unwrap();
     assert!(
         rss > now / 2 && rss < now * 2,
         "snapshot {rss}, /proc {now}"
     );
     // Prometheus sees the same figures on the client's /metrics, by pid.
     let metrics = rt
-        .block_on(native::snapshot::fetch::get_text(addr, "/metrics"))
+        .block_on(client::fetch::get_text(addr, "/metrics"))
         .unwrap();
     let sample = |name: &str| -> Option<f64> {
         let prefix = format!("{name}{{");

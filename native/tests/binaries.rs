@@ -55,7 +55,7 @@ fn help_lists_every_config_key() {
         .output()
         .unwrap();
     let help = String::from_utf8_lossy(&out.stdout);
-    for (key, _) in native::config::KEYS {
+    for (key, _) in runtime::config::KEYS {
         assert!(
             help.contains(&format!("--{key}")),
             "--{key} missing from:\n{help}"

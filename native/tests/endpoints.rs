@@ -69,7 +69,7 @@ async fn download_names_a_timestamped_file_and_errors_are_json() {
     let bad = get(&pg, "PUT /settings HTTP/1.1\r\nHost: localhost\r\nContent-Length: 9\r\nConnection: close\r\n\r\nnot json!").await;
     assert!(bad.starts_with("HTTP/1.1 400"), "{bad}");
     assert!(bad.contains("head_mode"), "{bad}");
-    let settings = native::snapshot::fetch::get_json(pg.proxy.snapshot_addr, "/settings")
+    let settings = client::fetch::get_json(pg.proxy.snapshot_addr, "/settings")
         .await
         .unwrap();
     assert_eq!(
@@ -101,7 +101,7 @@ async fn the_heapsnapshot_format_downloads_for_devtools_and_unknown_formats_are_
     );
     // The body, streamed, is a heap snapshot of the proxy's open connection.
     let body =
-        native::snapshot::fetch::get(pg.proxy.snapshot_addr, "/snapshot?format=heapsnapshot")
+        client::fetch::get(pg.proxy.snapshot_addr, "/snapshot?format=heapsnapshot")
             .await
             .unwrap();
     let file: serde_json::Value = serde_json::from_slice(&body).unwrap();
@@ -152,11 +152,11 @@ async fn the_heapsnapshot_format_downloads_for_devtools_and_unknown_formats_are_
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
-use native::config::Config;
-use native::server::State;
-use native::shutdown::Shutdown;
-use native::snapshot::endpoint::{is_loopback, serve_with, EndpointSettings};
-use native::Role;
+use runtime::config::Config;
+use runtime::server::State;
+use runtime::shutdown::Shutdown;
+use collector::endpoint::{is_loopback, serve_with, EndpointSettings};
+use runtime::Role;
 
 /// A wss's snapshot endpoint alone, bound to `bind` (reached through 127.0.0.1 for 0.0.0.0).
 struct Endpoint {
@@ -229,7 +229,7 @@ impl Endpoint {
     }
 
     async fn head_mode(&self) -> String {
-        let settings = native::snapshot::fetch::get_json(self.addr, "/settings")
+        let settings = client::fetch::get_json(self.addr, "/settings")
             .await
             .unwrap();
         settings["head_mode"].as_str().unwrap().to_string()
@@ -504,6 +504,6 @@ async fn a_page_that_rebinds_its_name_to_loopback_is_refused() {
         .await;
         assert!(answer.starts_with("HTTP/1.1 200"), "{host}: {answer}");
     }
-    assert!(native::snapshot::endpoint::is_loopback_host("127.0.0.2"));
-    assert!(!native::snapshot::endpoint::is_loopback_host("10.0.0.1:80"));
+    assert!(collector::endpoint::is_loopback_host("127.0.0.2"));
+    assert!(!collector::endpoint::is_loopback_host("10.0.0.1:80"));
 }

@@ -22,9 +22,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use futures_util::{SinkExt, StreamExt};
-use native::client::{ClientError, ClientOptions, WsStream};
-use native::config::Config;
-use native::shutdown::Shutdown;
+use client::{ClientError, ClientOptions, WsStream};
+use runtime::config::Config;
+use runtime::shutdown::Shutdown;
 use serde_json::{json, Value};
 use snapshot::{HeadMode, Snapshot, Stack};
 use tokio_tungstenite::tungstenite::Message;
@@ -106,7 +106,7 @@ fn write_config(dir: &Path, extra: Value) -> (PathBuf, Value) {
 
 /// The typed config of a config.json, as the binaries read it.
 fn typed(path: &Path) -> Config {
-    native::config::ConfigArgs {
+    runtime::config::ConfigArgs {
         path: Some(path.to_path_buf()),
         overrides: vec![],
     }
@@ -176,7 +176,7 @@ impl Proc {
     /// Waits (within [`BOUND`]) for a stderr line containing `text`.
     async fn wait_line(&mut self, text: &str) {
         let poll = Duration::from_millis(20);
-        let said = native::wait::until(BOUND, poll, || {
+        let said = runtime::wait::until(BOUND, poll, || {
             let said = self.stderr().iter().any(|l| l.contains(text));
             std::future::ready(said || matches!(self.child.try_wait(), Ok(Some(_))))
         })
@@ -202,7 +202,7 @@ impl Proc {
     /// lines to be read.
     async fn wait_exit(&mut self, bound: Duration) -> ExitStatus {
         let poll = Duration::from_millis(20);
-        let exited = native::wait::until(bound, poll, || {
+        let exited = runtime::wait::until(bound, poll, || {
             std::future::ready(matches!(self.child.try_wait(), Ok(Some(_))))
         })
         .await;
@@ -253,7 +253,7 @@ fn error_lines(lines: &[String]) -> Vec<&String> {
 /// A server's snapshot from its port, checked against the schema.
 async fn snapshot_at(port: u16) -> Snapshot {
     let addr: SocketAddr = ([127, 0, 0, 1], port).into();
-    let json = native::snapshot::fetch::get_json(addr, "/snapshot")
+    let json = client::fetch::get_json(addr, "/snapshot")
         .await
         .unwrap();
     if let Err(errors) = snapshot::validate(&json) {
@@ -303,7 +303,7 @@ fn retainers(snap: &Snapshot) -> usize {
 
 /// Opens a websocket through the proxy and reads the wss's greeting.
 async fn open_greeted(config: &Config, tls: &Arc<rustls::ClientConfig>) -> WsStream {
-    let mut ws = native::client::open_websocket(config, Some(tls))
+    let mut ws = client::open_websocket(config, Some(tls))
         .await
         .unwrap();
     let greeting = tokio::time::timeout(BOUND, ws.next())
@@ -338,7 +338,7 @@ async fn killing_the_wss_closes_the_client_sides_releases_the_views_and_502s_unt
     let proxy_snap = raw["proxy_heapdump_port"].as_u64().unwrap() as u16;
     let mut wss = Proc::server("wss", env!("CARGO_BIN_EXE_wss"), &path, stack).await;
     let proxy = Proc::server("proxy", env!("CARGO_BIN_EXE_proxy"), &path, stack).await;
-    let tls = native::tls::client_config(&config).unwrap();
+    let tls = runtime::tls::client_config(&config).unwrap();
 
     // HELD websockets through the proxy, with data between them so that their
     // upgrade requests sit in many slabs (slab stack) or each in a hyper read buffer
@@ -439,7 +439,7 @@ async fn killing_the_wss_closes_the_client_sides_releases_the_views_and_502s_unt
 
     // While the wss is down, new upgrades get 502.
     for _ in 0..3 {
-        let err = native::client::open_websocket(&config, Some(&tls))
+        let err = client::open_websocket(&config, Some(&tls))
             .await
             .expect_err("no upstream");
         assert!(
@@ -479,7 +479,7 @@ const PINNING: u64 = 40;
 
 /// The client's snapshot, or `None` while its endpoint is not up (or it has exited).
 async fn client_snapshot(addr: SocketAddr) -> Option<Snapshot> {
-    let json = native::snapshot::fetch::get_json(addr, "/snapshot")
+    let json = client::fetch::get_json(addr, "/snapshot")
         .await
         .ok()?;
     serde_json::from_value(json).ok()
@@ -730,7 +730,7 @@ async fn save_snapshots_writes_both_servers_snapshots_whole(stack: Stack) {
         save_snapshots: Some(target.clone()),
         ..ClientOptions::default()
     };
-    let summary = native::client::run(config, options, Shutdown::new())
+    let summary = client::run(config, options, Shutdown::new())
         .await
         .unwrap();
     // Each server's snapshot as JSON and as a Chrome heap snapshot.
@@ -795,7 +795,7 @@ async fn save_snapshots_into_an_unusable_folder_says_what_and_where_and_writes_n
         ..ClientOptions::default()
     };
     let started = Instant::now();
-    let err = native::client::run(config.clone(), options, Shutdown::new())
+    let err = client::run(config.clone(), options, Shutdown::new())
         .await
         .expect_err("unusable folder");
     assert!(started.elapsed() < Duration::from_secs(5));

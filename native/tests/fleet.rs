@@ -1,4 +1,4 @@
-//! The fleet (`native::client::fleet`), the engine of `client audit` and of the bench,
+//! The fleet (`client::fleet`), the engine of `client audit` and of the bench,
 //! against the real playground over TLS: opened at a rate to a level (greetings
 //! awaited), paced traffic read by the wss, a clean close and a reset close, and the
 //! failures it must name.
@@ -9,7 +9,7 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::time::Duration;
 
 use common::{wait_until, Playground, BOUND};
-use native::client::fleet::{dial, traffic_sizes, Dial, Fleet, TargetUrl, Traffic};
+use client::fleet::{dial, traffic_sizes, Dial, Fleet, TargetUrl, Traffic};
 use snapshot::HeadMode;
 use tokio::net::TcpListener;
 

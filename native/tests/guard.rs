@@ -321,8 +321,8 @@ async fn a_wss_at_its_cap_answers_503_through_the_proxy() {
 #[tokio::test]
 async fn the_open_file_limit_is_raised_to_the_hard_limit() {
     let pg = Playground::start(HeadMode::Copy, HeadMode::Copy, |_| {}).await;
-    let (before, after, hard) = native::server::raise_open_file_limit().unwrap();
-    let (soft, now_hard) = native::server::open_file_limit().unwrap();
+    let (before, after, hard) = runtime::server::raise_open_file_limit().unwrap();
+    let (soft, now_hard) = runtime::server::open_file_limit().unwrap();
     assert_eq!((soft, now_hard), (after, hard));
     assert!(after >= before);
     if hard != u64::MAX {

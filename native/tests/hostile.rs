@@ -722,7 +722,7 @@ async fn a_second_proxy_on_a_port_in_use_is_refused(stack: Stack) {
     let pg = Playground::start_on(stack, HeadMode::Drop, HeadMode::Drop, |_| {}).await;
     let mut config = pg.config.clone();
     config.proxy_heapdump_port = 0;
-    let shutdown = native::shutdown::Shutdown::new();
+    let shutdown = runtime::shutdown::Shutdown::new();
     let refused = native::proxy::start(&config, &shutdown).await;
     shutdown.trigger();
     let err = refused

@@ -17,8 +17,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use common::{exchange, wait_until, Playground, BOUND};
 use futures_util::{SinkExt, StreamExt};
-use native::client::ClientOptions;
-use native::shutdown::Shutdown;
+use client::ClientOptions;
+use runtime::shutdown::Shutdown;
 use prometheus_parse::{Scrape, Value};
 use serde_json::Value as Json;
 use snapshot::{HeadMode, Snapshot, Stack};
@@ -58,7 +58,7 @@ fn tool_or_skip(name: &str, what: &str) -> Option<PathBuf> {
 
 /// `GET /metrics` of a snapshot port.
 async fn metrics(addr: SocketAddr) -> String {
-    native::snapshot::fetch::get_text(addr, "/metrics")
+    client::fetch::get_text(addr, "/metrics")
         .await
         .unwrap_or_else(|e| panic!("GET /metrics: {e}"))
 }
@@ -272,7 +272,7 @@ async fn scrape_between_snapshots(
     stack: Option<Stack>,
 ) -> (Scrape, Snapshot) {
     let snapshot_at = |addr| async move {
-        let json = native::snapshot::fetch::get_json(addr, "/snapshot")
+        let json = client::fetch::get_json(addr, "/snapshot")
             .await
             .unwrap();
         serde_json::from_value::<Snapshot>(json).unwrap()
@@ -319,7 +319,7 @@ fn check_process(scrape: &Scrape, snap: &Snapshot) {
         (open - fds).abs() <= 8.0,
         "open fds {open}, this process sees {fds}"
     );
-    let (soft, _) = native::server::open_file_limit().unwrap();
+    let (soft, _) = runtime::server::open_file_limit().unwrap();
     assert_eq!(get("process_max_fds"), soft as f64);
     assert!(get("process_resident_memory_bytes") > 1e6);
     assert!(get("process_virtual_memory_bytes") >= get("process_resident_memory_bytes"));
@@ -374,7 +374,7 @@ fn assert_documented(scrape: &Scrape) {
 
 /// Opens `n` websockets through the proxy, each sending one small first message
 /// (what the warp stack keeps in `retain`) echoed back before the next opens.
-async fn open_with_a_message(pg: &Playground, n: usize) -> Vec<native::client::WsStream> {
+async fn open_with_a_message(pg: &Playground, n: usize) -> Vec<client::WsStream> {
     let mut out = Vec::new();
     for _ in 0..n {
         let mut ws = pg.open().await;
@@ -445,7 +445,7 @@ async fn the_clients_exposition_holds_its_own_traffic() {
     config.client_pin_message_size = 200;
     let addr = SocketAddr::from(([127, 0, 0, 1], config.client_heapdump_port));
     let shutdown = Shutdown::new();
-    let run = tokio::spawn(native::client::run(
+    let run = tokio::spawn(client::run(
         config,
         ClientOptions::default(),
         shutdown.clone(),
@@ -453,7 +453,7 @@ async fn the_clients_exposition_holds_its_own_traffic() {
     wait_until(
         "the client's pinning connections sent their traffic",
         || async {
-            native::snapshot::fetch::fetch(addr)
+            client::fetch::fetch(addr)
                 .await
                 .ok()
                 .and_then(|s| s.client)
@@ -513,7 +513,7 @@ async fn metrics_follows_the_snapshot_ports_host_and_cors_rules() {
     let rebound = ask(get("evil.example:8801", "")).await;
     assert!(rebound.starts_with("HTTP/1.1 403"), "{rebound}");
     assert!(!rebound.contains("websocket_connections_open"), "{rebound}");
-    let index = native::snapshot::fetch::get_json(pg.wss.snapshot_addr, "/")
+    let index = client::fetch::get_json(pg.wss.snapshot_addr, "/")
         .await
         .unwrap();
     assert!(index["endpoints"]["GET /metrics"].is_string(), "{index}");
@@ -582,7 +582,7 @@ impl Prometheus {
             .map(|(k, v)| format!("{k}={}", percent_encoded(v)))
             .collect();
         let path = format!("/api/v1/{endpoint}?{}", query.join("&"));
-        let answer = native::snapshot::fetch::get_json(self.addr, &path)
+        let answer = client::fetch::get_json(self.addr, &path)
             .await
             .unwrap_or_else(|e| panic!("prometheus {path}: {e}\n{}", self.log()));
         assert_eq!(answer["status"], "success", "{answer}");
@@ -669,7 +669,7 @@ async fn a_real_prometheus_sees_retained_bytes_rise_as_pinning_connections_arriv
             panic!("prometheus exited ({status}): {}", prom.log());
         }
         async move {
-            native::snapshot::fetch::get_text(addr, "/-/ready")
+            client::fetch::get_text(addr, "/-/ready")
                 .await
                 .is_ok()
         }

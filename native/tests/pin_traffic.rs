@@ -14,9 +14,9 @@ mod common;
 use std::net::SocketAddr;
 
 use common::{wait_until, Playground};
-use native::client::{ClientOptions, ClientSummary};
-use native::config::Config;
-use native::shutdown::Shutdown;
+use client::{ClientOptions, ClientSummary};
+use runtime::config::Config;
+use runtime::shutdown::Shutdown;
 use snapshot::{HeadMode, Snapshot};
 use tungstenite::protocol::frame::FrameHeader;
 
@@ -43,7 +43,7 @@ fn client_config(pg: &Playground) -> Config {
 }
 
 async fn snapshot_at(addr: SocketAddr) -> Option<Snapshot> {
-    let json = native::snapshot::fetch::get_json(addr, "/snapshot")
+    let json = client::fetch::get_json(addr, "/snapshot")
         .await
         .ok()?;
     if let Err(errors) = snapshot::validate(&json) {
@@ -74,7 +74,7 @@ async fn run_until(
 ) -> (ClientSummary, Snapshot) {
     let addr = SocketAddr::from(([127, 0, 0, 1], config.client_heapdump_port));
     let shutdown = Shutdown::new();
-    let run = tokio::spawn(native::client::run(
+    let run = tokio::spawn(client::run(
         config,
         ClientOptions::default(),
         shutdown.clone(),

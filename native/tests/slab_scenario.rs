@@ -15,7 +15,7 @@ fn live(snap: &Snapshot, pool: &str) -> u64 {
 
 /// Opens the data connection, then `PINNING` connections each followed by a burst
 /// larger than a TLS slab; returns the pinning connections, still open.
-async fn pin(pg: &Playground) -> Vec<native::client::WsStream> {
+async fn pin(pg: &Playground) -> Vec<client::WsStream> {
     let mut data = pg.open().await;
     let mut pinning = Vec::new();
     for _ in 0..PINNING {
@@ -160,13 +160,13 @@ async fn switching_the_head_mode_applies_to_new_connections() {
     let _old = pg.open().await;
     for server in [&pg.proxy, &pg.wss] {
         let body = serde_json::json!({ "head_mode": "copy" });
-        let answer = native::snapshot::fetch::put_json(server.snapshot_addr, "/settings", &body)
+        let answer = client::fetch::put_json(server.snapshot_addr, "/settings", &body)
             .await
             .unwrap();
         assert_eq!(answer["head_mode"], "copy");
         let bad = serde_json::json!({ "head_mode": "keep" });
         let refused =
-            native::snapshot::fetch::put_json(server.snapshot_addr, "/settings", &bad).await;
+            client::fetch::put_json(server.snapshot_addr, "/settings", &bad).await;
         assert!(refused.is_err(), "a bad mode is refused");
     }
     let _new = pg.open().await;

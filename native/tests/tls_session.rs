@@ -8,8 +8,8 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{ready, Context, Poll};
 
-use native::proxy::TlsSession;
-use native::slab::{read_views, SlabPool, SlabView};
+use slab_stack::proxy::TlsSession;
+use pools::{read_views, SlabPool, SlabView};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName};
 use rustls::{ClientConfig, RootCertStore, ServerConfig, SupportedProtocolVersion};
@@ -30,8 +30,8 @@ struct Tls {
 fn tls() -> Tls {
     let dir = tempfile::tempdir().unwrap();
     let config = common::test_config(dir.path());
-    let server = native::tls::server_config(&config).unwrap();
-    let (cert, _) = native::tls::cert_paths(&config);
+    let server = runtime::tls::server_config(&config).unwrap();
+    let (cert, _) = runtime::tls::cert_paths(&config);
     let mut roots = RootCertStore::empty();
     for c in CertificateDer::pem_file_iter(&cert).unwrap() {
         roots.add(c.unwrap()).unwrap();

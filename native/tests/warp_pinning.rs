@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use common::Program;
 use futures_util::{SinkExt, StreamExt};
-use native::config::Config;
+use runtime::config::Config;
 use snapshot::{HeadMode, Snapshot, Stack};
 use tokio_tungstenite::tungstenite::Message;
 
@@ -77,7 +77,7 @@ impl Server {
     }
 
     async fn snapshot(&self) -> Snapshot {
-        native::snapshot::fetch::fetch(self.snapshot).await.unwrap()
+        client::fetch::fetch(self.snapshot).await.unwrap()
     }
 
     /// RSS once it has stopped moving: two reads 300 ms apart within 1 %, at most 15 s.
@@ -109,7 +109,7 @@ struct Figures {
 }
 
 async fn run(mode: HeadMode, n: usize) -> Figures {
-    let _ = native::server::raise_open_file_limit();
+    let _ = runtime::server::raise_open_file_limit();
     let dir = tempfile::tempdir().unwrap();
     let common = |extra: &[&str]| -> Vec<String> {
         let mut args: Vec<String> = [
@@ -160,13 +160,13 @@ async fn run(mode: HeadMode, n: usize) -> Figures {
         cert_dir: dir.path().join(".certs"),
         ..Config::default()
     };
-    let tls = native::tls::client_config(&config).unwrap();
+    let tls = runtime::tls::client_config(&config).unwrap();
     let mut sockets = Vec::with_capacity(n);
     let mut opening = tokio::task::JoinSet::new();
     for _ in 0..n {
         let (config, tls) = (config.clone(), tls.clone());
         opening.spawn(async move {
-            let mut ws = native::client::open_websocket(&config, Some(&tls))
+            let mut ws = client::open_websocket(&config, Some(&tls))
                 .await
                 .unwrap();
             let greeting = ws.next().await.unwrap().unwrap();

@@ -150,7 +150,7 @@ async fn switching_the_head_mode_applies_to_new_connections() {
     let pg = playground(HeadMode::Retain).await;
     let _old = pg.open().await;
     let body = serde_json::json!({ "head_mode": "copy" });
-    let answer = native::snapshot::fetch::put_json(pg.proxy.snapshot_addr, "/settings", &body)
+    let answer = client::fetch::put_json(pg.proxy.snapshot_addr, "/settings", &body)
         .await
         .unwrap();
     assert_eq!(answer["head_mode"], "copy");

@@ -23,7 +23,7 @@ const TUNGSTENITE_BUFFER: u64 = 128 << 10;
 /// A playground whose wss is on the warp stack (the proxy stays on the slab stack).
 async fn warp_playground(
     mode: HeadMode,
-    tweak: impl FnOnce(&mut native::config::Config),
+    tweak: impl FnOnce(&mut runtime::config::Config),
 ) -> Playground {
     Playground::start(mode, HeadMode::Copy, |c| {
         c.wss_stack = Stack::Warp;
@@ -176,7 +176,7 @@ async fn retain_pins_hyper_s_and_tungstenite_s_buffers_per_connection_and_copy_a
 
     // The run-time switch applies to new connections; the open ones keep theirs.
     for (mode, name) in [(HeadMode::Copy, "copy"), (HeadMode::Drop, "drop")] {
-        native::snapshot::fetch::put_json(
+        client::fetch::put_json(
             pg.wss.snapshot_addr,
             "/settings",
             &serde_json::json!({ "head_mode": name }),

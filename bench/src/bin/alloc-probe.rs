@@ -10,8 +10,8 @@ use std::collections::BTreeMap;
 use std::process::ExitCode;
 
 use clap::{Parser, ValueEnum};
-use native::config::ConfigArgs;
-use native::shutdown::Shutdown;
+use runtime::config::ConfigArgs;
+use runtime::shutdown::Shutdown;
 use tokio::io::AsyncBufReadExt;
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -48,8 +48,8 @@ fn type_sizes() -> BTreeMap<&'static str, usize> {
             size_of::<tokio_tungstenite::WebSocketStream<TcpStream>>(),
         ),
         (
-            "native::slab::SlabView",
-            size_of::<native::slab::SlabView>(),
+            "pools::SlabView",
+            size_of::<pools::SlabView>(),
         ),
     ])
 }
@@ -57,7 +57,7 @@ fn type_sizes() -> BTreeMap<&'static str, usize> {
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
-    native::logging::init();
+    runtime::logging::init();
     let config = match cli.config.load() {
         Ok(config) => config,
         Err(e) => return native::exit::config_error(&e),

@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use clap::Parser;
 use futures_util::{SinkExt, StreamExt};
-use native::config::ConfigArgs;
+use runtime::config::ConfigArgs;
 use warp::ws::{Message, WebSocket, Ws};
 use warp::Filter;
 
@@ -26,7 +26,7 @@ struct Cli {
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
-    native::logging::init();
+    runtime::logging::init();
     let config = match cli.config.load() {
         Ok(config) => config,
         Err(e) => return native::exit::config_error(&e),

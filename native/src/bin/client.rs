@@ -1,16 +1,16 @@
-//! `cargo run -p native --bin client`: the headless load client (see [`native::client`]),
+//! `cargo run -p native --bin client`: the headless load client (see [`client`]),
 //! and `client audit`: what websockets cost any server on this machine
-//! (see [`native::client::audit`]).
+//! (see [`client::audit`]).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
-use native::client::audit::{target::Trust, AuditOptions};
-use native::client::{progress::LogWriter, Backoff, ClientOptions};
-use native::config::ConfigArgs;
-use native::shutdown::Shutdown;
+use client::audit::{target::Trust, AuditOptions};
+use client::{progress::LogWriter, Backoff, ClientOptions};
+use runtime::config::ConfigArgs;
+use runtime::shutdown::Shutdown;
 
 /// Opens websockets through the proxy at the configured rate and keeps them open,
 /// plus one data connection that keeps filling the servers' slabs.
@@ -116,7 +116,7 @@ fn parse_secs(s: &str) -> Result<Duration, String> {
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
-    native::logging::init_with(LogWriter);
+    runtime::logging::init_with(LogWriter);
     if let Some(Command::Audit(args)) = cli.command {
         return audit(args).await;
     }
@@ -144,7 +144,7 @@ async fn main() -> ExitCode {
         reconnect: cli.reconnect.then(Backoff::default),
         save_snapshots: cli.save_snapshots,
     };
-    match native::client::run(config, options, shutdown.clone()).await {
+    match client::run(config, options, shutdown.clone()).await {
         Ok(_) => {
             shutdown.finish(Duration::from_secs(5)).await;
             ExitCode::SUCCESS
@@ -187,7 +187,7 @@ async fn audit(args: AuditArgs) -> ExitCode {
         chart: args.chart,
         settle: args.settle,
     };
-    match native::client::audit::run(config, options, shutdown.clone()).await {
+    match client::audit::run(config, options, shutdown.clone()).await {
         Ok(_) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e}");

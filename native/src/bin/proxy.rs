@@ -1,7 +1,7 @@
 //! `proxy`: the playground's TLS websocket reverse proxy. See README.md.
 
 use clap::Parser;
-use native::config::ConfigArgs;
+use runtime::config::ConfigArgs;
 
 /// The playground's TLS websocket proxy in front of the wss.
 #[derive(Parser)]

@@ -1,7 +1,7 @@
 //! `wss`: the playground's websocket server. See README.md.
 
 use clap::Parser;
-use native::config::ConfigArgs;
+use runtime::config::ConfigArgs;
 
 /// The playground's websocket server: every socket read is carved from a slab pool.
 #[derive(Parser)]

@@ -6,10 +6,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
-use native::client::WsStream;
-use native::config::Config;
-use native::server::Running;
-use native::shutdown::Shutdown;
+use client::WsStream;
+use runtime::config::Config;
+use runtime::server::Running;
+use runtime::shutdown::Shutdown;
 use snapshot::{HeadMode, Snapshot, Stack};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -98,7 +98,7 @@ impl Playground {
         config.proxy_port = proxy.addr.port();
         let tls = config
             .proxy_tls
-            .then(|| native::tls::client_config(&config).unwrap());
+            .then(|| runtime::tls::client_config(&config).unwrap());
         Playground {
             config,
             wss,
@@ -111,7 +111,7 @@ impl Playground {
 
     /// A snapshot read over HTTP from the server's own endpoint, checked against the schema.
     pub async fn snapshot(&self, server: &Running) -> Snapshot {
-        let json = native::snapshot::fetch::get_json(server.snapshot_addr, "/snapshot")
+        let json = client::fetch::get_json(server.snapshot_addr, "/snapshot")
             .await
             .unwrap();
         if let Err(errors) = snapshot::validate(&json) {
@@ -122,7 +122,7 @@ impl Playground {
 
     /// A websocket through the proxy, once the wss's greeting has come back.
     pub async fn open(&self) -> WsStream {
-        let mut ws = native::client::open_websocket(&self.config, self.tls.as_ref())
+        let mut ws = client::open_websocket(&self.config, self.tls.as_ref())
             .await
             .unwrap();
         expect_greeting(&mut ws).await;
@@ -245,7 +245,7 @@ where
     F: FnMut() -> Fut,
     Fut: Future<Output = bool>,
 {
-    native::wait::expect(what, BOUND, Duration::from_millis(20), check).await
+    runtime::wait::expect(what, BOUND, Duration::from_millis(20), check).await
 }
 
 /// Reads until the peer closes (or [`BOUND`]), returning all it sent.
@@ -276,7 +276,7 @@ pub async fn connect_unread(addr: std::net::SocketAddr) -> TcpStream {
 }
 
 #[allow(unused_imports)]
-pub use native::ws::client_frame;
+pub use slab_stack::ws::client_frame;
 
 /// A server's answer: the response head, then its (unmasked) frames as (opcode, payload).
 pub fn server_frames(answer: &[u8]) -> (String, Vec<(u8, Vec<u8>)>) {

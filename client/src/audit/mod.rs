@@ -1,0 +1,589 @@
+//! `client audit`: what one websocket costs any server on this machine.
+//!
+//! Pointed at a `ws://` or `wss://` URL and the pids to measure (the server, and a
+//! proxy in front of it), the audit runs, for each level of `--levels`, four steps,
+//! each read once the figures are steady ([`measure::settle`], bounded):
+//!
+//! 1. **idle**: opens websockets up to the level at `--rate` per second
+//!    (a [`Fleet`]) and reads each process's RSS and PSS and the machine's sockets;
+//! 2. **one message**: every websocket sends one `--message-size` message;
+//! 3. **traffic**: every websocket sends `--traffic-bytes` more in messages of
+//!    `--traffic-message-size`, each read by the server before the next is sent
+//!    (a ping after each, its pong awaited): a server that kept a view of an earlier
+//!    message into its per-connection read buffer holds that old buffer beside the
+//!    new one from here on;
+//! 4. **closed**: closes them all and reads what came back.
+//!
+//! The results ([`report`]) are a table, plain-language lines, `--json` and
+//! `--chart` ([`chart`]). While it runs, the client's snapshot port (8802) carries
+//! the audited processes' figures (the snapshot's `audit` section). A process that
+//! exits, a target that refuses, a wrong pid or a level the open-file limit cannot
+//! hold ends the audit with a clear message, the figures taken so far kept in the
+//! JSON, and exit code 1.
+
+pub mod chart;
+pub mod measure;
+pub mod report;
+pub mod target;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use indicatif::ProgressBar;
+
+use self::measure::{Settle, Settled, Watched};
+use self::report::{AuditReport, AuditSettings, Step};
+use self::target::{TargetUrl, Trust};
+use super::fleet::{traffic_sizes, Dial, Fleet, Traffic};
+use super::progress;
+use runtime::config::Config;
+use runtime::shutdown::Shutdown;
+
+/// How often the figures are read while waiting for them to be steady.
+const SETTLE_EVERY: Duration = Duration::from_millis(250);
+/// How long the figures must stay steady before a step reads them.
+const SETTLE_WINDOW: Duration = Duration::from_secs(2);
+/// The same after closing: allocators give memory back over seconds.
+const CLOSE_WINDOW: Duration = Duration::from_secs(3);
+/// How often the live figures of the snapshot are read.
+const LIVE_EVERY: Duration = Duration::from_secs(1);
+/// Websockets that send at once, so the kernel's buffers do not fill with traffic
+/// in flight while the figures are read.
+const SENDERS: usize = 64;
+/// Time one websocket's messages of one step may take, first to last pong.
+const SEND_TIMEOUT: Duration = Duration::from_secs(60);
+/// Descriptors kept aside beside one per websocket.
+const SPARE_FILES: u64 = 64;
+
+/// What to audit, and how.
+#[derive(Debug, Clone)]
+pub struct AuditOptions {
+    /// The websocket URL (`ws://` or `wss://`).
+    pub target: String,
+    /// The processes to measure.
+    pub pids: Vec<u32>,
+    /// Connections of each level, in increasing order.
+    pub levels: Vec<u64>,
+    /// Websockets opened per second.
+    pub rate: f64,
+    pub message_size: usize,
+    pub traffic_bytes: usize,
+    pub traffic_message_size: usize,
+    pub trust: Trust,
+    /// Show the progress bars (drawn only when stderr is a terminal).
+    pub progress: bool,
+    pub json: Option<PathBuf>,
+    pub chart: Option<PathBuf>,
+    /// The longest wait for steady figures before each reading.
+    pub settle: Duration,
+}
+
+impl Default for AuditOptions {
+    fn default() -> Self {
+        AuditOptions {
+            target: String::new(),
+            pids: Vec::new(),
+            levels: vec![100, 1000, 5000],
+            rate: 500.0,
+            message_size: 100,
+            traffic_bytes: 256 << 10,
+            traffic_message_size: 16 << 10,
+            trust: Trust::default(),
+            progress: true,
+            json: None,
+            chart: None,
+            settle: Duration::from_secs(20),
+        }
+    }
+}
+
+/// Why an audit could not start, or ended early.
+#[derive(Debug, thiserror::Error)]
+pub enum AuditError {
+    /// The options cannot work (exit code 2); nothing was measured.
+    #[error("{0}")]
+    Usage(String),
+    /// The audit ended early (exit code 1): what and where; the figures taken so
+    /// far are in the report (and its JSON, when asked).
+    #[error("{message}")]
+    Failed {
+        message: String,
+        report: Box<AuditReport>,
+    },
+    /// The client's own snapshot endpoint could not listen.
+    #[error(
+        "{source} (the client's own snapshot at {addr}: set client_heapdump_port to a free port, or 0)"
+    )]
+    Snapshot {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+}
+
+impl AuditError {
+    /// Whether the options were at fault (exit code 2).
+    pub fn is_usage(&self) -> bool {
+        matches!(self, AuditError::Usage(_))
+    }
+}
+
+/// Checks the options that need no process or socket.
+pub fn check(options: &AuditOptions) -> Result<TargetUrl, AuditError> {
+    let usage = |m: String| Err(AuditError::Usage(m));
+    let target = TargetUrl::parse(&options.target).map_err(AuditError::Usage)?;
+    if options.pids.is_empty() {
+        return usage("give at least one --pid: the server's process (and its proxy's)".into());
+    }
+    if options.levels.is_empty() || options.levels.contains(&0) {
+        return usage("--levels must be connection counts above 0, e.g. 100,1000,5000".into());
+    }
+    if options.levels.windows(2).any(|w| w[0] >= w[1]) {
+        return usage(format!("--levels must increase: {:?}", options.levels));
+    }
+    if !(options.rate > 0.0 && options.rate.is_finite()) {
+        return usage(format!("--rate must be above 0, got {}", options.rate));
+    }
+    if options.traffic_message_size == 0 {
+        return usage("--traffic-message-size must be at least 1".into());
+    }
+    if let Some(chart) = &options.chart {
+        if chart.extension().and_then(|e| e.to_str()) != Some("svg") {
+            return usage(format!(
+                "--chart {}: the chart is an SVG file (name it .svg; any browser opens it, \
+                 and `rsvg-convert -o chart.png chart.svg` makes a PNG)",
+                chart.display()
+            ));
+        }
+    }
+    for path in options.json.iter().chain(&options.chart) {
+        let dir = path.parent().filter(|d| !d.as_os_str().is_empty());
+        if let Some(dir) = dir {
+            if !dir.is_dir() {
+                return usage(format!(
+                    "{}: the folder {} does not exist",
+                    path.display(),
+                    dir.display()
+                ));
+            }
+        }
+    }
+    Ok(target)
+}
+
+/// What the live snapshot section shows of the audit's progress.
+#[derive(Default)]
+struct LiveStatus {
+    step: Mutex<&'static str>,
+    level: AtomicU64,
+    open: AtomicU64,
+}
+
+impl LiveStatus {
+    /// The report's name of the step in progress.
+    fn report_step(&self) -> Step {
+        match *self.step.lock().unwrap_or_else(|p| p.into_inner()) {
+            "idle" => Step::Idle,
+            "one message" => Step::AfterMessage,
+            "traffic" => Step::AfterTraffic,
+            "closed" => Step::AfterClose,
+            _ => Step::Before,
+        }
+    }
+
+    fn set(&self, step: &'static str, level: u64) {
+        *self.step.lock().unwrap_or_else(|p| p.into_inner()) = step;
+        self.level.store(level, Ordering::Relaxed);
+    }
+}
+
+/// Runs the audit until its end, a failure, or `shutdown`; prints the table and
+/// the lines, and writes `--json` and `--chart` (also after a failure).
+pub async fn run(
+    config: Config,
+    options: AuditOptions,
+    shutdown: Shutdown,
+) -> Result<AuditReport, AuditError> {
+    let target = check(&options)?;
+    let settings = AuditSettings {
+        levels: options.levels.clone(),
+        rate: options.rate,
+        message_size: options.message_size as u64,
+        traffic_bytes: options.traffic_bytes as u64,
+        traffic_message_size: options.traffic_message_size as u64,
+        settle_max_secs: options.settle.as_secs_f64(),
+    };
+
+    // The processes, checked before anything else happens.
+    let mut watched = Vec::new();
+    let mut bad = Vec::new();
+    for pid in &options.pids {
+        match measure::watch(*pid) {
+            Ok(w) => watched.push(w),
+            Err(e) => bad.push(e),
+        }
+    }
+    if !bad.is_empty() {
+        let mut report = AuditReport::new(&options.target, settings, &watched);
+        report.fail("start", bad.join("; "));
+        let (report, problems) = finish(report, &options);
+        return Err(AuditError::Failed {
+            message: problems.join("; "),
+            report: Box::new(report),
+        });
+    }
+
+    let tls = if target.tls {
+        Some(target::tls_config(&options.trust).map_err(AuditError::Usage)?)
+    } else {
+        None
+    };
+    if let Err(e) = runtime::server::raise_open_file_limit() {
+        tracing::warn!("{e}");
+    }
+
+    // The client's own snapshot, with the live audit section.
+    let (own, inner, snapshot_addr) = super::serve_own_snapshot(&config, &shutdown)
+        .await
+        .map_err(|(addr, source)| AuditError::Snapshot { addr, source })?;
+    let names: Vec<String> = watched.iter().map(Watched::label).collect();
+    tracing::info!(
+        "audit of {} measuring {}: levels {:?} at {}/s; snapshot at http://{snapshot_addr}/snapshot",
+        target.url,
+        names.join(", "),
+        options.levels,
+        options.rate
+    );
+    let live = Arc::new(LiveStatus::default());
+    live.set("settling", 0);
+    let sampler = tokio::spawn(sample_live(
+        own.audit.clone(),
+        target.url.clone(),
+        watched.clone(),
+        live.clone(),
+    ));
+
+    let mut report = AuditReport::new(&options.target, settings, &watched);
+    let mut fleet = Fleet::new(Dial::new(
+        target,
+        tls,
+        options.message_size.max(options.traffic_message_size),
+    ));
+    let outcome = tokio::select! {
+        r = audit(&options, &watched, &mut report, &mut fleet, &live) => r,
+        _ = shutdown.cancelled() => Err((
+            live.report_step().name().to_string(),
+            "interrupted (Ctrl-C or SIGTERM)".to_string(),
+        )),
+    };
+    live.set(if outcome.is_ok() { "done" } else { "failed" }, 0);
+    let _ = tokio::time::timeout(Duration::from_secs(20), fleet.close_all(|_| {})).await;
+    fleet.shutdown().await;
+    sampler.abort();
+    inner.trigger();
+    inner.finish(Duration::from_secs(2)).await;
+
+    if let Err((step, message)) = outcome {
+        report.fail(&step, message);
+    }
+    let (report, problems) = finish(report, &options);
+    if problems.is_empty() {
+        Ok(report)
+    } else {
+        Err(AuditError::Failed {
+            message: problems.join("; "),
+            report: Box::new(report),
+        })
+    }
+}
+
+/// Closes the report, prints it and writes its files; the problems: the audit's
+/// own error, if any, and files that could not be written.
+fn finish(mut report: AuditReport, options: &AuditOptions) -> (AuditReport, Vec<String>) {
+    report.finish();
+    progress::println(&report::render_table(&report));
+    for line in &report.lines {
+        progress::println(line);
+    }
+    let mut problems: Vec<String> = report.error.iter().map(|e| e.message.clone()).collect();
+    if let Some(path) = &options.json {
+        match serde_json::to_vec_pretty(&report)
+            .map_err(|e| e.to_string())
+            .and_then(|json| write_file(path, &json))
+        {
+            Ok(()) => progress::println(&format!("audit: wrote {}", path.display())),
+            Err(e) => problems.push(format!("cannot write {}: {e}", path.display())),
+        }
+    }
+    if let Some(path) = &options.chart {
+        match write_file(path, chart::svg(&report).as_bytes()) {
+            Ok(()) => progress::println(&format!("audit: wrote {}", path.display())),
+            Err(e) => problems.push(format!("cannot write {}: {e}", path.display())),
+        }
+    }
+    (report, problems)
+}
+
+/// Writes to a temporary file beside `path`, then renames it into place.
+fn write_file(path: &Path, bytes: &[u8]) -> Result<(), String> {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "audit".into());
+    let tmp = path.with_file_name(format!(".{name}.{}.tmp", std::process::id()));
+    std::fs::write(&tmp, bytes).map_err(|e| e.to_string())?;
+    std::fs::rename(&tmp, path).map_err(|e| {
+        let _ = std::fs::remove_file(&tmp);
+        e.to_string()
+    })
+}
+
+/// Reads the processes every [`LIVE_EVERY`] into the client's snapshot.
+async fn sample_live(
+    slot: Arc<Mutex<Option<snapshot::Audit>>>,
+    target: String,
+    watched: Vec<Watched>,
+    live: Arc<LiveStatus>,
+) {
+    loop {
+        let processes = measure::read(&watched).ok();
+        let audit = snapshot::Audit {
+            target: target.clone(),
+            step: live.step.lock().map(|s| s.to_string()).unwrap_or_default(),
+            level: live.level.load(Ordering::Relaxed),
+            connections_open: live.open.load(Ordering::Relaxed),
+            processes: watched
+                .iter()
+                .map(|w| {
+                    let f = processes.as_ref().and_then(|r| r.of(w.pid));
+                    snapshot::AuditProcess {
+                        pid: w.pid,
+                        name: w.name.clone(),
+                        rss_bytes: f.map(|f| f.rss_bytes).unwrap_or(0),
+                        pss_bytes: f.and_then(|f| f.pss_bytes),
+                    }
+                })
+                .collect(),
+            tcp_mem_bytes: processes
+                .as_ref()
+                .and_then(|r| r.sockstat.map(|s| s.tcp_mem_bytes())),
+            read_at_ms: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_millis() as u64)
+                .unwrap_or(0),
+        };
+        if let Ok(mut slot) = slot.lock() {
+            *slot = Some(audit);
+        }
+        tokio::time::sleep(LIVE_EVERY).await;
+    }
+}
+
+/// An error of a step: (the step's name, the message).
+type StepError = (String, String);
+
+/// Every level's four steps, recorded into `report` as they are read.
+async fn audit(
+    options: &AuditOptions,
+    watched: &[Watched],
+    report: &mut AuditReport,
+    fleet: &mut Fleet,
+    live: &LiveStatus,
+) -> Result<(), StepError> {
+    let settle = |window| Settle {
+        every: SETTLE_EVERY,
+        window,
+        bound: options.settle,
+    };
+    let show = options.progress;
+    let before_err = |m: String| (Step::Before.name().to_string(), m);
+    let baseline = settled(
+        watched,
+        settle(SETTLE_WINDOW),
+        spinner("settling before", show),
+    )
+    .await
+    .map_err(before_err)?;
+    report.baseline = Some(figures(&baseline));
+    let mut before = baseline;
+    let traffic = traffic_sizes(options.traffic_bytes, options.traffic_message_size);
+    for &level in &options.levels {
+        report.begin_level(level);
+        report.record(Step::Before, &before.reading, before.steady);
+        check_open_files(level).map_err(|m| step_error(watched, Step::Idle, m))?;
+        let alive = || measure::alive(watched);
+
+        // 1. Idle.
+        let err = |m: String| step_error(watched, Step::Idle, m);
+        live.set("idle", level);
+        let bar = progress::step_bar(&format!("{level}: opening"), level, show);
+        fleet
+            .open_to(level, options.rate, level / 100 + 2, alive, |n| {
+                bar.set_position(n);
+                live.open.store(n, Ordering::Relaxed);
+            })
+            .await
+            .map_err(err)?;
+        let idle = settled(watched, settle(SETTLE_WINDOW), bar)
+            .await
+            .map_err(err)?;
+        step_done(report, Step::Idle, &idle, level);
+
+        // 2. One message each.
+        let err = |m: String| step_error(watched, Step::AfterMessage, m);
+        live.set("one message", level);
+        let bar = progress::step_bar(&format!("{level}: one message each"), level, show);
+        fleet
+            .send(sends(vec![options.message_size]), alive, |n| {
+                bar.set_position(n)
+            })
+            .await
+            .map_err(err)?;
+        let after_message = settled(watched, settle(SETTLE_WINDOW), bar)
+            .await
+            .map_err(err)?;
+        step_done(report, Step::AfterMessage, &after_message, level);
+
+        // 3. Traffic on each.
+        let err = |m: String| step_error(watched, Step::AfterTraffic, m);
+        live.set("traffic", level);
+        let bar = progress::step_bar(&format!("{level}: traffic"), level, show);
+        fleet
+            .send(sends(traffic.clone()), alive, |n| bar.set_position(n))
+            .await
+            .map_err(err)?;
+        let after_traffic = settled(watched, settle(SETTLE_WINDOW), bar)
+            .await
+            .map_err(err)?;
+        step_done(report, Step::AfterTraffic, &after_traffic, level);
+
+        // 4. Closed.
+        let err = |m: String| step_error(watched, Step::AfterClose, m);
+        live.set("closed", level);
+        let bar = progress::step_bar(&format!("{level}: closing"), level, show);
+        fleet
+            .close_all(|n| {
+                bar.set_position(n);
+                live.open.store(level - n.min(level), Ordering::Relaxed);
+            })
+            .await
+            .map_err(err)?;
+        let closed = settled(watched, settle(CLOSE_WINDOW), bar)
+            .await
+            .map_err(err)?;
+        step_done(report, Step::AfterClose, &closed, level);
+        before = closed;
+    }
+    Ok(())
+}
+
+/// What every websocket sends in a step: messages of `sizes`, [`SENDERS`] at once,
+/// each websocket's within [`SEND_TIMEOUT`].
+fn sends(sizes: Vec<usize>) -> Traffic {
+    Traffic {
+        sizes,
+        senders: SENDERS,
+        timeout: SEND_TIMEOUT,
+    }
+}
+
+/// The error of `step`: when an audited process has gone, that is what it says
+/// first (the websockets' errors are its consequence).
+fn step_error(watched: &[Watched], step: Step, message: String) -> StepError {
+    let message = match measure::alive(watched) {
+        Err(gone) if !message.contains(&gone) => format!("{gone} ({message})"),
+        _ => message,
+    };
+    (step.name().to_string(), message)
+}
+
+/// A spinner while the figures settle before the first level.
+fn spinner(what: &str, show: bool) -> ProgressBar {
+    progress::step_bar(what, 0, show)
+}
+
+/// Waits for steady figures, showing the RSS on `bar`; an exited process is the error.
+async fn settled(watched: &[Watched], settle: Settle, bar: ProgressBar) -> Result<Settled, String> {
+    bar.set_message("settling");
+    let r = measure::settle(watched, settle, |reading, waited| {
+        let rss: Vec<String> = reading
+            .processes
+            .iter()
+            .map(|p| format!("{} {:.1} MB", p.pid, p.rss_bytes as f64 / 1e6))
+            .collect();
+        bar.set_message(format!(
+            "settling {:.0} s: {}",
+            waited.as_secs_f64(),
+            rss.join(", ")
+        ));
+    })
+    .await;
+    bar.finish_and_clear();
+    r.map_err(|gone| gone.to_string())
+}
+
+fn figures(s: &Settled) -> report::Figures {
+    report::Figures {
+        processes: s.reading.processes.iter().map(Into::into).collect(),
+        sockstat: s.reading.sockstat.as_ref().map(Into::into),
+        steady: s.steady,
+        settle_ms: s.waited.as_millis() as u64,
+    }
+}
+
+/// Records a step and logs what it read.
+fn step_done(report: &mut AuditReport, step: Step, s: &Settled, level: u64) {
+    report.record(step, &s.reading, s.steady);
+    let Some(l) = report.levels.last() else {
+        return;
+    };
+    let parts: Vec<String> = l
+        .processes
+        .iter()
+        .map(|p| {
+            let per = match step {
+                Step::Idle => p.kb_per_connection,
+                Step::AfterMessage => p.after_message_kb_per_connection,
+                Step::AfterTraffic => p.after_traffic_kb_per_connection,
+                _ => None,
+            };
+            let rss = p.rss_at(step).unwrap_or(0) as f64 / 1e6;
+            match (per, p.returned_percent) {
+                (Some(kb), _) => format!(
+                    "{} {} {rss:.1} MB ({kb:+.1} KB per connection)",
+                    p.pid, p.name
+                ),
+                (None, Some(pct)) if step == Step::AfterClose => {
+                    format!("{} {} {rss:.1} MB ({pct:.0} % given back)", p.pid, p.name)
+                }
+                _ => format!("{} {} {rss:.1} MB", p.pid, p.name),
+            }
+        })
+        .collect();
+    tracing::info!(
+        "audit: {level} connections, {}: {}{}",
+        step.doing(),
+        parts.join(", "),
+        if s.steady {
+            String::new()
+        } else {
+            format!(" (still moving after {:.0} s)", s.waited.as_secs_f64())
+        }
+    );
+}
+
+/// Whether this process may open `level` websockets (and some spare descriptors).
+fn check_open_files(level: u64) -> Result<(), String> {
+    let (soft, hard) = runtime::server::open_file_limit().map_err(|e| format!("getrlimit: {e}"))?;
+    let need = level + SPARE_FILES;
+    if need > soft {
+        return Err(format!(
+            "{level} websockets need {need} open files (one each and {SPARE_FILES} spare), \
+             but this process may open {soft} (hard limit {hard}): lower --levels, or raise \
+             the limit (ulimit -n)"
+        ));
+    }
+    Ok(())
+}

@@ -1,0 +1,195 @@
+//! One websocket of a fleet: it reads whatever the server sends (so its pings are
+//! answered and its echoes drained) and follows the fleet's orders until it closes.
+//!
+//! A send is paced so the server reads each message on its own, as a talking
+//! client's would be read: after every message the connection sends a ping and waits
+//! for its pong before the next. A server answers a ping only once it has read what
+//! came before it, so the pong is the proof the message was read, whether the server
+//! echoes or not.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures_util::{SinkExt, StreamExt};
+use tokio::sync::{watch, Semaphore};
+use tokio_tungstenite::tungstenite::Message;
+use tokio_util::sync::CancellationToken;
+
+use crate::connect::WsStream;
+
+/// Time allowed to close one websocket cleanly (close frame sent, the answer read).
+const CLOSE_WAIT: Duration = Duration::from_secs(3);
+/// How the pings that pace a send start.
+const PING_TAG: &[u8] = b"fleet ";
+
+/// What the connections are told to do.
+#[derive(Clone)]
+pub(super) enum Order {
+    Idle,
+    /// Send messages of these sizes, each followed by a ping whose pong is awaited,
+    /// at most as many connections at once as `slots` has permits.
+    Send {
+        round: u64,
+        sizes: Arc<Vec<usize>>,
+        payload: Bytes,
+        slots: Arc<Semaphore>,
+        timeout: Duration,
+    },
+    /// Close cleanly: a close frame, its answer awaited (bounded).
+    Close,
+}
+
+/// The fleet's counters, shared by its connections.
+#[derive(Default)]
+pub(super) struct Counters {
+    pub open: AtomicU64,
+    pub attempts_failed: AtomicU64,
+    /// Connections the server closed (or that broke) after they opened.
+    pub closed_by_peer: AtomicU64,
+    /// Of the current send round: connections done, and failed.
+    pub sent: AtomicU64,
+    pub send_failed: AtomicU64,
+    /// Connections closed by the fleet.
+    pub closed: AtomicU64,
+    pub received: AtomicU64,
+    first_error: Mutex<Option<String>>,
+}
+
+impl Counters {
+    pub fn error(&self, e: String) {
+        self.first_error
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get_or_insert(e);
+    }
+
+    pub fn first_error(&self) -> String {
+        self.first_error
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+            .unwrap_or_default()
+    }
+}
+
+pub(super) fn get(a: &AtomicU64) -> u64 {
+    a.load(Ordering::Relaxed)
+}
+
+/// One websocket's life: reads, and follows the orders, until closed, or until
+/// `stop` (the socket is then dropped as it is).
+pub(super) async fn connection(
+    mut ws: WsStream,
+    mut orders: watch::Receiver<Order>,
+    counters: &Counters,
+    stop: &CancellationToken,
+) {
+    let mut done_round = 0;
+    loop {
+        let order = orders.borrow_and_update().clone();
+        match order {
+            Order::Close => {
+                close(&mut ws).await;
+                counters.closed.fetch_add(1, Ordering::Relaxed);
+                return;
+            }
+            Order::Send {
+                round,
+                sizes,
+                payload,
+                slots,
+                timeout,
+            } if round != done_round => {
+                done_round = round;
+                let Ok(_slot) = slots.acquire().await else {
+                    return;
+                };
+                let sent = tokio::select! {
+                    r = tokio::time::timeout(timeout, send_paced(&mut ws, &sizes, &payload, counters)) => r,
+                    _ = stop.cancelled() => return,
+                };
+                let sent = sent.unwrap_or_else(|_| {
+                    Err(format!(
+                        "no pong within {timeout:?} (does the server answer pings?)"
+                    ))
+                });
+                match sent {
+                    Ok(()) => {
+                        counters.sent.fetch_add(1, Ordering::Relaxed);
+                    }
+                    Err(e) => {
+                        counters.send_failed.fetch_add(1, Ordering::Relaxed);
+                        counters.error(e);
+                        return;
+                    }
+                }
+                continue;
+            }
+            _ => {}
+        }
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            changed = orders.changed() => {
+                if changed.is_err() {
+                    return;
+                }
+            }
+            m = ws.next() => match m {
+                Some(Ok(_)) => {
+                    counters.received.fetch_add(1, Ordering::Relaxed);
+                }
+                Some(Err(e)) => {
+                    counters.closed_by_peer.fetch_add(1, Ordering::Relaxed);
+                    counters.error(format!("websocket broke: {e}"));
+                    return;
+                }
+                None => {
+                    counters.closed_by_peer.fetch_add(1, Ordering::Relaxed);
+                    counters.error("the server closed the websocket".into());
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// Messages of `sizes`, each followed by a ping whose pong comes before the next.
+async fn send_paced(
+    ws: &mut WsStream,
+    sizes: &[usize],
+    payload: &Bytes,
+    counters: &Counters,
+) -> Result<(), String> {
+    for (i, len) in sizes.iter().enumerate() {
+        ws.send(Message::Binary(payload.slice(..*len)))
+            .await
+            .map_err(|e| format!("sending a message: {e}"))?;
+        let mut tag = PING_TAG.to_vec();
+        tag.extend_from_slice(i.to_string().as_bytes());
+        ws.send(Message::Ping(tag.clone().into()))
+            .await
+            .map_err(|e| format!("sending a ping: {e}"))?;
+        loop {
+            match ws.next().await {
+                Some(Ok(Message::Pong(p))) if p.as_ref() == tag.as_slice() => break,
+                Some(Ok(_)) => {
+                    counters.received.fetch_add(1, Ordering::Relaxed);
+                }
+                Some(Err(e)) => return Err(format!("websocket broke while sending: {e}")),
+                None => return Err("the server closed the websocket while it sent".into()),
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A clean close: the close frame, then what comes until the server closes (bounded).
+async fn close(ws: &mut WsStream) {
+    let _ = tokio::time::timeout(CLOSE_WAIT, async {
+        let _ = ws.close(None).await;
+        while let Some(Ok(_)) = ws.next().await {}
+    })
+    .await;
+}

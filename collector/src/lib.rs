@@ -1,0 +1,103 @@
+//! Taking a process's memory snapshot, and serving it over HTTP.
+//!
+//! The types live in the `snapshot` crate (one definition for servers, client and
+//! web app); this module fills them from the running process: the slab pools,
+//! the allocator's statistics and the kernel's RSS. `metrics` writes the same
+//! snapshot in Prometheus's text format.
+
+pub mod endpoint;
+pub mod heapsnapshot;
+pub mod metrics;
+pub mod pinned;
+
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use snapshot::{Connections, Process, Settings, Snapshot, Totals, SCHEMA_VERSION};
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use runtime::config::Config;
+use runtime::server::State;
+use runtime::shutdown::Shutdown;
+
+/// Starts what every server runs beside its connections until shutdown: its
+/// snapshot endpoint (on the role's port; returns the address bound), the stats
+/// line every [`STATS_EVERY`](runtime::server::STATS_EVERY) and the memory guard's
+/// watch.
+pub async fn serve_beside(
+    state: &Arc<State>,
+    config: &Config,
+    shutdown: &Shutdown,
+) -> std::io::Result<SocketAddr> {
+    let addr = endpoint::serve_for(config, state.clone(), shutdown.clone()).await?;
+    state.print_stats(shutdown);
+    state.watch_guard(shutdown);
+    Ok(addr)
+}
+
+/// Takes a snapshot of this process.
+pub fn take(state: &State) -> Snapshot {
+    let started = Instant::now();
+    let index = allocator::registry::Index::take();
+    let with_addresses: Vec<_> = state
+        .pools
+        .iter()
+        .map(|p| p.snapshot_with_addresses(started, &index))
+        .collect();
+    let pinned_allocations = pinned::pinned(state, &with_addresses, &index);
+    drop(index);
+    let pools: Vec<snapshot::Pool> = with_addresses.into_iter().map(|(p, _)| p).collect();
+    let retained_bytes: u64 = pools.iter().map(|p| p.retained_bytes).sum();
+    let referenced_bytes: u64 = pools.iter().map(|p| p.referenced_bytes).sum();
+    let c = &state.connections;
+    let load = |a: &std::sync::atomic::AtomicU64| a.load(std::sync::atomic::Ordering::Relaxed);
+    let (rss_bytes, allocator, unreadable) = runtime::memory::read();
+    let mut snap = Snapshot {
+        schema_version: SCHEMA_VERSION,
+        role: state.role.as_str().to_string(),
+        taken_at_ms: SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_millis() as u64)
+            .unwrap_or(0),
+        took_us: 0,
+        process: Process {
+            pid: std::process::id(),
+            uptime_ms: state.started.elapsed().as_millis() as u64,
+            rss_bytes,
+            allocator,
+            unreadable,
+        },
+        settings: Settings {
+            head_mode: state.head_mode(),
+            head_mode_applies_to: "new connections".to_string(),
+            stack: state.stack,
+            tls: state.tls,
+            echo: state.echo,
+            read_size: state.read_size as u64,
+        },
+        connections: Connections {
+            open: c.open(),
+            accepted_total: load(&c.accepted),
+            closed_total: load(&c.closed),
+            failed_total: load(&c.failed),
+            open_by_head_mode: c.open_by_head_mode(),
+            list: c.list(),
+        },
+        totals: Totals {
+            retained_bytes,
+            referenced_bytes,
+            retained_per_referenced: (referenced_bytes > 0)
+                .then(|| retained_bytes as f64 / referenced_bytes as f64),
+            live_slabs: pools.iter().map(|p| p.live_slabs).sum(),
+        },
+        guard: state.guard_snapshot(),
+        pools,
+        pinned_allocations,
+        client: None,
+        audit: None,
+    };
+    state.fill_sections(&mut snap);
+    snap.took_us = started.elapsed().as_micros() as u64;
+    snap
+}

@@ -1,0 +1,102 @@
+//! What connections keep for their lives, registered by pointer so that the
+//! snapshot can find, in the allocation registry, which allocation each part keeps
+//! alive (`header user-agent of connection 17` → hyper's read buffer).
+//!
+//! The slab stack's kept views are tracked by their slabs; the warp stack, and the
+//! slab stack's `copy` mode, register what they keep here: a [`KeptPart`] lives
+//! beside the bytes it names and unregisters when dropped.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+/// Part names of an upgrade, as the snapshot's retainers show them, on every stack.
+pub const PART_REQUEST: &str = "upgrade request";
+/// The bytes that arrived after the upgrade request's headers.
+pub const PART_HEAD: &str = "upgrade head";
+
+/// One registered part: where its bytes are.
+#[derive(Debug, Clone)]
+pub struct PartEntry {
+    pub connection: u64,
+    pub part: String,
+    pub ptr: usize,
+    pub len: usize,
+}
+
+/// Every part kept by the process's open connections.
+#[derive(Default)]
+pub struct KeptParts {
+    parts: Mutex<HashMap<u64, PartEntry>>,
+    next: AtomicU64,
+}
+
+impl KeptParts {
+    /// Registers `bytes`, kept by `connection` as `part`, until the result drops.
+    ///
+    /// `bytes` must stay where they are while the result lives: pass the slice of a
+    /// `Bytes` or `HeaderValue` that lives as long.
+    pub fn register(
+        self: &Arc<Self>,
+        connection: u64,
+        part: impl Into<String>,
+        bytes: &[u8],
+    ) -> KeptPart {
+        let key = self.next.fetch_add(1, Ordering::Relaxed);
+        let entry = PartEntry {
+            connection,
+            part: part.into(),
+            ptr: bytes.as_ptr() as usize,
+            len: bytes.len(),
+        };
+        self.lock().insert(key, entry);
+        KeptPart {
+            parts: self.clone(),
+            key,
+        }
+    }
+
+    /// Calls `f` with every part registered now (in no order), under the registry's
+    /// lock: no copy of the entries is made, and new registrations wait meanwhile.
+    pub fn visit(&self, f: impl FnMut(&PartEntry)) {
+        self.lock().values().for_each(f);
+    }
+
+    /// The parts registered now, by connection.
+    pub fn entries(&self) -> Vec<PartEntry> {
+        let mut all: Vec<_> = self.lock().values().cloned().collect();
+        all.sort_by(|a, b| (a.connection, &a.part).cmp(&(b.connection, &b.part)));
+        all
+    }
+
+    /// Parts registered now.
+    pub fn len(&self) -> usize {
+        self.lock().len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<u64, PartEntry>> {
+        self.parts.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// A registration; unregisters when dropped.
+pub struct KeptPart {
+    parts: Arc<KeptParts>,
+    key: u64,
+}
+
+impl Drop for KeptPart {
+    fn drop(&mut self) {
+        self.parts.lock().remove(&self.key);
+    }
+}
+
+impl std::fmt::Debug for KeptPart {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KeptPart").field("key", &self.key).finish()
+    }
+}
