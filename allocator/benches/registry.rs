@@ -1,4 +1,4 @@
-//! What the allocation registry costs the allocator (`cargo bench -p native --bench registry`).
+//! What the allocation registry costs the allocator (`cargo bench -p allocator --bench registry`).
 //!
 //! Allocate and free one buffer, the way hyper's and tungstenite's buffers come and
 //! go: 8 KiB (recorded: at or above the 4 KiB threshold) and 4 KiB less one byte
@@ -10,8 +10,8 @@
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
+use allocator::registry::{self, Index};
 use criterion::{criterion_group, criterion_main, Criterion};
-use native::alloc::registry::{self, Index};
 
 fn alloc_free(size: usize) {
     let v: Vec<u8> = Vec::with_capacity(size);

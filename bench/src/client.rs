@@ -24,9 +24,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
-use futures_util::{SinkExt, StreamExt};
 use client::fleet::{dial, traffic_sizes, Dial, Fleet, TargetUrl, Traffic};
 use client::WsStream;
+use futures_util::{SinkExt, StreamExt};
 use rustls::ClientConfig;
 use tokio::sync::Semaphore;
 use tokio::time::Instant;

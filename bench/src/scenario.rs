@@ -150,7 +150,7 @@ pub fn client_tls(env: &Env) -> Result<Arc<ClientConfig>> {
 /// `GET path`: the body and the wall time, connect to last byte.
 pub async fn http_get(addr: SocketAddr, path: &str) -> Result<(Vec<u8>, Duration)> {
     let started = Instant::now();
-    let body = client::fetch::get(addr, path)
+    let body = ::client::fetch::get(addr, path)
         .await
         .map_err(|e| crate::BenchError(e.to_string()))?;
     Ok((body.to_vec(), started.elapsed()))

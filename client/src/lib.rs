@@ -21,8 +21,8 @@
 //! websockets are a [`fleet`], the engine the benchmark (`bench/`) drives too.
 
 pub mod audit;
-pub mod fetch;
 pub mod connect;
+pub mod fetch;
 pub mod fleet;
 pub mod load;
 pub mod pin_traffic;

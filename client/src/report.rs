@@ -13,8 +13,8 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
 use snapshot::Snapshot;
 
-use runtime::config::Config;
 use crate::fetch::{get_json, FetchError};
+use runtime::config::Config;
 
 /// Both servers' snapshots as fetched at the end of a run, and the table made of them.
 #[derive(Debug, Clone)]

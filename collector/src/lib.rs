@@ -1,9 +1,12 @@
-//! Taking a process's memory snapshot, and serving it over HTTP.
+//! The collector: takes a running process's memory snapshot and serves it.
 //!
 //! The types live in the `snapshot` crate (one definition for servers, client and
-//! web app); this module fills them from the running process: the slab pools,
-//! the allocator's statistics and the kernel's RSS. `metrics` writes the same
-//! snapshot in Prometheus's text format.
+//! web app); [`take`] fills them from the running process: the slab pools, the kept
+//! parts found in the allocation registry ([`pinned`]), the allocator's statistics
+//! and the kernel's RSS. [`endpoint`] serves `/snapshot` (JSON, or a Chrome heap
+//! snapshot written by [`heapsnapshot`]), `/metrics` ([`metrics`], Prometheus's text
+//! format) and `PUT /settings`; [`serve_beside`] starts it beside a server.
+//! Fetching a snapshot from another process is the client's job (`client::fetch`).
 
 pub mod endpoint;
 pub mod heapsnapshot;

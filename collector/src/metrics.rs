@@ -95,7 +95,9 @@ impl ProcessFigures {
             start_time_seconds,
             virtual_memory_bytes: field(STAT_VSIZE),
             open_fds: open_fds(),
-            max_fds: runtime::server::open_file_limit().ok().map(|(soft, _)| soft),
+            max_fds: runtime::server::open_file_limit()
+                .ok()
+                .map(|(soft, _)| soft),
         }
     }
 }

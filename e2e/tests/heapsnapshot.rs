@@ -473,16 +473,11 @@ async fn take(server: &Running) -> (Snapshot, String) {
     };
     let start = Instant::now();
     loop {
-        let before = client::fetch::fetch(server.snapshot_addr)
+        let before = client::fetch::fetch(server.snapshot_addr).await.unwrap();
+        let file = client::fetch::get(server.snapshot_addr, "/snapshot?format=heapsnapshot")
             .await
             .unwrap();
-        let file =
-            client::fetch::get(server.snapshot_addr, "/snapshot?format=heapsnapshot")
-                .await
-                .unwrap();
-        let after = client::fetch::fetch(server.snapshot_addr)
-            .await
-            .unwrap();
+        let after = client::fetch::fetch(server.snapshot_addr).await.unwrap();
         if objects(&before) == objects(&after) {
             let json = serde_json::to_value(&after).unwrap();
             snapshot::validate(&json).unwrap_or_else(|e| panic!("{e:?}"));
@@ -817,9 +812,7 @@ async fn run(stack: Stack) {
         wait_until(
             &format!("the {role} frees what the pinning connections held"),
             || async {
-                let s = client::fetch::fetch(server.snapshot_addr)
-                    .await
-                    .unwrap();
+                let s = client::fetch::fetch(server.snapshot_addr).await.unwrap();
                 s.connections.list.iter().all(|c| !pinned.contains(&c.id))
                     && s.pools
                         .iter()

@@ -100,10 +100,9 @@ async fn the_heapsnapshot_format_downloads_for_devtools_and_unknown_formats_are_
         "{line}"
     );
     // The body, streamed, is a heap snapshot of the proxy's open connection.
-    let body =
-        client::fetch::get(pg.proxy.snapshot_addr, "/snapshot?format=heapsnapshot")
-            .await
-            .unwrap();
+    let body = client::fetch::get(pg.proxy.snapshot_addr, "/snapshot?format=heapsnapshot")
+        .await
+        .unwrap();
     let file: serde_json::Value = serde_json::from_slice(&body).unwrap();
     let fields = file["snapshot"]["meta"]["node_fields"]
         .as_array()
@@ -152,10 +151,10 @@ async fn the_heapsnapshot_format_downloads_for_devtools_and_unknown_formats_are_
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
+use collector::endpoint::{is_loopback, serve_with, EndpointSettings};
 use runtime::config::Config;
 use runtime::server::State;
 use runtime::shutdown::Shutdown;
-use collector::endpoint::{is_loopback, serve_with, EndpointSettings};
 use runtime::Role;
 
 /// A wss's snapshot endpoint alone, bound to `bind` (reached through 127.0.0.1 for 0.0.0.0).

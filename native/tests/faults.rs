@@ -21,8 +21,8 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use futures_util::{SinkExt, StreamExt};
 use client::{ClientError, ClientOptions, WsStream};
+use futures_util::{SinkExt, StreamExt};
 use runtime::config::Config;
 use runtime::shutdown::Shutdown;
 use serde_json::{json, Value};
@@ -253,9 +253,7 @@ fn error_lines(lines: &[String]) -> Vec<&String> {
 /// A server's snapshot from its port, checked against the schema.
 async fn snapshot_at(port: u16) -> Snapshot {
     let addr: SocketAddr = ([127, 0, 0, 1], port).into();
-    let json = client::fetch::get_json(addr, "/snapshot")
-        .await
-        .unwrap();
+    let json = client::fetch::get_json(addr, "/snapshot").await.unwrap();
     if let Err(errors) = snapshot::validate(&json) {
         panic!("snapshot does not match the schema: {errors:#?}\n{json}");
     }
@@ -303,9 +301,7 @@ fn retainers(snap: &Snapshot) -> usize {
 
 /// Opens a websocket through the proxy and reads the wss's greeting.
 async fn open_greeted(config: &Config, tls: &Arc<rustls::ClientConfig>) -> WsStream {
-    let mut ws = client::open_websocket(config, Some(tls))
-        .await
-        .unwrap();
+    let mut ws = client::open_websocket(config, Some(tls)).await.unwrap();
     let greeting = tokio::time::timeout(BOUND, ws.next())
         .await
         .expect("a greeting")
@@ -479,9 +475,7 @@ const PINNING: u64 = 40;
 
 /// The client's snapshot, or `None` while its endpoint is not up (or it has exited).
 async fn client_snapshot(addr: SocketAddr) -> Option<Snapshot> {
-    let json = client::fetch::get_json(addr, "/snapshot")
-        .await
-        .ok()?;
+    let json = client::fetch::get_json(addr, "/snapshot").await.ok()?;
     serde_json::from_value(json).ok()
 }
 
@@ -730,9 +724,7 @@ async fn save_snapshots_writes_both_servers_snapshots_whole(stack: Stack) {
         save_snapshots: Some(target.clone()),
         ..ClientOptions::default()
     };
-    let summary = client::run(config, options, Shutdown::new())
-        .await
-        .unwrap();
+    let summary = client::run(config, options, Shutdown::new()).await.unwrap();
     // Each server's snapshot as JSON and as a Chrome heap snapshot.
     assert_eq!(summary.saved.len(), 4, "{summary:?}");
     let mut names = files_in(&target);

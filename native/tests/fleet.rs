@@ -8,8 +8,8 @@ mod common;
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::Duration;
 
-use common::{wait_until, Playground, BOUND};
 use client::fleet::{dial, traffic_sizes, Dial, Fleet, TargetUrl, Traffic};
+use common::{wait_until, Playground, BOUND};
 use snapshot::HeadMode;
 use tokio::net::TcpListener;
 

@@ -15,11 +15,11 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use client::ClientOptions;
 use common::{exchange, wait_until, Playground, BOUND};
 use futures_util::{SinkExt, StreamExt};
-use client::ClientOptions;
-use runtime::shutdown::Shutdown;
 use prometheus_parse::{Scrape, Value};
+use runtime::shutdown::Shutdown;
 use serde_json::Value as Json;
 use snapshot::{HeadMode, Snapshot, Stack};
 use tokio::net::TcpStream;
@@ -272,9 +272,7 @@ async fn scrape_between_snapshots(
     stack: Option<Stack>,
 ) -> (Scrape, Snapshot) {
     let snapshot_at = |addr| async move {
-        let json = client::fetch::get_json(addr, "/snapshot")
-            .await
-            .unwrap();
+        let json = client::fetch::get_json(addr, "/snapshot").await.unwrap();
         serde_json::from_value::<Snapshot>(json).unwrap()
     };
     let last = std::sync::Mutex::new(None);
@@ -668,11 +666,7 @@ async fn a_real_prometheus_sees_retained_bytes_rise_as_pinning_connections_arriv
         if let Ok(Some(status)) = prom.child.try_wait() {
             panic!("prometheus exited ({status}): {}", prom.log());
         }
-        async move {
-            client::fetch::get_text(addr, "/-/ready")
-                .await
-                .is_ok()
-        }
+        async move { client::fetch::get_text(addr, "/-/ready").await.is_ok() }
     })
     .await;
     wait_until("prometheus scrapes both servers", || async {

@@ -13,8 +13,8 @@ mod common;
 
 use std::net::SocketAddr;
 
-use common::{wait_until, Playground};
 use client::{ClientOptions, ClientSummary};
+use common::{wait_until, Playground};
 use runtime::config::Config;
 use runtime::shutdown::Shutdown;
 use snapshot::{HeadMode, Snapshot};
@@ -43,9 +43,7 @@ fn client_config(pg: &Playground) -> Config {
 }
 
 async fn snapshot_at(addr: SocketAddr) -> Option<Snapshot> {
-    let json = client::fetch::get_json(addr, "/snapshot")
-        .await
-        .ok()?;
+    let json = client::fetch::get_json(addr, "/snapshot").await.ok()?;
     if let Err(errors) = snapshot::validate(&json) {
         panic!("snapshot does not match the schema: {errors:#?}\n{json}");
     }

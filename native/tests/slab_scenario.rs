@@ -165,8 +165,7 @@ async fn switching_the_head_mode_applies_to_new_connections() {
             .unwrap();
         assert_eq!(answer["head_mode"], "copy");
         let bad = serde_json::json!({ "head_mode": "keep" });
-        let refused =
-            client::fetch::put_json(server.snapshot_addr, "/settings", &bad).await;
+        let refused = client::fetch::put_json(server.snapshot_addr, "/settings", &bad).await;
         assert!(refused.is_err(), "a bad mode is refused");
     }
     let _new = pg.open().await;

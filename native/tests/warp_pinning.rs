@@ -166,9 +166,7 @@ async fn run(mode: HeadMode, n: usize) -> Figures {
     for _ in 0..n {
         let (config, tls) = (config.clone(), tls.clone());
         opening.spawn(async move {
-            let mut ws = client::open_websocket(&config, Some(&tls))
-                .await
-                .unwrap();
+            let mut ws = client::open_websocket(&config, Some(&tls)).await.unwrap();
             let greeting = ws.next().await.unwrap().unwrap();
             assert!(greeting.to_text().unwrap().starts_with("hello from wss"));
             // Each message is read by the wss before the next goes (its pong comes

@@ -1,4 +1,4 @@
-//! Micro-benchmarks of the slab pool's hot path (`cargo bench -p native --bench slab`):
+//! Micro-benchmarks of the slab pool's hot path (`cargo bench -p pools --bench slab`):
 //!
 //! - `read/take region + view`: one socket read through the pool: take the next free
 //!   region of the current slab, fill it, hand out a view, drop the view (a new slab
@@ -19,7 +19,7 @@ use std::task::{Context, Poll, Waker};
 use std::time::Instant;
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
-use native::slab::{SlabPool, SlabView};
+use pools::{SlabPool, SlabView};
 use tokio::io::{AsyncRead, ReadBuf};
 
 /// A reader that always has `chunk` bytes ready.
@@ -103,9 +103,7 @@ fn snapshot_path(c: &mut Criterion) {
                     (pool, kept)
                 },
                 |(pool, _kept)| {
-                    black_box(
-                        pool.snapshot(Instant::now(), &native::alloc::registry::Index::take()),
-                    )
+                    black_box(pool.snapshot(Instant::now(), &allocator::registry::Index::take()))
                 },
                 BatchSize::LargeInput,
             )

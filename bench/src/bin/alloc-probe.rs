@@ -47,10 +47,7 @@ fn type_sizes() -> BTreeMap<&'static str, usize> {
             "tokio_tungstenite::WebSocketStream<TcpStream>",
             size_of::<tokio_tungstenite::WebSocketStream<TcpStream>>(),
         ),
-        (
-            "pools::SlabView",
-            size_of::<pools::SlabView>(),
-        ),
+        ("pools::SlabView", size_of::<pools::SlabView>()),
     ])
 }
 

@@ -81,7 +81,7 @@ async fn wait_listening(addr: SocketAddr) -> Result<(), String> {
 }
 
 async fn tcp_reads(snapshot: SocketAddr) -> Result<(u64, u64), String> {
-    let snap = client::fetch::fetch(snapshot)
+    let snap = ::client::fetch::fetch(snapshot)
         .await
         .map_err(|e| format!("snapshot of {snapshot}: {e}"))?;
     let pool = snap

@@ -756,7 +756,7 @@ mod tests {
     /// Every field of the JSON is named in the README's table ("Audit your own server").
     #[test]
     fn the_readme_documents_every_field() {
-        let readme = include_str!("../../../../README.md");
+        let readme = include_str!("../../../README.md");
         let start = readme
             .find("| JSON field (`--json`, format 1) |")
             .expect("the README's table of the audit's JSON");

@@ -5,8 +5,8 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use futures_util::StreamExt;
 use client::WsStream;
+use futures_util::StreamExt;
 use runtime::config::Config;
 use runtime::server::Running;
 use runtime::shutdown::Shutdown;

@@ -13,8 +13,8 @@ use bytes::Bytes;
 use snapshot::HeadMode;
 
 use crate::http::RequestHead;
-use runtime::kept::{KeptPart, KeptParts};
 use pools::Retained;
+use runtime::kept::{KeptPart, KeptParts};
 
 pub use runtime::kept::{PART_HEAD, PART_REQUEST};
 

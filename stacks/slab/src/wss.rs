@@ -11,15 +11,15 @@ use std::time::Duration;
 use tokio::net::TcpStream;
 use tungstenite::protocol::frame::coding::CloseCode;
 
-use runtime::config::Config;
 use crate::head::KeptHead;
 use crate::http::{
     read_request_head, respond, shutdown_within, write_parts_within, write_within, RequestHead,
 };
+use crate::ws::{self, Event, FrameReader};
+use pools::SlabPool;
+use runtime::config::Config;
 use runtime::server::{self, Limits, OpenConnection, Running, State};
 use runtime::shutdown::Shutdown;
-use pools::SlabPool;
-use crate::ws::{self, Event, FrameReader};
 use runtime::Role;
 
 /// Binds the wss and its snapshot endpoint and starts serving until `shutdown`.

@@ -20,13 +20,13 @@ use rustls::ServerConfig;
 use tokio::io::AsyncWrite;
 use tokio::net::TcpStream;
 
-use runtime::config::{Config, Target};
 use crate::head::KeptHead;
 use crate::http::{read_request_head, respond, shutdown_within, write_within};
+use pools::ReadViews;
+use runtime::config::{Config, Target};
 use runtime::server::{self, OpenConnection, State};
 use runtime::server::{Limits, Running, StartError};
 use runtime::shutdown::Shutdown;
-use pools::ReadViews;
 use runtime::Role;
 
 mod pipe;

@@ -46,8 +46,8 @@ use warp::filters::BoxedFilter;
 use warp::reply::Response;
 
 use runtime::config::{Config, Target};
-use runtime::server::StartError;
 use runtime::server::Running;
+use runtime::server::StartError;
 use runtime::server::{self, State};
 use runtime::shutdown::Shutdown;
 use runtime::Role;
