@@ -296,6 +296,27 @@ async fn scrape_between_snapshots(
     (scrape, snap)
 }
 
+/// `process_open_fds` against what this process sees in `/proc/self/fd` (the servers
+/// run in the test's own process). The other tests of this file open and close
+/// websockets in the same process, so the two are compared at a moment when the
+/// count held still around the scrape (within [`common::BOUND`]).
+async fn check_open_fds(addr: SocketAddr) {
+    let count = || std::fs::read_dir("/proc/self/fd").unwrap().count() as f64;
+    let last = std::sync::Mutex::new((0.0, 0.0));
+    let quiet = runtime::wait::until(BOUND, Duration::from_millis(20), || async {
+        let before = count();
+        let text = metrics(addr).await;
+        let after = count();
+        let scrape = Scrape::parse(text.lines().map(|l| Ok(l.to_string()))).unwrap();
+        let open = value(&scrape, "process_open_fds", &[]).expect("process_open_fds");
+        *last.lock().unwrap() = (open, after);
+        before == after && (open - after).abs() <= 8.0
+    })
+    .await;
+    let (open, fds) = *last.lock().unwrap();
+    assert!(quiet, "open fds {open}, this process sees {fds}");
+}
+
 /// The process figures against what this process (the servers run in the test's
 /// own process) reads of itself, and the figures that move against their bounds.
 fn check_process(scrape: &Scrape, snap: &Snapshot) {
@@ -311,12 +332,6 @@ fn check_process(scrape: &Scrape, snap: &Snapshot) {
         "process start {start}, state started {state_started}, now {now}"
     );
     assert!(get("process_cpu_seconds_total") > 0.0);
-    let fds = std::fs::read_dir("/proc/self/fd").unwrap().count() as f64;
-    let open = get("process_open_fds");
-    assert!(
-        (open - fds).abs() <= 8.0,
-        "open fds {open}, this process sees {fds}"
-    );
     let (soft, _) = runtime::server::open_file_limit().unwrap();
     assert_eq!(get("process_max_fds"), soft as f64);
     assert!(get("process_resident_memory_bytes") > 1e6);
@@ -421,6 +436,7 @@ async fn the_exposition_is_valid_and_holds_the_snapshots_figures(stack: Stack) {
             ),
         }
         check_process(&scrape, &snap);
+        check_open_fds(server.snapshot_addr).await;
         assert_documented(&scrape);
     }
     drop(open);
@@ -467,6 +483,7 @@ async fn the_clients_exposition_holds_its_own_traffic() {
     );
     assert!(value(&scrape, "websocket_head_mode", &[("head_mode", "drop")]).is_none());
     check_process(&scrape, &snap);
+    check_open_fds(addr).await;
     assert_documented(&scrape);
     shutdown.trigger();
     tokio::time::timeout(BOUND, run)
