@@ -450,6 +450,79 @@ mod schema {
         );
     }
 
+    /// The hand-kept schema matches the types field by field: every object the schema
+    /// defines is written, with exactly its properties, by some snapshot the types
+    /// make (the audit's client snapshot and the proxy's cover them all), and those
+    /// snapshots validate with `additionalProperties: false` and every property
+    /// required. So a field added to a type but not to the schema, or to the schema
+    /// but not to a type, fails here or in the validation.
+    #[test]
+    fn the_schema_and_the_types_have_the_same_fields() {
+        let schema: Value = serde_json::from_str(SCHEMA_JSON).unwrap();
+        let mut audited = client_snapshot();
+        audited.audit = Some(Audit {
+            target: "ws://127.0.0.1:8800/".into(),
+            step: "idle".into(),
+            level: 1,
+            connections_open: 1,
+            processes: vec![AuditProcess {
+                pid: 1,
+                name: "wss".into(),
+                rss_bytes: 1,
+                pss_bytes: None,
+            }],
+            tcp_mem_bytes: None,
+            read_at_ms: 1,
+        });
+        let mut proxy = proxy_snapshot();
+        proxy.connections.list = vec![OpenConnection {
+            id: 17,
+            peer: Some("127.0.0.1:50000".into()),
+            head_mode: Some(HeadMode::Retain),
+            age_ms: 1000,
+            own_bytes: 400,
+        }];
+        let samples =
+            [audited, proxy, unreadable_snapshot()].map(|s| serde_json::to_value(s).unwrap());
+        // The key sets of every object the types wrote.
+        fn key_sets(v: &Value, out: &mut Vec<Vec<String>>) {
+            match v {
+                Value::Object(map) => {
+                    let mut keys: Vec<String> = map.keys().cloned().collect();
+                    keys.sort_unstable();
+                    out.push(keys);
+                    map.values().for_each(|v| key_sets(v, out));
+                }
+                Value::Array(items) => items.iter().for_each(|v| key_sets(v, out)),
+                _ => {}
+            }
+        }
+        let mut written = Vec::new();
+        for s in &samples {
+            assert_eq!(validate(s), Ok(()), "{s:#}");
+            key_sets(s, &mut written);
+        }
+        let mut objects = vec![("root".to_string(), &schema)];
+        for (name, def) in schema["$defs"].as_object().unwrap() {
+            if def["type"] == "object" {
+                objects.push((name.clone(), def));
+            }
+        }
+        for (name, obj) in objects {
+            let mut keys: Vec<String> = obj["properties"]
+                .as_object()
+                .unwrap()
+                .keys()
+                .cloned()
+                .collect();
+            keys.sort_unstable();
+            assert!(
+                written.contains(&keys),
+                "no snapshot the types make writes the schema's {name} object {keys:?}"
+            );
+        }
+    }
+
     #[test]
     fn unreadable_figures_validate_only_with_a_reason() {
         let v = serde_json::to_value(unreadable_snapshot()).unwrap();
