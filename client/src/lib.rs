@@ -273,7 +273,7 @@ impl Own {
     /// A fresh client state whose snapshots hold the client's sections.
     fn new(config: &Config) -> Own {
         let own = Own {
-            state: State::new(runtime::Role::Client, config),
+            state: State::new(runtime::Role::Client, config, Default::default()),
             pin_traffic: Arc::default(),
             audit: Arc::default(),
         };

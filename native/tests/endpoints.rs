@@ -177,7 +177,11 @@ async fn endpoint(bind: [u8; 4], token: Option<&str>, origins: Option<&[&str]>) 
     if let Some(origins) = origins {
         settings.cors_origins = origins.iter().map(|o| o.to_string()).collect();
     }
-    let state = State::new(Role::Wss, &Config::default());
+    let state = State::new(
+        Role::Wss,
+        &Config::default(),
+        runtime::server::Pools::slab_stack(&Config::default(), false),
+    );
     let shutdown = Shutdown::new();
     let bound = serve_with((bind, 0).into(), state, shutdown.clone(), settings)
         .await

@@ -6,8 +6,6 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use snapshot::Stack;
-
 use super::{mb, Reserved, State};
 use crate::shutdown::Shutdown;
 
@@ -73,11 +71,12 @@ impl State {
         self.pools.live_bytes()
     }
 
-    /// The bytes the memory guard weighs: live slabs on the slab stack; on the warp
-    /// stack, whose buffers belong to hyper and tungstenite, what it can see of them:
-    /// the allocator's allocated bytes, or why they could not be read.
+    /// The bytes the memory guard weighs: live slabs on a server with slab pools; on
+    /// one without (the warp stack, whose buffers belong to hyper and tungstenite),
+    /// what it can see of them: the allocator's allocated bytes, or why they could
+    /// not be read.
     pub fn guarded_bytes(&self) -> Result<u64, String> {
-        if self.stack == Some(Stack::Warp) {
+        if self.pools.is_empty() {
             crate::memory::allocated_bytes()
         } else {
             Ok(self.live_slab_bytes())
@@ -86,7 +85,7 @@ impl State {
 
     /// What [`State::guarded_bytes`] counts, as the logs say it.
     pub fn guarded_what(&self) -> &'static str {
-        if self.stack == Some(Stack::Warp) {
+        if self.pools.is_empty() {
             "allocated memory"
         } else {
             "live slabs"

@@ -63,14 +63,12 @@ pub struct State {
 pub type Sections = Box<dyn Fn(&mut Snapshot) + Send + Sync>;
 
 impl State {
-    /// The state of a `role` process configured by `config`.
-    pub fn new(role: Role, config: &Config) -> Arc<State> {
+    /// The state of a `role` process configured by `config`, whose socket reads go
+    /// through `pools` (the slab stack's; none on a stack whose buffers are its
+    /// libraries' own, and in the client).
+    pub fn new(role: Role, config: &Config, pools: Pools) -> Arc<State> {
         let stack = (role != Role::Client).then(|| config.stack(role));
         let tls = role == Role::Proxy && config.proxy_tls;
-        let pools = match (role, stack) {
-            (Role::Client, _) | (_, Some(Stack::Warp)) => Pools::default(),
-            _ => Pools::slab_stack(config, tls),
-        };
         let head_mode = match role {
             Role::Client => None,
             _ => Some(AtomicU8::new(mode_index(config.head_mode(role)))),
@@ -143,8 +141,11 @@ impl State {
         if let Some(mode) = self.head_mode() {
             line.push_str(&format!(", head {mode}"));
         }
-        if self.stack == Some(Stack::Warp) {
-            line.push_str(&format!(", warp stack; {} parts kept; ", self.kept.len()));
+        if let (true, Some(stack)) = (self.pools.is_empty(), self.stack) {
+            line.push_str(&format!(
+                ", {stack} stack; {} parts kept; ",
+                self.kept.len()
+            ));
             line.push_str(&allocated_part(crate::memory::allocated_bytes()));
         }
         for pool in self.pools.iter() {
@@ -228,7 +229,7 @@ mod tests {
             memory_limit: 1,
             ..Config::default()
         };
-        let state = State::new(Role::Wss, &config);
+        let state = State::new(Role::Wss, &config, Pools::slab_stack(&config, false));
         // No slab yet: 0 live bytes, below a 1-byte limit.
         let place = state.admit().unwrap();
         assert_eq!(state.admit().err(), Some(Refusal::Cap(1)));
@@ -256,7 +257,7 @@ mod tests {
             memory_limit: 100,
             ..Config::default()
         };
-        let state = State::new(Role::Wss, &config);
+        let state = State::new(Role::Wss, &config, Pools::slab_stack(&config, false));
         assert_eq!(state.weigh(Ok(100)), (Some(100), true));
         let why = "jemalloc stats.allocated: Invalid argument".to_string();
         assert_eq!(state.weigh(Err(why.clone())), (None, false));

@@ -18,13 +18,13 @@ use crate::http::{
 use crate::ws::{self, Event, FrameReader};
 use pools::SlabPool;
 use runtime::config::Config;
-use runtime::server::{self, Limits, OpenConnection, Running, State};
+use runtime::server::{self, Limits, OpenConnection, Pools, Running, State};
 use runtime::shutdown::Shutdown;
 use runtime::Role;
 
 /// Binds the wss and its snapshot endpoint and starts serving until `shutdown`.
 pub async fn start(config: &Config, shutdown: &Shutdown) -> std::io::Result<Running> {
-    let state = State::new(Role::Wss, config);
+    let state = State::new(Role::Wss, config, Pools::slab_stack(config, false));
     server::check_open_files(Role::Wss, config.max_connections, 1);
     let listener = server::bind((config.bind, config.wss_port).into(), "wss").await?;
     let addr = listener.local_addr()?;

@@ -102,7 +102,7 @@ struct Ctx {
 
 /// Binds the warp wss and its snapshot endpoint and starts serving until `shutdown`.
 pub async fn start(config: &Config, shutdown: &Shutdown) -> std::io::Result<Running> {
-    let state = State::new(Role::Wss, config);
+    let state = State::new(Role::Wss, config, server::Pools::default());
     server::check_open_files(Role::Wss, config.max_connections, 1);
     let listener = server::bind((config.bind, config.wss_port).into(), "wss").await?;
     let addr = listener.local_addr()?;

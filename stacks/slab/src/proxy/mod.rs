@@ -52,7 +52,11 @@ pub async fn start(config: &Config, shutdown: &Shutdown) -> Result<Running, Star
     } else {
         None
     };
-    let state = State::new(Role::Proxy, config);
+    let state = State::new(
+        Role::Proxy,
+        config,
+        server::Pools::slab_stack(config, tls.is_some()),
+    );
     // Each connection holds two descriptors: the client's and the upstream's.
     server::check_open_files(Role::Proxy, config.max_connections, 2);
     let proxy = Arc::new(Proxy {

@@ -78,7 +78,7 @@ pub async fn start(config: &Config, shutdown: &Shutdown) -> Result<Running, Star
     } else {
         None
     };
-    let state = State::new(Role::Proxy, config);
+    let state = State::new(Role::Proxy, config, server::Pools::default());
     // Each connection holds two descriptors: the client's and the upstream's.
     server::check_open_files(Role::Proxy, config.max_connections, 2);
     let listener = server::bind((config.bind, config.proxy_port).into(), "proxy").await?;
