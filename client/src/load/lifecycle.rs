@@ -10,9 +10,9 @@ use tokio::sync::oneshot;
 use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::Message;
 
+use super::attempt::{attempt, explained};
 use super::ctx::Ctx;
 use super::hold::{hold, End};
-use super::ramp::{attempt, explained};
 use crate::connect::{proxy_addr, WsStream};
 use crate::pin_traffic::PinTraffic;
 use crate::Backoff;

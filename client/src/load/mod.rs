@@ -16,6 +16,7 @@
 //! (and each reopened one) sends its own traffic once greeted ([`pin_traffic`]),
 //! then stays idle.
 
+mod attempt;
 mod ctx;
 mod hold;
 mod lifecycle;

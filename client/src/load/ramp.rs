@@ -1,5 +1,5 @@
-//! The pinning ramp: slots filled at the configured rate, and one attempt to open a
-//! websocket, counted and explained when it fails.
+//! The pinning ramp: slots filled at the configured rate, each one's connection
+//! given its life ([`pinning_connection`]).
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -9,56 +9,6 @@ use tokio::time::MissedTickBehavior;
 
 use super::ctx::{get, Ctx};
 use super::lifecycle::pinning_connection;
-use crate::connect::{open_with, proxy_addr, WsStream};
-use crate::ClientError;
-
-/// One attempt to open a websocket, counted and explained when it fails.
-pub(super) async fn attempt(ctx: &Ctx) -> Result<WsStream, ClientError> {
-    let opened = open_with(&ctx.config, || ctx.tls.get(&ctx.config)).await;
-    match &opened {
-        Ok(_) => {
-            if ctx.proxy_down.swap(false, Ordering::Relaxed) {
-                tracing::info!(
-                    "the proxy at {} is reachable again",
-                    proxy_addr(&ctx.config)
-                );
-            }
-        }
-        Err(e) => {
-            ctx.state.connections.failed_one();
-            if e.is_unreachable() && !ctx.proxy_down.swap(true, Ordering::Relaxed) {
-                let addr = proxy_addr(&ctx.config);
-                if !ctx.ever_open.load(Ordering::Relaxed) {
-                    tracing::error!(
-                        "the proxy at {addr} is not reachable ({e}); start it with `cargo run -p native --bin proxy` \
-                         (and the wss behind it with `cargo run -p native --bin wss`); retrying at the configured rate"
-                    );
-                } else if ctx.reconnect.is_some() {
-                    tracing::warn!(
-                        "the proxy at {addr} is not reachable ({e}); retrying with backoff"
-                    );
-                } else {
-                    // The loss of the connections is reported on its own line.
-                    tracing::debug!("the proxy at {addr} is not reachable ({e})");
-                }
-            }
-            match e {
-                ClientError::Certificate(_) if !ctx.cert_reported.swap(true, Ordering::Relaxed) => {
-                    tracing::error!("{e}");
-                }
-                ClientError::Tls { .. } => ctx.tls.forget(),
-                _ => {}
-            }
-        }
-    }
-    opened
-}
-
-/// Whether a failure was already explained by a one-time line.
-pub(super) fn explained(ctx: &Ctx, e: &ClientError) -> bool {
-    (e.is_unreachable() && ctx.proxy_down.load(Ordering::Relaxed))
-        || matches!(e, ClientError::Certificate(_))
-}
 
 /// Opens pinning connections at the configured rate while fewer than the maximum
 /// slots are taken.
