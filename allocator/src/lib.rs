@@ -2,7 +2,7 @@
 //! statistics), wrapped so that it keeps the [`registry`] of large live allocations.
 //!
 //! An allocation below [`registry::THRESHOLD`] costs one comparison more than plain
-//! jemalloc; a larger one records or forgets one table entry (BENCHMARKS.md has the
+//! jemalloc; a larger one records or forgets one table entry (docs/results/benchmarks.md has the
 //! measured cost). With `alloc_registry: false` the extra work is one flag test.
 
 pub mod registry;

@@ -15,7 +15,7 @@
 //! - [`latency`]: a small echo from every connection once a second, round trips timed.
 //!
 //! The last three are the bench's own measurements; they open their websockets with
-//! the same [`dial`].
+//! the same [`dial()`].
 
 use std::cell::Cell;
 use std::net::{IpAddr, Ipv4Addr};

@@ -1,4 +1,4 @@
-//! The results as Markdown tables (the ones BENCHMARKS.md shows), the goals of
+//! The results as Markdown tables (the ones docs/results/benchmarks.md shows), the goals of
 //! issue 4 against what was measured, and the check `--quick` makes: every peer
 //! started and every figure was produced (the traffic step's too, for the stacks
 //! that have it).
@@ -580,7 +580,7 @@ pub fn goals_table(r: &Results) -> String {
     out
 }
 
-/// Every table, in the order BENCHMARKS.md shows them.
+/// Every table, in the order docs/results/benchmarks.md shows them.
 pub fn render(r: &Results) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "{}", preamble(r));

@@ -11,11 +11,11 @@
 //! `_seconds`), counters end in `_total`, one label per dimension (`pool`,
 //! `head_mode`). Every series carries the process's own `role` (`wss`, `proxy`,
 //! `client`) and, on the servers, its `stack` (`slab`, `warp`), so a scrape job may
-//! have any name and one job may scrape many processes. The README's "Prometheus"
-//! section lists every metric.
+//! have any name and one job may scrape many processes. docs/reference/metrics.md
+//! lists every metric.
 //!
 //! While `client audit` runs, the client's snapshot holds its `audit` section, and
-//! [`SnapshotCollector`] writes it as `audit_*` series (a `pid` label per audited
+//! `SnapshotCollector` writes it as `audit_*` series (a `pid` label per audited
 //! process), so they too come from the snapshot's one reading.
 
 use std::borrow::Cow;

@@ -1,12 +1,12 @@
 //! The key table: every key config.json may hold, what it means, and its default
-//! as `--help` and the README show it, computed from [`Config::default`].
+//! as `--help` and docs/reference/config.md show it, computed from [`Config::default`].
 
 use serde_json::Value;
 
 use crate::Config;
 
 /// Every key config.json may hold (nested keys as `outer.inner`), with what it means.
-/// `--help` shows each with its default from [`help_texts`]; README.md's table is
+/// `--help` shows each with its default from [`help_texts`]; docs/reference/config.md's table is
 /// tested against it.
 pub const KEYS: &[(&str, &str)] = &[
     ("proxy_port", "TLS proxy port"),

@@ -1,4 +1,4 @@
-//! Tests of config text parsing, checking, overrides, the key table and README.md's
+//! Tests of config text parsing, checking, overrides, the key table and docs/reference/config.md's
 //! config.json table (which must list the keys and defaults of this crate).
 
 use std::path::{Path, PathBuf};
@@ -498,21 +498,16 @@ fn set_path_makes_and_replaces_inner_objects() {
     assert_eq!(object["proxy_target"], json!({"host": "h"}));
 }
 
-/// One row of README.md's config.json table: its keys and its default cell.
+/// One row of docs/reference/config.md's table: its keys and its default cell.
 struct Row {
     keys: Vec<String>,
     default: String,
 }
 
-/// The rows of README.md's `## config.json` table.
+/// The rows of the config.json table in docs/reference/config.md.
 fn readme_rows() -> Vec<Row> {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../README.md");
-    let readme = std::fs::read_to_string(&path).expect("README.md is readable");
-    let section = readme
-        .split("\n## config.json\n")
-        .nth(1)
-        .and_then(|rest| rest.split("\n## ").next())
-        .expect("README.md has a config.json section");
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/reference/config.md");
+    let section = std::fs::read_to_string(&path).expect("docs/reference/config.md is readable");
     section
         .lines()
         .filter(|l| l.starts_with("| `"))
@@ -530,7 +525,7 @@ fn readme_rows() -> Vec<Row> {
         .collect()
 }
 
-/// A default as README.md writes it, as JSON: `code` and bare text are JSON when they
+/// A default as docs/reference/config.md writes it, as JSON: `code` and bare text are JSON when they
 /// parse as JSON (numbers, `true`, `null`, objects, arrays), strings otherwise.
 fn readme_value(cell: &str) -> Value {
     let text = cell
@@ -548,7 +543,7 @@ fn same_value(a: &Value, b: &Value) -> bool {
     }
 }
 
-/// README.md's config.json table has a row for every key of `KEYS` (a nested key by
+/// docs/reference/config.md's table has a row for every key of `KEYS` (a nested key by
 /// its top-level name) and no row for a key that does not exist.
 #[test]
 fn readme_table_lists_every_key() {
@@ -562,7 +557,7 @@ fn readme_table_lists_every_key() {
     keys.dedup();
     assert_eq!(
         in_table, keys,
-        "README.md's config.json table vs config::KEYS"
+        "docs/reference/config.md's table vs config::KEYS"
     );
 }
 
@@ -573,14 +568,17 @@ fn readme_table_gives_the_defaults() {
     for row in readme_rows() {
         for key in &row.keys {
             if key == "memory_limit" {
-                assert_eq!(row.default, "a quarter of RAM", "README.md's {key} row");
+                assert_eq!(
+                    row.default, "a quarter of RAM",
+                    "docs/reference/config.md's {key} row"
+                );
                 continue;
             }
             let expected = default_value(key).unwrap_or_else(|| panic!("{key} has a default"));
             let written = readme_value(&row.default);
             assert!(
                 same_value(&written, &expected),
-                "README.md gives {key} the default {} ({written}), the config {expected}",
+                "docs/reference/config.md gives {key} the default {} ({written}), the config {expected}",
                 row.default
             );
         }

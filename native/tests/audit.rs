@@ -6,7 +6,7 @@
 //! taken so far in the JSON.
 //!
 //! Small levels (20 to 60 websockets) keep it fast; the figures asserted are the
-//! ones the libraries' code explains (README, "What pins what").
+//! ones the libraries' code explains (docs/guide/warp-stack.md, "What pins what").
 
 use std::os::unix::process::CommandExt;
 use std::path::Path;

@@ -171,7 +171,7 @@ async fn run(mode: HeadMode, n: usize) -> Figures {
             assert!(greeting.to_text().unwrap().starts_with("hello from wss"));
             // Each message is read by the wss before the next goes (its pong comes
             // back after it): a client that talks, not a burst that lands in one
-            // read (the README's warp stack section says what a burst does instead).
+            // read (docs/guide/warp-stack.md says what a burst does instead).
             let mut payloads = vec![FIRST_MESSAGE];
             payloads
                 .extend((0..TRAFFIC.div_ceil(MESSAGE)).map(|i| MESSAGE.min(TRAFFIC - i * MESSAGE)));

@@ -1,7 +1,7 @@
 //! Times the `.heapsnapshot` writer on a synthetic proxy snapshot of 8,000 pinning
 //! connections, each pinning a slab of its own (the largest file per connection):
 //! `cargo run --release -p snapshot --example heapsnapshot_bench [CONNECTIONS]`.
-//! BENCHMARKS.md records its figures.
+//! docs/results/benchmarks.md records its figures.
 
 use std::time::Instant;
 

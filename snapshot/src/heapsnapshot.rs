@@ -51,7 +51,7 @@
 //!
 //! # Streaming
 //!
-//! [`write`] builds the graph's nodes, edges and strings (about 30 bytes a node),
+//! [`write`](fn@write) builds the graph's nodes, edges and strings (about 30 bytes a node),
 //! then writes the text in 64 KiB pieces to any [`Write`]: the file is never held
 //! in memory whole.
 
@@ -141,7 +141,7 @@ pub fn file_name(snap: &Snapshot) -> String {
     format!("{}-{}.{EXTENSION}", snap.role, snap.taken_at_ms)
 }
 
-/// What [`write`] wrote.
+/// What [`write`](fn@write) wrote.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Written {
     pub nodes: u64,

@@ -331,6 +331,42 @@ fn head_mode_rejects_other_names() {
     assert!(serde_json::from_value::<HeadMode>(json!("Retain")).is_err());
 }
 
+/// Every property the schema defines is named in docs/reference/snapshot.md's table
+/// (as a field, a dotted path or a list in backticks), so the reference cannot fall
+/// behind the schema, which the types are tested against.
+#[test]
+fn the_reference_names_every_property_of_the_schema() {
+    let schema: Value = serde_json::from_str(SCHEMA_JSON).unwrap();
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/reference/snapshot.md");
+    let doc = std::fs::read_to_string(path).expect("docs/reference/snapshot.md is readable");
+    let named: std::collections::BTreeSet<&str> = doc
+        .lines()
+        .filter(|l| l.starts_with("| `"))
+        .flat_map(|l| l.split('`').skip(1).step_by(2))
+        .flat_map(|code| code.split(|c: char| !(c.is_alphanumeric() || c == '_')))
+        .filter(|w| !w.is_empty())
+        .collect();
+    fn properties<'a>(v: &'a Value, out: &mut std::collections::BTreeSet<&'a str>) {
+        match v {
+            Value::Object(map) => {
+                if let Some(Value::Object(props)) = map.get("properties") {
+                    out.extend(props.keys().map(String::as_str));
+                }
+                map.values().for_each(|v| properties(v, out));
+            }
+            Value::Array(items) => items.iter().for_each(|v| properties(v, out)),
+            _ => {}
+        }
+    }
+    let mut defined = std::collections::BTreeSet::new();
+    properties(&schema, &mut defined);
+    let missing: Vec<_> = defined.difference(&named).collect();
+    assert!(
+        missing.is_empty(),
+        "docs/reference/snapshot.md does not name {missing:?}"
+    );
+}
+
 /// Every object of the schema documents each property, requires all of them and allows
 /// no others: the file is the users' reference for the snapshot.
 #[test]

@@ -139,7 +139,7 @@ fn fail(e: &BenchError) -> ExitCode {
     ExitCode::FAILURE
 }
 
-/// Markers in BENCHMARKS.md between which `report --splice` writes the tables.
+/// Markers in docs/results/benchmarks.md between which `report --splice` writes the tables.
 const BEGIN: &str = "<!-- BEGIN tables written by scripts/bench -->";
 const END: &str = "<!-- END tables written by scripts/bench -->";
 

@@ -1,5 +1,5 @@
 //! What an audit found: the JSON it writes with `--json` (its fields are stable and
-//! documented in the README), the table it prints, and plain-language lines.
+//! documented in docs/reference/audit-json.md), the table it prints, and plain-language lines.
 //!
 //! Every figure comes from a reading of `/proc` taken after the step's figures were
 //! steady; the per-connection figures are differences of those readings divided by
@@ -753,13 +753,13 @@ mod tests {
         assert_eq!(back, r);
     }
 
-    /// Every field of the JSON is named in the README's table ("Audit your own server").
+    /// Every field of the JSON is named in docs/reference/audit-json.md.
     #[test]
-    fn the_readme_documents_every_field() {
-        let readme = include_str!("../../../README.md");
+    fn the_reference_documents_every_field() {
+        let readme = include_str!("../../../docs/reference/audit-json.md");
         let start = readme
             .find("| JSON field (`--json`, format 1) |")
-            .expect("the README's table of the audit's JSON");
+            .expect("the table of the audit's JSON");
         let doc = &readme[start..];
         let doc = &doc[..doc.find("\n\n").unwrap_or(doc.len())];
         let w = [Watched {
@@ -807,7 +807,7 @@ mod tests {
             })
         };
         for key in keys {
-            assert!(named(&key), "the README's table lacks `{key}`");
+            assert!(named(&key), "docs/reference/audit-json.md lacks `{key}`");
         }
     }
 

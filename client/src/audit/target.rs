@@ -1,6 +1,6 @@
 //! The server under audit: its URL (`ws://` or `wss://`, a [`TargetUrl`]) and how
 //! its certificate is trusted. Its websockets are opened by the fleet's
-//! [`dial`](crate::fleet::dial).
+//! [`dial`](fn@crate::fleet::dial).
 //!
 //! A `wss://` target is checked against the system's roots
 //! (`/etc/ssl/certs/ca-certificates.crt`) and any `--ca` file; `--insecure` accepts

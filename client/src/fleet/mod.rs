@@ -2,8 +2,8 @@
 //! to a level, held idle (reading), told to send paced messages, then closed. The
 //! engine of `client audit` and of the benchmark's load (`bench/`).
 //!
-//! Every websocket lives in its own task ([`conn`]) and waits for orders on a watch
-//! channel: send messages, or close. Opening goes through [`dial`]: one way to open
+//! Every websocket lives in its own task (`conn`) and waits for orders on a watch
+//! channel: send messages, or close. Opening goes through [`dial`](fn@dial): one way to open
 //! a websocket to any `ws://` or `wss://` target, with the options the two users
 //! need (a greeting awaited, a reset on close).
 

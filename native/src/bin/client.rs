@@ -92,7 +92,7 @@ struct AuditArgs {
     /// The longest wait for steady figures before each reading.
     #[arg(long, value_name = "SECS", default_value = "20", value_parser = parse_secs)]
     settle: Duration,
-    /// Write the figures as JSON (fields in the README, "Audit your own server").
+    /// Write the figures as JSON (fields in docs/reference/audit-json.md).
     #[arg(long, value_name = "FILE")]
     json: Option<PathBuf>,
     /// Draw RSS against connections, per process and step, as an SVG file.

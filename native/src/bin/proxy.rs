@@ -1,4 +1,4 @@
-//! `proxy`: the playground's TLS websocket reverse proxy. See README.md.
+//! `proxy`: the playground's TLS websocket reverse proxy. See README.md and docs/.
 
 use clap::Parser;
 use runtime::config::ConfigArgs;

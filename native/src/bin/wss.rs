@@ -1,4 +1,4 @@
-//! `wss`: the playground's websocket server. See README.md.
+//! `wss`: the playground's websocket server. See README.md and docs/.
 
 use clap::Parser;
 use runtime::config::ConfigArgs;

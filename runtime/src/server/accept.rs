@@ -20,7 +20,7 @@ pub async fn bind(addr: SocketAddr, what: &str) -> std::io::Result<TcpListener> 
 /// single-threaded runtime running [`accept_loop`], as nginx's workers do: a
 /// connection lives on one thread, woken by that thread's own event loop and never
 /// handed to another. (Measured against tokio's work-stealing runtime: a shorter
-/// latency tail, see BENCHMARKS.md.) Returns the address bound, once every listener is.
+/// latency tail, see docs/results/benchmarks.md.) Returns the address bound, once every listener is.
 pub fn accept_per_thread<F, Fut>(
     addr: SocketAddr,
     threads: usize,

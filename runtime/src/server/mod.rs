@@ -1,8 +1,8 @@
 //! What every playground process shares, by what it holds: [`State`] (identity, the
 //! head mode, the pools of the slab stack, kept parts, counters, the guard), the
-//! admission and memory guard ([`guard`]), the connection places ([`places`]), the
-//! open-file limit ([`open_files`]), the accept loops ([`accept`]), and what a
-//! started server is and is held to ([`running`]).
+//! admission and memory guard (`guard`), the connection places (`places`), the
+//! open-file limit (`open_files`), the accept loops (`accept`), and what a
+//! started server is and is held to (`running`).
 
 mod accept;
 mod guard;

@@ -31,7 +31,7 @@
 //!
 //! `retain` keeps those views (the header map as warp hands it, the message's
 //! payload as received), `copy` owned copies of the same bytes, `drop` nothing.
-//! Every kept part is registered in [`KeptParts`](runtime::kept::KeptParts), so the
+//! Every kept part is registered in [`runtime::kept::KeptParts`], so the
 //! snapshot names the allocation it lies in.
 //!
 //! # The read buffer
@@ -39,7 +39,7 @@
 //! warp 0.4's `Ws` has no setter for tungstenite's `read_buffer_size`. With the
 //! default (`ws_read_buffer_size` 131072) the route finishes with `Ws::on_upgrade`
 //! as users write it; with any other size it takes the upgrade below `warp::ws()`
-//! (see [`upgrade_below_warp`]).
+//! (see `upgrade_below_warp`).
 //!
 //! # Bad input
 //!

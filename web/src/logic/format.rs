@@ -3,7 +3,7 @@
 
 const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
 
-/// The binary unit that suits a magnitude: its index in [`UNITS`] and its size.
+/// The binary unit that suits a magnitude: its index in `UNITS` and its size.
 pub fn byte_unit(magnitude: f64) -> (&'static str, f64) {
     let mut i = 0;
     let mut size = 1.0;

@@ -9,7 +9,7 @@
 //! - [`diff`]: the difference of two snapshots of one server.
 //! - [`slabs`]: the order and wording of pools, slabs and retainers in the snapshot tree.
 //! - [`pin`]: what each pinning connection sends of its own traffic, and its progress.
-//! - [`format`]: numbers, bytes and durations as the page prints them.
+//! - [`format`](mod@format): numbers, bytes and durations as the page prints them.
 
 pub mod audit;
 pub mod chart;

@@ -10,7 +10,7 @@
 //! [`pipe`] drives both directions from one small future; the request phase runs in
 //! a boxed future freed before piping starts. Connections are served from one thread
 //! per core, each with its own listener and event loop
-//! ([`server::accept_per_thread`](runtime::server::accept_per_thread)).
+//! ([`runtime::server::accept_per_thread`]).
 
 use std::net::SocketAddr;
 use std::sync::Arc;

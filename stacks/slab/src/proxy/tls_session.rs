@@ -312,7 +312,7 @@ impl ReadViews for TlsSession {
 }
 
 impl AsyncWrite for TlsSession {
-    /// Seals up to [`MAX_WRITE`] bytes of `data`: taken once sealed, even if the socket
+    /// Seals up to `MAX_WRITE` bytes of `data`: taken once sealed, even if the socket
     /// has not taken all the records yet (the next write or flush sends them first).
     fn poll_write(
         self: Pin<&mut Self>,

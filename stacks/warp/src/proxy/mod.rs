@@ -29,7 +29,7 @@
 //!   stops reading stalls its own tunnel (TCP backpressure) and nothing else. A tunnel
 //!   ends when both directions have: after one side closes, the other is shut for
 //!   writing and its tunnel lives until it closes too (the slab proxy gives such a
-//!   peer [`CLOSE_GRACE`](slab_stack::proxy::CLOSE_GRACE); plain `copy_bidirectional` does not).
+//!   peer `CLOSE_GRACE`; plain `copy_bidirectional` does not).
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
