@@ -561,7 +561,7 @@ fn put_settings(body: bytes::Bytes, state: Arc<State>) -> Response {
     };
     match state.set_head_mode(change.head_mode) {
         Ok(_) => reply::json(&settings(&state)).into_response(),
-        Err(e) => error(StatusCode::CONFLICT, &e),
+        Err(e) => error(StatusCode::CONFLICT, &e.to_string()),
     }
 }
 

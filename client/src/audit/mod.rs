@@ -40,6 +40,7 @@ use self::target::{TargetUrl, Trust};
 use super::fleet::{traffic_sizes, Dial, Fleet, Traffic};
 use super::progress;
 use runtime::config::Config;
+use runtime::server::{FileBudget, SPARE_FILES};
 use runtime::shutdown::Shutdown;
 
 /// How often the figures are read while waiting for them to be steady.
@@ -55,8 +56,6 @@ const LIVE_EVERY: Duration = Duration::from_secs(1);
 const SENDERS: usize = 64;
 /// Time one websocket's messages of one step may take, first to last pong.
 const SEND_TIMEOUT: Duration = Duration::from_secs(60);
-/// Descriptors kept aside beside one per websocket.
-const SPARE_FILES: u64 = 64;
 
 /// What to audit, and how.
 #[derive(Debug, Clone)]
@@ -576,9 +575,9 @@ fn step_done(report: &mut AuditReport, step: Step, s: &Settled, level: u64) {
 
 /// Whether this process may open `level` websockets (and some spare descriptors).
 fn check_open_files(level: u64) -> Result<(), String> {
-    let (soft, hard) = runtime::server::open_file_limit().map_err(|e| format!("getrlimit: {e}"))?;
-    let need = level + SPARE_FILES;
-    if need > soft {
+    let FileBudget { soft, hard, fit } = FileBudget::now(1).map_err(|e| e.to_string())?;
+    if level > fit {
+        let need = level + SPARE_FILES;
         return Err(format!(
             "{level} websockets need {need} open files (one each and {SPARE_FILES} spare), \
              but this process may open {soft} (hard limit {hard}): lower --levels, or raise \

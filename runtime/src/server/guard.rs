@@ -2,6 +2,7 @@
 //! allocated bytes, against `memory_limit`) and the connection cap, with their
 //! rate-limited warnings and the snapshot's `guard` section.
 
+use crate::memory::FigureError;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -75,7 +76,7 @@ impl State {
     /// one without (the warp stack, whose buffers belong to hyper and tungstenite),
     /// what it can see of them: the allocator's allocated bytes, or why they could
     /// not be read.
-    pub fn guarded_bytes(&self) -> Result<u64, String> {
+    pub fn guarded_bytes(&self) -> Result<u64, FigureError> {
         if self.pools.is_empty() {
             crate::memory::allocated_bytes()
         } else {
@@ -109,7 +110,7 @@ impl State {
     /// connection on it would take the server down. The guard warns about it once in
     /// the process's life, with the reason, and keeps its tripped state for when
     /// the figure can be read again.
-    pub fn weigh(&self, reading: Result<u64, String>) -> (Option<u64>, bool) {
+    pub fn weigh(&self, reading: Result<u64, FigureError>) -> (Option<u64>, bool) {
         let g = &self.guard;
         let live = match reading {
             Ok(live) => live,

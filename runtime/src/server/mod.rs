@@ -13,7 +13,10 @@ mod running;
 
 pub use accept::{accept_loop, accept_per_thread, bind};
 pub use guard::{GuardState, Refusal, CAP_WARN_EVERY, GUARD_EVERY};
-pub use open_files::{check_open_files, open_file_limit, raise_open_file_limit, SPARE_FILES};
+pub use open_files::{
+    check_open_files, open_file_limit, raise_open_file_limit, FileBudget, OpenFilesError,
+    SPARE_FILES,
+};
 use places::mode_index;
 pub use places::{next_connection_id, ConnectionStats, OpenConnection, Reserved};
 pub use pools::Pools;
@@ -27,6 +30,7 @@ use snapshot::{HeadMode, Snapshot, Stack};
 
 use crate::config::{Config, RoleConfig};
 use crate::kept::KeptParts;
+use crate::memory::FigureError;
 use crate::shutdown::Shutdown;
 use crate::Role;
 
@@ -58,6 +62,11 @@ pub struct State {
     /// client's pin traffic and a running audit); set once, by the program.
     sections: OnceLock<Sections>,
 }
+
+/// A head mode asked of a process that has none (the client).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the {} has no head mode", .0.as_str())]
+pub struct NoHeadMode(pub Role);
 
 /// Fills the sections of a snapshot that only one program has.
 pub type Sections = Box<dyn Fn(&mut Snapshot) + Send + Sync>;
@@ -112,12 +121,10 @@ impl State {
             .map(|m| HeadMode::ALL[m.load(Ordering::Relaxed) as usize])
     }
 
-    /// Switches the head mode for new connections; open ones keep theirs.
-    pub fn set_head_mode(&self, mode: HeadMode) -> Result<HeadMode, String> {
-        let slot = self
-            .head_mode
-            .as_ref()
-            .ok_or_else(|| format!("the {} has no head mode", self.role.as_str()))?;
+    /// Switches the head mode for new connections; open ones keep theirs. Returns the
+    /// mode it replaces.
+    pub fn set_head_mode(&self, mode: HeadMode) -> Result<HeadMode, NoHeadMode> {
+        let slot = self.head_mode.as_ref().ok_or(NoHeadMode(self.role))?;
         let old = HeadMode::ALL[slot.swap(mode_index(mode), Ordering::Relaxed) as usize];
         if old != mode {
             tracing::info!(from = %old, to = %mode, "head mode switched; applies to new connections");
@@ -180,7 +187,7 @@ impl State {
 
 /// The stats line's part for the allocator's allocated bytes: "12.3 MB allocated", or
 /// "allocated unreadable (reason)" when they could not be read (never 0 MB).
-fn allocated_part(allocated: Result<u64, String>) -> String {
+fn allocated_part(allocated: Result<u64, FigureError>) -> String {
     match allocated {
         Ok(bytes) => format!("{} MB allocated", mb(bytes)),
         Err(why) => format!("allocated unreadable ({why})"),
@@ -259,7 +266,10 @@ mod tests {
         };
         let state = State::new(Role::Wss, &config, Pools::slab_stack(&config, false));
         assert_eq!(state.weigh(Ok(100)), (Some(100), true));
-        let why = "jemalloc stats.allocated: Invalid argument".to_string();
+        let why = FigureError::Jemalloc {
+            stat: "allocated",
+            error: "Invalid argument".into(),
+        };
         assert_eq!(state.weigh(Err(why.clone())), (None, false));
         assert_eq!(state.weigh(Err(why)), (None, false));
         // Readable again at 95 (above the 90 of recovery): still tripped, tripped once.
@@ -271,7 +281,10 @@ mod tests {
     fn the_stats_line_says_allocated_unreadable_and_why() {
         assert_eq!(allocated_part(Ok(12_345_678)), "12.3 MB allocated");
         assert_eq!(
-            allocated_part(Err("jemalloc stats.allocated: Invalid argument".into())),
+            allocated_part(Err(FigureError::Jemalloc {
+                stat: "allocated",
+                error: "Invalid argument".into()
+            })),
             "allocated unreadable (jemalloc stats.allocated: Invalid argument)"
         );
     }

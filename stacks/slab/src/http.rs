@@ -219,7 +219,7 @@ pub fn parse(bytes: &[u8], max_bytes: usize) -> Result<Option<RequestHead>, Head
     if header_len > max_bytes {
         return Err(HeadError::TooLarge(max_bytes));
     }
-    let framing = check_headers(&req).map_err(HeadError::Malformed)?;
+    let framing = check_headers(&req)?;
     let header = |name: &str| {
         req.headers
             .iter()
@@ -268,7 +268,8 @@ const SINGLE_HEADERS: [&str; 4] = [
 /// Refuses what httparse accepts but a proxy and a server could read differently:
 /// request smuggling shapes (RFC 9112 6.1 and 6.3) and empty or repeated headers
 /// that decide how the request is handled.
-fn check_headers(req: &httparse::Request) -> Result<Framing, String> {
+fn check_headers(req: &httparse::Request) -> Result<Framing, HeadError> {
+    let malformed = |why: String| Err(HeadError::Malformed(why));
     let values = |name: &'static str| {
         req.headers
             .iter()
@@ -279,13 +280,13 @@ fn check_headers(req: &httparse::Request) -> Result<Framing, String> {
         let mut found = values(name);
         if let Some(value) = found.next() {
             if found.next().is_some() {
-                return Err(format!("more than one {} header", title(name)));
+                return malformed(format!("more than one {} header", title(name)));
             }
             if value.is_empty() {
-                return Err(format!("empty {} header", title(name)));
+                return malformed(format!("empty {} header", title(name)));
             }
         } else if name == "host" && req.version == Some(1) {
-            return Err("HTTP/1.1 request without a Host header".into());
+            return malformed("HTTP/1.1 request without a Host header".into());
         }
     }
     let mut content_length: Option<u64> = None;
@@ -295,15 +296,15 @@ fn check_headers(req: &httparse::Request) -> Result<Framing, String> {
         // A list ("5, 5") is allowed only when every element is the same number.
         for element in value.split(|b| *b == b',') {
             let element = element.trim_ascii();
-            let n = parse_length(element).ok_or_else(|| {
-                format!(
+            let Some(n) = parse_length(element) else {
+                return malformed(format!(
                     "Content-Length is not a number: {:?}",
                     String::from_utf8_lossy(element)
-                )
-            })?;
+                ));
+            };
             match content_length {
                 Some(m) if m != n => {
-                    return Err(format!("two different Content-Length values ({m} and {n})"))
+                    return malformed(format!("two different Content-Length values ({m} and {n})"))
                 }
                 _ => content_length = Some(n),
             }
@@ -318,11 +319,11 @@ fn check_headers(req: &httparse::Request) -> Result<Framing, String> {
         }
     }
     if any_coding && any_length {
-        return Err("Content-Length together with Transfer-Encoding".into());
+        return malformed("Content-Length together with Transfer-Encoding".into());
     }
     if any_coding {
         if req.version != Some(1) {
-            return Err("Transfer-Encoding in an HTTP/1.0 request".into());
+            return malformed("Transfer-Encoding in an HTTP/1.0 request".into());
         }
         let is_chunked = |c: &[u8]| c.eq_ignore_ascii_case(b"chunked");
         let last_chunked = codings.last().is_some_and(|c| is_chunked(c));
@@ -332,7 +333,7 @@ fn check_headers(req: &httparse::Request) -> Result<Framing, String> {
                 .iter()
                 .map(|c| String::from_utf8_lossy(c).into_owned())
                 .collect();
-            return Err(format!(
+            return malformed(format!(
                 "Transfer-Encoding must end with a single chunked, got {:?}",
                 list.join(", ")
             ));

@@ -542,15 +542,24 @@ where
     drop(conn.open);
 }
 
+/// Why a message could not be sent to a peer.
+#[derive(Debug, thiserror::Error)]
+enum SendError {
+    #[error("send failed: {0}")]
+    Failed(String),
+    #[error("send took longer than {0:?}")]
+    Timeout(Duration),
+}
+
 /// Sends (and flushes) one message within the write timeout.
-async fn send<S, M>(socket: &mut S, message: M, wt: Duration) -> Result<(), String>
+async fn send<S, M>(socket: &mut S, message: M, wt: Duration) -> Result<(), SendError>
 where
     S: Sink<M> + Unpin,
     S::Error: std::fmt::Display,
 {
     match tokio::time::timeout(wt, socket.send(message)).await {
         Ok(Ok(())) => Ok(()),
-        Ok(Err(e)) => Err(format!("send failed: {e}")),
-        Err(_) => Err(format!("send took longer than {wt:?}")),
+        Ok(Err(e)) => Err(SendError::Failed(e.to_string())),
+        Err(_) => Err(SendError::Timeout(wt)),
     }
 }

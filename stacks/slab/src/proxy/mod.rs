@@ -103,18 +103,27 @@ fn accept<C: Client>(
     })
 }
 
+/// Why the client's side of a connection could not start.
+#[derive(Debug, thiserror::Error)]
+enum ClientSideError {
+    #[error("TLS is off")]
+    TlsOff,
+    #[error("cannot start a TLS session: {0}")]
+    Tls(#[from] rustls::Error),
+}
+
 /// The client's side of a proxied connection: a TLS session, or a plain socket.
 trait Client: ReadViews + AsyncWrite + Unpin + Send + Sized + 'static {
     /// The client's side over its socket.
-    fn start(stream: TcpStream, proxy: &Proxy) -> Result<Self, String>;
+    fn start(stream: TcpStream, proxy: &Proxy) -> Result<Self, ClientSideError>;
     /// Whether an HTTP answer can be written (a TLS session has to be established).
     fn can_answer(&self) -> bool;
 }
 
 impl Client for TlsSession {
-    fn start(stream: TcpStream, proxy: &Proxy) -> Result<Self, String> {
-        let config = proxy.tls.clone().ok_or("TLS is off")?;
-        TlsSession::new(stream, config).map_err(|e| format!("cannot start a TLS session: {e}"))
+    fn start(stream: TcpStream, proxy: &Proxy) -> Result<Self, ClientSideError> {
+        let config = proxy.tls.clone().ok_or(ClientSideError::TlsOff)?;
+        Ok(TlsSession::new(stream, config)?)
     }
 
     fn can_answer(&self) -> bool {
@@ -123,7 +132,7 @@ impl Client for TlsSession {
 }
 
 impl Client for TcpStream {
-    fn start(stream: TcpStream, _: &Proxy) -> Result<Self, String> {
+    fn start(stream: TcpStream, _: &Proxy) -> Result<Self, ClientSideError> {
         Ok(stream)
     }
 
