@@ -17,6 +17,7 @@
 //! The last three are the bench's own measurements; they open their websockets with
 //! the same [`dial()`].
 
+use anyhow::{anyhow, bail, Context, Result};
 use std::cell::Cell;
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -75,8 +76,10 @@ impl Target {
 }
 
 /// Opens one websocket through the proxy and reads the server's greeting.
-pub async fn connect(target: &Target, read_buffer: usize) -> Result<Ws, String> {
-    dial(&target.dial(read_buffer)).await
+pub async fn connect(target: &Target, read_buffer: usize) -> Result<Ws> {
+    dial(&target.dial(read_buffer))
+        .await
+        .map_err(anyhow::Error::msg)
 }
 
 /// What each websocket of a pool sends on [`IdlePool::traffic`]: `first` once, then
@@ -130,7 +133,7 @@ impl IdlePool {
 
     /// Opens websockets at `rate` per second until `n` are open (at most `n / 10 +
     /// 10` attempts may fail), then returns; bounded by `limit`.
-    pub async fn grow_to(&mut self, n: u64, rate: f64, limit: Duration) -> Result<(), String> {
+    pub async fn grow_to(&mut self, n: u64, rate: f64, limit: Duration) -> Result<()> {
         let open = Cell::new(self.fleet.open());
         let in_time = within(limit, || {
             format!("only {} of {n} websockets open after {limit:?}", open.get())
@@ -138,6 +141,7 @@ impl IdlePool {
         self.fleet
             .open_to(n, rate, n / 10 + 10, in_time, |now| open.set(now))
             .await
+            .map_err(anyhow::Error::msg)
     }
 
     /// Every websocket open now sends `spec` (first message, traffic, pings), at most
@@ -148,7 +152,7 @@ impl IdlePool {
         spec: TrafficSpec,
         concurrency: usize,
         limit: Duration,
-    ) -> Result<TrafficDone, String> {
+    ) -> Result<TrafficDone> {
         let n = self.fleet.open();
         let done = Cell::new(0);
         let in_time = within(limit, || {
@@ -165,7 +169,8 @@ impl IdlePool {
         let took = self
             .fleet
             .send(traffic, in_time, |now| done.set(now))
-            .await?;
+            .await
+            .map_err(anyhow::Error::msg)?;
         Ok(TrafficDone {
             connections: n,
             secs: took.as_secs_f64(),
@@ -194,11 +199,11 @@ fn within(limit: Duration, late: impl Fn() -> String) -> impl FnMut() -> Result<
 pub struct DataConnection {
     stop: CancellationToken,
     sent: Arc<AtomicU64>,
-    task: tokio::task::JoinHandle<Result<(), String>>,
+    task: tokio::task::JoinHandle<Result<()>>,
 }
 
 impl DataConnection {
-    pub async fn start(target: &Target, size: usize, delay: Duration) -> Result<Self, String> {
+    pub async fn start(target: &Target, size: usize, delay: Duration) -> Result<Self> {
         let ws = connect(target, LARGE_READ_BUFFER).await?;
         let stop = CancellationToken::new();
         let sent = Arc::new(AtomicU64::new(0));
@@ -208,9 +213,9 @@ impl DataConnection {
         let task = tokio::spawn(async move {
             let reader = async {
                 while let Some(m) = stream.next().await {
-                    m.map_err(|e| format!("data connection: {e}"))?;
+                    m.context("data connection")?;
                 }
-                Err::<(), String>("data connection closed by the other side".into())
+                Err::<(), _>(anyhow!("data connection closed by the other side"))
             };
             let writer = async {
                 let mut tick = tokio::time::interval(delay);
@@ -219,7 +224,7 @@ impl DataConnection {
                     tick.tick().await;
                     sink.send(Message::Binary(payload.clone()))
                         .await
-                        .map_err(|e| format!("data connection: {e}"))?;
+                        .context("data connection")?;
                     sent2.fetch_add(1, Ordering::Relaxed);
                 }
             };
@@ -242,17 +247,14 @@ impl DataConnection {
         self.task.is_finished()
     }
 
-    pub async fn stop(self) -> Result<(), String> {
+    pub async fn stop(self) -> Result<()> {
         self.stop.cancel();
-        match self.task.await {
-            Ok(r) => r,
-            Err(e) => Err(format!("data connection task: {e}")),
-        }
+        self.task.await.context("data connection task")?
     }
 }
 
 /// Opens `n` websockets, at most 64 handshakes at once.
-pub async fn open_many(target: &Target, n: usize, read_buffer: usize) -> Result<Vec<Ws>, String> {
+pub async fn open_many(target: &Target, n: usize, read_buffer: usize) -> Result<Vec<Ws>> {
     let handshakes = Arc::new(Semaphore::new(64));
     let mut tasks = Vec::with_capacity(n);
     for _ in 0..n {
@@ -264,7 +266,7 @@ pub async fn open_many(target: &Target, n: usize, read_buffer: usize) -> Result<
     }
     let mut out = Vec::with_capacity(n);
     for t in tasks {
-        out.push(t.await.map_err(|e| e.to_string())??);
+        out.push(t.await??);
     }
     Ok(out)
 }
@@ -288,7 +290,7 @@ pub async fn throughput(
     warmup: Duration,
     duration: Duration,
     mut at_window: impl FnMut(),
-) -> Result<Counted, String> {
+) -> Result<Counted> {
     let stop = CancellationToken::new();
     let messages = Arc::new(AtomicU64::new(0));
     let failure: Arc<Mutex<Option<String>>> = Arc::default();
@@ -369,7 +371,7 @@ pub async fn throughput(
     stop.cancel();
     let _ = tokio::time::timeout(Duration::from_secs(10), tracker.wait()).await;
     if let Some(e) = failure.lock().unwrap().clone() {
-        return Err(e);
+        bail!(e);
     }
     let n = m1 - m0;
     Ok(Counted {
@@ -389,7 +391,7 @@ pub async fn latency(
     every: Duration,
     round: Duration,
     rounds: usize,
-) -> Result<(Vec<Vec<u64>>, u64), String> {
+) -> Result<(Vec<Vec<u64>>, u64)> {
     let rounds = rounds.max(1);
     let samples: Arc<Mutex<Vec<Vec<u64>>>> = Arc::new(Mutex::new(vec![Vec::new(); rounds]));
     let lost = Arc::new(AtomicU64::new(0));
@@ -451,7 +453,7 @@ pub async fn latency(
     tracker.close();
     tracker.wait().await;
     if let Some(e) = failure.lock().unwrap().clone() {
-        return Err(e);
+        bail!(e);
     }
     let samples = std::mem::take(&mut *samples.lock().unwrap());
     Ok((samples, lost.load(Ordering::Relaxed)))

@@ -12,7 +12,6 @@
 //! - [`results`]: the figures, as JSON; [`report`]: the same as Markdown tables.
 
 pub mod client;
-pub mod error;
 pub mod probe;
 pub mod report;
 pub mod results;
@@ -21,4 +20,4 @@ pub mod stacks;
 
 pub use runtime::procfs;
 
-pub use error::{BenchError, Context, Result};
+pub use anyhow::{Context, Result};

@@ -19,8 +19,8 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::{fail, Context, Result};
 use crate::procfs;
+use anyhow::{bail, Context, Result};
 
 /// Which TLS proxy a stack has.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -202,8 +202,10 @@ pub struct Child {
 impl Child {
     /// Starts `cmd` with its output in `log`; the child dies with the bench if it dies.
     pub fn spawn(name: &str, mut cmd: Command, log: &Path) -> Result<Child> {
-        let out = File::create(log).context(|| format!("cannot create {}", log.display()))?;
-        let err = out.try_clone().context(|| format!("{}", log.display()))?;
+        let out = File::create(log).with_context(|| format!("cannot create {}", log.display()))?;
+        let err = out
+            .try_clone()
+            .with_context(|| format!("{}", log.display()))?;
         cmd.stdin(Stdio::null())
             .stdout(Stdio::from(out))
             .stderr(Stdio::from(err));
@@ -216,7 +218,7 @@ impl Child {
         }
         let child = cmd
             .spawn()
-            .context(|| format!("cannot start {name} ({cmd:?})"))?;
+            .with_context(|| format!("cannot start {name} ({cmd:?})"))?;
         Ok(Child {
             name: name.to_string(),
             child,
@@ -251,7 +253,7 @@ impl Child {
                 tail(&self.log, 15)
             )),
             Ok(None) => None,
-            Err(e) => Some(format!("{}: {e}", self.name)),
+            Err(e) => Some(format!("{}: {e:#}", self.name)),
         }
     }
 
@@ -312,7 +314,7 @@ impl Running {
     pub fn check_alive(&mut self) -> Result<()> {
         for child in [&mut self.proxy, &mut self.wss] {
             if let Some(why) = child.exited() {
-                return fail(why);
+                bail!("{why}");
             }
         }
         Ok(())
@@ -325,7 +327,7 @@ fn flag(cmd: &mut Command, key: &str, value: impl ToString) {
 
 /// Starts the stack's wss, then its proxy, and waits (bounded) until both listen.
 pub async fn start(env: &Env, stack: &Stack, ports: Ports) -> Result<Running> {
-    std::fs::create_dir_all(env.logs()).context(|| format!("{}", env.logs().display()))?;
+    std::fs::create_dir_all(env.logs()).with_context(|| format!("{}", env.logs().display()))?;
     let slug = slug(&stack.name);
     let wss = start_wss(
         env,
@@ -458,14 +460,14 @@ pub fn write_nginx_conf(
 ) -> Result<PathBuf> {
     let template_path = env.root.join("bench/peers/nginx/nginx.conf.in");
     let template = std::fs::read_to_string(&template_path)
-        .context(|| format!("cannot read {}", template_path.display()))?;
+        .with_context(|| format!("cannot read {}", template_path.display()))?;
     let conf = render_nginx(&template, ports, cert, key);
     for dir in ["tmp", "logs"] {
         std::fs::create_dir_all(prefix.join(dir))
-            .context(|| format!("cannot create {}", prefix.join(dir).display()))?;
+            .with_context(|| format!("cannot create {}", prefix.join(dir).display()))?;
     }
     let path = prefix.join("nginx.conf");
-    std::fs::write(&path, conf).context(|| format!("cannot write {}", path.display()))?;
+    std::fs::write(&path, conf).with_context(|| format!("cannot write {}", path.display()))?;
     Ok(path)
 }
 
@@ -484,7 +486,7 @@ async fn wait_listening(child: &mut Child, port: u16) -> Result<()> {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         if let Some(why) = child.exited() {
-            return fail(format!("{} did not start: {why}", child.name));
+            bail!("{} did not start: {why}", child.name);
         }
         if tokio::net::TcpStream::connect(("127.0.0.1", port))
             .await
@@ -493,12 +495,12 @@ async fn wait_listening(child: &mut Child, port: u16) -> Result<()> {
             return Ok(());
         }
         if Instant::now() > deadline {
-            return fail(format!(
+            bail!(
                 "{} did not listen on port {port} within 60 s; its log {}:\n{}",
                 child.name,
                 child.log.display(),
                 tail(&child.log, 15)
-            ));
+            );
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }

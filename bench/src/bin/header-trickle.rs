@@ -11,6 +11,7 @@
 //!
 //! Usage: header-trickle [--clients 100] [--header-bytes 8192] WSS_BINARY...
 
+use anyhow::{bail, Context, Result};
 use std::net::SocketAddr;
 use std::process::{Child, Command, ExitCode, Stdio};
 use std::time::{Duration, Instant};
@@ -69,30 +70,30 @@ Sec-WebSocket-Version: 13\r\nX-Pad: "
     text
 }
 
-async fn wait_listening(addr: SocketAddr) -> Result<(), String> {
+async fn wait_listening(addr: SocketAddr) -> Result<()> {
     let deadline = Instant::now() + Duration::from_secs(20);
     while TcpStream::connect(addr).await.is_err() {
         if Instant::now() > deadline {
-            return Err(format!("nothing listens on {addr} after 20 s"));
+            bail!("nothing listens on {addr} after 20 s");
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     Ok(())
 }
 
-async fn tcp_reads(snapshot: SocketAddr) -> Result<(u64, u64), String> {
+async fn tcp_reads(snapshot: SocketAddr) -> Result<(u64, u64)> {
     let snap = ::client::fetch::fetch(snapshot)
         .await
-        .map_err(|e| format!("snapshot of {snapshot}: {e}"))?;
+        .with_context(|| format!("snapshot of {snapshot}"))?;
     let pool = snap
         .pools
         .iter()
         .find(|p| p.name == "tcp")
-        .ok_or("the wss has no tcp pool")?;
+        .context("the wss has no tcp pool")?;
     Ok((pool.reads_total, pool.bytes_read_total))
 }
 
-async fn measure(binary: &str, cli: &Cli) -> Result<Figures, String> {
+async fn measure(binary: &str, cli: &Cli) -> Result<Figures> {
     let (port, snap_port) = (free_port(), free_port());
     let dir = tempdir()?;
     let child = Command::new(binary)
@@ -104,7 +105,7 @@ async fn measure(binary: &str, cli: &Cli) -> Result<Figures, String> {
         .env("RUST_LOG", "warn")
         .stdout(Stdio::null())
         .spawn()
-        .map_err(|e| format!("{binary}: {e}"))?;
+        .with_context(|| binary.to_string())?;
     let pid = child.id();
     let _wss = Wss(child);
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
@@ -114,17 +115,17 @@ async fn measure(binary: &str, cli: &Cli) -> Result<Figures, String> {
 
     let mut clients = Vec::with_capacity(cli.clients);
     for _ in 0..cli.clients {
-        let tcp = TcpStream::connect(addr).await.map_err(|e| e.to_string())?;
-        tcp.set_nodelay(true).map_err(|e| e.to_string())?;
+        let tcp = TcpStream::connect(addr).await?;
+        tcp.set_nodelay(true)?;
         clients.push(tcp);
     }
     let (reads0, bytes0) = tcp_reads(snapshot).await?;
-    let cpu0 = procfs::cpu_ticks(pid).map_err(|e| e.to_string())?;
+    let cpu0 = procfs::cpu_ticks(pid)?;
     let started = Instant::now();
     let request = request(cli.header_bytes);
     for byte in request.chunks(1) {
         for tcp in &mut clients {
-            tcp.write_all(byte).await.map_err(|e| e.to_string())?;
+            tcp.write_all(byte).await?;
         }
         // Let the wss take this round's bytes before the next round is sent.
         tokio::task::yield_now().await;
@@ -133,13 +134,13 @@ async fn measure(binary: &str, cli: &Cli) -> Result<Figures, String> {
         let mut answer = [0u8; 12];
         tcp.read_exact(&mut answer)
             .await
-            .map_err(|e| format!("reading the answer: {e}"))?;
+            .context("reading the answer")?;
         if !answer.starts_with(b"HTTP/1.1 101") {
-            return Err(format!("answer {:?}", String::from_utf8_lossy(&answer)));
+            bail!("answer {:?}", String::from_utf8_lossy(&answer));
         }
     }
     let wall_s = started.elapsed().as_secs_f64();
-    let cpu1 = procfs::cpu_ticks(pid).map_err(|e| e.to_string())?;
+    let cpu1 = procfs::cpu_ticks(pid)?;
     let (reads1, bytes1) = tcp_reads(snapshot).await?;
     Ok(Figures {
         reads: reads1 - reads0,
@@ -149,9 +150,9 @@ async fn measure(binary: &str, cli: &Cli) -> Result<Figures, String> {
     })
 }
 
-fn tempdir() -> Result<std::path::PathBuf, String> {
+fn tempdir() -> Result<std::path::PathBuf> {
     let dir = std::env::temp_dir().join(format!("header-trickle-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    std::fs::create_dir_all(&dir).with_context(|| dir.display().to_string())?;
     Ok(dir)
 }
 
@@ -183,7 +184,7 @@ async fn main() -> ExitCode {
                 );
             }
             Err(e) => {
-                eprintln!("header-trickle: {binary}: {e}");
+                eprintln!("header-trickle: {binary}: {e:#}");
                 return ExitCode::FAILURE;
             }
         }
