@@ -77,9 +77,7 @@ impl Target {
 
 /// Opens one websocket through the proxy and reads the server's greeting.
 pub async fn connect(target: &Target, read_buffer: usize) -> Result<Ws> {
-    dial(&target.dial(read_buffer))
-        .await
-        .map_err(anyhow::Error::msg)
+    Ok(dial(&target.dial(read_buffer)).await?)
 }
 
 /// What each websocket of a pool sends on [`IdlePool::traffic`]: `first` once, then
@@ -141,7 +139,7 @@ impl IdlePool {
         self.fleet
             .open_to(n, rate, n / 10 + 10, in_time, |now| open.set(now))
             .await
-            .map_err(anyhow::Error::msg)
+            .map_err(anyhow::Error::from)
     }
 
     /// Every websocket open now sends `spec` (first message, traffic, pings), at most
@@ -169,8 +167,7 @@ impl IdlePool {
         let took = self
             .fleet
             .send(traffic, in_time, |now| done.set(now))
-            .await
-            .map_err(anyhow::Error::msg)?;
+            .await?;
         Ok(TrafficDone {
             connections: n,
             secs: took.as_secs_f64(),

@@ -424,7 +424,7 @@ async fn audit(
                 live.open.store(n, Ordering::Relaxed);
             })
             .await
-            .map_err(err)?;
+            .map_err(|e| err(e.to_string()))?;
         let idle = settled(watched, settle(SETTLE_WINDOW), bar)
             .await
             .map_err(err)?;
@@ -439,7 +439,7 @@ async fn audit(
                 bar.set_position(n)
             })
             .await
-            .map_err(err)?;
+            .map_err(|e| err(e.to_string()))?;
         let after_message = settled(watched, settle(SETTLE_WINDOW), bar)
             .await
             .map_err(err)?;
@@ -452,7 +452,7 @@ async fn audit(
         fleet
             .send(sends(traffic.clone()), alive, |n| bar.set_position(n))
             .await
-            .map_err(err)?;
+            .map_err(|e| err(e.to_string()))?;
         let after_traffic = settled(watched, settle(SETTLE_WINDOW), bar)
             .await
             .map_err(err)?;
@@ -468,7 +468,7 @@ async fn audit(
                 live.open.store(level - n.min(level), Ordering::Relaxed);
             })
             .await
-            .map_err(err)?;
+            .map_err(|e| err(e.to_string()))?;
         let closed = settled(watched, settle(CLOSE_WINDOW), bar)
             .await
             .map_err(err)?;

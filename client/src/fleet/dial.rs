@@ -100,37 +100,85 @@ impl Dial {
     }
 }
 
+/// Why a websocket could not be opened: what failed, where, and why.
+#[derive(Debug, thiserror::Error)]
+pub enum DialError {
+    /// No TCP connection.
+    #[error("cannot connect to {host}:{port}: {source}")]
+    Connect {
+        host: String,
+        port: u16,
+        source: std::io::Error,
+    },
+    /// The host is not a name TLS can check.
+    #[error("{host:?} is not a TLS server name: {source}")]
+    ServerName {
+        host: String,
+        source: rustls::pki_types::InvalidDnsNameError,
+    },
+    /// The TLS handshake failed; `hint` says what to do about a certificate.
+    #[error("TLS handshake with {host}:{port} failed: {source}{hint}")]
+    Tls {
+        host: String,
+        port: u16,
+        source: std::io::Error,
+        hint: &'static str,
+    },
+    /// The websocket handshake failed.
+    #[error("websocket handshake with {url} failed: {source}")]
+    Handshake {
+        url: String,
+        source: Box<tungstenite::Error>,
+    },
+    /// The server's first message was not a greeting, or did not come.
+    #[error("{0}")]
+    Greeting(String),
+    /// All of it took longer than the dial's timeout.
+    #[error("opening a websocket to {url} took more than {after:?}{}", if *.greeting { " (with its greeting)" } else { "" })]
+    Timeout {
+        url: String,
+        after: Duration,
+        greeting: bool,
+    },
+}
+
 /// Opens one websocket as `dial` says.
-pub async fn dial(dial: &Dial) -> Result<WsStream, String> {
+pub async fn dial(dial: &Dial) -> Result<WsStream, DialError> {
     let target = &dial.target;
     let open = async {
         let tcp = match dial.connect_to {
             Some(ip) => TcpStream::connect((ip, target.port)).await,
             None => TcpStream::connect((target.host.as_str(), target.port)).await,
         }
-        .map_err(|e| format!("cannot connect to {}:{}: {e}", target.host, target.port))?;
+        .map_err(|source| DialError::Connect {
+            host: target.host.clone(),
+            port: target.port,
+            source,
+        })?;
         let _ = tcp.set_nodelay(true);
         if dial.reset {
             let _ = tcp.set_zero_linger();
         }
         let stream = match (target.tls, &dial.tls) {
             (true, Some(tls)) => {
-                let name = ServerName::try_from(target.host.clone())
-                    .map_err(|e| format!("{:?} is not a TLS server name: {e}", target.host))?;
+                let name = ServerName::try_from(target.host.clone()).map_err(|source| {
+                    DialError::ServerName {
+                        host: target.host.clone(),
+                        source,
+                    }
+                })?;
                 let tls = TlsConnector::from(tls.clone())
                     .connect(name, tcp)
                     .await
-                    .map_err(|e| {
-                        format!(
-                            "TLS handshake with {}:{} failed: {e}{}",
-                            target.host,
-                            target.port,
-                            if e.to_string().contains("certificate") {
-                                " (a self-signed certificate: --insecure, or --ca FILE)"
-                            } else {
-                                ""
-                            }
-                        )
+                    .map_err(|source| DialError::Tls {
+                        host: target.host.clone(),
+                        port: target.port,
+                        hint: if source.to_string().contains("certificate") {
+                            " (a self-signed certificate: --insecure, or --ca FILE)"
+                        } else {
+                            ""
+                        },
+                        source,
                     })?;
                 ProxyStream::Tls(Box::new(tls))
             }
@@ -142,13 +190,22 @@ pub async fn dial(dial: &Dial) -> Result<WsStream, String> {
             Some(ws_config(dial.read_buffer, dial.max_message)),
         )
         .await
-        .map_err(|e| format!("websocket handshake with {} failed: {e}", target.url))?;
+        .map_err(|source| DialError::Handshake {
+            url: target.url.clone(),
+            source: Box::new(source),
+        })?;
         if dial.greeting {
             match ws.next().await {
                 Some(Ok(Message::Text(_) | Message::Binary(_))) => {}
-                Some(Ok(other)) => return Err(format!("expected a greeting, got {other:?}")),
-                Some(Err(e)) => return Err(format!("reading the greeting: {e}")),
-                None => return Err("closed before the greeting".to_string()),
+                Some(Ok(other)) => {
+                    return Err(DialError::Greeting(format!(
+                        "expected a greeting, got {other:?}"
+                    )))
+                }
+                Some(Err(e)) => {
+                    return Err(DialError::Greeting(format!("reading the greeting: {e}")))
+                }
+                None => return Err(DialError::Greeting("closed before the greeting".into())),
             }
         }
         Ok(ws)
@@ -156,16 +213,11 @@ pub async fn dial(dial: &Dial) -> Result<WsStream, String> {
     tokio::time::timeout(dial.timeout, open)
         .await
         .unwrap_or_else(|_| {
-            Err(format!(
-                "opening a websocket to {} took more than {:?}{}",
-                target.url,
-                dial.timeout,
-                if dial.greeting {
-                    " (with its greeting)"
-                } else {
-                    ""
-                }
-            ))
+            Err(DialError::Timeout {
+                url: target.url.clone(),
+                after: dial.timeout,
+                greeting: dial.greeting,
+            })
         })
 }
 

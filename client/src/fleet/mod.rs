@@ -23,6 +23,38 @@ use tokio_util::task::TaskTracker;
 use self::conn::{get, Counters, Order};
 pub use self::dial::{dial, Dial, TargetUrl};
 
+/// Why a fleet could not do what it was told; the first error a websocket met is
+/// quoted.
+#[derive(Debug, thiserror::Error)]
+pub enum FleetError {
+    /// More attempts to open failed than allowed.
+    #[error(
+        "{failed} attempts to open a websocket failed, {open} of {level} open (first: {first})"
+    )]
+    OpenFailed {
+        failed: u64,
+        open: u64,
+        level: u64,
+        first: String,
+    },
+    /// The server closed websockets of the fleet.
+    #[error("the server closed {closed} websocket(s) {when} (first: {first})")]
+    ClosedByServer {
+        closed: u64,
+        when: &'static str,
+        first: String,
+    },
+    /// Websockets could not send their messages.
+    #[error("{failed} of {n} websockets could not send (first: {first})")]
+    SendFailed { failed: u64, n: u64, first: String },
+    /// Websockets still open after they were told to close.
+    #[error("{open} of {n} websockets still open {after:?} after they were told to close")]
+    StillOpen { open: u64, n: u64, after: Duration },
+    /// The caller's check stopped it, with the caller's reason.
+    #[error("{0}")]
+    Stopped(String),
+}
+
 /// Handshakes in flight at once.
 const HANDSHAKES: usize = 256;
 /// Time allowed for every websocket to close after [`Fleet::close_all`].
@@ -110,7 +142,7 @@ impl Fleet {
         allowed_failures: u64,
         mut check: impl FnMut() -> Result<(), String>,
         mut tick: impl FnMut(u64),
-    ) -> Result<(), String> {
+    ) -> Result<(), FleetError> {
         self.orders.send_replace(Order::Idle);
         let allowed = self.attempts_failed() + allowed_failures;
         let lost0 = self.closed_by_peer();
@@ -125,16 +157,18 @@ impl Fleet {
             }
             let failed = self.attempts_failed();
             if failed > allowed {
-                return Err(format!(
-                    "{failed} attempts to open a websocket failed, {open} of {level} open (first: {})",
-                    self.first_error()
-                ));
+                return Err(FleetError::OpenFailed {
+                    failed,
+                    open,
+                    level,
+                    first: self.first_error(),
+                });
             }
             if self.closed_by_peer() > lost0 {
-                return Err(self.lost_message("while opening"));
+                return Err(self.lost("while opening"));
             }
             if last_check.elapsed() >= Duration::from_millis(100) {
-                check()?;
+                check().map_err(FleetError::Stopped)?;
                 last_check = Instant::now();
             }
             let in_flight = HANDSHAKES - self.handshakes.available_permits();
@@ -152,12 +186,12 @@ impl Fleet {
         }
     }
 
-    fn lost_message(&self, when: &str) -> String {
-        format!(
-            "the server closed {} websocket(s) {when} (first: {})",
-            self.closed_by_peer(),
-            self.first_error()
-        )
+    fn lost(&self, when: &'static str) -> FleetError {
+        FleetError::ClosedByServer {
+            closed: self.closed_by_peer(),
+            when,
+            first: self.first_error(),
+        }
     }
 
     /// Every open websocket sends `traffic`; returns once all have (how long it
@@ -168,7 +202,7 @@ impl Fleet {
         traffic: Traffic,
         mut check: impl FnMut() -> Result<(), String>,
         mut tick: impl FnMut(u64),
-    ) -> Result<Duration, String> {
+    ) -> Result<Duration, FleetError> {
         let n = self.open();
         let largest = traffic.sizes.iter().copied().max().unwrap_or(0);
         self.round += 1;
@@ -187,26 +221,27 @@ impl Fleet {
             let (sent, failed) = (get(&self.counters.sent), get(&self.counters.send_failed));
             tick(sent);
             if failed > 0 {
-                return Err(format!(
-                    "{failed} of {n} websockets could not send (first: {})",
-                    self.first_error()
-                ));
+                return Err(FleetError::SendFailed {
+                    failed,
+                    n,
+                    first: self.first_error(),
+                });
             }
             if self.closed_by_peer() > lost0 {
-                return Err(self.lost_message("while they sent"));
+                return Err(self.lost("while they sent"));
             }
             if sent >= n {
                 self.orders.send_replace(Order::Idle);
                 return Ok(start.elapsed());
             }
-            check()?;
+            check().map_err(FleetError::Stopped)?;
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
 
     /// Closes every websocket (a close frame, its answer awaited, bounded) and waits
     /// (at most 30 s) until all are closed; `tick` gets the count closed.
-    pub async fn close_all(&mut self, mut tick: impl FnMut(u64)) -> Result<(), String> {
+    pub async fn close_all(&mut self, mut tick: impl FnMut(u64)) -> Result<(), FleetError> {
         let n = self.open();
         let closed0 = get(&self.counters.closed);
         self.orders.send_replace(Order::Close);
@@ -217,10 +252,11 @@ impl Fleet {
                 return Ok(());
             }
             if Instant::now() > deadline {
-                return Err(format!(
-                    "{} of {n} websockets still open {CLOSE_ALL_WAIT:?} after they were told to close",
-                    self.open()
-                ));
+                return Err(FleetError::StillOpen {
+                    open: self.open(),
+                    n,
+                    after: CLOSE_ALL_WAIT,
+                });
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
@@ -267,7 +303,7 @@ impl Fleet {
                 }
                 Err(e) => {
                     counters.attempts_failed.fetch_add(1, Ordering::Relaxed);
-                    counters.error(e);
+                    counters.error(e.to_string());
                 }
             }
         });
