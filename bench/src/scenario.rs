@@ -648,7 +648,8 @@ pub async fn headline(
 
 /// One `alloc-probe` process: our proxy or wss in-process, answering `dump`.
 struct Probe {
-    child: std::process::Child,
+    /// Killed and reaped when dropped.
+    _child: testkit::ChildGuard,
     lines: std::io::Lines<std::io::BufReader<std::process::ChildStdout>>,
     stdin: std::process::ChildStdin,
 }
@@ -708,7 +709,7 @@ impl Probe {
             serde_json::from_str(&ready).with_context(|| "alloc-probe's first line")?;
         Ok((
             Probe {
-                child,
+                _child: child.into(),
                 lines,
                 stdin,
             },
@@ -725,13 +726,6 @@ impl Probe {
             .ok_or_else(|| anyhow::anyhow!("alloc-probe ended"))?
             .with_context(|| "alloc-probe")?;
         serde_json::from_str(&line).with_context(|| "alloc-probe's dump")
-    }
-}
-
-impl Drop for Probe {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 

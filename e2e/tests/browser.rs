@@ -106,11 +106,7 @@ async fn serve_app(dist: PathBuf, config: Value, shutdown: &Shutdown) -> SocketA
 
 /// Starts chromedriver on a free port and waits until it listens.
 async fn start_chromedriver() -> (Child, u16) {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = testkit::free_port();
     let child = Command::new(program("chromedriver"))
         .arg(format!("--port={port}"))
         .stdout(Stdio::null())
@@ -712,11 +708,7 @@ async fn an_untrusted_certificate_is_explained_with_one_link() {
 /// snapshot port, beside our servers' charts.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_page_charts_a_running_client_audit() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = testkit::free_port();
     let s = Scene::start(true, |c| c.client_heapdump_port = port).await;
     let outcome = attempt(async {
         wait_for("the audit chart, empty", || async {

@@ -424,9 +424,7 @@ fn a_wrong_pid_stops_at_once_with_a_clear_message_and_code_1() {
 #[test]
 fn a_target_that_refuses_ends_the_idle_step_keeping_the_baseline() {
     let dir = tempfile::tempdir().unwrap();
-    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = closed.local_addr().unwrap().port();
-    drop(closed);
+    let port = testkit::free_port();
     let url = format!("ws://127.0.0.1:{port}/");
     let o = run_audit(dir.path(), &url, &[std::process::id()], "20");
     assert_eq!(o.code, Some(1), "{}", o.stderr);

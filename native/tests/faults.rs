@@ -17,7 +17,7 @@ mod common;
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Command, ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -55,34 +55,17 @@ const PROMPTLY: Duration = Duration::from_secs(5);
 /// Upper bound of every other wait.
 const BOUND: Duration = Duration::from_secs(30);
 
-/// A loopback port nobody listens on now (bound, then released).
-/// A port free now, below the kernel's ephemeral range (32768 and up here), so that
-/// no client socket of a test running beside this one takes it as its source port
-/// before the server binds it (seen: a wss that could not listen). Each call starts
-/// at the next of a process-wide sequence, so two tests never pick the same one.
-fn free_port() -> u16 {
-    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-    loop {
-        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        // 20000-31999, from a place that depends on the process (runs side by side).
-        let port = 20000 + ((std::process::id() * 97 + n) % 12_000) as u16;
-        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
-            return port;
-        }
-    }
-}
-
 /// A config.json for the binaries in `dir`: free ports, certificate in `dir`, small
 /// slabs (so a few hundred connections spread over several slabs), `retain` on both
 /// servers (so released views show), then `extra` on top.
 fn write_config(dir: &Path, extra: Value) -> (PathBuf, Value) {
-    let wss = free_port();
+    let wss = testkit::free_port();
     let mut config = json!({
         "wss_port": wss,
-        "wss_heapdump_port": free_port(),
-        "proxy_port": free_port(),
-        "proxy_heapdump_port": free_port(),
-        "client_heapdump_port": free_port(),
+        "wss_heapdump_port": testkit::free_port(),
+        "proxy_port": testkit::free_port(),
+        "proxy_heapdump_port": testkit::free_port(),
+        "client_heapdump_port": testkit::free_port(),
         "proxy_target": {"host": "127.0.0.1", "port": wss},
         "client_proxy_host": "localhost",
         "cert_dir": dir.join("certs"),
@@ -117,7 +100,8 @@ fn typed(path: &Path) -> Config {
 /// A child process whose stderr (and stdout) lines are collected; killed on drop.
 struct Proc {
     name: &'static str,
-    child: Child,
+    /// Killed and reaped when dropped.
+    child: testkit::ChildGuard,
     lines: Arc<Mutex<Vec<String>>>,
     out: Arc<Mutex<Vec<String>>>,
     /// The threads reading stderr and stdout: they end when the process's pipes close.
@@ -148,7 +132,7 @@ impl Proc {
         let (out, out_reader) = collect(Box::new(child.stdout.take().unwrap()));
         Proc {
             name,
-            child,
+            child: child.into(),
             lines,
             out,
             readers: vec![err_reader, out_reader],
@@ -221,8 +205,7 @@ impl Proc {
 
     /// SIGKILL, as when the process crashes or is killed by the OOM killer.
     fn kill(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.child.kill();
     }
 
     /// SIGINT (Ctrl-C).
@@ -232,12 +215,6 @@ impl Proc {
             .status()
             .unwrap();
         assert!(status.success());
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        self.kill();
     }
 }
 

@@ -268,11 +268,7 @@ async fn a_client_that_vanishes_mid_frame_is_cleaned_up(stack: Stack) {
 
 async fn the_upstream_down_gets_502_and_the_proxy_keeps_serving(stack: Stack) {
     // A port that was free a moment ago: nothing listens there.
-    let closed = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let closed = testkit::free_port();
     let pg = Playground::start_on(stack, HeadMode::Retain, HeadMode::Retain, |c| {
         c.proxy_target.port = closed
     })

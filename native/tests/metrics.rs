@@ -443,11 +443,7 @@ async fn the_clients_exposition_holds_its_own_traffic() {
     let mut config = pg.config.clone();
     config.proxy_heapdump_port = pg.proxy.snapshot_addr.port();
     config.wss_heapdump_port = pg.wss.snapshot_addr.port();
-    config.client_heapdump_port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    config.client_heapdump_port = testkit::free_port();
     config.client_max_connections = 3;
     config.client_connections_per_second = 200.0;
     config.client_data_size = 0;
@@ -534,7 +530,8 @@ async fn metrics_follows_the_snapshot_ports_host_and_cors_rules() {
 /// A `prometheus` server of our own: its config, a storage folder in a temp dir,
 /// a free loopback port; killed when dropped.
 struct Prometheus {
-    child: std::process::Child,
+    /// Killed and reaped when the test ends.
+    child: testkit::ChildGuard,
     addr: SocketAddr,
     _dir: tempfile::TempDir,
 }
@@ -555,11 +552,7 @@ impl Prometheus {
         }
         let config_file = dir.path().join("prometheus.yml");
         std::fs::write(&config_file, config).unwrap();
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = testkit::free_port();
         let addr = SocketAddr::from(([127, 0, 0, 1], port));
         let log = std::fs::File::create(dir.path().join("prometheus.log")).unwrap();
         let child = std::process::Command::new(binary)
@@ -575,7 +568,7 @@ impl Prometheus {
             .spawn()
             .unwrap_or_else(|e| panic!("{}: {e}", binary.display()));
         Prometheus {
-            child,
+            child: child.into(),
             addr,
             _dir: dir,
         }
@@ -605,13 +598,6 @@ impl Prometheus {
         let result = data["result"].as_array()?;
         assert!(result.len() <= 1, "{promql}: {data}");
         result.first()?["value"][1].as_str()?.parse().ok()
-    }
-}
-
-impl Drop for Prometheus {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 

@@ -171,11 +171,7 @@ async fn switching_the_head_mode_applies_to_new_connections() {
 
 #[tokio::test]
 async fn the_upstream_down_gets_502_naming_it() {
-    let closed = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let closed = testkit::free_port();
     let pg = Playground::start_each(
         HeadMode::Copy,
         HeadMode::Retain,

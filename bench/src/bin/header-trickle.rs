@@ -13,7 +13,7 @@
 
 use anyhow::{bail, Context, Result};
 use std::net::SocketAddr;
-use std::process::{Child, Command, ExitCode, Stdio};
+use std::process::{Command, ExitCode, Stdio};
 use std::time::{Duration, Instant};
 
 use bench::procfs;
@@ -41,23 +41,6 @@ struct Figures {
     bytes: u64,
     cpu_s: f64,
     wall_s: f64,
-}
-
-/// A wss process, stopped when dropped.
-struct Wss(Child);
-
-impl Drop for Wss {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
 }
 
 fn request(len: usize) -> Vec<u8> {
@@ -94,7 +77,7 @@ async fn tcp_reads(snapshot: SocketAddr) -> Result<(u64, u64)> {
 }
 
 async fn measure(binary: &str, cli: &Cli) -> Result<Figures> {
-    let (port, snap_port) = (free_port(), free_port());
+    let (port, snap_port) = (testkit::free_port(), testkit::free_port());
     let dir = tempdir()?;
     let child = Command::new(binary)
         .current_dir(&dir)
@@ -107,7 +90,7 @@ async fn measure(binary: &str, cli: &Cli) -> Result<Figures> {
         .spawn()
         .with_context(|| binary.to_string())?;
     let pid = child.id();
-    let _wss = Wss(child);
+    let _wss = testkit::ChildGuard(child);
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
     let snapshot = SocketAddr::from(([127, 0, 0, 1], snap_port));
     wait_listening(addr).await?;

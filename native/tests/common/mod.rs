@@ -1,9 +1,8 @@
 //! A whole playground (wss + TLS proxy) on ephemeral loopback ports, for tests.
 #![allow(dead_code)]
 
-use std::future::Future;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use client::WsStream;
 use futures_util::StreamExt;
@@ -14,8 +13,9 @@ use snapshot::{HeadMode, Snapshot, Stack};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-/// Upper bound of every wait in the tests.
-pub const BOUND: Duration = Duration::from_secs(20);
+/// The bound of every wait in the tests, and the bounded wait.
+#[allow(unused_imports)] // each test file uses some of the kit
+pub use testkit::{wait_until, BOUND};
 
 /// Small slabs and fast limits: the seed's scenario, accelerated.
 pub fn test_config(dir: &std::path::Path) -> Config {
@@ -237,15 +237,6 @@ where
         greeting.to_text().unwrap().starts_with("hello from wss"),
         "{greeting:?}"
     );
-}
-
-/// Waits until `check` holds, polling every 20 ms, for at most [`BOUND`].
-pub async fn wait_until<F, Fut>(what: &str, check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = bool>,
-{
-    runtime::wait::expect(what, BOUND, Duration::from_millis(20), check).await
 }
 
 /// Reads until the peer closes (or [`BOUND`]), returning all it sent.
