@@ -76,68 +76,17 @@ pub struct ProcessFigures {
 impl ProcessFigures {
     /// Reads them now.
     pub fn read() -> ProcessFigures {
-        let stat = std::fs::read_to_string("/proc/self/stat").ok();
-        let fields = stat.as_deref().and_then(stat_fields);
-        // SAFETY: sysconf only reads a configuration value.
-        let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
-        let ticks = (ticks > 0).then_some(ticks as f64);
-        let field = |i: usize| fields.as_ref().and_then(|f| f.get(i)?.parse::<u64>().ok());
-        let cpu_seconds = match (field(STAT_UTIME), field(STAT_STIME), ticks) {
-            (Some(u), Some(s), Some(t)) => Some((u + s) as f64 / t),
-            _ => None,
-        };
-        let start_time_seconds = match (field(STAT_STARTTIME), boot_time_seconds(), ticks) {
-            (Some(start), Some(boot), Some(t)) => Some(boot as f64 + start as f64 / t),
-            _ => None,
-        };
+        let own = runtime::procfs::SelfFigures::read();
         ProcessFigures {
-            cpu_seconds,
-            start_time_seconds,
-            virtual_memory_bytes: field(STAT_VSIZE),
-            open_fds: open_fds(),
+            cpu_seconds: own.cpu_seconds,
+            start_time_seconds: own.start_time_seconds,
+            virtual_memory_bytes: own.virtual_memory_bytes,
+            open_fds: own.open_fds,
             max_fds: runtime::server::open_file_limit()
                 .ok()
                 .map(|(soft, _)| soft),
         }
     }
-}
-
-/// Open descriptors: the size Linux (6.2 and later) reports for `/proc/self/fd`,
-/// the count of open descriptors; on older kernels (size 0) its entries, counted.
-/// Counting is what Prometheus's own clients do, but it costs about 2 µs per
-/// descriptor: 30-40 ms for the proxy's 16,000 at 8,000 connections, more than the
-/// snapshot itself, where the size costs microseconds.
-fn open_fds() -> Option<u64> {
-    match std::fs::metadata("/proc/self/fd") {
-        Ok(m) if m.len() > 0 => Some(m.len()),
-        _ => std::fs::read_dir("/proc/self/fd")
-            .ok()
-            .map(|d| d.count() as u64),
-    }
-}
-
-/// Indexes of `/proc/PID/stat` fields counted from the one after the command's
-/// closing parenthesis (field 3, `state`, is index 0): see proc(5).
-const STAT_UTIME: usize = 14 - 3;
-const STAT_STIME: usize = 15 - 3;
-const STAT_STARTTIME: usize = 22 - 3;
-const STAT_VSIZE: usize = 23 - 3;
-
-/// The fields of a `/proc/PID/stat` line after the command name (which may hold
-/// spaces and parentheses: the last `)` ends it).
-fn stat_fields(stat: &str) -> Option<Vec<&str>> {
-    let (_, rest) = stat.rsplit_once(')')?;
-    Some(rest.split_whitespace().collect())
-}
-
-/// The boot time, seconds since the Unix epoch (`btime` in `/proc/stat`).
-fn boot_time_seconds() -> Option<u64> {
-    let stat = std::fs::read_to_string("/proc/stat").ok()?;
-    stat.lines()
-        .find_map(|l| l.strip_prefix("btime "))?
-        .trim()
-        .parse()
-        .ok()
 }
 
 /// One scrape's figures, written on each encode.
@@ -715,17 +664,6 @@ mod tests {
             !text.contains("memory_bytes{role=\"wss\",stack=\"slab\"} 0"),
             "{text}"
         );
-    }
-
-    #[test]
-    fn stat_fields_skip_a_command_with_spaces_and_parentheses() {
-        let line = "42 (a (b) c) S 1 2 3 4 5 6 7 8 9 10 111 222 0 0 20 0 1 0 333 4444 55";
-        let f = stat_fields(line).unwrap();
-        assert_eq!(f[0], "S");
-        assert_eq!(f[STAT_UTIME], "111");
-        assert_eq!(f[STAT_STIME], "222");
-        assert_eq!(f[STAT_STARTTIME], "333");
-        assert_eq!(f[STAT_VSIZE], "4444");
     }
 
     #[test]

@@ -30,6 +30,10 @@ pub enum FigureError {
     Jemalloc { stat: &'static str, error: String },
 }
 
+/// Held while jemalloc's epoch is advanced and its statistics read, so that the
+/// figures of one reading come from one moment.
+static EPOCH: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 /// The process's memory figures as a snapshot holds them: RSS, the allocator's
 /// statistics, and a reason for each figure that could not be read.
 pub fn read() -> (Option<u64>, Allocator, Vec<Unreadable>) {
@@ -47,6 +51,9 @@ pub fn read() -> (Option<u64>, Allocator, Vec<Unreadable>) {
         }
     };
     let rss = keep(figure::RSS, rss_bytes());
+    // One epoch for all five: another thread advancing it between two reads would
+    // mix two moments (allocated above active).
+    let _epoch = EPOCH.lock().unwrap_or_else(|p| p.into_inner());
     let advanced = epoch::advance();
     let allocator = Allocator {
         name: "jemalloc".to_string(),
@@ -96,6 +103,7 @@ fn jemalloc<E: Display, F: Display>(
 
 /// jemalloc's allocated bytes now (after advancing its epoch), or why not.
 pub fn allocated_bytes() -> Result<u64, FigureError> {
+    let _epoch = EPOCH.lock().unwrap_or_else(|p| p.into_inner());
     let advanced = epoch::advance();
     jemalloc("allocated", &advanced, stats::allocated::read())
 }

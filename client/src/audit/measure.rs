@@ -29,28 +29,23 @@ impl Watched {
 
 /// Checks that `pid` is a live process this user can read; its name.
 pub fn watch(pid: u32) -> Result<Watched, String> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).map_err(|e| {
+    let status = procfs::status(pid).map_err(|e| {
         if e.kind() == std::io::ErrorKind::NotFound {
             format!("--pid {pid}: no such process on this machine")
         } else {
             format!("--pid {pid}: cannot read /proc/{pid}/status: {e}")
         }
     })?;
-    if is_zombie(&status) {
+    if status.exited {
         return Err(format!("--pid {pid}: the process has exited (a zombie)"));
     }
-    let name = procfs::name(pid).unwrap_or_else(|_| "?".into());
-    procfs::rss_bytes(pid).map_err(|e| {
-        format!("--pid {pid} ({name}): no resident memory to measure ({e}): a kernel thread?")
-    })?;
+    let name = status.name;
+    if status.rss_bytes.is_none() {
+        return Err(format!(
+            "--pid {pid} ({name}): no resident memory to measure (/proc/{pid}/status has no VmRSS): a kernel thread?"
+        ));
+    }
     Ok(Watched { pid, name })
-}
-
-fn is_zombie(status: &str) -> bool {
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("State:"))
-        .is_some_and(|s| s.trim_start().starts_with('Z') || s.trim_start().starts_with('X'))
 }
 
 /// Whether every watched process is still there (cheap: its status file only).
@@ -60,8 +55,8 @@ fn is_zombie(status: &str) -> bool {
 /// it has gone even if it is not a zombie yet.
 pub fn alive(watched: &[Watched]) -> Result<(), String> {
     for w in watched {
-        match std::fs::read_to_string(format!("/proc/{}/status", w.pid)) {
-            Ok(status) if !is_zombie(&status) && status.contains("\nVmRSS:") => {}
+        match procfs::status(w.pid) {
+            Ok(status) if !status.exited && status.rss_bytes.is_some() => {}
             _ => {
                 return Err(Gone {
                     pid: w.pid,
@@ -122,9 +117,7 @@ pub fn read(watched: &[Watched]) -> Result<Reading, Gone> {
             pid: w.pid,
             name: w.name.clone(),
         };
-        let status =
-            std::fs::read_to_string(format!("/proc/{}/status", w.pid)).map_err(|_| gone())?;
-        if is_zombie(&status) {
+        if procfs::status(w.pid).map_or(true, |s| s.exited) {
             return Err(gone());
         }
         let pids = procfs::with_children(w.pid);

@@ -44,10 +44,7 @@ fn raise() -> Result<(u64, u64, u64), OpenFilesError> {
     let read = |e: std::io::Error| OpenFilesError::Read(e.to_string());
     let (soft, hard) = open_file_limit().map_err(read)?;
     let target = if hard == rlimit::INFINITY {
-        std::fs::read_to_string("/proc/sys/fs/nr_open")
-            .ok()
-            .and_then(|s| s.trim().parse().ok())
-            .unwrap_or(1 << 20)
+        crate::procfs::nr_open().unwrap_or(1 << 20)
     } else {
         hard
     };
