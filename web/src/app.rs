@@ -43,8 +43,9 @@ use crate::components::{
 };
 use crate::hooks::{use_audit, use_cert_check, use_server, ServerAction};
 use crate::logic::config::{PageConfig, Server};
-use crate::logic::experiment::{Counts, Experiment, ExperimentForm as Fields};
+use crate::logic::experiment::{Counts, ExperimentForm as Fields};
 use crate::runner::Runner;
+use crate::state::{Action, ExperimentState};
 
 /// The root: loads config.json, then renders the playground.
 #[function_component]
@@ -117,14 +118,8 @@ fn Playground(props: &PlaygroundProps) -> Html {
         proxy_tls,
     );
 
-    let fields = use_state(|| Fields::from_config(config));
-    let form_error = use_state(|| None::<AttrValue>);
-    let counts = use_state(Counts::default);
-    let started = use_state(|| None::<Experiment>);
+    let state = use_reducer(|| ExperimentState::new(config));
     let runner = use_mut_ref(|| None::<Runner>);
-    // The servers' answers to the last head-mode switch.
-    let answer_proxy = use_state(|| None::<Result<String, String>>);
-    let answer_wss = use_state(|| None::<Result<String, String>>);
     {
         // Stop the run when the page goes away.
         let runner = runner.clone();
@@ -138,24 +133,18 @@ fn Playground(props: &PlaygroundProps) -> Html {
     }
 
     let on_start = {
-        let (fields, form_error, counts, started, runner) = (
-            fields.clone(),
-            form_error.clone(),
-            counts.clone(),
-            started.clone(),
-            runner.clone(),
-        );
+        let (state, runner) = (state.clone(), runner.clone());
         let (ws_url, max_message) = (ws_url.clone(), config.max_message_size);
-        Callback::from(move |()| match fields.parse(max_message) {
-            Err(why) => form_error.set(Some(why.into())),
+        Callback::from(move |()| match state.fields.parse(max_message) {
+            Err(why) => state.dispatch(Action::Refused(why)),
             Ok(experiment) => {
-                form_error.set(None);
                 if let Some(old) = runner.borrow_mut().take() {
                     old.stop();
                 }
-                let counts = counts.clone();
-                let on_change = Callback::from(move |c: Counts| counts.set(c));
-                started.set(Some(experiment.clone()));
+                let dispatcher = state.dispatcher();
+                let on_change =
+                    Callback::from(move |c: Counts| dispatcher.dispatch(Action::Counts(c)));
+                state.dispatch(Action::Started(experiment.clone()));
                 *runner.borrow_mut() = Some(Runner::start(experiment, ws_url.clone(), on_change));
             }
         })
@@ -169,25 +158,26 @@ fn Playground(props: &PlaygroundProps) -> Html {
         })
     };
     let on_fields = {
-        let fields = fields.clone();
-        Callback::from(move |f: Fields| fields.set(f))
+        let state = state.dispatcher();
+        Callback::from(move |f: Fields| state.dispatch(Action::Edit(f)))
     };
     let on_head_mode = {
         let config = config.clone();
-        let proxy = (proxy.dispatcher(), answer_proxy.clone());
-        let wss = (wss.dispatcher(), answer_wss.clone());
+        let (proxy, wss) = (proxy.dispatcher(), wss.dispatcher());
+        let state = state.dispatcher();
         Callback::from(move |(server, mode): (Server, HeadMode)| {
             let url = config.settings_url(server);
-            let (dispatcher, answer) = match server {
+            let dispatcher = match server {
                 Server::Proxy => proxy.clone(),
                 Server::Wss => wss.clone(),
             };
+            let state = state.clone();
             wasm_bindgen_futures::spawn_local(async move {
                 let result = api::put_head_mode(&url, mode).await;
                 if result.is_ok() {
                     dispatcher.dispatch(ServerAction::HeadMode(mode));
                 }
-                answer.set(Some(result));
+                state.dispatch(Action::Answered(server, result));
             });
         })
     };
@@ -203,10 +193,7 @@ fn Playground(props: &PlaygroundProps) -> Html {
                 server,
                 mode: view.head_mode().unwrap_or_else(|| config.head_mode(server)),
                 confirmed: view.head_mode().is_some(),
-                answer: match server {
-                    Server::Proxy => (*answer_proxy).clone(),
-                    Server::Wss => (*answer_wss).clone(),
-                },
+                answer: state.answer(server),
             }
         })
         .collect::<Vec<_>>();
@@ -225,11 +212,11 @@ fn Playground(props: &PlaygroundProps) -> Html {
             <section class="experiment">
                 <h2>{ "Experiment" }</h2>
                 <div class="experiment-row">
-                    <ExperimentForm fields={ (*fields).clone() } {on_fields} {head_modes} {on_head_mode}
-                        running={ counts.running } {on_start} {on_stop} error={ (*form_error).clone() } ws_url={ ws_url } />
-                    <LiveCounts counts={ (*counts).clone() } max={ started.as_ref().map(|e| e.max_connections) }
-                        above_cap={ started.as_ref().is_some_and(|e| e.above_browser_cap()) }
-                        pin={ started.as_ref().map(|e| e.pin) } />
+                    <ExperimentForm fields={ state.fields.clone() } {on_fields} {head_modes} {on_head_mode}
+                        running={ state.counts.running } {on_start} {on_stop} error={ state.form_error.clone() } ws_url={ ws_url } />
+                    <LiveCounts counts={ state.counts.clone() } max={ state.started.as_ref().map(|e| e.max_connections) }
+                        above_cap={ state.started.as_ref().is_some_and(|e| e.above_browser_cap()) }
+                        pin={ state.started.as_ref().map(|e| e.pin) } />
                 </div>
             </section>
             <section class="charts">
