@@ -1,6 +1,7 @@
 //! The page: reads /config.json, then shows both servers' status, the certificate
-//! notice, the experiment form and its live counts, a live chart per server, and the
-//! snapshot panel.
+//! notice, the experiment form and its live counts, a live chart per server and one
+//! for a running `client audit`, and the snapshot panel. The experiment's state is
+//! one reducer ([`ExperimentState`]); the run's websockets follow it.
 //!
 //! Stable element ids for end-to-end tests (WebDriver):
 //!
@@ -24,8 +25,10 @@
 //! | `#last-problem` | why the last websocket failed or closed |
 //! | `#cap-notice` | the browser's websocket cap was hit (points to the native client); `#cap-warning` before a run above it |
 //! | `#chart-proxy`, `#chart-wss` | the live charts; `data-samples` is the number of samples drawn |
+//! | `#chart-audit` | the chart of a running `client audit`, `data-processes`; a `g[data-pid]` of polylines per audited process |
 //! | `#take-snapshot-proxy`, `#take-snapshot-wss` | take a snapshot and show it |
 //! | `#download-snapshot-proxy`, `#download-snapshot-wss` | save the snapshot as `{role}-snapshot-{taken_at_ms}.json` |
+//! | `#download-heapsnapshot-proxy`, `#download-heapsnapshot-wss` | save the server's `{role}-{taken_at_ms}.heapsnapshot` for Chrome DevTools |
 //! | `#snapshot-message` | the outcome of the last download (or a failed take) |
 //! | `#snapshot-tree` | the shown snapshot, `data-role`, `data-taken-at` |
 //! | `#pinned-allocations` | the snapshot's pinned allocations under the pools, `data-allocations`; each `.allocation` with `data-allocation` (its id) |
@@ -43,7 +46,7 @@ use crate::components::{
 };
 use crate::hooks::{use_audit, use_cert_check, use_server, ServerAction};
 use crate::logic::config::{PageConfig, Server};
-use crate::logic::experiment::{Counts, ExperimentForm as Fields};
+use crate::logic::experiment::Counts;
 use crate::runner::Runner;
 use crate::state::{Action, ExperimentState};
 
@@ -118,14 +121,22 @@ fn Playground(props: &PlaygroundProps) -> Html {
         proxy_tls,
     );
 
-    let state = use_reducer(|| ExperimentState::new(config));
-    let runner = use_mut_ref(|| None::<Runner>);
+    let experiment = use_reducer(|| ExperimentState::new(config));
     {
-        // Stop the run when the page goes away.
-        let runner = runner.clone();
-        use_effect_with((), move |_| {
+        // The live run's websockets: started when it appears, stopped when it goes
+        // (Stop, or a new Start) and when the page goes away.
+        let dispatcher = experiment.dispatcher();
+        let live = experiment.live_run().cloned();
+        use_effect_with(live.as_ref().map(|run| run.id), move |_| {
+            let runner = live.map(|run| {
+                let id = run.id;
+                let on_change = Callback::from(move |c: Counts| {
+                    dispatcher.dispatch(Action::Counts(id, c));
+                });
+                Runner::start(run.experiment, run.url, on_change)
+            });
             move || {
-                if let Some(r) = runner.borrow_mut().take() {
+                if let Some(r) = runner {
                     r.stop();
                 }
             }
@@ -133,51 +144,40 @@ fn Playground(props: &PlaygroundProps) -> Html {
     }
 
     let on_start = {
-        let (state, runner) = (state.clone(), runner.clone());
-        let (ws_url, max_message) = (ws_url.clone(), config.max_message_size);
-        Callback::from(move |()| match state.fields.parse(max_message) {
-            Err(why) => state.dispatch(Action::Refused(why)),
-            Ok(experiment) => {
-                if let Some(old) = runner.borrow_mut().take() {
-                    old.stop();
-                }
-                let dispatcher = state.dispatcher();
-                let on_change =
-                    Callback::from(move |c: Counts| dispatcher.dispatch(Action::Counts(c)));
-                state.dispatch(Action::Started(experiment.clone()));
-                *runner.borrow_mut() = Some(Runner::start(experiment, ws_url.clone(), on_change));
-            }
-        })
-    };
-    let on_stop = {
-        let runner = runner.clone();
+        let dispatcher = experiment.dispatcher();
+        let (url, max_message_size) = (ws_url.clone(), config.max_message_size);
         Callback::from(move |()| {
-            if let Some(r) = runner.borrow_mut().take() {
-                r.stop();
-            }
+            dispatcher.dispatch(Action::Start {
+                max_message_size,
+                url: url.clone(),
+            })
         })
     };
-    let on_fields = {
-        let state = state.dispatcher();
-        Callback::from(move |f: Fields| state.dispatch(Action::Edit(f)))
-    };
+    let on_stop = experiment
+        .dispatcher()
+        .to_callback()
+        .reform(|()| Action::Stop);
+    let on_edit = experiment
+        .dispatcher()
+        .to_callback()
+        .reform(|(field, text)| Action::Edit(field, text));
     let on_head_mode = {
         let config = config.clone();
+        let answers = experiment.dispatcher();
         let (proxy, wss) = (proxy.dispatcher(), wss.dispatcher());
-        let state = state.dispatcher();
         Callback::from(move |(server, mode): (Server, HeadMode)| {
             let url = config.settings_url(server);
             let dispatcher = match server {
                 Server::Proxy => proxy.clone(),
                 Server::Wss => wss.clone(),
             };
-            let state = state.clone();
+            let answers = answers.clone();
             wasm_bindgen_futures::spawn_local(async move {
                 let result = api::put_head_mode(&url, mode).await;
                 if result.is_ok() {
                     dispatcher.dispatch(ServerAction::HeadMode(mode));
                 }
-                state.dispatch(Action::Answered(server, result));
+                answers.dispatch(Action::Answer(server, result));
             });
         })
     };
@@ -193,10 +193,11 @@ fn Playground(props: &PlaygroundProps) -> Html {
                 server,
                 mode: view.head_mode().unwrap_or_else(|| config.head_mode(server)),
                 confirmed: view.head_mode().is_some(),
-                answer: state.answer(server),
+                answer: experiment.answer(server).cloned(),
             }
         })
         .collect::<Vec<_>>();
+    let started = experiment.started();
     let now = api::now_ms();
 
     html! {
@@ -212,11 +213,12 @@ fn Playground(props: &PlaygroundProps) -> Html {
             <section class="experiment">
                 <h2>{ "Experiment" }</h2>
                 <div class="experiment-row">
-                    <ExperimentForm fields={ state.fields.clone() } {on_fields} {head_modes} {on_head_mode}
-                        running={ state.counts.running } {on_start} {on_stop} error={ state.form_error.clone() } ws_url={ ws_url } />
-                    <LiveCounts counts={ state.counts.clone() } max={ state.started.as_ref().map(|e| e.max_connections) }
-                        above_cap={ state.started.as_ref().is_some_and(|e| e.above_browser_cap()) }
-                        pin={ state.started.as_ref().map(|e| e.pin) } />
+                    <ExperimentForm fields={ experiment.fields.clone() } {on_edit} {head_modes} {on_head_mode}
+                        running={ experiment.counts.running } {on_start} {on_stop}
+                        error={ experiment.error.clone().map(AttrValue::from) } ws_url={ ws_url } />
+                    <LiveCounts counts={ experiment.counts.clone() } max={ started.map(|e| e.max_connections) }
+                        above_cap={ started.is_some_and(|e| e.above_browser_cap()) }
+                        pin={ started.map(|e| e.pin) } />
                 </div>
             </section>
             <section class="charts">

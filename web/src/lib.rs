@@ -3,9 +3,11 @@
 //!
 //! [`logic`] holds everything that can be decided without a browser (config, series,
 //! chart scales, snapshot differences, formatting) and is unit-tested natively with
-//! `cargo test -p web`. The rest talks to the browser: [`api`] (HTTP and files),
-//! [`runner`] (the experiment's websockets), [`state`] (the experiment's state, one
-//! reducer), [`hooks`] and [`components`], put together by [`app::App`].
+//! `cargo test -p web`, as is [`state`], the experiment's state in one reducer. The
+//! rest talks to the browser: [`api`] (HTTP and files), [`runner`] (the experiment's
+//! websockets), [`hooks`] and [`components`], put together by [`app::App`]. How
+//! figures are written (byte units, chart axes) is the `figures` crate's, shared
+//! with the native client.
 
 pub mod api;
 pub mod app;

@@ -3,6 +3,8 @@
 //! traffic, after closing). A small SVG written by hand: every point is a reading
 //! of the report, nothing is smoothed or fitted.
 
+use figures::axis::{Scale, Steps};
+
 use super::report::{AuditReport, Step};
 
 const PANEL_W: f64 = 520.0;
@@ -11,6 +13,10 @@ const LEFT: f64 = 64.0;
 const RIGHT: f64 = 16.0;
 const TOP: f64 = 40.0;
 const BOTTOM: f64 = 48.0;
+/// About this many ticks on each axis, each step 1, 2 or 5 times a power of ten (the
+/// `figures` crate's axis rule, the page's charts' too).
+const TICKS: usize = 5;
+const STEPS: Steps = Steps::OneTwoFive;
 
 /// The steps drawn: colour, stroke width, dashes, legend label. Widest first and
 /// narrowing, so that lines lying on one another (a step that changed nothing)
@@ -39,23 +45,6 @@ fn escape(s: &str) -> String {
         .replace('<', "&lt;")
         .replace('>', "&gt;")
         .replace('"', "&quot;")
-}
-
-/// A round step for an axis reaching `max` with about `n` ticks.
-fn tick_step(max: f64, n: f64) -> f64 {
-    let raw = (max / n).max(f64::MIN_POSITIVE);
-    let mag = 10f64.powf(raw.log10().floor());
-    let norm = raw / mag;
-    let nice = if norm <= 1.0 {
-        1.0
-    } else if norm <= 2.0 {
-        2.0
-    } else if norm <= 5.0 {
-        5.0
-    } else {
-        10.0
-    };
-    nice * mag
 }
 
 /// The points of one step's line for process `i`: (connections, RSS bytes).
@@ -102,9 +91,11 @@ pub fn svg(r: &AuditReport) -> String {
             .collect();
         let max_x = all.iter().map(|p| p.0).max().unwrap_or(1).max(1) as f64;
         let max_y = all.iter().map(|p| p.1).max().unwrap_or(1).max(1) as f64 / 1e6;
-        let (y_step, x_step) = (tick_step(max_y, 5.0), tick_step(max_x, 5.0));
-        let top_y = (max_y / y_step).ceil() * y_step;
-        let right_x = (max_x / x_step).ceil() * x_step;
+        let (y_axis, x_axis) = (
+            Scale::new(max_y, TICKS, STEPS),
+            Scale::new(max_x, TICKS, STEPS),
+        );
+        let (top_y, right_x) = (y_axis.top, x_axis.top);
         let (pw, ph) = (PANEL_W - LEFT - RIGHT, PANEL_H - TOP - BOTTOM);
         let px = |c: f64| x0 + LEFT + c / right_x * pw;
         let py = |mb: f64| TOP + 24.0 + ph - mb / top_y * ph;
@@ -116,8 +107,7 @@ pub fn svg(r: &AuditReport) -> String {
             escape(&proc_.name)
         ));
         // Axes and grid.
-        let mut t = 0.0;
-        while t <= top_y + y_step / 2.0 {
+        for t in y_axis.ticks() {
             let y = py(t);
             s.push_str(&format!(
                 "<line x1=\"{}\" y1=\"{y:.1}\" x2=\"{}\" y2=\"{y:.1}\" stroke=\"#ddd\"/>\
@@ -128,10 +118,8 @@ pub fn svg(r: &AuditReport) -> String {
                 y + 4.0,
                 trim(t)
             ));
-            t += y_step;
         }
-        let mut c = 0.0;
-        while c <= right_x + x_step / 2.0 {
+        for c in x_axis.ticks() {
             let x = px(c);
             s.push_str(&format!(
                 "<line x1=\"{x:.1}\" y1=\"{}\" x2=\"{x:.1}\" y2=\"{}\" stroke=\"#ddd\"/>\
@@ -141,7 +129,6 @@ pub fn svg(r: &AuditReport) -> String {
                 py(0.0) + 16.0,
                 trim(c)
             ));
-            c += x_step;
         }
         s.push_str(&format!(
             "<text x=\"{}\" y=\"{}\" text-anchor=\"middle\">websockets open</text>\n\
@@ -257,8 +244,9 @@ mod tests {
 
     #[test]
     fn ticks_are_round() {
-        assert_eq!(tick_step(100.0, 5.0), 20.0);
-        assert_eq!(tick_step(5000.0, 5.0), 1000.0);
-        assert_eq!(tick_step(7.3, 5.0), 2.0);
+        let tick_step = |max| Scale::new(max, TICKS, STEPS).step;
+        assert_eq!(tick_step(100.0), 20.0);
+        assert_eq!(tick_step(5000.0), 1000.0);
+        assert_eq!(tick_step(7.3), 2.0);
     }
 }

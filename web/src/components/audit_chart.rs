@@ -4,8 +4,9 @@
 
 use yew::prelude::*;
 
+use super::Axes;
 use crate::logic::audit::AuditView;
-use crate::logic::chart::{bytes_axis, polylines, time_ticks, Frame};
+use crate::logic::chart::{bytes_axis, polylines, Frame};
 use crate::logic::format::bytes;
 
 const WIDTH: f64 = 660.0;
@@ -40,7 +41,6 @@ pub fn AuditChart(props: &Props) -> Html {
         t_end: props.now_ms,
         y_max: axis.max,
     };
-    let ticks = time_ticks(window, 5);
     html! {
         <figure class="chart" id="chart-audit" data-processes={ view.processes.len().to_string() }>
             <figcaption>
@@ -56,27 +56,7 @@ pub fn AuditChart(props: &Props) -> Html {
                 </div>
             </figcaption>
             <svg viewBox={ format!("0 0 {WIDTH} {HEIGHT}") } class="chart-svg" role="img" aria-label="audited processes: RSS over time">
-                <text x={ (LEFT - 8.0).to_string() } y={ (TOP - 8.0).to_string() } class="axis-title" text-anchor="end">{ "RSS" }</text>
-                { for axis.ticks.iter().map(|t| {
-                    let y = frame.y(t.value);
-                    html! {
-                        <g>
-                            <line x1={ frame.left.to_string() } x2={ frame.right().to_string() } y1={ y.to_string() } y2={ y.to_string() } class="grid" />
-                            <text x={ (frame.left - 6.0).to_string() } y={ (y + 4.0).to_string() } class="tick" text-anchor="end">{ t.label.clone() }</text>
-                        </g>
-                    }
-                }) }
-                { for ticks.iter().map(|t| {
-                    let x = frame.x(frame.t_end + t.value);
-                    html! {
-                        <g>
-                            <line x1={ x.to_string() } x2={ x.to_string() } y1={ frame.top.to_string() } y2={ frame.bottom().to_string() } class="grid" />
-                            <text x={ x.to_string() } y={ (frame.bottom() + 16.0).to_string() } class="tick" text-anchor="middle">{ t.label.clone() }</text>
-                        </g>
-                    }
-                }) }
-                <line x1={ frame.left.to_string() } x2={ frame.left.to_string() } y1={ frame.top.to_string() } y2={ frame.bottom().to_string() } class="axis" />
-                <line x1={ frame.left.to_string() } x2={ frame.right().to_string() } y1={ frame.bottom().to_string() } y2={ frame.bottom().to_string() } class="axis" />
+                <Axes frame={ frame } axis={ axis } title="RSS" window_ms={ window } time_labels=true />
                 { for view.processes.iter().enumerate().map(|(i, p)| html! {
                     <g class={ classes!("line", format!("l-audit-{}", i % 6)) } data-pid={ p.pid.to_string() }>
                         { for polylines(p.series.samples(), &frame, |s| s.rss_bytes).into_iter().map(|points| html! {

@@ -5,7 +5,8 @@
 
 use yew::prelude::*;
 
-use crate::logic::chart::{bytes_axis, count_axis, polylines, time_ticks, Axis, Frame};
+use super::Axes;
+use crate::logic::chart::{bytes_axis, count_axis, polylines, Axis, Frame};
 use crate::logic::config::Server;
 use crate::logic::format::{bytes, duration_ms};
 use crate::logic::series::{held_label, Sample, Series};
@@ -135,41 +136,18 @@ pub fn Chart(props: &Props) -> Html {
     }
 }
 
-/// One panel: grid, axes with units, and its lines.
+/// One panel: its axes (with the time labels under the lower panel), and its lines.
 fn panel(
     frame: &Frame,
     axis: &Axis,
-    title: &str,
+    title: &'static str,
     lines: &[Line],
     series: &Series,
     time_labels: bool,
 ) -> Html {
-    let ticks = time_ticks(series.window_ms(), 5);
     html! {
         <g class="panel">
-            <text x={ (frame.left - 8.0).to_string() } y={ (frame.top - 8.0).to_string() } class="axis-title" text-anchor="end">{ title }</text>
-            { for axis.ticks.iter().map(|t| {
-                let y = frame.y(t.value);
-                html! {
-                    <g>
-                        <line x1={ frame.left.to_string() } x2={ frame.right().to_string() } y1={ y.to_string() } y2={ y.to_string() } class="grid" />
-                        <text x={ (frame.left - 6.0).to_string() } y={ (y + 4.0).to_string() } class="tick" text-anchor="end">{ t.label.clone() }</text>
-                    </g>
-                }
-            }) }
-            { for ticks.iter().map(|t| {
-                let x = frame.x(frame.t_end + t.value);
-                html! {
-                    <g>
-                        <line x1={ x.to_string() } x2={ x.to_string() } y1={ frame.top.to_string() } y2={ frame.bottom().to_string() } class="grid" />
-                        if time_labels {
-                            <text x={ x.to_string() } y={ (frame.bottom() + 16.0).to_string() } class="tick" text-anchor="middle">{ t.label.clone() }</text>
-                        }
-                    </g>
-                }
-            }) }
-            <line x1={ frame.left.to_string() } x2={ frame.left.to_string() } y1={ frame.top.to_string() } y2={ frame.bottom().to_string() } class="axis" />
-            <line x1={ frame.left.to_string() } x2={ frame.right().to_string() } y1={ frame.bottom().to_string() } y2={ frame.bottom().to_string() } class="axis" />
+            <Axes frame={ *frame } axis={ axis.clone() } {title} window_ms={ series.window_ms() } {time_labels} />
             { for lines.iter().map(|l| html! {
                 <g class={ classes!("line", l.class) }>
                     { for polylines(series.samples(), frame, l.figure).into_iter().map(|points| html! {

@@ -9,7 +9,7 @@ use web_sys::{HtmlInputElement, HtmlSelectElement};
 use yew::prelude::*;
 
 use crate::logic::config::Server;
-use crate::logic::experiment::{ExperimentForm as Fields, BROWSER_CAP, NATIVE_CLIENT};
+use crate::logic::experiment::{ExperimentForm as Fields, Field, BROWSER_CAP, NATIVE_CLIENT};
 
 /// A server's head mode as the form shows it.
 #[derive(Debug, Clone, PartialEq)]
@@ -26,7 +26,8 @@ pub struct HeadModeField {
 #[derive(Properties, PartialEq)]
 pub struct Props {
     pub fields: Fields,
-    pub on_fields: Callback<Fields>,
+    /// A field was typed in: which, and its new text.
+    pub on_edit: Callback<(Field, String)>,
     pub head_modes: Vec<HeadModeField>,
     pub on_head_mode: Callback<(Server, HeadMode)>,
     pub running: bool,
@@ -38,21 +39,18 @@ pub struct Props {
     pub ws_url: AttrValue,
 }
 
-fn input(
-    id: &'static str,
-    label: &'static str,
-    unit: &'static str,
-    value: &str,
-    disabled: bool,
-    on: Callback<String>,
-) -> Html {
+/// One field's input, `#{field.id()}`, labelled, with its unit.
+fn input(field: Field, label: &'static str, unit: &'static str, props: &Props) -> Html {
+    let id = field.id();
+    let on = props.on_edit.clone();
     let oninput = Callback::from(move |e: InputEvent| {
-        on.emit(e.target_unchecked_into::<HtmlInputElement>().value())
+        on.emit((field, e.target_unchecked_into::<HtmlInputElement>().value()))
     });
+    let (value, disabled) = (props.fields.get(field).to_string(), props.running);
     html! {
         <label class="field" for={id}>
             <span>{ label }</span>
-            <input {id} type="number" step="any" min="0" value={ value.to_string() } {oninput} {disabled} />
+            <input {id} type="number" step="any" min="0" {value} {oninput} {disabled} />
             <span class="unit">{ unit }</span>
         </label>
     }
@@ -60,26 +58,17 @@ fn input(
 
 #[function_component]
 pub fn ExperimentForm(props: &Props) -> Html {
-    let f = &props.fields;
-    let set = |edit: fn(&mut Fields, String)| {
-        let (fields, on) = (props.fields.clone(), props.on_fields.clone());
-        Callback::from(move |v: String| {
-            let mut fields = fields.clone();
-            edit(&mut fields, v);
-            on.emit(fields);
-        })
-    };
     let (on_start, on_stop) = (props.on_start.clone(), props.on_stop.clone());
     html! {
         <div class="experiment-form">
             <div class="fields">
-                { input("rate", "Connections per second", "/s (0.5 = one every 2 s)", &f.rate, props.running, set(|f, v| f.rate = v)) }
-                { input("max", "Maximum connections", "pinning websockets", &f.max, props.running, set(|f, v| f.max = v)) }
-                { input("data-size", "Data size", "bytes per message (0: no data connection)", &f.data_size, props.running, set(|f, v| f.data_size = v)) }
-                { input("data-delay", "Data delay", "ms between messages", &f.data_delay, props.running, set(|f, v| f.data_delay = v)) }
-                { input("pin-message", "First message", "bytes each pinning websocket sends once greeted (0: none)", &f.pin_message, props.running, set(|f, v| f.pin_message = v)) }
-                { input("pin-data", "Pin data", "bytes each pinning websocket then sends (0: none)", &f.pin_data, props.running, set(|f, v| f.pin_data = v)) }
-                { input("pin-data-message", "Pin data message size", "bytes per message of the pin data", &f.pin_data_message, props.running, set(|f, v| f.pin_data_message = v)) }
+                { input(Field::Rate, "Connections per second", "/s (0.5 = one every 2 s)", props) }
+                { input(Field::Max, "Maximum connections", "pinning websockets", props) }
+                { input(Field::DataSize, "Data size", "bytes per message (0: no data connection)", props) }
+                { input(Field::DataDelay, "Data delay", "ms between messages", props) }
+                { input(Field::PinMessage, "First message", "bytes each pinning websocket sends once greeted (0: none)", props) }
+                { input(Field::PinData, "Pin data", "bytes each pinning websocket then sends (0: none)", props) }
+                { input(Field::PinDataMessage, "Pin data message size", "bytes per message of the pin data", props) }
             </div>
             <div class="head-modes">
                 { for props.head_modes.iter().map(|h| html! {

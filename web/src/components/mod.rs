@@ -1,6 +1,7 @@
 //! The page's components, one a file.
 
 pub mod audit_chart;
+pub mod axes;
 pub mod cert_notice;
 pub mod chart;
 pub mod experiment_form;
@@ -11,6 +12,7 @@ pub mod snapshot_panel;
 pub mod snapshot_tree;
 
 pub use audit_chart::AuditChart;
+pub use axes::Axes;
 pub use cert_notice::CertNotice;
 pub use chart::Chart;
 pub use experiment_form::ExperimentForm;

@@ -1,6 +1,8 @@
-//! Chart scaling and geometry: "nice" axis ticks (1, 2, 5 times a power of ten),
-//! byte axes in binary units, the time axis of the window, and the SVG polyline
+//! Chart scaling and geometry: value axes (counts, and bytes in binary units) on the
+//! `figures` crate's axis rule, the time axis of the window, and the SVG polyline
 //! points of a series (broken where the server was not answering).
+
+use figures::axis::{Scale, Steps};
 
 use super::format::{self, byte_unit};
 use super::series::{Sample, GAP_MS};
@@ -21,68 +23,27 @@ pub struct Axis {
     pub unit: String,
 }
 
-/// The smallest "nice" step (1, 2, 2.5 or 5 times a power of ten) at least `raw`.
-pub fn nice_step(raw: f64) -> f64 {
-    if !(raw.is_finite() && raw > 0.0) {
-        return 1.0;
-    }
-    let power = 10f64.powf(raw.log10().floor());
-    let fraction = raw / power;
-    let nice = if fraction <= 1.0 + 1e-9 {
-        1.0
-    } else if fraction <= 2.0 + 1e-9 {
-        2.0
-    } else if fraction <= 2.5 + 1e-9 {
-        2.5
-    } else if fraction <= 5.0 + 1e-9 {
-        5.0
-    } else {
-        10.0
-    };
-    nice * power
-}
-
-/// Decimals needed to print multiples of `step` exactly.
-fn decimals(step: f64) -> usize {
-    let mut d = 0;
-    let mut s = step;
-    while d < 6 && (s - s.round()).abs() > 1e-6 * step.max(1.0) {
-        s *= 10.0;
-        d += 1;
-    }
-    d
-}
-
-/// Ticks 0, step, 2 step, ... up to the first at or above `max` (in scaled values).
-fn ticks_to(max: f64, target: usize, min_step: f64) -> (f64, f64) {
-    let max = if max.is_finite() && max > 0.0 {
-        max
-    } else {
-        0.0
-    };
-    let step = nice_step(max / target.max(1) as f64).max(min_step);
-    let top = ((max / step).ceil() * step).max(step);
-    (step, top)
-}
+/// The page's charts step by 1, 2, 2.5 or 5 times a power of ten (the `figures`
+/// crate's axis rule, which the audit's SVG chart follows with 1, 2 and 5).
+const STEPS: Steps = Steps::WithTwoAndAHalf;
 
 /// An axis for counts (slabs, connections): whole-number ticks from 0.
 pub fn count_axis(max: f64, target: usize, unit: &str) -> Axis {
-    let (mut step, mut top) = ticks_to(max, target, 1.0);
-    if step.fract() > 0.0 {
-        // 2.5 would print half connections: 5 instead.
-        step *= 2.0;
-        top = ((max / step).ceil() * step).max(step);
+    let mut scale = Scale::new(max, target, STEPS);
+    if scale.step < 1.0 {
+        scale = Scale::with_step(max, 1.0);
     }
-    let n = (top / step).round() as usize;
+    if scale.step.fract() > 0.0 {
+        // 2.5 would print half connections: 5 instead.
+        scale = Scale::with_step(max, scale.step * 2.0);
+    }
     Axis {
-        max: top,
-        ticks: (0..=n)
-            .map(|i| {
-                let v = i as f64 * step;
-                Tick {
-                    value: v,
-                    label: format!("{v:.0}"),
-                }
+        max: scale.top,
+        ticks: scale
+            .ticks()
+            .map(|v| Tick {
+                value: v,
+                label: format!("{v:.0}"),
             })
             .collect(),
         unit: unit.to_string(),
@@ -92,22 +53,20 @@ pub fn count_axis(max: f64, target: usize, unit: &str) -> Axis {
 /// An axis for bytes: a binary unit chosen from `max`, nice ticks in that unit.
 pub fn bytes_axis(max: f64, target: usize) -> Axis {
     let (unit, size) = byte_unit(max.max(1024.0));
-    let (step, top) = ticks_to(max / size, target, 0.0);
-    let d = decimals(step);
-    let n = (top / step).round() as usize;
+    let scale = Scale::new(max / size, target, STEPS);
+    let d = scale.decimals();
     Axis {
-        max: top * size,
-        ticks: (0..=n)
-            .map(|i| {
-                let v = i as f64 * step;
-                Tick {
-                    value: v * size,
-                    label: if i == 0 {
-                        "0".to_string()
-                    } else {
-                        format!("{v:.d$} {unit}")
-                    },
-                }
+        max: scale.top * size,
+        ticks: scale
+            .ticks()
+            .enumerate()
+            .map(|(i, v)| Tick {
+                value: v * size,
+                label: if i == 0 {
+                    "0".to_string()
+                } else {
+                    format!("{v:.d$} {unit}")
+                },
             })
             .collect(),
         unit: unit.to_string(),
@@ -228,21 +187,6 @@ mod tests {
 
     fn labels(axis: &Axis) -> Vec<&str> {
         axis.ticks.iter().map(|t| t.label.as_str()).collect()
-    }
-
-    #[test]
-    fn nice_steps_are_one_two_five_times_a_power_of_ten() {
-        assert_eq!(nice_step(0.7), 1.0);
-        assert_eq!(nice_step(1.0), 1.0);
-        assert_eq!(nice_step(1.3), 2.0);
-        assert_eq!(nice_step(2.2), 2.5);
-        assert_eq!(nice_step(3.0), 5.0);
-        assert_eq!(nice_step(7.0), 10.0);
-        assert_eq!(nice_step(8.75), 10.0);
-        assert_eq!(nice_step(130.0), 200.0);
-        assert!((nice_step(0.03) - 0.05).abs() < 1e-12);
-        assert_eq!(nice_step(0.0), 1.0);
-        assert_eq!(nice_step(f64::NAN), 1.0);
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! The experiment as the page runs it: its settings as typed in the form (checked
 //! before anything opens), and its live counts, updated by the websockets' events
-//! the way the native client counts (native/src/client/load.rs).
+//! the way the native client counts (native/src/client/load/ctx.rs).
 
 use super::config::PageConfig;
 use super::pin::PinPlan;
@@ -45,7 +45,60 @@ pub struct ExperimentForm {
     pub pin_data_message: String,
 }
 
+/// One field of the form, named by its element id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Field {
+    Rate,
+    Max,
+    DataSize,
+    DataDelay,
+    PinMessage,
+    PinData,
+    PinDataMessage,
+}
+
+impl Field {
+    /// The form's input for it: `#rate`, `#max`, `#data-size`, ...
+    pub fn id(self) -> &'static str {
+        match self {
+            Field::Rate => "rate",
+            Field::Max => "max",
+            Field::DataSize => "data-size",
+            Field::DataDelay => "data-delay",
+            Field::PinMessage => "pin-message",
+            Field::PinData => "pin-data",
+            Field::PinDataMessage => "pin-data-message",
+        }
+    }
+}
+
 impl ExperimentForm {
+    /// The text typed in one field.
+    pub fn get(&self, field: Field) -> &str {
+        match field {
+            Field::Rate => &self.rate,
+            Field::Max => &self.max,
+            Field::DataSize => &self.data_size,
+            Field::DataDelay => &self.data_delay,
+            Field::PinMessage => &self.pin_message,
+            Field::PinData => &self.pin_data,
+            Field::PinDataMessage => &self.pin_data_message,
+        }
+    }
+
+    /// Types `text` in one field, in place of what it held.
+    pub fn set(&mut self, field: Field, text: String) {
+        *match field {
+            Field::Rate => &mut self.rate,
+            Field::Max => &mut self.max,
+            Field::DataSize => &mut self.data_size,
+            Field::DataDelay => &mut self.data_delay,
+            Field::PinMessage => &mut self.pin_message,
+            Field::PinData => &mut self.pin_data,
+            Field::PinDataMessage => &mut self.pin_data_message,
+        } = text;
+    }
+
     /// The form filled with config.json's values.
     pub fn from_config(c: &PageConfig) -> ExperimentForm {
         ExperimentForm {

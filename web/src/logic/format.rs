@@ -1,32 +1,8 @@
 //! Numbers as the page prints them: bytes in binary units (slabs are 1 MiB and
-//! 10 MiB), signed differences, durations, ratios.
+//! 10 MiB: [`bytes`], the `figures` crate's rule), signed differences, durations,
+//! ratios.
 
-const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
-
-/// The binary unit that suits a magnitude: its index in `UNITS` and its size.
-pub fn byte_unit(magnitude: f64) -> (&'static str, f64) {
-    let mut i = 0;
-    let mut size = 1.0;
-    while i + 1 < UNITS.len() && magnitude.abs() >= size * 1024.0 {
-        i += 1;
-        size *= 1024.0;
-    }
-    (UNITS[i], size)
-}
-
-/// `532 B`, `64.0 KiB`, `10.0 MiB`, `1.25 GiB`.
-pub fn bytes(n: u64) -> String {
-    let (unit, size) = byte_unit(n as f64);
-    if size == 1.0 {
-        return format!("{n} B");
-    }
-    let v = n as f64 / size;
-    if v < 10.0 {
-        format!("{v:.2} {unit}")
-    } else {
-        format!("{v:.1} {unit}")
-    }
-}
+pub use figures::bytes::{byte_unit, bytes};
 
 /// A difference in bytes with its sign: `+10.0 MiB`, `-532 B`, `±0 B`.
 pub fn signed_bytes(n: i64) -> String {

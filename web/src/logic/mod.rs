@@ -3,9 +3,11 @@
 //!
 //! - [`audit`]: the live series of the processes a running `client audit` measures.
 //! - [`config`]: the ports and experiment defaults read from config.json.
-//! - [`experiment`]: the experiment's settings as typed in the form, and its live counts.
+//! - [`experiment`]: the experiment's settings as typed in the form, and its live counts
+//!   (the page keeps them in one reducer: [`crate::state`]).
 //! - [`series`]: the bounded time window of samples kept for the charts.
-//! - [`chart`]: axis scaling (nice ticks, byte units, the time axis) and line geometry.
+//! - [`chart`]: value axes (counts, bytes) on the `figures` crate's axis rule, the time
+//!   axis, and line geometry.
 //! - [`diff`]: the difference of two snapshots of one server.
 //! - [`slabs`]: the order and wording of pools, slabs and retainers in the snapshot tree.
 //! - [`pin`]: what each pinning connection sends of its own traffic, and its progress.
