@@ -14,11 +14,10 @@
 #[macro_use]
 mod common;
 
-use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::{Arc, Mutex};
+use std::process::{Command, ExitStatus, Stdio};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use client::{ClientError, ClientOptions, WsStream};
@@ -27,6 +26,7 @@ use runtime::config::Config;
 use runtime::shutdown::Shutdown;
 use serde_json::{json, Value};
 use snapshot::{HeadMode, Snapshot, Stack};
+use testkit::{free_port, ChildGuard, Lines};
 use tokio_tungstenite::tungstenite::Message;
 
 on_both_stacks! {
@@ -54,23 +54,6 @@ const HELD: usize = 200;
 const PROMPTLY: Duration = Duration::from_secs(5);
 /// Upper bound of every other wait.
 const BOUND: Duration = Duration::from_secs(30);
-
-/// A loopback port nobody listens on now (bound, then released).
-/// A port free now, below the kernel's ephemeral range (32768 and up here), so that
-/// no client socket of a test running beside this one takes it as its source port
-/// before the server binds it (seen: a wss that could not listen). Each call starts
-/// at the next of a process-wide sequence, so two tests never pick the same one.
-fn free_port() -> u16 {
-    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-    loop {
-        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        // 20000-31999, from a place that depends on the process (runs side by side).
-        let port = 20000 + ((std::process::id() * 97 + n) % 12_000) as u16;
-        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
-            return port;
-        }
-    }
-}
 
 /// A config.json for the binaries in `dir`: free ports, certificate in `dir`, small
 /// slabs (so a few hundred connections spread over several slabs), `retain` on both
@@ -117,41 +100,28 @@ fn typed(path: &Path) -> Config {
 /// A child process whose stderr (and stdout) lines are collected; killed on drop.
 struct Proc {
     name: &'static str,
-    child: Child,
-    lines: Arc<Mutex<Vec<String>>>,
-    out: Arc<Mutex<Vec<String>>>,
-    /// The threads reading stderr and stdout: they end when the process's pipes close.
-    readers: Vec<std::thread::JoinHandle<()>>,
+    child: ChildGuard,
+    lines: Lines,
+    out: Lines,
 }
 
 impl Proc {
     /// Starts `cmd` (RUST_LOG=info) with stdout and stderr collected.
     fn spawn(name: &'static str, mut cmd: Command) -> Proc {
-        let mut child = cmd
-            .env("RUST_LOG", "info")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {name}: {e}"));
-        let collect = |stream: Box<dyn std::io::Read + Send>| {
-            let lines = Arc::new(Mutex::new(Vec::new()));
-            let sink = lines.clone();
-            let reader = std::thread::spawn(move || {
-                for line in BufReader::new(stream).lines().map_while(Result::ok) {
-                    sink.lock().unwrap().push(line);
-                }
-            });
-            (lines, reader)
-        };
-        let (lines, err_reader) = collect(Box::new(child.stderr.take().unwrap()));
-        let (out, out_reader) = collect(Box::new(child.stdout.take().unwrap()));
+        let mut child = ChildGuard::spawn(
+            cmd.env("RUST_LOG", "info")
+                .stdin(Stdio::null())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped()),
+        )
+        .unwrap_or_else(|e| panic!("cannot start {name}: {e}"));
+        let lines = Lines::stderr(&mut child);
+        let out = Lines::stdout(&mut child);
         Proc {
             name,
             child,
             lines,
             out,
-            readers: vec![err_reader, out_reader],
         }
     }
 
@@ -166,19 +136,20 @@ impl Proc {
     }
 
     fn stderr(&self) -> Vec<String> {
-        self.lines.lock().unwrap().clone()
+        self.lines.so_far()
     }
 
     fn stdout(&self) -> Vec<String> {
-        self.out.lock().unwrap().clone()
+        self.out.so_far()
     }
 
     /// Waits (within [`BOUND`]) for a stderr line containing `text`.
     async fn wait_line(&mut self, text: &str) {
         let poll = Duration::from_millis(20);
-        let said = runtime::wait::until(BOUND, poll, || {
-            let said = self.stderr().iter().any(|l| l.contains(text));
-            std::future::ready(said || matches!(self.child.try_wait(), Ok(Some(_))))
+        let (lines, child) = (&self.lines, &mut self.child);
+        let said = testkit::until(BOUND, poll, || {
+            let said = lines.so_far().iter().any(|l| l.contains(text));
+            std::future::ready(said || matches!(child.try_wait(), Ok(Some(_))))
         })
         .await;
         if self.stderr().iter().any(|l| l.contains(text)) {
@@ -202,7 +173,7 @@ impl Proc {
     /// lines to be read.
     async fn wait_exit(&mut self, bound: Duration) -> ExitStatus {
         let poll = Duration::from_millis(20);
-        let exited = runtime::wait::until(bound, poll, || {
+        let exited = testkit::until(bound, poll, || {
             std::future::ready(matches!(self.child.try_wait(), Ok(Some(_))))
         })
         .await;
@@ -212,32 +183,22 @@ impl Proc {
             self.name,
             self.stderr()
         );
-        // Its pipes closed with it: the readers end once they have every line.
-        for reader in self.readers.drain(..) {
-            reader.join().expect("a reader thread");
+        // Its pipes closed with it: every line is read once they have ended.
+        for (stream, lines) in [("stderr", &self.lines), ("stdout", &self.out)] {
+            assert!(lines.wait_end(BOUND), "{}'s {stream} still open", self.name);
         }
         self.child.try_wait().unwrap().expect("exited")
     }
 
     /// SIGKILL, as when the process crashes or is killed by the OOM killer.
     fn kill(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.child.stop();
     }
 
     /// SIGINT (Ctrl-C).
-    fn interrupt(&self) {
-        let status = Command::new("kill")
-            .args(["-INT", &self.child.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(status.success());
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        self.kill();
+    fn interrupt(&mut self) {
+        let sent = self.child.interrupt();
+        assert!(sent.is_ok(), "{sent:?}");
     }
 }
 
@@ -254,10 +215,7 @@ fn error_lines(lines: &[String]) -> Vec<&String> {
 async fn snapshot_at(port: u16) -> Snapshot {
     let addr: SocketAddr = ([127, 0, 0, 1], port).into();
     let json = client::fetch::get_json(addr, "/snapshot").await.unwrap();
-    if let Err(errors) = snapshot::validate(&json) {
-        panic!("snapshot does not match the schema: {errors:#?}\n{json}");
-    }
-    serde_json::from_value(json).unwrap()
+    common::checked(json)
 }
 
 /// Polls a server's snapshot until `check` holds, within `bound`; returns it.

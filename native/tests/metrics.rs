@@ -522,7 +522,7 @@ async fn metrics_follows_the_snapshot_ports_host_and_cors_rules() {
 /// A `prometheus` server of our own: its config, a storage folder in a temp dir,
 /// a free loopback port; killed when dropped.
 struct Prometheus {
-    child: std::process::Child,
+    child: testkit::ChildGuard,
     addr: SocketAddr,
     _dir: tempfile::TempDir,
 }
@@ -543,25 +543,21 @@ impl Prometheus {
         }
         let config_file = dir.path().join("prometheus.yml");
         std::fs::write(&config_file, config).unwrap();
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let addr = SocketAddr::from(([127, 0, 0, 1], port));
+        let addr = SocketAddr::from(([127, 0, 0, 1], testkit::free_port()));
         let log = std::fs::File::create(dir.path().join("prometheus.log")).unwrap();
-        let child = std::process::Command::new(binary)
-            .arg(format!("--config.file={}", config_file.display()))
+        let child = testkit::ChildGuard::spawn(
+            std::process::Command::new(binary)
+                .arg(format!("--config.file={}", config_file.display()))
             .arg(format!(
                 "--storage.tsdb.path={}",
                 dir.path().join("data").display()
             ))
             .arg(format!("--web.listen-address={addr}"))
             .arg("--log.level=warn")
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .unwrap_or_else(|e| panic!("{}: {e}", binary.display()));
+                .stdout(log.try_clone().unwrap())
+                .stderr(log),
+        )
+        .unwrap_or_else(|e| panic!("{}: {e}", binary.display()));
         Prometheus {
             child,
             addr,
@@ -593,13 +589,6 @@ impl Prometheus {
         let result = data["result"].as_array()?;
         assert!(result.len() <= 1, "{promql}: {data}");
         result.first()?["value"][1].as_str()?.parse().ok()
-    }
-}
-
-impl Drop for Prometheus {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 

@@ -23,11 +23,6 @@ use tungstenite::protocol::frame::FrameHeader;
 /// Pinning connections per run.
 const PINNING: u64 = 4;
 
-fn free_port() -> u16 {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    l.local_addr().unwrap().port()
-}
-
 /// A config for a client of `pg`: `PINNING` pinning connections, no data
 /// connection (so everything the wss reads comes from the pinning ones), and its
 /// own snapshot on a known port.
@@ -35,7 +30,7 @@ fn client_config(pg: &Playground) -> Config {
     let mut config = pg.config.clone();
     config.proxy_heapdump_port = pg.proxy.snapshot_addr.port();
     config.wss_heapdump_port = pg.wss.snapshot_addr.port();
-    config.client_heapdump_port = free_port();
+    config.client_heapdump_port = testkit::free_port();
     config.client_max_connections = PINNING;
     config.client_connections_per_second = 200.0;
     config.client_data_size = 0;
@@ -44,10 +39,7 @@ fn client_config(pg: &Playground) -> Config {
 
 async fn snapshot_at(addr: SocketAddr) -> Option<Snapshot> {
     let json = client::fetch::get_json(addr, "/snapshot").await.ok()?;
-    if let Err(errors) = snapshot::validate(&json) {
-        panic!("snapshot does not match the schema: {errors:#?}\n{json}");
-    }
-    Some(serde_json::from_value(json).unwrap())
+    Some(common::checked(json))
 }
 
 /// Bytes the wss has read through its `tcp` pool, once no connection is open.
