@@ -23,6 +23,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use anyhow::{anyhow, Result};
 use bytes::Bytes;
 use client::fleet::{dial, traffic_sizes, Dial, Fleet, TargetUrl, Traffic};
 use client::WsStream;
@@ -75,8 +76,8 @@ impl Target {
 }
 
 /// Opens one websocket through the proxy and reads the server's greeting.
-pub async fn connect(target: &Target, read_buffer: usize) -> Result<Ws, String> {
-    dial(&target.dial(read_buffer)).await
+pub async fn connect(target: &Target, read_buffer: usize) -> Result<Ws> {
+    dial(&target.dial(read_buffer)).await.map_err(|e| anyhow!(e))
 }
 
 /// What each websocket of a pool sends on [`IdlePool::traffic`]: `first` once, then
@@ -130,14 +131,15 @@ impl IdlePool {
 
     /// Opens websockets at `rate` per second until `n` are open (at most `n / 10 +
     /// 10` attempts may fail), then returns; bounded by `limit`.
-    pub async fn grow_to(&mut self, n: u64, rate: f64, limit: Duration) -> Result<(), String> {
+    pub async fn grow_to(&mut self, n: u64, rate: f64, limit: Duration) -> Result<()> {
         let open = Cell::new(self.fleet.open());
-        let in_time = within(limit, || {
+        let in_time = testkit::within(limit, || {
             format!("only {} of {n} websockets open after {limit:?}", open.get())
         });
         self.fleet
             .open_to(n, rate, n / 10 + 10, in_time, |now| open.set(now))
             .await
+            .map_err(|e| anyhow!(e))
     }
 
     /// Every websocket open now sends `spec` (first message, traffic, pings), at most
@@ -148,10 +150,10 @@ impl IdlePool {
         spec: TrafficSpec,
         concurrency: usize,
         limit: Duration,
-    ) -> Result<TrafficDone, String> {
+    ) -> Result<TrafficDone> {
         let n = self.fleet.open();
         let done = Cell::new(0);
-        let in_time = within(limit, || {
+        let in_time = testkit::within(limit, || {
             format!(
                 "only {} of {n} websockets done with their traffic after {limit:?}",
                 done.get()
@@ -165,7 +167,8 @@ impl IdlePool {
         let took = self
             .fleet
             .send(traffic, in_time, |now| done.set(now))
-            .await?;
+            .await
+            .map_err(|e| anyhow!(e))?;
         Ok(TrafficDone {
             connections: n,
             secs: took.as_secs_f64(),
@@ -178,27 +181,15 @@ impl IdlePool {
     }
 }
 
-/// A fleet's check that fails with `late()`'s message once `limit` has passed from now.
-fn within(limit: Duration, late: impl Fn() -> String) -> impl FnMut() -> Result<(), String> {
-    let deadline = Instant::now() + limit;
-    move || {
-        if Instant::now() > deadline {
-            Err(late())
-        } else {
-            Ok(())
-        }
-    }
-}
-
 /// The data connection: `size` bytes every `delay`, the echoes (if any) read and dropped.
 pub struct DataConnection {
     stop: CancellationToken,
     sent: Arc<AtomicU64>,
-    task: tokio::task::JoinHandle<Result<(), String>>,
+    task: tokio::task::JoinHandle<Result<()>>,
 }
 
 impl DataConnection {
-    pub async fn start(target: &Target, size: usize, delay: Duration) -> Result<Self, String> {
+    pub async fn start(target: &Target, size: usize, delay: Duration) -> Result<Self> {
         let ws = connect(target, LARGE_READ_BUFFER).await?;
         let stop = CancellationToken::new();
         let sent = Arc::new(AtomicU64::new(0));
@@ -208,9 +199,9 @@ impl DataConnection {
         let task = tokio::spawn(async move {
             let reader = async {
                 while let Some(m) = stream.next().await {
-                    m.map_err(|e| format!("data connection: {e}"))?;
+                    m.map_err(|e| anyhow!("data connection: {e}"))?;
                 }
-                Err::<(), String>("data connection closed by the other side".into())
+                Err::<(), _>(anyhow!("data connection closed by the other side"))
             };
             let writer = async {
                 let mut tick = tokio::time::interval(delay);
@@ -219,7 +210,7 @@ impl DataConnection {
                     tick.tick().await;
                     sink.send(Message::Binary(payload.clone()))
                         .await
-                        .map_err(|e| format!("data connection: {e}"))?;
+                        .map_err(|e| anyhow!("data connection: {e}"))?;
                     sent2.fetch_add(1, Ordering::Relaxed);
                 }
             };
@@ -242,17 +233,17 @@ impl DataConnection {
         self.task.is_finished()
     }
 
-    pub async fn stop(self) -> Result<(), String> {
+    pub async fn stop(self) -> Result<()> {
         self.stop.cancel();
         match self.task.await {
             Ok(r) => r,
-            Err(e) => Err(format!("data connection task: {e}")),
+            Err(e) => Err(anyhow!("data connection task: {e}")),
         }
     }
 }
 
 /// Opens `n` websockets, at most 64 handshakes at once.
-pub async fn open_many(target: &Target, n: usize, read_buffer: usize) -> Result<Vec<Ws>, String> {
+pub async fn open_many(target: &Target, n: usize, read_buffer: usize) -> Result<Vec<Ws>> {
     let handshakes = Arc::new(Semaphore::new(64));
     let mut tasks = Vec::with_capacity(n);
     for _ in 0..n {
@@ -264,7 +255,7 @@ pub async fn open_many(target: &Target, n: usize, read_buffer: usize) -> Result<
     }
     let mut out = Vec::with_capacity(n);
     for t in tasks {
-        out.push(t.await.map_err(|e| e.to_string())??);
+        out.push(t.await.map_err(|e| anyhow!("{e}"))??);
     }
     Ok(out)
 }
@@ -288,7 +279,7 @@ pub async fn throughput(
     warmup: Duration,
     duration: Duration,
     mut at_window: impl FnMut(),
-) -> Result<Counted, String> {
+) -> Result<Counted> {
     let stop = CancellationToken::new();
     let messages = Arc::new(AtomicU64::new(0));
     let failure: Arc<Mutex<Option<String>>> = Arc::default();
@@ -369,7 +360,7 @@ pub async fn throughput(
     stop.cancel();
     let _ = tokio::time::timeout(Duration::from_secs(10), tracker.wait()).await;
     if let Some(e) = failure.lock().unwrap().clone() {
-        return Err(e);
+        return Err(anyhow!(e));
     }
     let n = m1 - m0;
     Ok(Counted {
@@ -389,7 +380,7 @@ pub async fn latency(
     every: Duration,
     round: Duration,
     rounds: usize,
-) -> Result<(Vec<Vec<u64>>, u64), String> {
+) -> Result<(Vec<Vec<u64>>, u64)> {
     let rounds = rounds.max(1);
     let samples: Arc<Mutex<Vec<Vec<u64>>>> = Arc::new(Mutex::new(vec![Vec::new(); rounds]));
     let lost = Arc::new(AtomicU64::new(0));
@@ -451,7 +442,7 @@ pub async fn latency(
     tracker.close();
     tracker.wait().await;
     if let Some(e) = failure.lock().unwrap().clone() {
-        return Err(e);
+        return Err(anyhow!(e));
     }
     let samples = std::mem::take(&mut *samples.lock().unwrap());
     Ok((samples, lost.load(Ordering::Relaxed)))

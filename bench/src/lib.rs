@@ -10,9 +10,11 @@
 //! - [`probe`]: jemalloc's live allocations by size class, for the breakdown of our
 //!   per-connection memory.
 //! - [`results`]: the figures, as JSON; [`report`]: the same as Markdown tables.
+//!
+//! Errors are `anyhow`'s, each with the context of what failed and where; the
+//! binaries print the whole chain (`{:#}`) on one line.
 
 pub mod client;
-pub mod error;
 pub mod probe;
 pub mod report;
 pub mod results;
@@ -20,5 +22,3 @@ pub mod scenario;
 pub mod stacks;
 
 pub use runtime::procfs;
-
-pub use error::{BenchError, Context, Result};

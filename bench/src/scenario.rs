@@ -21,7 +21,7 @@ use serde_json::Value;
 use tokio::time::Instant;
 
 use crate::client::{self, DataConnection, IdlePool, Target, TrafficSpec};
-use crate::error::{fail, Context, Result};
+use anyhow::{anyhow, bail, Context, Result};
 use crate::procfs;
 use crate::results::{
     AllocFigures, HeadlineRow, Latency, MemorySample, Pinned, Plan, ProbeResult, SnapshotCost,
@@ -143,8 +143,8 @@ pub fn client_tls(env: &Env) -> Result<Arc<ClientConfig>> {
         cert_dir: env.cert_dir.clone(),
         ..Default::default()
     };
-    runtime::tls::ensure_certificate(&config).context(|| "the bench's certificate".into())?;
-    runtime::tls::client_config(&config).context(|| "the client's TLS configuration".into())
+    runtime::tls::ensure_certificate(&config).context("the bench's certificate")?;
+    runtime::tls::client_config(&config).context("the client's TLS configuration")
 }
 
 /// `GET path`: the body and the wall time, connect to last byte.
@@ -152,14 +152,14 @@ pub async fn http_get(addr: SocketAddr, path: &str) -> Result<(Vec<u8>, Duration
     let started = Instant::now();
     let body = ::client::fetch::get(addr, path)
         .await
-        .map_err(|e| crate::BenchError(e.to_string()))?;
+        .map_err(|e| anyhow!("{e}"))?;
     Ok((body.to_vec(), started.elapsed()))
 }
 
 /// `GET /snapshot` as JSON, with the wall time.
 pub async fn snapshot(addr: SocketAddr) -> Result<(Value, Duration, usize)> {
     let (body, took) = http_get(addr, "/snapshot").await?;
-    let json = serde_json::from_slice(&body).context(|| format!("{addr}/snapshot: not JSON"))?;
+    let json = serde_json::from_slice(&body).with_context(|| format!("{addr}/snapshot: not JSON"))?;
     Ok((json, took, body.len()))
 }
 
@@ -204,13 +204,13 @@ fn readable(snapshot: &Value, figure: &str) -> Result<u64> {
                 .find(|u| u.get("figure").and_then(Value::as_str) == Some(figure))
                 .and_then(|u| u.get("reason")?.as_str())
                 .unwrap_or("no reason recorded");
-            fail(format!("the snapshot's {figure} is unreadable: {why}"))
+            Err(anyhow!("the snapshot's {figure} is unreadable: {why}"))
         }
         Some(v) => match v.as_u64() {
             Some(n) => Ok(n),
-            None => fail(format!("the snapshot's {figure} is not a byte count: {v}")),
+            None => Err(anyhow!("the snapshot's {figure} is not a byte count: {v}")),
         },
-        None => fail(format!("the snapshot has no {figure}")),
+        None => Err(anyhow!("the snapshot has no {figure}")),
     }
 }
 
@@ -222,12 +222,12 @@ async fn memory_sample(running: &Running, connections: u64) -> Result<MemorySamp
     let (mut wss_alloc, mut wss_pinned) = (None, None);
     if running.stack.proxy.is_ours() {
         let (s, _, _) = snapshot(running.proxy_snapshot().expect("ours has one")).await?;
-        proxy_alloc = alloc_of(&s).context(|| "the proxy's snapshot".into())?;
+        proxy_alloc = alloc_of(&s).context("the proxy's snapshot")?;
         proxy_pinned = pinned_of(&s);
     }
     if running.stack.wss.is_ours() {
         let (s, _, _) = snapshot(running.wss_snapshot().expect("ours has one")).await?;
-        wss_alloc = alloc_of(&s).context(|| "the wss's snapshot".into())?;
+        wss_alloc = alloc_of(&s).context("the wss's snapshot")?;
         wss_pinned = pinned_of(&s);
     }
     Ok(MemorySample {
@@ -238,8 +238,8 @@ async fn memory_sample(running: &Running, connections: u64) -> Result<MemorySamp
         wss_alloc,
         proxy_pinned,
         wss_pinned,
-        sockstat: procfs::sockstat().context(|| "/proc/net/sockstat".into())?,
-        kernel_slab: procfs::kernel_slab_bytes().context(|| "/proc/meminfo".into())?,
+        sockstat: procfs::sockstat().context("/proc/net/sockstat")?,
+        kernel_slab: procfs::kernel_slab_bytes().context("/proc/meminfo")?,
     })
 }
 
@@ -278,7 +278,7 @@ async fn snapshot_costs(
             let took_us = s
                 .get("took_us")
                 .and_then(Value::as_u64)
-                .ok_or_else(|| crate::BenchError(format!("{addr}: snapshot without took_us")))?;
+                .ok_or_else(|| anyhow!("{addr}: snapshot without took_us"))?;
             cost.took_us.push(took_us);
             cost.get_us.push(took.as_micros() as u64);
             cost.body_bytes = len as u64;
@@ -289,9 +289,7 @@ async fn snapshot_costs(
                 .lines()
                 .find(|l| l.starts_with("snapshot_duration_seconds"))
                 .and_then(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-                .ok_or_else(|| {
-                    crate::BenchError(format!("{addr}/metrics: no snapshot_duration_seconds"))
-                })?;
+                .ok_or_else(|| anyhow!("{addr}/metrics: no snapshot_duration_seconds"))?;
             cost.scrape_took_us
                 .push((snapshot_took * 1e6).round() as u64);
             cost.scrape_get_us.push(took.as_micros() as u64);
@@ -333,7 +331,7 @@ pub async fn memory_and_load(
     let mut running = match stacks::start(env, stack, ports).await {
         Ok(r) => r,
         Err(e) => {
-            result.error = Some(e.0);
+            result.error = Some(format!("{e:#}"));
             return result;
         }
     };
@@ -343,9 +341,9 @@ pub async fn memory_and_load(
         let alive = running
             .check_alive()
             .err()
-            .map(|e| format!(" ({e})"))
+            .map(|e| format!(" ({e:#})"))
             .unwrap_or_default();
-        result.error = Some(format!("{}{alive}", e.0));
+        result.error = Some(format!("{e:#}{alive}"));
     }
     drop(running);
     result
@@ -373,7 +371,7 @@ async fn measure_stack(
         Duration::from_millis(plan.data_delay_ms),
     )
     .await
-    .context(|| "the data connection".into())?;
+    .context("the data connection")?;
     let mut pool = IdlePool::new(target.clone());
     let top = plan.levels.iter().copied().max().unwrap_or(0);
     for &level in &plan.levels {
@@ -381,11 +379,11 @@ async fn measure_stack(
         let t = Instant::now();
         pool.grow_to(level, plan.rate, limit)
             .await
-            .context(|| format!("opening {level} idle websockets"))?;
+            .with_context(|| format!("opening {level} idle websockets"))?;
         tokio::time::sleep(settle).await;
         running.check_alive()?;
         if data.broken() {
-            return fail("the data connection broke");
+            bail!("the data connection broke");
         }
         let sample = memory_sample(running, pool.open()).await?;
         eprintln!(
@@ -403,10 +401,10 @@ async fn measure_stack(
     if planned.traffic {
         result.traffic = Some(traffic(plan, running, &mut pool).await?);
         if data.broken() {
-            return fail("the data connection broke");
+            bail!("the data connection broke");
         }
     }
-    data.stop().await.context(|| "the data connection".into())?;
+    data.stop().await.context("the data connection")?;
     pool.close().await;
     tokio::time::sleep(Duration::from_secs(2)).await;
     if !planned.full_load {
@@ -417,7 +415,7 @@ async fn measure_stack(
         running.check_alive()?;
         let conns = client::open_many(&target, n, client::LARGE_READ_BUFFER)
             .await
-            .context(|| format!("opening {n} throughput websockets"))?;
+            .with_context(|| format!("opening {n} throughput websockets"))?;
         let mut cpu = Vec::new();
         let counted = client::throughput(
             conns,
@@ -428,7 +426,7 @@ async fn measure_stack(
             || cpu.push((running.proxy.cpu_ticks(), running.wss.cpu_ticks())),
         )
         .await
-        .context(|| format!("throughput over {n} websockets"))?;
+        .with_context(|| format!("throughput over {n} websockets"))?;
         let hz = procfs::ticks_per_second() as f64;
         let (p0, w0) = cpu[0];
         let (p1, w1) = cpu[1];
@@ -455,7 +453,7 @@ async fn measure_stack(
     let n = plan.latency_connections;
     let conns = client::open_many(&target, n, client::SMALL_READ_BUFFER)
         .await
-        .context(|| format!("opening {n} latency websockets"))?;
+        .with_context(|| format!("opening {n} latency websockets"))?;
     let rounds = plan.latency_rounds.max(1);
     let (rounds, lost) = client::latency(
         conns,
@@ -465,7 +463,7 @@ async fn measure_stack(
         rounds,
     )
     .await
-    .context(|| format!("latency over {n} websockets"))?;
+    .with_context(|| format!("latency over {n} websockets"))?;
     let latency = Latency::of_rounds(n, rounds, lost);
     eprintln!(
         "bench:    latency, {n} websockets: p50 {:.2} ms, p99 {:.2} ms (rounds {:?} us), max {:.2} ms ({} samples, {lost} lost)",
@@ -476,7 +474,7 @@ async fn measure_stack(
         latency.samples
     );
     if latency.samples == 0 {
-        return fail("latency: no round trip measured");
+        bail!("latency: no round trip measured");
     }
     result.latency = Some(latency);
     running.check_alive()?;
@@ -497,7 +495,7 @@ async fn traffic(plan: &Plan, running: &mut Running, pool: &mut IdlePool) -> Res
     let done = pool
         .traffic(spec, plan.traffic_concurrency.max(1), limit)
         .await
-        .context(|| {
+        .with_context(|| {
             format!(
                 "traffic of {n} websockets ({} B, then {} B in {} B messages)",
                 spec.first, spec.bytes, spec.message
@@ -580,12 +578,12 @@ pub async fn headline(
         Duration::from_millis(plan.headline_data_delay_ms),
     )
     .await
-    .context(|| "the data connection".into())?;
+    .context("the data connection")?;
     let mut pool = IdlePool::new(target);
     let n = plan.headline_pinning;
     pool.grow_to(n, plan.headline_rate, Duration::from_secs(120))
         .await
-        .context(|| format!("opening {n} pinning websockets"))?;
+        .with_context(|| format!("opening {n} pinning websockets"))?;
     // One more data interval, as the seed's client keeps sending.
     tokio::time::sleep(Duration::from_millis(
         plan.headline_data_delay_ms * 2 + 1000,
@@ -631,21 +629,22 @@ pub async fn headline(
             retained_bytes: u("/totals/retained_bytes"),
             referenced_bytes: u("/totals/referenced_bytes"),
             rss: readable(&s, "process.rss_bytes")
-                .context(|| format!("the {server}'s snapshot"))?,
+                .with_context(|| format!("the {server}'s snapshot"))?,
             alloc_resident: u("/process/allocator/resident_bytes"),
             node_array_buffers: u("/process/node/array_buffers_bytes"),
             node_heap_used: u("/process/node/heap_used_bytes"),
             pinned: pinned_of(&s),
         });
     }
-    data.stop().await.context(|| "the data connection".into())?;
+    data.stop().await.context("the data connection")?;
     pool.close().await;
     Ok(rows)
 }
 
 /// One `alloc-probe` process: our proxy or wss in-process, answering `dump`.
 struct Probe {
-    child: std::process::Child,
+    /// Killed and reaped when the probe drops.
+    _child: testkit::ChildGuard,
     lines: std::io::Lines<std::io::BufReader<std::process::ChildStdout>>,
     stdin: std::process::ChildStdin,
 }
@@ -653,9 +652,8 @@ struct Probe {
 impl Probe {
     fn start(env: &Env, role: &str, ports: Ports, log: &std::path::Path) -> Result<(Probe, Value)> {
         use std::io::BufRead;
-        use std::os::unix::process::CommandExt;
         use std::process::{Command, Stdio};
-        let err = std::fs::File::create(log).context(|| format!("{}", log.display()))?;
+        let err = std::fs::File::create(log).with_context(|| log.display().to_string())?;
         let mut cmd = Command::new(env.bin_dir.join("alloc-probe"));
         cmd.current_dir(&env.root)
             .env("RUST_LOG", "warn")
@@ -680,32 +678,24 @@ impl Probe {
         cmd.stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::from(err));
-        // SAFETY: prctl only asks for SIGKILL when the parent dies.
-        unsafe {
-            cmd.pre_exec(|| {
-                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-                Ok(())
-            });
-        }
-        let mut child = cmd
-            .spawn()
-            .context(|| format!("cannot start alloc-probe --role {role}"))?;
+        let mut child = testkit::ChildGuard::spawn(testkit::die_with_parent(&mut cmd))
+            .with_context(|| format!("cannot start alloc-probe --role {role}"))?;
         let stdin = child.stdin.take().expect("piped");
         let mut lines = std::io::BufReader::new(child.stdout.take().expect("piped")).lines();
         let ready = lines
             .next()
             .ok_or_else(|| {
-                crate::BenchError(format!(
+                anyhow!(
                     "alloc-probe --role {role} ended before it was ready: {}",
                     stacks::tail(log, 10)
-                ))
+                )
             })?
-            .context(|| "alloc-probe".into())?;
+            .context("alloc-probe")?;
         let ready: Value =
-            serde_json::from_str(&ready).context(|| "alloc-probe's first line".into())?;
+            serde_json::from_str(&ready).context("alloc-probe's first line")?;
         Ok((
             Probe {
-                child,
+                _child: child,
                 lines,
                 stdin,
             },
@@ -715,20 +705,13 @@ impl Probe {
 
     fn dump(&mut self) -> Result<crate::probe::Histogram> {
         use std::io::Write;
-        writeln!(self.stdin, "dump").context(|| "alloc-probe stdin".into())?;
+        writeln!(self.stdin, "dump").context("alloc-probe stdin")?;
         let line = self
             .lines
             .next()
-            .ok_or_else(|| crate::BenchError("alloc-probe ended".into()))?
-            .context(|| "alloc-probe".into())?;
-        serde_json::from_str(&line).context(|| "alloc-probe's dump".into())
-    }
-}
-
-impl Drop for Probe {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+            .ok_or_else(|| anyhow!("alloc-probe ended"))?
+            .context("alloc-probe")?;
+        serde_json::from_str(&line).context("alloc-probe's dump")
     }
 }
 
@@ -741,7 +724,7 @@ pub async fn probe(
     tls: &Arc<ClientConfig>,
 ) -> Result<Vec<ProbeResult>> {
     eprintln!("bench: == allocation probe of our proxy and wss");
-    std::fs::create_dir_all(env.logs()).context(|| format!("{}", env.logs().display()))?;
+    std::fs::create_dir_all(env.logs()).with_context(|| env.logs().display().to_string())?;
     let (mut wss, wss_ready) = Probe::start(env, "wss", ports, &env.logs().join("probe.wss.log"))?;
     let (mut proxy, proxy_ready) =
         Probe::start(env, "proxy", ports, &env.logs().join("probe.proxy.log"))?;
@@ -756,13 +739,13 @@ pub async fn probe(
     let limit = Duration::from_secs_f64(n as f64 / plan.rate + 60.0);
     pool.grow_to(first, plan.rate, limit)
         .await
-        .context(|| format!("opening {first} idle websockets through the probe"))?;
+        .with_context(|| format!("opening {first} idle websockets through the probe"))?;
     tokio::time::sleep(Duration::from_millis(plan.settle_ms)).await;
     let base_open = pool.open();
     let before = (proxy.dump()?, wss.dump()?);
     pool.grow_to(n, plan.rate, limit)
         .await
-        .context(|| format!("opening {n} idle websockets through the probe"))?;
+        .with_context(|| format!("opening {n} idle websockets through the probe"))?;
     tokio::time::sleep(Duration::from_millis(plan.settle_ms)).await;
     let open = pool.open();
     let after = (proxy.dump()?, wss.dump()?);

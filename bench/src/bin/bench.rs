@@ -15,7 +15,7 @@ use std::time::Instant;
 use bench::results::{Meta, Plan, Results};
 use bench::scenario;
 use bench::stacks::{Env, Ports, ProxyKind, Stack, WssKind};
-use bench::{BenchError, Context};
+use anyhow::{anyhow, bail, Context, Result};
 use clap::{Parser, Subcommand};
 
 #[derive(Parser, Debug)]
@@ -123,7 +123,7 @@ fn main() -> ExitCode {
             let outcome = runtime.block_on(async {
                 tokio::select! {
                     r = run(quick, out, only, !no_headline, !no_probe, command) => r,
-                    _ = tokio::signal::ctrl_c() => Err(BenchError("interrupted".into())),
+                    _ = tokio::signal::ctrl_c() => Err(anyhow!("interrupted")),
                 }
             });
             match outcome {
@@ -134,8 +134,9 @@ fn main() -> ExitCode {
     }
 }
 
-fn fail(e: &BenchError) -> ExitCode {
-    eprintln!("error: bench: {e}");
+/// The error on one line, with what it was doing at each step (`{:#}`).
+fn fail(e: &anyhow::Error) -> ExitCode {
+    eprintln!("error: bench: {e:#}");
     ExitCode::FAILURE
 }
 
@@ -143,27 +144,21 @@ fn fail(e: &BenchError) -> ExitCode {
 const BEGIN: &str = "<!-- BEGIN tables written by scripts/bench -->";
 const END: &str = "<!-- END tables written by scripts/bench -->";
 
-fn splice_into(file: &Path, tables: &str) -> bench::Result<()> {
-    let text = std::fs::read_to_string(file).context(|| format!("{}", file.display()))?;
+fn splice_into(file: &Path, tables: &str) -> Result<()> {
+    let text = std::fs::read_to_string(file).with_context(|| file.display().to_string())?;
     let (Some(b), Some(e)) = (text.find(BEGIN), text.find(END)) else {
-        return Err(BenchError(format!(
-            "{}: no markers {BEGIN} ... {END}",
-            file.display()
-        )));
+        bail!("{}: no markers {BEGIN} ... {END}", file.display());
     };
     if e < b {
-        return Err(BenchError(format!(
-            "{}: markers out of order",
-            file.display()
-        )));
+        bail!("{}: markers out of order", file.display());
     }
     let out = format!("{}{BEGIN}\n\n{tables}\n{}", &text[..b], &text[e..]);
-    std::fs::write(file, out).context(|| format!("cannot write {}", file.display()))
+    std::fs::write(file, out).with_context(|| format!("cannot write {}", file.display()))
 }
 
-fn read(path: &Path) -> bench::Result<Results> {
-    let text = std::fs::read_to_string(path).context(|| format!("{}", path.display()))?;
-    serde_json::from_str(&text).context(|| format!("{}: not a results file", path.display()))
+fn read(path: &Path) -> Result<Results> {
+    let text = std::fs::read_to_string(path).with_context(|| path.display().to_string())?;
+    serde_json::from_str(&text).with_context(|| format!("{}: not a results file", path.display()))
 }
 
 async fn run(
@@ -173,9 +168,9 @@ async fn run(
     headline: bool,
     probe: bool,
     command: Option<String>,
-) -> bench::Result<()> {
+) -> Result<()> {
     let started = Instant::now();
-    let root = std::env::current_dir().context(|| "the working directory".into())?;
+    let root = std::env::current_dir().context("the working directory")?;
     let out = out.map(|o| root.join(o)).unwrap_or_else(|| {
         if quick {
             root.join("target/bench/quick")
@@ -184,7 +179,7 @@ async fn run(
         }
     });
     let bin_dir = std::env::current_exe()
-        .context(|| "the bench's own path".into())?
+        .context("the bench's own path")?
         .parent()
         .map(Path::to_path_buf)
         .unwrap_or_default();
@@ -196,7 +191,7 @@ async fn run(
         work: out.clone(),
         cert_dir: out.join("certs"),
     };
-    std::fs::create_dir_all(env.logs()).context(|| format!("{}", env.logs().display()))?;
+    std::fs::create_dir_all(env.logs()).with_context(|| env.logs().display().to_string())?;
     let tls = scenario::client_tls(&env)?;
     let plan = if quick { Plan::quick() } else { Plan::full() };
     let mut results = Results {
@@ -256,8 +251,8 @@ async fn run(
             match scenario::headline(&env, &plan, stack, Ports::nth(20 + k), &tls).await {
                 Ok(rows) => results.headline.extend(rows),
                 Err(e) => {
-                    eprintln!("bench:    FAILED: {e}");
-                    results.errors.push(format!("headline {}: {e}", stack.name));
+                    eprintln!("bench:    FAILED: {e:#}");
+                    results.errors.push(format!("headline {}: {e:#}", stack.name));
                 }
             }
         }
@@ -267,8 +262,8 @@ async fn run(
         match scenario::probe(&env, &plan, Ports::nth(30), &tls).await {
             Ok(p) => results.probe = p,
             Err(e) => {
-                eprintln!("bench:    FAILED: {e}");
-                results.errors.push(format!("allocation probe: {e}"));
+                eprintln!("bench:    FAILED: {e:#}");
+                results.errors.push(format!("allocation probe: {e:#}"));
             }
         }
     }
@@ -276,11 +271,11 @@ async fn run(
     results.meta.seconds = started.elapsed().as_secs_f64();
     let json = serde_json::to_string_pretty(&results).expect("serializable");
     let path = out.join("results.json");
-    std::fs::write(&path, json).context(|| format!("cannot write {}", path.display()))?;
+    std::fs::write(&path, json).with_context(|| format!("cannot write {}", path.display()))?;
     let tables = bench::report::render(&results);
     let tables_path = out.join("tables.md");
     std::fs::write(&tables_path, &tables)
-        .context(|| format!("cannot write {}", tables_path.display()))?;
+        .with_context(|| format!("cannot write {}", tables_path.display()))?;
     println!("{tables}");
     eprintln!(
         "bench: results in {} and {} ({:.0} s)",

@@ -12,11 +12,13 @@
 //! Usage: header-trickle [--clients 100] [--header-bytes 8192] WSS_BINARY...
 
 use std::net::SocketAddr;
-use std::process::{Child, Command, ExitCode, Stdio};
+use std::process::{Command, ExitCode, Stdio};
 use std::time::{Duration, Instant};
 
+use anyhow::{anyhow, bail, Context, Result};
 use bench::procfs;
 use clap::Parser;
+use testkit::{free_port, ChildGuard};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -42,23 +44,6 @@ struct Figures {
     wall_s: f64,
 }
 
-/// A wss process, stopped when dropped.
-struct Wss(Child);
-
-impl Drop for Wss {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
-
 fn request(len: usize) -> Vec<u8> {
     let mut text = b"GET / HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\n\
 Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
@@ -69,44 +54,41 @@ Sec-WebSocket-Version: 13\r\nX-Pad: "
     text
 }
 
-async fn wait_listening(addr: SocketAddr) -> Result<(), String> {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while TcpStream::connect(addr).await.is_err() {
-        if Instant::now() > deadline {
-            return Err(format!("nothing listens on {addr} after 20 s"));
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
+async fn wait_listening(addr: SocketAddr) -> Result<()> {
+    if !testkit::listening(addr, Duration::from_secs(20)).await {
+        bail!("nothing listens on {addr} after 20 s");
     }
     Ok(())
 }
 
-async fn tcp_reads(snapshot: SocketAddr) -> Result<(u64, u64), String> {
+async fn tcp_reads(snapshot: SocketAddr) -> Result<(u64, u64)> {
     let snap = ::client::fetch::fetch(snapshot)
         .await
-        .map_err(|e| format!("snapshot of {snapshot}: {e}"))?;
+        .map_err(|e| anyhow!("snapshot of {snapshot}: {e}"))?;
     let pool = snap
         .pools
         .iter()
         .find(|p| p.name == "tcp")
-        .ok_or("the wss has no tcp pool")?;
+        .context("the wss has no tcp pool")?;
     Ok((pool.reads_total, pool.bytes_read_total))
 }
 
-async fn measure(binary: &str, cli: &Cli) -> Result<Figures, String> {
+async fn measure(binary: &str, cli: &Cli) -> Result<Figures> {
     let (port, snap_port) = (free_port(), free_port());
     let dir = tempdir()?;
-    let child = Command::new(binary)
-        .current_dir(&dir)
-        .args(["--wss_port", &port.to_string()])
-        .args(["--wss_heapdump_port", &snap_port.to_string()])
-        .args(["--header_timeout_ms", "600000"])
-        .args(["--max_header_bytes", &(cli.header_bytes + 1024).to_string()])
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .spawn()
-        .map_err(|e| format!("{binary}: {e}"))?;
-    let pid = child.id();
-    let _wss = Wss(child);
+    // Killed and reaped when this returns.
+    let wss = ChildGuard::spawn(
+        Command::new(binary)
+            .current_dir(&dir)
+            .args(["--wss_port", &port.to_string()])
+            .args(["--wss_heapdump_port", &snap_port.to_string()])
+            .args(["--header_timeout_ms", "600000"])
+            .args(["--max_header_bytes", &(cli.header_bytes + 1024).to_string()])
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null()),
+    )
+    .with_context(|| binary.to_string())?;
+    let pid = wss.id();
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
     let snapshot = SocketAddr::from(([127, 0, 0, 1], snap_port));
     wait_listening(addr).await?;
@@ -114,17 +96,17 @@ async fn measure(binary: &str, cli: &Cli) -> Result<Figures, String> {
 
     let mut clients = Vec::with_capacity(cli.clients);
     for _ in 0..cli.clients {
-        let tcp = TcpStream::connect(addr).await.map_err(|e| e.to_string())?;
-        tcp.set_nodelay(true).map_err(|e| e.to_string())?;
+        let tcp = TcpStream::connect(addr).await?;
+        tcp.set_nodelay(true)?;
         clients.push(tcp);
     }
     let (reads0, bytes0) = tcp_reads(snapshot).await?;
-    let cpu0 = procfs::cpu_ticks(pid).map_err(|e| e.to_string())?;
+    let cpu0 = procfs::cpu_ticks(pid)?;
     let started = Instant::now();
     let request = request(cli.header_bytes);
     for byte in request.chunks(1) {
         for tcp in &mut clients {
-            tcp.write_all(byte).await.map_err(|e| e.to_string())?;
+            tcp.write_all(byte).await?;
         }
         // Let the wss take this round's bytes before the next round is sent.
         tokio::task::yield_now().await;
@@ -133,13 +115,13 @@ async fn measure(binary: &str, cli: &Cli) -> Result<Figures, String> {
         let mut answer = [0u8; 12];
         tcp.read_exact(&mut answer)
             .await
-            .map_err(|e| format!("reading the answer: {e}"))?;
+            .context("reading the answer")?;
         if !answer.starts_with(b"HTTP/1.1 101") {
-            return Err(format!("answer {:?}", String::from_utf8_lossy(&answer)));
+            bail!("answer {:?}", String::from_utf8_lossy(&answer));
         }
     }
     let wall_s = started.elapsed().as_secs_f64();
-    let cpu1 = procfs::cpu_ticks(pid).map_err(|e| e.to_string())?;
+    let cpu1 = procfs::cpu_ticks(pid)?;
     let (reads1, bytes1) = tcp_reads(snapshot).await?;
     Ok(Figures {
         reads: reads1 - reads0,
@@ -149,9 +131,9 @@ async fn measure(binary: &str, cli: &Cli) -> Result<Figures, String> {
     })
 }
 
-fn tempdir() -> Result<std::path::PathBuf, String> {
+fn tempdir() -> Result<std::path::PathBuf> {
     let dir = std::env::temp_dir().join(format!("header-trickle-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    std::fs::create_dir_all(&dir).with_context(|| dir.display().to_string())?;
     Ok(dir)
 }
 
@@ -183,7 +165,7 @@ async fn main() -> ExitCode {
                 );
             }
             Err(e) => {
-                eprintln!("header-trickle: {binary}: {e}");
+                eprintln!("header-trickle: {binary}: {e:#}");
                 return ExitCode::FAILURE;
             }
         }
