@@ -106,6 +106,16 @@ fn finish(child: Child, dir: &Path) -> Outcome {
     }
 }
 
+/// An audit of `pid` (one level, 20 websockets) once its idle step has ended: its
+/// websockets are open and have been read.
+fn audit_past_idle(dir: &Path, target: &str, pid: u32) -> Child {
+    let mut child = audit_command(dir, target, &[pid], "20").spawn().unwrap();
+    Lines::stderr(&mut child)
+        .find("audit: 20 connections, idle", AUDIT_BOUND)
+        .unwrap_or_else(|seen| panic!("the idle step did not end; saw {seen:#?}"));
+    child
+}
+
 fn run_audit(dir: &Path, target: &str, pids: &[u32], levels: &str) -> Outcome {
     finish(
         audit_command(dir, target, pids, levels).spawn().unwrap(),
@@ -432,13 +442,7 @@ fn a_process_that_exits_mid_audit_ends_the_step_keeping_the_levels_done() {
     let dir = tempfile::tempdir().unwrap();
     let (mut server, url) = wss(dir.path(), "warp", "copy");
     let pid = server.child.id();
-    let mut child = audit_command(dir.path(), &url, &[pid], "20")
-        .spawn()
-        .unwrap();
-    let lines = Lines::stderr(&mut child);
-    lines
-        .find("audit: 20 connections, idle", AUDIT_BOUND)
-        .unwrap_or_else(|seen| panic!("the idle step did not end; saw {seen:#?}"));
+    let child = audit_past_idle(dir.path(), &url, pid);
     // The websockets are open and read: kill the server under them.
     server.child.kill().unwrap();
     let o = finish(child, dir.path());
@@ -464,13 +468,7 @@ fn a_process_that_exits_mid_audit_ends_the_step_keeping_the_levels_done() {
 fn an_interrupted_audit_keeps_what_it_read() {
     let dir = tempfile::tempdir().unwrap();
     let (server, url) = wss(dir.path(), "warp", "copy");
-    let mut child = audit_command(dir.path(), &url, &[server.child.id()], "20")
-        .spawn()
-        .unwrap();
-    let lines = Lines::stderr(&mut child);
-    lines
-        .find("audit: 20 connections, idle", AUDIT_BOUND)
-        .unwrap_or_else(|seen| panic!("the idle step ends; saw {seen:#?}"));
+    let child = audit_past_idle(dir.path(), &url, server.child.id());
     let _ = Command::new("kill")
         .args(["-INT", &child.id().to_string()])
         .status();
