@@ -77,7 +77,9 @@ impl Target {
 
 /// Opens one websocket through the proxy and reads the server's greeting.
 pub async fn connect(target: &Target, read_buffer: usize) -> Result<Ws> {
-    dial(&target.dial(read_buffer)).await.map_err(|e| anyhow!(e))
+    dial(&target.dial(read_buffer))
+        .await
+        .map_err(|e| anyhow!(e))
 }
 
 /// What each websocket of a pool sends on [`IdlePool::traffic`]: `first` once, then

@@ -21,13 +21,13 @@ use serde_json::Value;
 use tokio::time::Instant;
 
 use crate::client::{self, DataConnection, IdlePool, Target, TrafficSpec};
-use anyhow::{anyhow, bail, Context, Result};
 use crate::procfs;
 use crate::results::{
     AllocFigures, HeadlineRow, Latency, MemorySample, Pinned, Plan, ProbeResult, SnapshotCost,
     StackResult, Throughput, Traffic,
 };
 use crate::stacks::{self, Env, Ports, ProxyKind, Running, Stack, WssKind};
+use anyhow::{anyhow, bail, Context, Result};
 
 impl Plan {
     /// The whole comparison: minutes.
@@ -159,7 +159,8 @@ pub async fn http_get(addr: SocketAddr, path: &str) -> Result<(Vec<u8>, Duration
 /// `GET /snapshot` as JSON, with the wall time.
 pub async fn snapshot(addr: SocketAddr) -> Result<(Value, Duration, usize)> {
     let (body, took) = http_get(addr, "/snapshot").await?;
-    let json = serde_json::from_slice(&body).with_context(|| format!("{addr}/snapshot: not JSON"))?;
+    let json =
+        serde_json::from_slice(&body).with_context(|| format!("{addr}/snapshot: not JSON"))?;
     Ok((json, took, body.len()))
 }
 
@@ -691,8 +692,7 @@ impl Probe {
                 )
             })?
             .context("alloc-probe")?;
-        let ready: Value =
-            serde_json::from_str(&ready).context("alloc-probe's first line")?;
+        let ready: Value = serde_json::from_str(&ready).context("alloc-probe's first line")?;
         Ok((
             Probe {
                 _child: child,

@@ -207,9 +207,7 @@ impl Child {
     /// Starts `cmd` with its output in `log`; the child dies with the bench if it dies.
     pub fn spawn(name: &str, mut cmd: Command, log: &Path) -> Result<Child> {
         let out = File::create(log).with_context(|| format!("cannot create {}", log.display()))?;
-        let err = out
-            .try_clone()
-            .with_context(|| log.display().to_string())?;
+        let err = out.try_clone().with_context(|| log.display().to_string())?;
         cmd.stdin(Stdio::null())
             .stdout(Stdio::from(out))
             .stderr(Stdio::from(err));

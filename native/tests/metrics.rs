@@ -548,12 +548,12 @@ impl Prometheus {
         let child = testkit::ChildGuard::spawn(
             std::process::Command::new(binary)
                 .arg(format!("--config.file={}", config_file.display()))
-            .arg(format!(
-                "--storage.tsdb.path={}",
-                dir.path().join("data").display()
-            ))
-            .arg(format!("--web.listen-address={addr}"))
-            .arg("--log.level=warn")
+                .arg(format!(
+                    "--storage.tsdb.path={}",
+                    dir.path().join("data").display()
+                ))
+                .arg(format!("--web.listen-address={addr}"))
+                .arg("--log.level=warn")
                 .stdout(log.try_clone().unwrap())
                 .stderr(log),
         )

@@ -12,10 +12,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 use std::time::Instant;
 
+use anyhow::{anyhow, bail, Context, Result};
 use bench::results::{Meta, Plan, Results};
 use bench::scenario;
 use bench::stacks::{Env, Ports, ProxyKind, Stack, WssKind};
-use anyhow::{anyhow, bail, Context, Result};
 use clap::{Parser, Subcommand};
 
 #[derive(Parser, Debug)]
@@ -252,7 +252,9 @@ async fn run(
                 Ok(rows) => results.headline.extend(rows),
                 Err(e) => {
                     eprintln!("bench:    FAILED: {e:#}");
-                    results.errors.push(format!("headline {}: {e:#}", stack.name));
+                    results
+                        .errors
+                        .push(format!("headline {}: {e:#}", stack.name));
                 }
             }
         }

@@ -11,8 +11,8 @@ use runtime::config::Config;
 use runtime::server::Running;
 use runtime::shutdown::Shutdown;
 use snapshot::{HeadMode, Snapshot, Stack};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use testkit::{ChildGuard, Lines};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 /// Upper bound of every wait in the tests.
