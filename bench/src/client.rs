@@ -15,15 +15,15 @@
 //! - [`latency`]: a small echo from every connection once a second, round trips timed.
 //!
 //! The last three are the bench's own measurements; they open their websockets with
-//! the same [`dial()`].
+//! the same [`dial`].
 
-use anyhow::{anyhow, bail, Context, Result};
 use std::cell::Cell;
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use anyhow::{anyhow, Result};
 use bytes::Bytes;
 use client::fleet::{dial, traffic_sizes, Dial, Fleet, TargetUrl, Traffic};
 use client::WsStream;
@@ -77,7 +77,9 @@ impl Target {
 
 /// Opens one websocket through the proxy and reads the server's greeting.
 pub async fn connect(target: &Target, read_buffer: usize) -> Result<Ws> {
-    Ok(dial(&target.dial(read_buffer)).await?)
+    dial(&target.dial(read_buffer))
+        .await
+        .map_err(|e| anyhow!(e))
 }
 
 /// What each websocket of a pool sends on [`IdlePool::traffic`]: `first` once, then
@@ -133,13 +135,13 @@ impl IdlePool {
     /// 10` attempts may fail), then returns; bounded by `limit`.
     pub async fn grow_to(&mut self, n: u64, rate: f64, limit: Duration) -> Result<()> {
         let open = Cell::new(self.fleet.open());
-        let in_time = within(limit, || {
+        let in_time = testkit::within(limit, || {
             format!("only {} of {n} websockets open after {limit:?}", open.get())
         });
         self.fleet
             .open_to(n, rate, n / 10 + 10, in_time, |now| open.set(now))
             .await
-            .map_err(anyhow::Error::from)
+            .map_err(|e| anyhow!(e))
     }
 
     /// Every websocket open now sends `spec` (first message, traffic, pings), at most
@@ -153,7 +155,7 @@ impl IdlePool {
     ) -> Result<TrafficDone> {
         let n = self.fleet.open();
         let done = Cell::new(0);
-        let in_time = within(limit, || {
+        let in_time = testkit::within(limit, || {
             format!(
                 "only {} of {n} websockets done with their traffic after {limit:?}",
                 done.get()
@@ -167,7 +169,8 @@ impl IdlePool {
         let took = self
             .fleet
             .send(traffic, in_time, |now| done.set(now))
-            .await?;
+            .await
+            .map_err(|e| anyhow!(e))?;
         Ok(TrafficDone {
             connections: n,
             secs: took.as_secs_f64(),
@@ -177,18 +180,6 @@ impl IdlePool {
     /// Closes every websocket (with a reset) and waits (bounded) for their tasks.
     pub async fn close(self) {
         self.fleet.abort().await;
-    }
-}
-
-/// A fleet's check that fails with `late()`'s message once `limit` has passed from now.
-fn within(limit: Duration, late: impl Fn() -> String) -> impl FnMut() -> Result<(), String> {
-    let deadline = Instant::now() + limit;
-    move || {
-        if Instant::now() > deadline {
-            Err(late())
-        } else {
-            Ok(())
-        }
     }
 }
 
@@ -210,7 +201,7 @@ impl DataConnection {
         let task = tokio::spawn(async move {
             let reader = async {
                 while let Some(m) = stream.next().await {
-                    m.context("data connection")?;
+                    m.map_err(|e| anyhow!("data connection: {e}"))?;
                 }
                 Err::<(), _>(anyhow!("data connection closed by the other side"))
             };
@@ -221,7 +212,7 @@ impl DataConnection {
                     tick.tick().await;
                     sink.send(Message::Binary(payload.clone()))
                         .await
-                        .context("data connection")?;
+                        .map_err(|e| anyhow!("data connection: {e}"))?;
                     sent2.fetch_add(1, Ordering::Relaxed);
                 }
             };
@@ -246,7 +237,10 @@ impl DataConnection {
 
     pub async fn stop(self) -> Result<()> {
         self.stop.cancel();
-        self.task.await.context("data connection task")?
+        match self.task.await {
+            Ok(r) => r,
+            Err(e) => Err(anyhow!("data connection task: {e}")),
+        }
     }
 }
 
@@ -263,7 +257,7 @@ pub async fn open_many(target: &Target, n: usize, read_buffer: usize) -> Result<
     }
     let mut out = Vec::with_capacity(n);
     for t in tasks {
-        out.push(t.await??);
+        out.push(t.await.map_err(|e| anyhow!("{e}"))??);
     }
     Ok(out)
 }
@@ -368,7 +362,7 @@ pub async fn throughput(
     stop.cancel();
     let _ = tokio::time::timeout(Duration::from_secs(10), tracker.wait()).await;
     if let Some(e) = failure.lock().unwrap().clone() {
-        bail!(e);
+        return Err(anyhow!(e));
     }
     let n = m1 - m0;
     Ok(Counted {
@@ -450,7 +444,7 @@ pub async fn latency(
     tracker.close();
     tracker.wait().await;
     if let Some(e) = failure.lock().unwrap().clone() {
-        bail!(e);
+        return Err(anyhow!(e));
     }
     let samples = std::mem::take(&mut *samples.lock().unwrap());
     Ok((samples, lost.load(Ordering::Relaxed)))

@@ -10,6 +10,9 @@
 //! - [`probe`]: jemalloc's live allocations by size class, for the breakdown of our
 //!   per-connection memory.
 //! - [`results`]: the figures, as JSON; [`report`]: the same as Markdown tables.
+//!
+//! Errors are `anyhow`'s, each with the context of what failed and where; the
+//! binaries print the whole chain (`{:#}`) on one line.
 
 pub mod client;
 pub mod probe;
@@ -19,5 +22,3 @@ pub mod scenario;
 pub mod stacks;
 
 pub use runtime::procfs;
-
-pub use anyhow::{Context, Result};

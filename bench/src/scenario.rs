@@ -27,7 +27,7 @@ use crate::results::{
     StackResult, Throughput, Traffic,
 };
 use crate::stacks::{self, Env, Ports, ProxyKind, Running, Stack, WssKind};
-use anyhow::{bail, Context, Result};
+use anyhow::{anyhow, bail, Context, Result};
 
 impl Plan {
     /// The whole comparison: minutes.
@@ -143,8 +143,8 @@ pub fn client_tls(env: &Env) -> Result<Arc<ClientConfig>> {
         cert_dir: env.cert_dir.clone(),
         ..Default::default()
     };
-    runtime::tls::ensure_certificate(&config).with_context(|| "the bench's certificate")?;
-    runtime::tls::client_config(&config).with_context(|| "the client's TLS configuration")
+    runtime::tls::ensure_certificate(&config).context("the bench's certificate")?;
+    runtime::tls::client_config(&config).context("the client's TLS configuration")
 }
 
 /// `GET path`: the body and the wall time, connect to last byte.
@@ -152,7 +152,7 @@ pub async fn http_get(addr: SocketAddr, path: &str) -> Result<(Vec<u8>, Duration
     let started = Instant::now();
     let body = ::client::fetch::get(addr, path)
         .await
-        .map_err(|e| anyhow::anyhow!("{e:#}"))?;
+        .map_err(|e| anyhow!("{e}"))?;
     Ok((body.to_vec(), started.elapsed()))
 }
 
@@ -205,17 +205,13 @@ fn readable(snapshot: &Value, figure: &str) -> Result<u64> {
                 .find(|u| u.get("figure").and_then(Value::as_str) == Some(figure))
                 .and_then(|u| u.get("reason")?.as_str())
                 .unwrap_or("no reason recorded");
-            Err(anyhow::anyhow!(
-                "the snapshot's {figure} is unreadable: {why}"
-            ))
+            Err(anyhow!("the snapshot's {figure} is unreadable: {why}"))
         }
         Some(v) => match v.as_u64() {
             Some(n) => Ok(n),
-            None => Err(anyhow::anyhow!(
-                "the snapshot's {figure} is not a byte count: {v}"
-            )),
+            None => Err(anyhow!("the snapshot's {figure} is not a byte count: {v}")),
         },
-        None => Err(anyhow::anyhow!("the snapshot has no {figure}")),
+        None => Err(anyhow!("the snapshot has no {figure}")),
     }
 }
 
@@ -227,12 +223,12 @@ async fn memory_sample(running: &Running, connections: u64) -> Result<MemorySamp
     let (mut wss_alloc, mut wss_pinned) = (None, None);
     if running.stack.proxy.is_ours() {
         let (s, _, _) = snapshot(running.proxy_snapshot().expect("ours has one")).await?;
-        proxy_alloc = alloc_of(&s).with_context(|| "the proxy's snapshot")?;
+        proxy_alloc = alloc_of(&s).context("the proxy's snapshot")?;
         proxy_pinned = pinned_of(&s);
     }
     if running.stack.wss.is_ours() {
         let (s, _, _) = snapshot(running.wss_snapshot().expect("ours has one")).await?;
-        wss_alloc = alloc_of(&s).with_context(|| "the wss's snapshot")?;
+        wss_alloc = alloc_of(&s).context("the wss's snapshot")?;
         wss_pinned = pinned_of(&s);
     }
     Ok(MemorySample {
@@ -243,8 +239,8 @@ async fn memory_sample(running: &Running, connections: u64) -> Result<MemorySamp
         wss_alloc,
         proxy_pinned,
         wss_pinned,
-        sockstat: procfs::sockstat().with_context(|| "/proc/net/sockstat")?,
-        kernel_slab: procfs::kernel_slab_bytes().with_context(|| "/proc/meminfo")?,
+        sockstat: procfs::sockstat().context("/proc/net/sockstat")?,
+        kernel_slab: procfs::kernel_slab_bytes().context("/proc/meminfo")?,
     })
 }
 
@@ -283,7 +279,7 @@ async fn snapshot_costs(
             let took_us = s
                 .get("took_us")
                 .and_then(Value::as_u64)
-                .ok_or_else(|| anyhow::anyhow!("{addr}: snapshot without took_us"))?;
+                .ok_or_else(|| anyhow!("{addr}: snapshot without took_us"))?;
             cost.took_us.push(took_us);
             cost.get_us.push(took.as_micros() as u64);
             cost.body_bytes = len as u64;
@@ -294,7 +290,7 @@ async fn snapshot_costs(
                 .lines()
                 .find(|l| l.starts_with("snapshot_duration_seconds"))
                 .and_then(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-                .ok_or_else(|| anyhow::anyhow!("{addr}/metrics: no snapshot_duration_seconds"))?;
+                .ok_or_else(|| anyhow!("{addr}/metrics: no snapshot_duration_seconds"))?;
             cost.scrape_took_us
                 .push((snapshot_took * 1e6).round() as u64);
             cost.scrape_get_us.push(took.as_micros() as u64);
@@ -376,7 +372,7 @@ async fn measure_stack(
         Duration::from_millis(plan.data_delay_ms),
     )
     .await
-    .with_context(|| "the data connection")?;
+    .context("the data connection")?;
     let mut pool = IdlePool::new(target.clone());
     let top = plan.levels.iter().copied().max().unwrap_or(0);
     for &level in &plan.levels {
@@ -409,7 +405,7 @@ async fn measure_stack(
             bail!("the data connection broke");
         }
     }
-    data.stop().await.with_context(|| "the data connection")?;
+    data.stop().await.context("the data connection")?;
     pool.close().await;
     tokio::time::sleep(Duration::from_secs(2)).await;
     if !planned.full_load {
@@ -583,7 +579,7 @@ pub async fn headline(
         Duration::from_millis(plan.headline_data_delay_ms),
     )
     .await
-    .with_context(|| "the data connection")?;
+    .context("the data connection")?;
     let mut pool = IdlePool::new(target);
     let n = plan.headline_pinning;
     pool.grow_to(n, plan.headline_rate, Duration::from_secs(120))
@@ -641,14 +637,14 @@ pub async fn headline(
             pinned: pinned_of(&s),
         });
     }
-    data.stop().await.with_context(|| "the data connection")?;
+    data.stop().await.context("the data connection")?;
     pool.close().await;
     Ok(rows)
 }
 
 /// One `alloc-probe` process: our proxy or wss in-process, answering `dump`.
 struct Probe {
-    /// Killed and reaped when dropped.
+    /// Killed and reaped when the probe drops.
     _child: testkit::ChildGuard,
     lines: std::io::Lines<std::io::BufReader<std::process::ChildStdout>>,
     stdin: std::process::ChildStdin,
@@ -657,9 +653,8 @@ struct Probe {
 impl Probe {
     fn start(env: &Env, role: &str, ports: Ports, log: &std::path::Path) -> Result<(Probe, Value)> {
         use std::io::BufRead;
-        use std::os::unix::process::CommandExt;
         use std::process::{Command, Stdio};
-        let err = std::fs::File::create(log).with_context(|| format!("{}", log.display()))?;
+        let err = std::fs::File::create(log).with_context(|| log.display().to_string())?;
         let mut cmd = Command::new(env.bin_dir.join("alloc-probe"));
         cmd.current_dir(&env.root)
             .env("RUST_LOG", "warn")
@@ -684,32 +679,23 @@ impl Probe {
         cmd.stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::from(err));
-        // SAFETY: prctl only asks for SIGKILL when the parent dies.
-        unsafe {
-            cmd.pre_exec(|| {
-                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-                Ok(())
-            });
-        }
-        let mut child = cmd
-            .spawn()
+        let mut child = testkit::ChildGuard::spawn(testkit::die_with_parent(&mut cmd))
             .with_context(|| format!("cannot start alloc-probe --role {role}"))?;
         let stdin = child.stdin.take().expect("piped");
         let mut lines = std::io::BufReader::new(child.stdout.take().expect("piped")).lines();
         let ready = lines
             .next()
             .ok_or_else(|| {
-                anyhow::anyhow!(
+                anyhow!(
                     "alloc-probe --role {role} ended before it was ready: {}",
                     stacks::tail(log, 10)
                 )
             })?
-            .with_context(|| "alloc-probe")?;
-        let ready: Value =
-            serde_json::from_str(&ready).with_context(|| "alloc-probe's first line")?;
+            .context("alloc-probe")?;
+        let ready: Value = serde_json::from_str(&ready).context("alloc-probe's first line")?;
         Ok((
             Probe {
-                _child: child.into(),
+                _child: child,
                 lines,
                 stdin,
             },
@@ -719,13 +705,13 @@ impl Probe {
 
     fn dump(&mut self) -> Result<crate::probe::Histogram> {
         use std::io::Write;
-        writeln!(self.stdin, "dump").with_context(|| "alloc-probe stdin")?;
+        writeln!(self.stdin, "dump").context("alloc-probe stdin")?;
         let line = self
             .lines
             .next()
-            .ok_or_else(|| anyhow::anyhow!("alloc-probe ended"))?
-            .with_context(|| "alloc-probe")?;
-        serde_json::from_str(&line).with_context(|| "alloc-probe's dump")
+            .ok_or_else(|| anyhow!("alloc-probe ended"))?
+            .context("alloc-probe")?;
+        serde_json::from_str(&line).context("alloc-probe's dump")
     }
 }
 
@@ -738,7 +724,7 @@ pub async fn probe(
     tls: &Arc<ClientConfig>,
 ) -> Result<Vec<ProbeResult>> {
     eprintln!("bench: == allocation probe of our proxy and wss");
-    std::fs::create_dir_all(env.logs()).with_context(|| format!("{}", env.logs().display()))?;
+    std::fs::create_dir_all(env.logs()).with_context(|| env.logs().display().to_string())?;
     let (mut wss, wss_ready) = Probe::start(env, "wss", ports, &env.logs().join("probe.wss.log"))?;
     let (mut proxy, proxy_ready) =
         Probe::start(env, "proxy", ports, &env.logs().join("probe.proxy.log"))?;

@@ -12,15 +12,15 @@
 
 use std::fs::File;
 use std::net::SocketAddr;
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
+use testkit::ChildGuard;
 
 use crate::procfs;
-use anyhow::{bail, Context, Result};
 
 /// Which TLS proxy a stack has.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -192,33 +192,28 @@ impl Env {
     }
 }
 
-/// A child process, stopped (and waited for) when dropped.
+/// A child process, stopped (SIGTERM, then SIGKILL after [`STOP_GRACE`]) and waited
+/// for when dropped.
 pub struct Child {
     pub name: String,
-    child: std::process::Child,
+    child: ChildGuard,
     pub log: PathBuf,
 }
+
+/// How long a stack's process has to exit on SIGTERM before it is killed.
+pub const STOP_GRACE: Duration = Duration::from_secs(5);
 
 impl Child {
     /// Starts `cmd` with its output in `log`; the child dies with the bench if it dies.
     pub fn spawn(name: &str, mut cmd: Command, log: &Path) -> Result<Child> {
         let out = File::create(log).with_context(|| format!("cannot create {}", log.display()))?;
-        let err = out
-            .try_clone()
-            .with_context(|| format!("{}", log.display()))?;
+        let err = out.try_clone().with_context(|| log.display().to_string())?;
         cmd.stdin(Stdio::null())
             .stdout(Stdio::from(out))
             .stderr(Stdio::from(err));
-        // SAFETY: prctl is async-signal-safe; it only asks for SIGKILL when the parent dies.
-        unsafe {
-            cmd.pre_exec(|| {
-                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-                Ok(())
-            });
-        }
-        let child = cmd
-            .spawn()
-            .with_context(|| format!("cannot start {name} ({cmd:?})"))?;
+        let child = ChildGuard::spawn(testkit::die_with_parent(&mut cmd))
+            .with_context(|| format!("cannot start {name} ({cmd:?})"))?
+            .stop_with(libc::SIGTERM, STOP_GRACE);
         Ok(Child {
             name: name.to_string(),
             child,
@@ -253,32 +248,13 @@ impl Child {
                 tail(&self.log, 15)
             )),
             Ok(None) => None,
-            Err(e) => Some(format!("{}: {e:#}", self.name)),
+            Err(e) => Some(format!("{}: {e}", self.name)),
         }
     }
 
-    /// SIGTERM, then SIGKILL after 5 s.
+    /// SIGTERM, then SIGKILL after [`STOP_GRACE`] (what dropping it does).
     pub fn stop(&mut self) {
-        if matches!(self.child.try_wait(), Ok(Some(_))) {
-            return;
-        }
-        // SAFETY: kill on our own child's pid, which is not reaped yet.
-        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while Instant::now() < deadline {
-            if matches!(self.child.try_wait(), Ok(Some(_))) {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Child {
-    fn drop(&mut self) {
-        self.stop();
+        self.child.stop();
     }
 }
 
@@ -314,7 +290,7 @@ impl Running {
     pub fn check_alive(&mut self) -> Result<()> {
         for child in [&mut self.proxy, &mut self.wss] {
             if let Some(why) = child.exited() {
-                bail!("{why}");
+                bail!(why);
             }
         }
         Ok(())
@@ -327,7 +303,7 @@ fn flag(cmd: &mut Command, key: &str, value: impl ToString) {
 
 /// Starts the stack's wss, then its proxy, and waits (bounded) until both listen.
 pub async fn start(env: &Env, stack: &Stack, ports: Ports) -> Result<Running> {
-    std::fs::create_dir_all(env.logs()).with_context(|| format!("{}", env.logs().display()))?;
+    std::fs::create_dir_all(env.logs()).with_context(|| env.logs().display().to_string())?;
     let slug = slug(&stack.name);
     let wss = start_wss(
         env,
@@ -483,27 +459,27 @@ pub fn render_nginx(template: &str, ports: Ports, cert: &Path, key: &Path) -> St
 /// Waits (at most 60 s) until something accepts on 127.0.0.1:`port`, failing early if
 /// the process ends.
 async fn wait_listening(child: &mut Child, port: u16) -> Result<()> {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        if let Some(why) = child.exited() {
-            bail!("{} did not start: {why}", child.name);
-        }
-        if tokio::net::TcpStream::connect(("127.0.0.1", port))
-            .await
-            .is_ok()
-        {
-            return Ok(());
-        }
-        if Instant::now() > deadline {
-            bail!(
-                "{} did not listen on port {port} within 60 s; its log {}:\n{}",
-                child.name,
-                child.log.display(),
-                tail(&child.log, 15)
-            );
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let mut exited = None;
+    let poll = Duration::from_millis(100);
+    let listening = testkit::until(Duration::from_secs(60), poll, || {
+        exited = child.exited();
+        let gone = exited.is_some();
+        async move { gone || testkit::accepts(addr).await }
+    })
+    .await;
+    if let Some(why) = exited {
+        bail!("{} did not start: {why}", child.name);
     }
+    if !listening {
+        bail!(
+            "{} did not listen on port {port} within 60 s; its log {}:\n{}",
+            child.name,
+            child.log.display(),
+            tail(&child.log, 15)
+        );
+    }
+    Ok(())
 }
 
 #[cfg(test)]

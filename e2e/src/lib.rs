@@ -1,6 +1,9 @@
-//! End-to-end tests live in tests/; this crate holds only the paths they share.
+//! End-to-end tests live in tests/; this crate holds what they share: the paths,
+//! and [`chromium`], the browser and its DevTools driver.
 
 use std::path::{Path, PathBuf};
+
+pub mod chromium;
 
 /// The repository's root folder.
 pub fn repo_root() -> PathBuf {

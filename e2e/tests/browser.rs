@@ -3,6 +3,7 @@
 //!
 //! Screenshots of each step are saved under `target/e2e/` as test artifacts.
 
+use e2e::chromium::{program, FLAGS};
 use e2e::{repo_root, target_dir};
 use std::future::Future;
 use std::net::SocketAddr;
@@ -18,7 +19,8 @@ use runtime::shutdown::Shutdown;
 use serde_json::{json, Value};
 use snapshot::{HeadMode, Stack};
 use std::panic::AssertUnwindSafe;
-use tokio::process::{Child, Command};
+use testkit::ChildGuard;
+use tokio::process::Command;
 use warp::Filter;
 
 /// Upper bound of every wait on the page.
@@ -30,17 +32,6 @@ fn artifacts() -> PathBuf {
     let dir = target_dir().join("e2e");
     std::fs::create_dir_all(&dir).unwrap();
     dir
-}
-
-/// Finds a program on PATH or in ~/.cargo/bin, with a hint when it is missing.
-fn program(name: &str) -> PathBuf {
-    let cargo_bin = std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cargo/bin"));
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    std::env::split_paths(&path)
-        .chain(cargo_bin)
-        .map(|dir| dir.join(name))
-        .find(|p| p.is_file())
-        .unwrap_or_else(|| panic!("{name} not found: run scripts/setup --browser"))
 }
 
 /// The app built once for all tests of this file.
@@ -104,40 +95,27 @@ async fn serve_app(dist: PathBuf, config: Value, shutdown: &Shutdown) -> SocketA
     addr
 }
 
-/// Starts chromedriver on a free port and waits until it listens.
-async fn start_chromedriver() -> (Child, u16) {
+/// Starts chromedriver on a free port and waits until it listens; killed when the
+/// guard drops.
+async fn start_chromedriver() -> (ChildGuard, u16) {
     let port = testkit::free_port();
-    let child = Command::new(program("chromedriver"))
-        .arg(format!("--port={port}"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("chromedriver starts");
-    wait_for("chromedriver listening", || async move {
-        tokio::net::TcpStream::connect(("127.0.0.1", port))
-            .await
-            .is_ok()
-    })
-    .await;
+    let child = ChildGuard::spawn(
+        std::process::Command::new(program("chromedriver"))
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null()),
+    )
+    .expect("chromedriver starts");
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    wait_for("chromedriver listening", || testkit::accepts(addr)).await;
     (child, port)
 }
 
 /// A headless Chromium session; `trust_self_signed` accepts the proxy's certificate.
 async fn browser(port: u16, downloads: &Path, profile: &Path, trust_self_signed: bool) -> Client {
-    let mut args = vec![
-        "--headless=new".to_string(),
-        "--no-sandbox".into(),
-        "--disable-gpu".into(),
-        "--disable-dev-shm-usage".into(),
-        "--disable-quic".into(),
-        "--no-first-run".into(),
-        "--disable-background-networking".into(),
-        "--disable-component-update".into(),
-        "--disable-sync".into(),
-        "--window-size=1400,1800".into(),
-        format!("--user-data-dir={}", profile.display()),
-    ];
+    let mut args: Vec<String> = FLAGS.iter().map(|f| f.to_string()).collect();
+    args.push("--window-size=1400,1800".into());
+    args.push(format!("--user-data-dir={}", profile.display()));
     if trust_self_signed {
         args.push("--ignore-certificate-errors".into());
     }
@@ -168,7 +146,7 @@ where
     F: FnMut() -> Fut,
     Fut: Future<Output = bool>,
 {
-    runtime::wait::expect(what, BOUND, Duration::from_millis(100), check).await
+    testkit::expect(what, BOUND, Duration::from_millis(100), check).await
 }
 
 /// Text of the element with this id, or "" while it is not there.
@@ -268,16 +246,10 @@ async fn start_servers(
     tweak: impl FnOnce(&mut Config),
 ) -> Servers {
     let mut config = Config {
-        proxy_port: 0,
-        proxy_heapdump_port: 0,
-        wss_port: 0,
-        wss_heapdump_port: 0,
-        client_heapdump_port: 0,
         tcp_slab_size: 64 << 10,
         tls_slab_size: 256 << 10,
         read_size: 16 << 10,
-        cert_dir: dir.join("certs"),
-        ..Config::default()
+        ..testkit::ephemeral_config(dir)
     };
     tweak(&mut config);
     let wss = native::wss::start(&config, shutdown).await.unwrap();
@@ -296,7 +268,7 @@ async fn start_servers(
 /// Everything one browser test runs against.
 struct Scene {
     _dir: tempfile::TempDir,
-    _driver: Child,
+    _driver: ChildGuard,
     shutdown: Shutdown,
     servers: Servers,
     _app: SocketAddr,

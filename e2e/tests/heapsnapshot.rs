@@ -10,10 +10,10 @@
 //! second, independent reader. Nothing is computed from a formula: every expected
 //! figure comes from the servers' own JSON snapshots.
 
+use e2e::chromium::DevTools;
 use e2e::{repo_root, target_dir};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::Path;
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use futures_util::{SinkExt, StreamExt};
@@ -23,8 +23,7 @@ use runtime::shutdown::Shutdown;
 use serde_json::{json, Value};
 use snapshot::heapsnapshot::{connection_node_id, pool_slot, slab_node_id};
 use snapshot::{HeadMode, Snapshot, Stack};
-use tokio::net::TcpStream;
-use tokio::process::{Child, Command};
+use tokio::process::Command;
 use tokio_tungstenite::tungstenite::Message;
 
 /// Upper bound of every wait.
@@ -33,28 +32,15 @@ const BOUND: Duration = Duration::from_secs(30);
 const PINNING: usize = 5;
 
 /// Waits until `check` holds, polling every 50 ms, for at most [`BOUND`].
-async fn wait_until<F, Fut>(what: &str, mut check: F)
+async fn wait_until<F, Fut>(what: &str, check: F)
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = bool>,
 {
-    let start = Instant::now();
-    while !check().await {
-        assert!(start.elapsed() < BOUND, "not within {BOUND:?}: {what}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    testkit::expect(what, BOUND, testkit::POLL, check).await
 }
 
 // ---- chromium and the DevTools heap snapshot code inside it ----
-
-/// A headless chromium, driven over the DevTools protocol on its debugging port.
-struct Chromium {
-    _child: Child,
-    _profile: tempfile::TempDir,
-    port: u16,
-    cdp: tokio_tungstenite::WebSocketStream<TcpStream>,
-    next: u64,
-}
 
 /// What the page runs: DevTools' own loader and snapshot, and what the Memory
 /// panel's Summary, Retainers and Comparison views ask of them.
@@ -117,168 +103,29 @@ window.H = {
 true
 "#;
 
-impl Chromium {
-    /// Starts chromium headless with a debugging port and opens a page on it.
-    async fn start() -> Chromium {
-        let profile = tempfile::tempdir().unwrap();
-        let child = Command::new("chromium")
-            .args([
-                "--headless=new",
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-dev-shm-usage",
-                "--disable-quic",
-                "--no-first-run",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-                "--window-size=1400,1000",
-                "--remote-debugging-port=0",
-            ])
-            .arg(format!("--user-data-dir={}", profile.path().display()))
-            .arg("about:blank")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("chromium starts (scripts/setup --browser installs it)");
-        // Chromium writes the port it took into the profile.
-        let active = profile.path().join("DevToolsActivePort");
-        let mut port = 0;
-        wait_until("chromium's DevToolsActivePort", || {
-            let text = std::fs::read_to_string(&active).unwrap_or_default();
-            port = text
-                .lines()
-                .next()
-                .and_then(|l| l.parse().ok())
-                .unwrap_or(0);
-            std::future::ready(port != 0)
-        })
-        .await;
-        let pages = http_get(port, "/json/list").await;
-        let pages: Value = serde_json::from_str(&pages).unwrap();
-        let url = pages
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|p| p["type"] == "page")
-            .and_then(|p| p["webSocketDebuggerUrl"].as_str())
-            .expect("a page to drive")
-            .to_string();
-        let tcp = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
-        let (cdp, _) = tokio_tungstenite::client_async(url, tcp).await.unwrap();
-        let mut c = Chromium {
-            _child: child,
-            _profile: profile,
-            port,
-            cdp,
-            next: 0,
-        };
-        // A page on the debugging port's own origin can import DevTools' modules.
-        let page = format!("http://127.0.0.1:{port}/json/version");
-        c.call("Page.navigate", json!({ "url": page })).await;
-        let start = Instant::now();
-        loop {
-            let at = c.eval("location.href + ' ' + document.readyState").await;
-            if at.as_str() == Some(&format!("{page} complete")) {
-                break;
-            }
-            assert!(start.elapsed() < BOUND, "the page did not load: {at}");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        assert_eq!(c.eval(HARNESS).await, json!(true));
-        c
-    }
-
-    /// One DevTools protocol call; its result.
-    async fn call(&mut self, method: &str, params: Value) -> Value {
-        self.next += 1;
-        let id = self.next;
-        let message = json!({ "id": id, "method": method, "params": params }).to_string();
-        self.cdp.send(Message::text(message)).await.unwrap();
-        loop {
-            let answer = tokio::time::timeout(BOUND, self.cdp.next())
-                .await
-                .unwrap_or_else(|_| panic!("no answer to {method} within {BOUND:?}"))
-                .expect("chromium's protocol socket open")
-                .unwrap();
-            let Message::Text(text) = answer else {
-                continue;
-            };
-            let v: Value = serde_json::from_str(&text).unwrap();
-            if v["id"] == id {
-                assert!(v.get("error").is_none(), "{method}: {v}");
-                return v["result"].clone();
-            }
-        }
-    }
-
-    /// Evaluates `expression` in the page, awaiting a promise; its value.
-    async fn eval(&mut self, expression: &str) -> Value {
-        let r = self
-            .call(
-                "Runtime.evaluate",
-                json!({ "expression": expression, "awaitPromise": true, "returnByValue": true }),
-            )
-            .await;
-        if let Some(e) = r.get("exceptionDetails") {
-            panic!("the page threw: {e}");
-        }
-        r["result"]["value"].clone()
-    }
-
-    /// Loads a file's text into DevTools' heap snapshot code as `name`: what the
-    /// Memory panel shows of it.
-    async fn load(&mut self, name: &str, text: &str) -> Loaded {
-        let expr = format!(
-            "H.load({}, {})",
-            serde_json::to_string(name).unwrap(),
-            serde_json::to_string(text).unwrap()
-        );
-        let v = self.eval(&expr).await;
-        serde_json::from_value(v.clone()).unwrap_or_else(|e| panic!("{e}: {v}"))
-    }
-
-    /// The Comparison view of `after` against `before`, by class.
-    async fn diff(&mut self, before: &str, after: &str) -> HashMap<String, ClassDiff> {
-        let v = self.eval(&format!("H.diff({before:?}, {after:?})")).await;
-        serde_json::from_value(v).unwrap()
-    }
+/// Starts chromium's DevTools page with [`HARNESS`] in it.
+async fn devtools() -> DevTools {
+    let mut c = DevTools::start(BOUND).await;
+    assert_eq!(c.eval(HARNESS).await, json!(true));
+    c
 }
 
-/// A plain HTTP GET on loopback; the body (chromium's debugging port answers with a
-/// Content-Length and keeps the connection open).
-async fn http_get(port: u16, path: &str) -> String {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let exchange = async {
-        let mut tcp = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
-        let request = format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n");
-        tcp.write_all(request.as_bytes()).await.unwrap();
-        let mut all = Vec::new();
-        let mut buf = [0u8; 16384];
-        loop {
-            let n = tcp.read(&mut buf).await.unwrap();
-            assert!(n > 0, "chromium closed the connection early");
-            all.extend_from_slice(&buf[..n]);
-            let text = String::from_utf8_lossy(&all).into_owned();
-            if let Some((head, body)) = text.split_once("\r\n\r\n") {
-                let length: usize = head
-                    .lines()
-                    .find_map(|l| {
-                        let (k, v) = l.split_once(':')?;
-                        k.eq_ignore_ascii_case("content-length")
-                            .then(|| v.trim().parse().ok())?
-                    })
-                    .expect("a Content-Length");
-                if body.len() >= length {
-                    return body[..length].to_string();
-                }
-            }
-        }
-    };
-    tokio::time::timeout(BOUND, exchange)
-        .await
-        .unwrap_or_else(|_| panic!("GET {path} on chromium's debugging port: no answer"))
+/// Loads a file's text into DevTools' heap snapshot code as `name`: what the
+/// Memory panel shows of it.
+async fn load(c: &mut DevTools, name: &str, text: &str) -> Loaded {
+    let expr = format!(
+        "H.load({}, {})",
+        serde_json::to_string(name).unwrap(),
+        serde_json::to_string(text).unwrap()
+    );
+    let v = c.eval(&expr).await;
+    serde_json::from_value(v.clone()).unwrap_or_else(|e| panic!("{e}: {v}"))
+}
+
+/// The Comparison view of `after` against `before`, by class.
+async fn diff(c: &mut DevTools, before: &str, after: &str) -> HashMap<String, ClassDiff> {
+    let v = c.eval(&format!("H.diff({before:?}, {after:?})")).await;
+    serde_json::from_value(v).unwrap()
 }
 
 #[derive(Debug, serde::Deserialize)]
@@ -361,11 +208,6 @@ impl Drop for Servers {
 async fn start(stack: Stack) -> Servers {
     let dir = tempfile::tempdir().unwrap();
     let mut config = Config {
-        proxy_port: 0,
-        proxy_heapdump_port: 0,
-        wss_port: 0,
-        wss_heapdump_port: 0,
-        client_heapdump_port: 0,
         tcp_slab_size: 64 << 10,
         tls_slab_size: 128 << 10,
         read_size: 4 << 10,
@@ -374,8 +216,7 @@ async fn start(stack: Stack) -> Servers {
         proxy_head: HeadMode::Retain,
         wss_stack: stack,
         proxy_stack: stack,
-        cert_dir: dir.path().join("certs"),
-        ..Config::default()
+        ..testkit::ephemeral_config(dir.path())
     };
     let shutdown = Shutdown::new();
     let wss = native::wss::start(&config, &shutdown).await.unwrap();
@@ -776,7 +617,7 @@ fn difference(a: &BTreeMap<u32, u64>, b: &BTreeMap<u32, u64>) -> BTreeMap<u32, u
 
 async fn run(stack: Stack) {
     let servers = start(stack).await;
-    let mut chromium = Chromium::start().await;
+    let mut chromium = devtools().await;
     let pinning = servers.pin(stack).await;
     let name = |role: &str, when: &str| format!("{}-{role}-{when}", stack.as_str());
     let mut before = Vec::new();
@@ -788,7 +629,7 @@ async fn run(stack: Stack) {
             "{role}: {:?}",
             snap.connections.list
         );
-        let view = chromium.load(&name(role, "before"), &file).await;
+        let view = load(&mut chromium, &name(role, "before"), &file).await;
         let what = format!("{role} on {stack}");
         check_total(&what, &snap, &view);
         match stack {
@@ -823,10 +664,8 @@ async fn run(stack: Stack) {
         )
         .await;
         let (snap1, file) = take(server).await;
-        chromium.load(&name(role, "after"), &file).await;
-        let diff = chromium
-            .diff(&name(role, "before"), &name(role, "after"))
-            .await;
+        load(&mut chromium, &name(role, "after"), &file).await;
+        let diff = diff(&mut chromium, &name(role, "before"), &name(role, "after")).await;
         let (a, b) = (objects(snap0), objects(&snap1));
         let what = format!("{role} on {stack}: Comparison");
         for class in ["Slab", "Allocation", "Connection"] {
@@ -851,7 +690,6 @@ async fn run(stack: Stack) {
         let file = target_dir().join(format!("e2e/{}.heapsnapshot", name("proxy", "before")));
         memlab(&file, &before[0].2, before[0].3).await;
     }
-    let _ = chromium.port;
 }
 
 /// Loads `file` in memlab and checks it against the JSON snapshot taken with it.

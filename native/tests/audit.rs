@@ -17,6 +17,7 @@ use client::audit::report::{AuditReport, Step};
 
 mod common;
 use common::Program;
+use testkit::Lines;
 
 /// The longest an audit of a test may take.
 const AUDIT_BOUND: Duration = Duration::from_secs(150);
@@ -80,23 +81,6 @@ struct Outcome {
     report: Option<AuditReport>,
 }
 
-/// The child's stderr, line by line, read on a thread of its own (so that waits on
-/// it are bounded and the child never blocks on a full pipe).
-fn stderr_lines(child: &mut Child) -> std::sync::mpsc::Receiver<String> {
-    let stderr = child.stderr.take().expect("stderr piped");
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        use std::io::BufRead;
-        for line in std::io::BufReader::new(stderr)
-            .lines()
-            .map_while(Result::ok)
-        {
-            let _ = tx.send(line);
-        }
-    });
-    rx
-}
-
 /// Waits (bounded) for an audit started with [`audit_command`] and reads what it left.
 fn finish(child: Child, dir: &Path) -> Outcome {
     let pid = child.id();
@@ -120,6 +104,16 @@ fn finish(child: Child, dir: &Path) -> Outcome {
         stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
         report,
     }
+}
+
+/// An audit of `pid` (one level, 20 websockets) once its idle step has ended: its
+/// websockets are open and have been read.
+fn audit_past_idle(dir: &Path, target: &str, pid: u32) -> Child {
+    let mut child = audit_command(dir, target, &[pid], "20").spawn().unwrap();
+    Lines::stderr(&mut child)
+        .find("audit: 20 connections, idle", AUDIT_BOUND)
+        .unwrap_or_else(|seen| panic!("the idle step did not end; saw {seen:#?}"));
+    child
 }
 
 fn run_audit(dir: &Path, target: &str, pids: &[u32], levels: &str) -> Outcome {
@@ -337,16 +331,13 @@ fn the_client_snapshot_reports_the_audited_processes_while_it_runs() {
     cmd.stderr(Stdio::piped());
     let mut child = cmd.spawn().unwrap();
     // The snapshot's address from the audit's first line.
-    let rx = stderr_lines(&mut child);
-    let deadline = Instant::now() + common::BOUND;
-    let addr = loop {
-        let line = rx
-            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
-            .expect("the audit says where its snapshot is");
-        if let Some(rest) = line.split("snapshot at http://").nth(1) {
-            break rest.trim_end_matches("/snapshot").trim().to_string();
-        }
-    };
+    let lines = Lines::stderr(&mut child);
+    let marker = "snapshot at http://";
+    let line = lines
+        .find(marker, common::BOUND)
+        .unwrap_or_else(|seen| panic!("the audit says where its snapshot is; saw {seen:#?}"));
+    let addr = line.split(marker).nth(1).unwrap();
+    let addr = addr.trim_end_matches("/snapshot").trim().to_string();
     let addr: std::net::SocketAddr = addr.parse().unwrap();
     let rt = tokio::runtime::Runtime::new().unwrap();
     let seen = rt.block_on(async {
@@ -449,22 +440,8 @@ fn a_process_that_exits_mid_audit_ends_the_step_keeping_the_levels_done() {
     let dir = tempfile::tempdir().unwrap();
     let (mut server, url) = wss(dir.path(), "warp", "copy");
     let pid = server.child.id();
-    let mut child = audit_command(dir.path(), &url, &[pid], "20")
-        .spawn()
-        .unwrap();
-    let rx = stderr_lines(&mut child);
-    let deadline = Instant::now() + AUDIT_BOUND;
-    let mut seen = Vec::new();
-    loop {
-        let line = rx
-            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
-            .unwrap_or_else(|_| panic!("the idle step did not end; saw {seen:#?}"));
-        // The websockets are open and read: kill the server under them.
-        if line.contains("audit: 20 connections, idle") {
-            break;
-        }
-        seen.push(line);
-    }
+    let child = audit_past_idle(dir.path(), &url, pid);
+    // The websockets are open and read: kill the server under them.
     server.child.kill().unwrap();
     let o = finish(child, dir.path());
     assert_eq!(o.code, Some(1), "{}", o.stdout);
@@ -489,16 +466,7 @@ fn a_process_that_exits_mid_audit_ends_the_step_keeping_the_levels_done() {
 fn an_interrupted_audit_keeps_what_it_read() {
     let dir = tempfile::tempdir().unwrap();
     let (server, url) = wss(dir.path(), "warp", "copy");
-    let mut child = audit_command(dir.path(), &url, &[server.child.id()], "20")
-        .spawn()
-        .unwrap();
-    let rx = stderr_lines(&mut child);
-    let deadline = Instant::now() + AUDIT_BOUND;
-    while !rx
-        .recv_timeout(deadline.saturating_duration_since(Instant::now()))
-        .expect("the idle step ends")
-        .contains("audit: 20 connections, idle")
-    {}
+    let child = audit_past_idle(dir.path(), &url, server.child.id());
     let _ = Command::new("kill")
         .args(["-INT", &child.id().to_string()])
         .status();

@@ -14,11 +14,10 @@
 #[macro_use]
 mod common;
 
-use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus, Stdio};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use client::{ClientError, ClientOptions, WsStream};
@@ -27,6 +26,7 @@ use runtime::config::Config;
 use runtime::shutdown::Shutdown;
 use serde_json::{json, Value};
 use snapshot::{HeadMode, Snapshot, Stack};
+use testkit::{free_port, ChildGuard, Lines};
 use tokio_tungstenite::tungstenite::Message;
 
 on_both_stacks! {
@@ -59,13 +59,13 @@ const BOUND: Duration = Duration::from_secs(30);
 /// slabs (so a few hundred connections spread over several slabs), `retain` on both
 /// servers (so released views show), then `extra` on top.
 fn write_config(dir: &Path, extra: Value) -> (PathBuf, Value) {
-    let wss = testkit::free_port();
+    let wss = free_port();
     let mut config = json!({
         "wss_port": wss,
-        "wss_heapdump_port": testkit::free_port(),
-        "proxy_port": testkit::free_port(),
-        "proxy_heapdump_port": testkit::free_port(),
-        "client_heapdump_port": testkit::free_port(),
+        "wss_heapdump_port": free_port(),
+        "proxy_port": free_port(),
+        "proxy_heapdump_port": free_port(),
+        "client_heapdump_port": free_port(),
         "proxy_target": {"host": "127.0.0.1", "port": wss},
         "client_proxy_host": "localhost",
         "cert_dir": dir.join("certs"),
@@ -100,42 +100,28 @@ fn typed(path: &Path) -> Config {
 /// A child process whose stderr (and stdout) lines are collected; killed on drop.
 struct Proc {
     name: &'static str,
-    /// Killed and reaped when dropped.
-    child: testkit::ChildGuard,
-    lines: Arc<Mutex<Vec<String>>>,
-    out: Arc<Mutex<Vec<String>>>,
-    /// The threads reading stderr and stdout: they end when the process's pipes close.
-    readers: Vec<std::thread::JoinHandle<()>>,
+    child: ChildGuard,
+    lines: Lines,
+    out: Lines,
 }
 
 impl Proc {
     /// Starts `cmd` (RUST_LOG=info) with stdout and stderr collected.
     fn spawn(name: &'static str, mut cmd: Command) -> Proc {
-        let mut child = cmd
-            .env("RUST_LOG", "info")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {name}: {e}"));
-        let collect = |stream: Box<dyn std::io::Read + Send>| {
-            let lines = Arc::new(Mutex::new(Vec::new()));
-            let sink = lines.clone();
-            let reader = std::thread::spawn(move || {
-                for line in BufReader::new(stream).lines().map_while(Result::ok) {
-                    sink.lock().unwrap().push(line);
-                }
-            });
-            (lines, reader)
-        };
-        let (lines, err_reader) = collect(Box::new(child.stderr.take().unwrap()));
-        let (out, out_reader) = collect(Box::new(child.stdout.take().unwrap()));
+        let mut child = ChildGuard::spawn(
+            cmd.env("RUST_LOG", "info")
+                .stdin(Stdio::null())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped()),
+        )
+        .unwrap_or_else(|e| panic!("cannot start {name}: {e}"));
+        let lines = Lines::stderr(&mut child);
+        let out = Lines::stdout(&mut child);
         Proc {
             name,
-            child: child.into(),
+            child,
             lines,
             out,
-            readers: vec![err_reader, out_reader],
         }
     }
 
@@ -150,19 +136,20 @@ impl Proc {
     }
 
     fn stderr(&self) -> Vec<String> {
-        self.lines.lock().unwrap().clone()
+        self.lines.so_far()
     }
 
     fn stdout(&self) -> Vec<String> {
-        self.out.lock().unwrap().clone()
+        self.out.so_far()
     }
 
     /// Waits (within [`BOUND`]) for a stderr line containing `text`.
     async fn wait_line(&mut self, text: &str) {
         let poll = Duration::from_millis(20);
-        let said = runtime::wait::until(BOUND, poll, || {
-            let said = self.stderr().iter().any(|l| l.contains(text));
-            std::future::ready(said || matches!(self.child.try_wait(), Ok(Some(_))))
+        let (lines, child) = (&self.lines, &mut self.child);
+        let said = testkit::until(BOUND, poll, || {
+            let said = lines.so_far().iter().any(|l| l.contains(text));
+            std::future::ready(said || matches!(child.try_wait(), Ok(Some(_))))
         })
         .await;
         if self.stderr().iter().any(|l| l.contains(text)) {
@@ -186,7 +173,7 @@ impl Proc {
     /// lines to be read.
     async fn wait_exit(&mut self, bound: Duration) -> ExitStatus {
         let poll = Duration::from_millis(20);
-        let exited = runtime::wait::until(bound, poll, || {
+        let exited = testkit::until(bound, poll, || {
             std::future::ready(matches!(self.child.try_wait(), Ok(Some(_))))
         })
         .await;
@@ -196,25 +183,22 @@ impl Proc {
             self.name,
             self.stderr()
         );
-        // Its pipes closed with it: the readers end once they have every line.
-        for reader in self.readers.drain(..) {
-            reader.join().expect("a reader thread");
+        // Its pipes closed with it: every line is read once they have ended.
+        for (stream, lines) in [("stderr", &self.lines), ("stdout", &self.out)] {
+            assert!(lines.wait_end(BOUND), "{}'s {stream} still open", self.name);
         }
         self.child.try_wait().unwrap().expect("exited")
     }
 
     /// SIGKILL, as when the process crashes or is killed by the OOM killer.
     fn kill(&mut self) {
-        self.child.kill();
+        self.child.stop();
     }
 
     /// SIGINT (Ctrl-C).
-    fn interrupt(&self) {
-        let status = Command::new("kill")
-            .args(["-INT", &self.child.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(status.success());
+    fn interrupt(&mut self) {
+        let sent = self.child.interrupt();
+        assert!(sent.is_ok(), "{sent:?}");
     }
 }
 
@@ -231,10 +215,7 @@ fn error_lines(lines: &[String]) -> Vec<&String> {
 async fn snapshot_at(port: u16) -> Snapshot {
     let addr: SocketAddr = ([127, 0, 0, 1], port).into();
     let json = client::fetch::get_json(addr, "/snapshot").await.unwrap();
-    if let Err(errors) = snapshot::validate(&json) {
-        panic!("snapshot does not match the schema: {errors:#?}\n{json}");
-    }
-    serde_json::from_value(json).unwrap()
+    common::checked(json)
 }
 
 /// Polls a server's snapshot until `check` holds, within `bound`; returns it.

@@ -443,7 +443,11 @@ async fn the_clients_exposition_holds_its_own_traffic() {
     let mut config = pg.config.clone();
     config.proxy_heapdump_port = pg.proxy.snapshot_addr.port();
     config.wss_heapdump_port = pg.wss.snapshot_addr.port();
-    config.client_heapdump_port = testkit::free_port();
+    config.client_heapdump_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     config.client_max_connections = 3;
     config.client_connections_per_second = 200.0;
     config.client_data_size = 0;
@@ -530,7 +534,6 @@ async fn metrics_follows_the_snapshot_ports_host_and_cors_rules() {
 /// A `prometheus` server of our own: its config, a storage folder in a temp dir,
 /// a free loopback port; killed when dropped.
 struct Prometheus {
-    /// Killed and reaped when the test ends.
     child: testkit::ChildGuard,
     addr: SocketAddr,
     _dir: tempfile::TempDir,
@@ -552,23 +555,23 @@ impl Prometheus {
         }
         let config_file = dir.path().join("prometheus.yml");
         std::fs::write(&config_file, config).unwrap();
-        let port = testkit::free_port();
-        let addr = SocketAddr::from(([127, 0, 0, 1], port));
+        let addr = SocketAddr::from(([127, 0, 0, 1], testkit::free_port()));
         let log = std::fs::File::create(dir.path().join("prometheus.log")).unwrap();
-        let child = std::process::Command::new(binary)
-            .arg(format!("--config.file={}", config_file.display()))
-            .arg(format!(
-                "--storage.tsdb.path={}",
-                dir.path().join("data").display()
-            ))
-            .arg(format!("--web.listen-address={addr}"))
-            .arg("--log.level=warn")
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .unwrap_or_else(|e| panic!("{}: {e}", binary.display()));
+        let child = testkit::ChildGuard::spawn(
+            std::process::Command::new(binary)
+                .arg(format!("--config.file={}", config_file.display()))
+                .arg(format!(
+                    "--storage.tsdb.path={}",
+                    dir.path().join("data").display()
+                ))
+                .arg(format!("--web.listen-address={addr}"))
+                .arg("--log.level=warn")
+                .stdout(log.try_clone().unwrap())
+                .stderr(log),
+        )
+        .unwrap_or_else(|e| panic!("{}: {e}", binary.display()));
         Prometheus {
-            child: child.into(),
+            child,
             addr,
             _dir: dir,
         }

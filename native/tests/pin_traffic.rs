@@ -39,10 +39,7 @@ fn client_config(pg: &Playground) -> Config {
 
 async fn snapshot_at(addr: SocketAddr) -> Option<Snapshot> {
     let json = client::fetch::get_json(addr, "/snapshot").await.ok()?;
-    if let Err(errors) = snapshot::validate(&json) {
-        panic!("snapshot does not match the schema: {errors:#?}\n{json}");
-    }
-    Some(serde_json::from_value(json).unwrap())
+    Some(common::checked(json))
 }
 
 /// Bytes the wss has read through its `tcp` pool, once no connection is open.

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 use std::time::Instant;
 
-use anyhow::{anyhow, bail, Context};
+use anyhow::{anyhow, bail, Context, Result};
 use bench::results::{Meta, Plan, Results};
 use bench::scenario;
 use bench::stacks::{Env, Ports, ProxyKind, Stack, WssKind};
@@ -134,6 +134,7 @@ fn main() -> ExitCode {
     }
 }
 
+/// The error on one line, with what it was doing at each step (`{:#}`).
 fn fail(e: &anyhow::Error) -> ExitCode {
     eprintln!("error: bench: {e:#}");
     ExitCode::FAILURE
@@ -143,8 +144,8 @@ fn fail(e: &anyhow::Error) -> ExitCode {
 const BEGIN: &str = "<!-- BEGIN tables written by scripts/bench -->";
 const END: &str = "<!-- END tables written by scripts/bench -->";
 
-fn splice_into(file: &Path, tables: &str) -> bench::Result<()> {
-    let text = std::fs::read_to_string(file).with_context(|| format!("{}", file.display()))?;
+fn splice_into(file: &Path, tables: &str) -> Result<()> {
+    let text = std::fs::read_to_string(file).with_context(|| file.display().to_string())?;
     let (Some(b), Some(e)) = (text.find(BEGIN), text.find(END)) else {
         bail!("{}: no markers {BEGIN} ... {END}", file.display());
     };
@@ -155,8 +156,8 @@ fn splice_into(file: &Path, tables: &str) -> bench::Result<()> {
     std::fs::write(file, out).with_context(|| format!("cannot write {}", file.display()))
 }
 
-fn read(path: &Path) -> bench::Result<Results> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("{}", path.display()))?;
+fn read(path: &Path) -> Result<Results> {
+    let text = std::fs::read_to_string(path).with_context(|| path.display().to_string())?;
     serde_json::from_str(&text).with_context(|| format!("{}: not a results file", path.display()))
 }
 
@@ -167,9 +168,9 @@ async fn run(
     headline: bool,
     probe: bool,
     command: Option<String>,
-) -> bench::Result<()> {
+) -> Result<()> {
     let started = Instant::now();
-    let root = std::env::current_dir().with_context(|| "the working directory")?;
+    let root = std::env::current_dir().context("the working directory")?;
     let out = out.map(|o| root.join(o)).unwrap_or_else(|| {
         if quick {
             root.join("target/bench/quick")
@@ -178,7 +179,7 @@ async fn run(
         }
     });
     let bin_dir = std::env::current_exe()
-        .with_context(|| "the bench's own path")?
+        .context("the bench's own path")?
         .parent()
         .map(Path::to_path_buf)
         .unwrap_or_default();
@@ -190,7 +191,7 @@ async fn run(
         work: out.clone(),
         cert_dir: out.join("certs"),
     };
-    std::fs::create_dir_all(env.logs()).with_context(|| format!("{}", env.logs().display()))?;
+    std::fs::create_dir_all(env.logs()).with_context(|| env.logs().display().to_string())?;
     let tls = scenario::client_tls(&env)?;
     let plan = if quick { Plan::quick() } else { Plan::full() };
     let mut results = Results {
@@ -229,8 +230,8 @@ async fn run(
         )
         .await;
         if let Some(e) = &r.error {
-            eprintln!("bench:    FAILED: {e:#}");
-            results.errors.push(format!("{}: {e:#}", stack.name));
+            eprintln!("bench:    FAILED: {e}");
+            results.errors.push(format!("{}: {e}", stack.name));
         }
         results.stacks.push(r);
     }

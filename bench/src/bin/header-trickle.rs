@@ -11,13 +11,14 @@
 //!
 //! Usage: header-trickle [--clients 100] [--header-bytes 8192] WSS_BINARY...
 
-use anyhow::{bail, Context, Result};
 use std::net::SocketAddr;
 use std::process::{Command, ExitCode, Stdio};
 use std::time::{Duration, Instant};
 
+use anyhow::{anyhow, bail, Context, Result};
 use bench::procfs;
 use clap::Parser;
+use testkit::{free_port, ChildGuard};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -54,12 +55,8 @@ Sec-WebSocket-Version: 13\r\nX-Pad: "
 }
 
 async fn wait_listening(addr: SocketAddr) -> Result<()> {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while TcpStream::connect(addr).await.is_err() {
-        if Instant::now() > deadline {
-            bail!("nothing listens on {addr} after 20 s");
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
+    if !testkit::listening(addr, Duration::from_secs(20)).await {
+        bail!("nothing listens on {addr} after 20 s");
     }
     Ok(())
 }
@@ -67,7 +64,7 @@ async fn wait_listening(addr: SocketAddr) -> Result<()> {
 async fn tcp_reads(snapshot: SocketAddr) -> Result<(u64, u64)> {
     let snap = ::client::fetch::fetch(snapshot)
         .await
-        .with_context(|| format!("snapshot of {snapshot}"))?;
+        .map_err(|e| anyhow!("snapshot of {snapshot}: {e}"))?;
     let pool = snap
         .pools
         .iter()
@@ -77,20 +74,21 @@ async fn tcp_reads(snapshot: SocketAddr) -> Result<(u64, u64)> {
 }
 
 async fn measure(binary: &str, cli: &Cli) -> Result<Figures> {
-    let (port, snap_port) = (testkit::free_port(), testkit::free_port());
+    let (port, snap_port) = (free_port(), free_port());
     let dir = tempdir()?;
-    let child = Command::new(binary)
-        .current_dir(&dir)
-        .args(["--wss_port", &port.to_string()])
-        .args(["--wss_heapdump_port", &snap_port.to_string()])
-        .args(["--header_timeout_ms", "600000"])
-        .args(["--max_header_bytes", &(cli.header_bytes + 1024).to_string()])
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .spawn()
-        .with_context(|| binary.to_string())?;
-    let pid = child.id();
-    let _wss = testkit::ChildGuard(child);
+    // Killed and reaped when this returns.
+    let wss = ChildGuard::spawn(
+        Command::new(binary)
+            .current_dir(&dir)
+            .args(["--wss_port", &port.to_string()])
+            .args(["--wss_heapdump_port", &snap_port.to_string()])
+            .args(["--header_timeout_ms", "600000"])
+            .args(["--max_header_bytes", &(cli.header_bytes + 1024).to_string()])
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null()),
+    )
+    .with_context(|| binary.to_string())?;
+    let pid = wss.id();
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
     let snapshot = SocketAddr::from(([127, 0, 0, 1], snap_port));
     wait_listening(addr).await?;

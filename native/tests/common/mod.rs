@@ -1,8 +1,9 @@
 //! A whole playground (wss + TLS proxy) on ephemeral loopback ports, for tests.
 #![allow(dead_code)]
 
+use std::future::Future;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::Duration;
 
 use client::WsStream;
 use futures_util::StreamExt;
@@ -10,29 +11,23 @@ use runtime::config::Config;
 use runtime::server::Running;
 use runtime::shutdown::Shutdown;
 use snapshot::{HeadMode, Snapshot, Stack};
+use testkit::{ChildGuard, Lines};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-/// The bound of every wait in the tests, and the bounded wait.
-#[allow(unused_imports)] // each test file uses some of the kit
-pub use testkit::{wait_until, BOUND};
+/// Upper bound of every wait in the tests.
+pub const BOUND: Duration = Duration::from_secs(20);
 
 /// Small slabs and fast limits: the seed's scenario, accelerated.
 pub fn test_config(dir: &std::path::Path) -> Config {
     Config {
-        proxy_port: 0,
-        proxy_heapdump_port: 0,
-        wss_port: 0,
-        wss_heapdump_port: 0,
-        client_heapdump_port: 0,
         tcp_slab_size: 64 << 10,
         tls_slab_size: 128 << 10,
         read_size: 4 << 10,
         wss_echo: true,
         header_timeout_ms: 1500,
         upstream_timeout_ms: 2000,
-        cert_dir: dir.join("certs"),
-        ..Config::default()
+        ..testkit::ephemeral_config(dir)
     }
 }
 
@@ -114,10 +109,7 @@ impl Playground {
         let json = client::fetch::get_json(server.snapshot_addr, "/snapshot")
             .await
             .unwrap();
-        if let Err(errors) = snapshot::validate(&json) {
-            panic!("snapshot does not match the schema: {errors:#?}\n{json}");
-        }
-        serde_json::from_value(json).unwrap()
+        checked(json)
     }
 
     /// A websocket through the proxy, once the wss's greeting has come back.
@@ -164,6 +156,14 @@ impl Drop for Playground {
     fn drop(&mut self) {
         self.shutdown.trigger();
     }
+}
+
+/// A snapshot's JSON read as a [`Snapshot`], once it is checked against the schema.
+pub fn checked(json: serde_json::Value) -> Snapshot {
+    if let Err(errors) = snapshot::validate(&json) {
+        panic!("snapshot does not match the schema: {errors:#?}\n{json}");
+    }
+    serde_json::from_value(json).unwrap()
 }
 
 /// Bytes of one burst of the seed's data connection: more than a TLS slab of
@@ -237,6 +237,15 @@ where
         greeting.to_text().unwrap().starts_with("hello from wss"),
         "{greeting:?}"
     );
+}
+
+/// Waits until `check` holds, polling every 20 ms, for at most [`BOUND`].
+pub async fn wait_until<F, Fut>(what: &str, check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    testkit::expect(what, BOUND, Duration::from_millis(20), check).await
 }
 
 /// Reads until the peer closes (or [`BOUND`]), returning all it sent.
@@ -317,78 +326,41 @@ pub async fn read_all(io: &mut (impl AsyncRead + Unpin)) -> Vec<u8> {
 }
 
 /// A binary of the package run as its own process (`RUST_LOG=info`), its stderr read
-/// line by line on a thread so that waits on it are bounded and it never blocks on
-/// a full pipe. Interrupted (SIGINT) and reaped when dropped.
+/// line by line ([`Lines`]) so that waits on it are bounded and it never blocks on a
+/// full pipe. Interrupted (SIGINT) and reaped when dropped, killed if it has not
+/// exited within [`BOUND`] of that.
 pub struct Program {
-    pub child: std::process::Child,
-    lines: std::sync::mpsc::Receiver<String>,
+    pub child: ChildGuard,
+    lines: Lines,
 }
 
 impl Program {
     /// Starts `bin` in `dir` with `args`.
     pub fn start(bin: &str, dir: &std::path::Path, args: &[&str]) -> Program {
-        use std::io::BufRead;
-        let mut child = std::process::Command::new(bin)
-            .current_dir(dir)
-            .args(args)
-            .env("RUST_LOG", "info")
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap_or_else(|e| panic!("{bin}: {e}"));
-        let stderr = std::io::BufReader::new(child.stderr.take().unwrap());
-        let (tx, lines) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for line in stderr.lines().map_while(Result::ok) {
-                let _ = tx.send(line);
-            }
-        });
+        let mut child = ChildGuard::spawn(
+            std::process::Command::new(bin)
+                .current_dir(dir)
+                .args(args)
+                .env("RUST_LOG", "info")
+                .stderr(std::process::Stdio::piped()),
+        )
+        .unwrap_or_else(|e| panic!("{bin}: {e}"))
+        .stop_with(libc::SIGINT, BOUND);
+        let lines = Lines::stderr(&mut child);
         Program { child, lines }
     }
 
     /// The first line (from now) that contains `what`, waiting at most [`BOUND`].
     pub fn line_with(&mut self, what: &str) -> String {
-        let deadline = Instant::now() + BOUND;
-        let mut seen = Vec::new();
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.lines.recv_timeout(left) {
-                Ok(line) if line.contains(what) => return line,
-                Ok(line) => seen.push(line),
-                Err(_) => panic!("no line with {what:?} within {BOUND:?}; saw {seen:?}"),
-            }
-        }
+        self.lines.line_with(what, BOUND)
     }
 
     /// Sends SIGINT, waits for the exit, and returns its code with the lines printed
     /// until then.
     pub fn interrupt(mut self) -> (Option<i32>, Vec<String>) {
-        self.signal_int();
+        let _ = self.child.interrupt();
         let code = self.child.wait().unwrap().code();
-        // Every line up to the end of stderr: the reader thread ends (and the
-        // channel with it) once the exited process's pipe is drained.
-        let deadline = Instant::now() + BOUND;
-        let mut rest = Vec::new();
-        while let Ok(line) = self
-            .lines
-            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
-        {
-            rest.push(line);
-        }
-        (code, rest)
-    }
-
-    fn signal_int(&self) {
-        let _ = std::process::Command::new("kill")
-            .args(["-INT", &self.child.id().to_string()])
-            .status();
-    }
-}
-
-impl Drop for Program {
-    fn drop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            self.signal_int();
-            let _ = self.child.wait();
-        }
+        // Every line up to the end of stderr, which closes with the exited process.
+        (code, self.lines.rest(BOUND))
     }
 }
