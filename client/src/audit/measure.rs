@@ -27,22 +27,39 @@ impl Watched {
     }
 }
 
+/// Why a `--pid` cannot be measured.
+#[derive(Debug, thiserror::Error)]
+pub enum WatchError {
+    #[error("--pid {pid}: no such process on this machine")]
+    NoSuchProcess { pid: u32 },
+    #[error("--pid {pid}: cannot read /proc/{pid}/status: {source}")]
+    Unreadable { pid: u32, source: std::io::Error },
+    #[error("--pid {pid}: the process has exited (a zombie)")]
+    Zombie { pid: u32 },
+    #[error("--pid {pid} ({name}): no resident memory to measure ({source}): a kernel thread?")]
+    NoMemory {
+        pid: u32,
+        name: String,
+        source: std::io::Error,
+    },
+}
+
 /// Checks that `pid` is a live process this user can read; its name.
-pub fn watch(pid: u32) -> Result<Watched, String> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).map_err(|e| {
-        if e.kind() == std::io::ErrorKind::NotFound {
-            format!("--pid {pid}: no such process on this machine")
+pub fn watch(pid: u32) -> Result<Watched, WatchError> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).map_err(|source| {
+        if source.kind() == std::io::ErrorKind::NotFound {
+            WatchError::NoSuchProcess { pid }
         } else {
-            format!("--pid {pid}: cannot read /proc/{pid}/status: {e}")
+            WatchError::Unreadable { pid, source }
         }
     })?;
     if is_zombie(&status) {
-        return Err(format!("--pid {pid}: the process has exited (a zombie)"));
+        return Err(WatchError::Zombie { pid });
     }
     let name = procfs::name(pid).unwrap_or_else(|_| "?".into());
-    procfs::rss_bytes(pid).map_err(|e| {
-        format!("--pid {pid} ({name}): no resident memory to measure ({e}): a kernel thread?")
-    })?;
+    if let Err(source) = procfs::rss_bytes(pid) {
+        return Err(WatchError::NoMemory { pid, name, source });
+    }
     Ok(Watched { pid, name })
 }
 
@@ -58,7 +75,7 @@ fn is_zombie(status: &str) -> bool {
 /// A process with no `VmRSS` any more is exiting: the kernel releases its memory
 /// before it closes its sockets, so by the time its peers see them reset, this says
 /// it has gone even if it is not a zombie yet.
-pub fn alive(watched: &[Watched]) -> Result<(), String> {
+pub fn alive(watched: &[Watched]) -> Result<(), Gone> {
     for w in watched {
         match std::fs::read_to_string(format!("/proc/{}/status", w.pid)) {
             Ok(status) if !is_zombie(&status) && status.contains("\nVmRSS:") => {}
@@ -66,8 +83,7 @@ pub fn alive(watched: &[Watched]) -> Result<(), String> {
                 return Err(Gone {
                     pid: w.pid,
                     name: w.name.clone(),
-                }
-                .to_string())
+                })
             }
         }
     }
@@ -102,16 +118,11 @@ impl Reading {
 }
 
 /// An audited process has gone.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("process {pid} ({name}) has exited")]
 pub struct Gone {
     pub pid: u32,
     pub name: String,
-}
-
-impl std::fmt::Display for Gone {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "process {} ({}) has exited", self.pid, self.name)
-    }
 }
 
 /// Reads every watched process (with its children) and the sockets.
@@ -267,7 +278,7 @@ mod tests {
         let r = read(std::slice::from_ref(&me)).unwrap();
         assert!(r.processes[0].rss_bytes > 0);
         // No process has this pid (above the kernel's pid_max ceiling).
-        let e = watch(u32::MAX - 1).unwrap_err();
+        let e = watch(u32::MAX - 1).unwrap_err().to_string();
         assert!(e.contains("no such process"), "{e}");
         let gone = Watched {
             pid: u32::MAX - 1,

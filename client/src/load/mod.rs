@@ -38,7 +38,7 @@ use self::ramp::ramp;
 use self::stats::{show_progress, stats, stats_line, summary_line};
 use self::throttled::Throttled;
 use self::tls_cache::TlsCache;
-use super::connect::proxy_url;
+use super::connect::{proxy_url, Dial};
 use super::pin_traffic::{PinPlan, PinTraffic};
 use super::{progress, report, save, ClientError, ClientOptions, ClientSummary};
 use runtime::config::Config;
@@ -60,8 +60,8 @@ pub(super) async fn run(
         )));
     }
     if let Some(dir) = &options.save_snapshots {
-        save::prepare(dir).map_err(|message| ClientError::Save {
-            message,
+        save::prepare(dir).map_err(|e| ClientError::Save {
+            message: e.to_string(),
             summary: None,
         })?;
     }
@@ -98,6 +98,7 @@ pub(super) async fn run(
     );
 
     let ctx = Arc::new(Ctx {
+        dial: Dial::to_proxy(&config),
         config,
         state: own.state,
         pin_traffic: own.pin_traffic,

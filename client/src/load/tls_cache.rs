@@ -4,7 +4,7 @@ use std::sync::{Arc, Mutex};
 
 use rustls::ClientConfig;
 
-use crate::ClientError;
+use runtime::tls::TlsError;
 use runtime::config::Config;
 
 /// The TLS configuration, read once the proxy is reachable, and read again after a
@@ -13,7 +13,7 @@ use runtime::config::Config;
 pub(super) struct TlsCache(Mutex<Option<Arc<ClientConfig>>>);
 
 impl TlsCache {
-    pub(super) fn get(&self, config: &Config) -> Result<Arc<ClientConfig>, ClientError> {
+    pub(super) fn get(&self, config: &Config) -> Result<Arc<ClientConfig>, TlsError> {
         let mut slot = self.0.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(tls) = slot.as_ref() {
             return Ok(tls.clone());
