@@ -76,7 +76,9 @@ impl Target {
 
 /// Opens one websocket through the proxy and reads the server's greeting.
 pub async fn connect(target: &Target, read_buffer: usize) -> Result<Ws, String> {
-    dial(&target.dial(read_buffer)).await
+    dial(&target.dial(read_buffer))
+        .await
+        .map_err(|e| e.to_string())
 }
 
 /// What each websocket of a pool sends on [`IdlePool::traffic`]: `first` once, then
@@ -138,6 +140,7 @@ impl IdlePool {
         self.fleet
             .open_to(n, rate, n / 10 + 10, in_time, |now| open.set(now))
             .await
+            .map_err(|e| e.to_string())
     }
 
     /// Every websocket open now sends `spec` (first message, traffic, pings), at most
@@ -165,7 +168,8 @@ impl IdlePool {
         let took = self
             .fleet
             .send(traffic, in_time, |now| done.set(now))
-            .await?;
+            .await
+            .map_err(|e| e.to_string())?;
         Ok(TrafficDone {
             connections: n,
             secs: took.as_secs_f64(),

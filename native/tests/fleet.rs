@@ -126,7 +126,8 @@ async fn a_message_the_server_refuses_fails_the_send_with_the_reason() {
     let e = fleet
         .send(traffic(vec![64 << 10]), bounded(), |_| {})
         .await
-        .unwrap_err();
+        .unwrap_err()
+        .to_string();
     assert!(
         e.contains("could not send") || e.contains("the server closed"),
         "{e}"
@@ -153,13 +154,14 @@ async fn a_server_that_never_greets_fails_the_attempt_by_its_deadline() {
         timeout: Duration::from_millis(500),
         ..Dial::new(target.clone(), None, 1 << 20)
     };
-    let e = dial(&quiet).await.unwrap_err();
+    let e = dial(&quiet).await.unwrap_err().to_string();
     assert!(e.contains("with its greeting"), "{e}");
     let mut fleet = Fleet::new(quiet);
     let e = fleet
         .open_to(3, 100.0, 0, bounded(), |_| {})
         .await
-        .unwrap_err();
+        .unwrap_err()
+        .to_string();
     assert!(
         e.contains("attempts to open a websocket failed") && e.contains("with its greeting"),
         "{e}"
@@ -193,7 +195,8 @@ async fn a_failing_check_stops_the_opening_with_its_message() {
             |_| {},
         )
         .await
-        .unwrap_err();
+        .unwrap_err()
+        .to_string();
     assert_eq!(e, "the audited process has exited");
     assert!(fleet.open() < 50);
     fleet.abort().await;
