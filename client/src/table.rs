@@ -108,7 +108,11 @@ impl TextTable {
         let widths = self.layout(None).column_max_content_widths();
         let rule = widths.iter().map(|w| "-".repeat(*w as usize)).collect();
         let first_width = widths.first().copied().unwrap_or(0) as usize;
-        let mut lines = self.layout(Some(rule)).lines().collect::<Vec<_>>().into_iter();
+        let mut lines = self
+            .layout(Some(rule))
+            .lines()
+            .collect::<Vec<_>>()
+            .into_iter();
         let mut out = String::new();
         let mut push = |line: &str| {
             out.push_str(line.trim_end());

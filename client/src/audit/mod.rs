@@ -337,7 +337,11 @@ fn finish(mut report: AuditReport, options: &AuditOptions) -> (AuditReport, Vec<
         wrote(path, written, &mut problems);
     }
     if let Some(path) = &options.chart {
-        wrote(path, write_file(path, chart::svg(&report).as_bytes()), &mut problems);
+        wrote(
+            path,
+            write_file(path, chart::svg(&report).as_bytes()),
+            &mut problems,
+        );
     }
     (report, problems)
 }

@@ -38,7 +38,10 @@ pub enum TrustError {
     ReadCa(#[source] runtime::tls::TlsError),
     /// A certificate of the `--ca` file cannot be a root of trust.
     #[error("--ca {}: cannot trust it: {source}", path.display())]
-    Untrustable { path: PathBuf, source: rustls::Error },
+    Untrustable {
+        path: PathBuf,
+        source: rustls::Error,
+    },
 }
 
 /// The TLS configuration for `trust`.

@@ -25,8 +25,8 @@ use tokio_rustls::TlsConnector;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::Message;
 
-pub use self::proxy::{open_websocket, proxy_addr, proxy_url};
 pub(crate) use self::proxy::{bare_host, open_with};
+pub use self::proxy::{open_websocket, proxy_addr, proxy_url};
 pub use self::stream::{ProxyStream, WsStream};
 
 /// Time allowed for connecting, the TLS handshake and the websocket handshake together.
@@ -68,10 +68,7 @@ pub enum UrlError {
         "--target {url:?}: the scheme must be ws:// or wss://, not {}",
         scheme.as_deref().map(|s| format!("{s}://")).unwrap_or("none".into())
     )]
-    Scheme {
-        url: String,
-        scheme: Option<String>,
-    },
+    Scheme { url: String, scheme: Option<String> },
     #[error("--target {url:?} has no host")]
     NoHost { url: String },
 }

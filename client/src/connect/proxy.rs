@@ -7,8 +7,8 @@ use std::sync::Arc;
 
 use rustls::ClientConfig;
 
-use super::{dial_with, DialError, Phase, TargetUrl, WsStream, OPEN_TIMEOUT, READ_BUFFER};
 use super::Dial;
+use super::{dial_with, DialError, Phase, TargetUrl, WsStream, OPEN_TIMEOUT, READ_BUFFER};
 use crate::{ClientError, CONNECTING};
 use runtime::config::Config;
 

@@ -60,7 +60,9 @@ pub fn traffic_sizes(bytes: usize, message: usize) -> Vec<usize> {
 #[derive(Debug, thiserror::Error)]
 pub enum FleetError {
     /// More attempts to open a websocket failed than allowed.
-    #[error("{failed} attempts to open a websocket failed, {open} of {level} open (first: {first})")]
+    #[error(
+        "{failed} attempts to open a websocket failed, {open} of {level} open (first: {first})"
+    )]
     OpenFailed {
         failed: u64,
         open: u64,

@@ -4,8 +4,8 @@ use std::sync::{Arc, Mutex};
 
 use rustls::ClientConfig;
 
-use runtime::tls::TlsError;
 use runtime::config::Config;
+use runtime::tls::TlsError;
 
 /// The TLS configuration, read once the proxy is reachable, and read again after a
 /// TLS failure (the proxy may have made a new certificate).
