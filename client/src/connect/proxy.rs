@@ -47,7 +47,7 @@ impl Dial {
     /// Opening the load run's websockets: to the proxy of `config` (its host
     /// resolved, TLS when `proxy_tls`), a 4 KiB read buffer, messages up to
     /// `max_message_size`, no greeting awaited, a clean close, [`OPEN_TIMEOUT`].
-    /// Its TLS configuration is given when dialing ([`open_with`]).
+    /// Its TLS configuration is given when dialing ([`open_websocket`]).
     pub fn to_proxy(config: &Config) -> Dial {
         Dial {
             target: TargetUrl {
@@ -144,8 +144,10 @@ mod tests {
 
     #[test]
     fn the_proxy_dial_names_it_as_the_load_run_does() {
-        let mut config = Config::default();
-        config.client_proxy_host = "::1".into();
+        let config = Config {
+            client_proxy_host: "::1".into(),
+            ..Config::default()
+        };
         let dial = Dial::to_proxy(&config);
         assert_eq!(dial.target.addr(), proxy_addr(&config));
         assert_eq!(dial.target.host, "::1");

@@ -2,7 +2,7 @@
 //! to a level, held idle (reading), told to send paced messages, then closed. The
 //! engine of `client audit` and of the benchmark's load (`bench/`).
 //!
-//! Every websocket lives in its own task ([`conn`]) and waits for orders on a watch
+//! Every websocket lives in its own task (`conn`) and waits for orders on a watch
 //! channel: send messages, or close. Opening goes through the client's one dialer
 //! ([`dial`], [`crate::connect`]), with the options the fleet's users need (a
 //! greeting awaited, a reset on close).

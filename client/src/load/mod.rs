@@ -13,7 +13,7 @@
 //! `reconnect` ends the run with [`ClientError::Lost`].
 //!
 //! With `client_pinMessageSize` / `client_pinDataBytes`, each pinning connection
-//! (and each reopened one) sends its own traffic once greeted ([`pin_traffic`]),
+//! (and each reopened one) sends its own traffic once greeted ([`crate::pin_traffic`]),
 //! then stays idle.
 
 mod ctx;
