@@ -152,12 +152,26 @@ pub struct ClientSummary {
 /// Phase names of [`ClientError::Timeout`].
 pub const CONNECTING: &str = "connecting to the proxy";
 
+/// Settings of `config.json` that each make sense, but not together for a run.
+#[derive(Debug, thiserror::Error)]
+pub enum SettingsError {
+    #[error(
+        "client_dataSize ({data_size}) is above max_message_size ({max_message_size}): the wss \
+         would close the data connection at every message; lower client_dataSize or raise \
+         max_message_size"
+    )]
+    DataAboveMaxMessage {
+        data_size: u64,
+        max_message_size: usize,
+    },
+}
+
 /// Why opening a websocket, or the whole run, failed; every variant says what and where.
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
     /// The settings cannot work together (exit code 2, like a config error).
-    #[error("{0}")]
-    Config(String),
+    #[error(transparent)]
+    Config(#[from] SettingsError),
     /// No TCP connection to the proxy.
     #[error("cannot connect to the proxy at {addr}: {source}")]
     Connect { addr: String, source: io::Error },

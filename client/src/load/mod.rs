@@ -40,7 +40,7 @@ use self::throttled::Throttled;
 use self::tls_cache::TlsCache;
 use super::connect::{proxy_url, Dial};
 use super::pin_traffic::{PinPlan, PinTraffic};
-use super::{progress, report, save, ClientError, ClientOptions, ClientSummary};
+use super::{progress, report, save, ClientError, ClientOptions, ClientSummary, SettingsError};
 use runtime::config::Config;
 use runtime::shutdown::Shutdown;
 
@@ -53,11 +53,11 @@ pub(super) async fn run(
     shutdown: Shutdown,
 ) -> Result<ClientSummary, ClientError> {
     if config.client_data_size > config.max_message_size as u64 {
-        return Err(ClientError::Config(format!(
-            "client_dataSize ({}) is above max_message_size ({}): the wss would close the data \
-             connection at every message; lower client_dataSize or raise max_message_size",
-            config.client_data_size, config.max_message_size
-        )));
+        return Err(SettingsError::DataAboveMaxMessage {
+            data_size: config.client_data_size,
+            max_message_size: config.max_message_size,
+        }
+        .into());
     }
     if let Some(dir) = &options.save_snapshots {
         save::prepare(dir).map_err(|e| ClientError::Save {
