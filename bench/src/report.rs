@@ -8,7 +8,12 @@
 
 use std::fmt::Write;
 
+use client::table::{Align, MarkdownTable};
+
 use crate::results::{MemorySample, Results, StackResult};
+
+const L: Align = Align::Left;
+const R: Align = Align::Right;
 
 fn mb(b: u64) -> String {
     format!("{:.1}", b as f64 / 1e6)
@@ -108,25 +113,20 @@ pub fn memory_tables(r: &Results) -> String {
                 ""
             }
         );
-        let mut head = format!("| stack | {who} | before MB |");
-        let mut rule = "| --- | --- | ---: |".to_string();
+        let mut table = MarkdownTable::new(&[("stack", L), (who, L), ("before MB", R)]);
         for l in levels {
-            let _ = write!(head, " {l} MB |");
-            rule.push_str(" ---: |");
+            table.column(format!("{l} MB"), R);
         }
         for l in levels {
-            let _ = write!(head, " KB/ws at {l} |");
-            rule.push_str(" ---: |");
+            table.column(format!("KB/ws at {l}"), R);
         }
         let (lo, hi) = (
             levels.first().copied().unwrap_or(0),
             levels.last().copied().unwrap_or(0),
         );
-        let _ = write!(head, " marginal KB/ws {lo}→{hi} |");
-        rule.push_str(" ---: |");
-        head.push_str(" allocator resident KB/ws (ours) | × ours |");
-        rule.push_str(" ---: | ---: |");
-        let _ = writeln!(out, "{head}\n{rule}");
+        table.column(format!("marginal KB/ws {lo}→{hi}"), R);
+        table.column("allocator resident KB/ws (ours)", R);
+        table.column("× ours", R);
         let ours_top = ours.and_then(|s| top_per_conn(s, proxy));
         for s in r
             .stacks
@@ -139,37 +139,35 @@ pub fn memory_tables(r: &Results) -> String {
             } else {
                 s.stack.wss.label()
             };
-            let mut row = format!(
-                "| {} | {label} | {} |",
-                s.stack.name,
+            let mut row = vec![
+                s.stack.name.to_string(),
+                label.to_string(),
                 mb(if proxy {
                     first.proxy_rss
                 } else {
                     first.wss_rss
-                })
-            );
+                }),
+            ];
             let samples = &s.memory[1..];
             for l in levels {
-                match samples.iter().find(|m| m.connections >= *l * 99 / 100) {
-                    Some(m) => {
-                        let _ = write!(
-                            row,
-                            " {} |",
-                            mb(if proxy { m.proxy_rss } else { m.wss_rss })
-                        );
-                    }
-                    None => row.push_str(" - |"),
-                }
+                row.push(
+                    match samples.iter().find(|m| m.connections >= *l * 99 / 100) {
+                        Some(m) => mb(if proxy { m.proxy_rss } else { m.wss_rss }),
+                        None => "-".into(),
+                    },
+                );
             }
             for l in levels {
-                match samples.iter().find(|m| m.connections >= *l * 99 / 100) {
-                    Some(m) => {
-                        let kb =
-                            per_conn(first, m, |x| if proxy { x.proxy_rss } else { x.wss_rss });
-                        let _ = write!(row, " {kb:.1} |");
-                    }
-                    None => row.push_str(" - |"),
-                }
+                row.push(
+                    match samples.iter().find(|m| m.connections >= *l * 99 / 100) {
+                        Some(m) => {
+                            let kb =
+                                per_conn(first, m, |x| if proxy { x.proxy_rss } else { x.wss_rss });
+                            format!("{kb:.1}")
+                        }
+                        None => "-".into(),
+                    },
+                );
             }
             let marginal = match (samples.first(), samples.last()) {
                 (Some(a), Some(b)) if b.connections > a.connections => {
@@ -183,7 +181,7 @@ pub fn memory_tables(r: &Results) -> String {
                 }
                 _ => "-".into(),
             };
-            let _ = write!(row, " {marginal} |");
+            row.push(marginal);
             let alloc = samples.last().and_then(|m| {
                 let a = if proxy { m.proxy_alloc } else { m.wss_alloc }?;
                 let a0 = if proxy {
@@ -193,26 +191,27 @@ pub fn memory_tables(r: &Results) -> String {
                 }?;
                 Some((a.resident as f64 - a0.resident as f64) / m.connections.max(1) as f64 / 1e3)
             });
-            let _ = writeln!(
-                row,
-                " {} | {} |",
+            row.push(
                 alloc
                     .map(|a| format!("{a:.1}"))
                     .unwrap_or_else(|| "-".into()),
-                ratio(top_per_conn(s, proxy), ours_top)
             );
-            out.push_str(&row);
+            row.push(ratio(top_per_conn(s, proxy), ours_top));
+            table.row(row);
         }
+        out.push_str(&table.render());
     }
     out
 }
 
 /// The kernel's memory per websocket (four sockets: client, proxy's two, wss's).
 pub fn kernel_table(r: &Results) -> String {
-    let mut out = String::from(
-        "\n| stack | websockets | TCP buffer KB/ws (sockstat mem) | kernel slab KB/ws (meminfo Slab) |\n\
-         | --- | ---: | ---: | ---: |\n",
-    );
+    let mut table = MarkdownTable::new(&[
+        ("stack", L),
+        ("websockets", R),
+        ("TCP buffer KB/ws (sockstat mem)", R),
+        ("kernel slab KB/ws (meminfo Slab)", R),
+    ]);
     let page = crate::procfs::page_size();
     for s in r.stacks.iter().filter(|s| s.memory.len() > 1) {
         let (first, last) = (&s.memory[0], s.memory.last().expect("two samples"));
@@ -222,13 +221,14 @@ pub fn kernel_table(r: &Results) -> String {
             / n
             / 1e3;
         let slab = (last.kernel_slab as f64 - first.kernel_slab as f64) / n / 1e3;
-        let _ = writeln!(
-            out,
-            "| {} | {} | {tcp:.1} | {slab:.1} |",
-            s.stack.name, last.connections
-        );
+        table.row([
+            s.stack.name.to_string(),
+            last.connections.to_string(),
+            format!("{tcp:.1}"),
+            format!("{slab:.1}"),
+        ]);
     }
-    out
+    format!("\n{table}")
 }
 
 pub fn throughput_table(r: &Results) -> String {
@@ -237,14 +237,22 @@ pub fn throughput_table(r: &Results) -> String {
         "\n{} KiB binary messages echoed through the TLS proxy, {} in flight per websocket, \
          {:.1} s measured after {:.1} s of warm-up. MB/s counts the echoed payload the client \
          got back (each byte crossed the proxy twice); CPU is user + system seconds of \
-         each server in the measured window; 2 cores in all, shared with the client.\n\n\
-         | stack | websockets | MB/s | messages/s | proxy CPU s | wss CPU s | MB per proxy CPU s | ours ÷ this |\n\
-         | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n",
+         each server in the measured window; 2 cores in all, shared with the client.\n\n",
         p.throughput_message >> 10,
         p.throughput_window,
         p.throughput_ms as f64 / 1e3,
         p.throughput_warmup_ms as f64 / 1e3
     );
+    let mut table = MarkdownTable::new(&[
+        ("stack", L),
+        ("websockets", R),
+        ("MB/s", R),
+        ("messages/s", R),
+        ("proxy CPU s", R),
+        ("wss CPU s", R),
+        ("MB per proxy CPU s", R),
+        ("ours ÷ this", R),
+    ]);
     let ours = stack(r, "ours");
     for s in r.stacks.iter().filter(|s| !s.throughput.is_empty()) {
         for t in &s.throughput {
@@ -255,19 +263,19 @@ pub fn throughput_table(r: &Results) -> String {
             } else {
                 "-".into()
             };
-            let _ = writeln!(
-                out,
-                "| {} | {} | {:.1} | {:.0} | {:.1} | {:.1} | {per_cpu} | {} |",
-                s.stack.name,
-                t.connections,
-                t.mb_per_sec(),
-                t.messages_per_sec(),
-                t.proxy_cpu_secs,
-                t.wss_cpu_secs,
-                ratio(base, mine)
-            );
+            table.row([
+                s.stack.name.to_string(),
+                t.connections.to_string(),
+                format!("{:.1}", t.mb_per_sec()),
+                format!("{:.0}", t.messages_per_sec()),
+                format!("{:.1}", t.proxy_cpu_secs),
+                format!("{:.1}", t.wss_cpu_secs),
+                per_cpu,
+                ratio(base, mine),
+            ]);
         }
     }
+    out.push_str(&table.render());
     out
 }
 
@@ -277,25 +285,32 @@ pub fn latency_table(r: &Results) -> String {
         "\nEvery one of {} websockets sends a {}-byte binary message every {} ms (starts spread \
          over the first interval) and times its echo, for {} round(s) of {:.0} s in a row; \
          p99 is the median of the rounds' p99s (each round's in the next column), p50 and \
-         max are over all rounds.\n\n\
-         | stack | websockets | round trips | lost | p50 ms | p99 ms | p99 of each round, ms | max ms | p99 ÷ ours |\n\
-         | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n",
+         max are over all rounds.\n\n",
         p.latency_connections,
         p.latency_message,
         p.latency_every_ms,
         p.latency_rounds.max(1),
         p.latency_ms as f64 / 1e3
     );
+    let mut table = MarkdownTable::new(&[
+        ("stack", L),
+        ("websockets", R),
+        ("round trips", R),
+        ("lost", R),
+        ("p50 ms", R),
+        ("p99 ms", R),
+        ("p99 of each round, ms", R),
+        ("max ms", R),
+        ("p99 ÷ ours", R),
+    ]);
     let ours = stack(r, "ours").and_then(|s| s.latency.as_ref());
     for s in &r.stacks {
         let Some(l) = &s.latency else { continue };
-        let _ = writeln!(
-            out,
-            "| {} | {} | {} | {} | {} | {} | {} | {} | {} |",
-            s.stack.name,
-            l.connections,
-            l.samples,
-            l.lost,
+        table.row([
+            s.stack.name.to_string(),
+            l.connections.to_string(),
+            l.samples.to_string(),
+            l.lost.to_string(),
             ms(l.p50_us),
             ms(l.p99_us),
             l.p99_rounds_us
@@ -304,9 +319,10 @@ pub fn latency_table(r: &Results) -> String {
                 .collect::<Vec<_>>()
                 .join(", "),
             ms(l.max_us),
-            ratio(Some(l.p99_us as f64), ours.map(|o| o.p99_us as f64))
-        );
+            ratio(Some(l.p99_us as f64), ours.map(|o| o.p99_us as f64)),
+        ]);
     }
+    out.push_str(&table.render());
     out
 }
 
@@ -319,9 +335,7 @@ pub fn headline_table(r: &Results) -> String {
          TCP 1 MiB), no echo. Read from each server's snapshot {} ms after the last one opened.\n\n\
          Pinned is our snapshot's `pinned_allocations`: the large allocations (slabs, or on \
          the warp stack hyper's and tungstenite's buffers) that what connections keep lies \
-         in, found in the allocator's registry, and how many kept parts there are.\n\n\
-         | stack | server | head | pinning | live slabs | retained MB | referenced KB | MB per pinning ws | pinned MB (kept parts) | RSS MB | allocator resident MB | Node array buffers MB | Node heap used MB |\n\
-         | --- | --- | --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n",
+         in, found in the allocator's registry, and how many kept parts there are.\n\n",
         p.headline_rate,
         p.headline_pinning,
         p.headline_rate,
@@ -329,6 +343,21 @@ pub fn headline_table(r: &Results) -> String {
         p.headline_data_delay_ms,
         p.headline_data_delay_ms * 2 + 1000,
     );
+    let mut table = MarkdownTable::new(&[
+        ("stack", L),
+        ("server", L),
+        ("head", L),
+        ("pinning", R),
+        ("live slabs", L),
+        ("retained MB", R),
+        ("referenced KB", R),
+        ("MB per pinning ws", R),
+        ("pinned MB (kept parts)", R),
+        ("RSS MB", R),
+        ("allocator resident MB", R),
+        ("Node array buffers MB", R),
+        ("Node heap used MB", R),
+    ]);
     let opt_mb = |v: Option<u64>| v.map(mb).unwrap_or_else(|| "-".into());
     for h in &r.headline {
         // Retained and referenced bytes are the slab pools' figures: none without pools.
@@ -337,19 +366,18 @@ pub fn headline_table(r: &Results) -> String {
         let per = retained
             .map(|b| format!("{:.2}", b as f64 / 1e6 / h.pinning.max(1) as f64))
             .unwrap_or_else(|| "-".into());
-        let _ = writeln!(
-            out,
-            "| {} | {} | {} | {} | {} | {} | {} | {per} | {} | {} | {} | {} | {} |",
-            h.stack,
-            h.server,
-            h.head,
-            h.pinning,
+        table.row([
+            h.stack.to_string(),
+            h.server.to_string(),
+            h.head.to_string(),
+            h.pinning.to_string(),
             h.live_slabs.clone().unwrap_or_else(|| "-".into()),
             opt_mb(retained),
             h.referenced_bytes
                 .filter(|_| pools)
                 .map(|b| format!("{:.1}", b as f64 / 1e3))
                 .unwrap_or_else(|| "-".into()),
+            per,
             h.pinned
                 .map(|p| format!("{} ({})", mb(p.pinned_bytes), p.kept_parts))
                 .unwrap_or_else(|| "-".into()),
@@ -357,8 +385,9 @@ pub fn headline_table(r: &Results) -> String {
             opt_mb(h.alloc_resident),
             opt_mb(h.node_array_buffers),
             opt_mb(h.node_heap_used),
-        );
+        ]);
     }
+    out.push_str(&table.render());
     out
 }
 
@@ -376,9 +405,7 @@ pub fn traffic_table(r: &Results) -> String {
          1 % over {} ms (at most {} ms; *settled* says whether it did). KB per websocket = \
          (RSS - RSS before the client) / N, as above; *traffic adds* = (RSS after - RSS \
          idle) / N. Pinned: our snapshot's `pinned_allocations`, the large allocations that \
-         what connections keep lies in, per websocket.\n\n\
-         | stack | server | websockets | idle MB | after traffic MB | KB/ws idle | KB/ws after traffic | traffic adds KB/ws | allocator resident KB/ws after | pinned KB/ws idle → after (kept parts) | traffic s | settled |\n\
-         | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |\n",
+         what connections keep lies in, per websocket.\n\n",
         p.traffic_first_message,
         p.traffic_bytes,
         p.traffic_message,
@@ -387,6 +414,20 @@ pub fn traffic_table(r: &Results) -> String {
         p.traffic_settle_step_ms,
         p.traffic_settle_max_ms,
     );
+    let mut table = MarkdownTable::new(&[
+        ("stack", L),
+        ("server", L),
+        ("websockets", R),
+        ("idle MB", R),
+        ("after traffic MB", R),
+        ("KB/ws idle", R),
+        ("KB/ws after traffic", R),
+        ("traffic adds KB/ws", R),
+        ("allocator resident KB/ws after", R),
+        ("pinned KB/ws idle → after (kept parts)", R),
+        ("traffic s", R),
+        ("settled", L),
+    ]);
     for s in r.stacks.iter().filter(|s| s.started) {
         let (Some(t), Some(first), Some(idle)) = (&s.traffic, s.memory.first(), s.memory.last())
         else {
@@ -417,26 +458,27 @@ pub fn traffic_table(r: &Results) -> String {
                 ),
                 _ => "-".into(),
             };
-            let _ = writeln!(
-                out,
-                "| {} | {} ({label}) | {} | {} | {} | {} | {} | {} | {resident} | {pinned} | {:.1} | {} |",
-                s.stack.name,
-                if proxy { "proxy" } else { "wss" },
-                a.connections,
+            table.row([
+                s.stack.name.to_string(),
+                format!("{} ({label})", if proxy { "proxy" } else { "wss" }),
+                a.connections.to_string(),
                 mb(rss(idle)),
                 mb(rss(a)),
                 kb(rss(first), rss(idle)),
                 kb(rss(first), rss(a)),
                 kb(rss(idle), rss(a)),
-                t.secs,
+                resident,
+                pinned,
+                format!("{:.1}", t.secs),
                 if t.settled {
                     format!("yes, {:.1} s", t.settle_secs)
                 } else {
                     format!("**no** ({:.1} s)", t.settle_secs)
-                }
-            );
+                },
+            ]);
         }
     }
+    out.push_str(&table.render());
     out
 }
 
@@ -446,29 +488,40 @@ pub fn snapshot_table(r: &Results) -> String {
          time for `GET /snapshot` (connect, serialize, transfer). A scrape is a `GET /metrics` \
          right after each snapshot: the server's time for the snapshot behind it \
          (`snapshot_duration_seconds`) and the client's wall time for the whole GET. Median and \
-         max of the repeats.\n\n\
-         | stack | server | websockets | took ms (median / max) | GET ms (median / max) | JSON KB | scrape: took ms (median / max) | scrape: GET ms (median / max) | text KB |\n\
-         | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n",
+         max of the repeats.\n\n",
     );
+    let mut table = MarkdownTable::new(&[
+        ("stack", L),
+        ("server", L),
+        ("websockets", R),
+        ("took ms (median / max)", R),
+        ("GET ms (median / max)", R),
+        ("JSON KB", R),
+        ("scrape: took ms (median / max)", R),
+        ("scrape: GET ms (median / max)", R),
+        ("text KB", R),
+    ]);
+    let median_max = |v: &[u64]| {
+        format!(
+            "{} / {}",
+            ms(median(v)),
+            ms(v.iter().copied().max().unwrap_or(0))
+        )
+    };
     for c in &r.snapshot_cost {
-        let _ = writeln!(
-            out,
-            "| {} | {} | {} | {} / {} | {} / {} | {:.0} | {} / {} | {} / {} | {:.1} |",
-            c.stack,
-            c.server,
-            c.connections,
-            ms(median(&c.took_us)),
-            ms(c.took_us.iter().copied().max().unwrap_or(0)),
-            ms(median(&c.get_us)),
-            ms(c.get_us.iter().copied().max().unwrap_or(0)),
-            c.body_bytes as f64 / 1e3,
-            ms(median(&c.scrape_took_us)),
-            ms(c.scrape_took_us.iter().copied().max().unwrap_or(0)),
-            ms(median(&c.scrape_get_us)),
-            ms(c.scrape_get_us.iter().copied().max().unwrap_or(0)),
-            c.scrape_body_bytes as f64 / 1e3
-        );
+        table.row([
+            c.stack.to_string(),
+            c.server.to_string(),
+            c.connections.to_string(),
+            median_max(&c.took_us),
+            median_max(&c.get_us),
+            format!("{:.0}", c.body_bytes as f64 / 1e3),
+            median_max(&c.scrape_took_us),
+            median_max(&c.scrape_get_us),
+            format!("{:.1}", c.scrape_body_bytes as f64 / 1e3),
+        ]);
     }
+    out.push_str(&table.render());
     out
 }
 
@@ -479,9 +532,7 @@ pub fn probe_table(r: &Results) -> String {
             out,
             "\n**our {}**, from {} to {} idle websockets (no data connection), jemalloc without \
              thread caches: per websocket added, {:.1} KB allocated, {:.1} KB allocator-resident, \
-             {:.1} KB RSS.\n\n\
-             | size class (bytes) | live allocations per websocket | KB per websocket |\n\
-             | ---: | ---: | ---: |",
+             {:.1} KB RSS.\n",
             p.server,
             p.baseline_connections,
             p.connections,
@@ -489,15 +540,19 @@ pub fn probe_table(r: &Results) -> String {
             p.resident_per_conn / 1e3,
             p.rss_per_conn / 1e3
         );
+        let mut table = MarkdownTable::new(&[
+            ("size class (bytes)", R),
+            ("live allocations per websocket", R),
+            ("KB per websocket", R),
+        ]);
         for c in p.classes.iter().take(12) {
-            let _ = writeln!(
-                out,
-                "| {} | {:.2} | {:.2} |",
-                c.size,
-                c.per_conn,
-                c.bytes_per_conn / 1e3
-            );
+            table.row([
+                c.size.to_string(),
+                format!("{:.2}", c.per_conn),
+                format!("{:.2}", c.bytes_per_conn / 1e3),
+            ]);
         }
+        out.push_str(&table.render());
     }
     if let Some(p) = r.probe.first() {
         let sizes: Vec<String> = p
@@ -512,72 +567,73 @@ pub fn probe_table(r: &Results) -> String {
 
 /// The goals of issue 4 against this run.
 pub fn goals_table(r: &Results) -> String {
-    let mut out =
-        String::from("\n| goal | target | measured here | met |\n| --- | --- | --- | --- |\n");
+    let mut table =
+        MarkdownTable::new(&[("goal", L), ("target", L), ("measured here", L), ("met", L)]);
     let ours = stack(r, "ours");
     let nginx = stack(r, "nginx -> ours");
     let node_proxy = stack(r, "node http-proxy -> ours");
     let top = r.meta.plan.levels.iter().max().copied().unwrap_or(0);
     let yes = |b: bool| if b { "yes" } else { "**no**" };
     if let Some(kb) = ours.and_then(|s| top_per_conn(s, true)) {
-        let _ = writeln!(
-            out,
-            "| proxy memory per idle TLS websocket at {top} | ≤ 8 KB | {kb:.1} KB | {} |",
-            yes(kb <= 8.0)
-        );
+        table.row([
+            format!("proxy memory per idle TLS websocket at {top}"),
+            "≤ 8 KB".into(),
+            format!("{kb:.1} KB"),
+            yes(kb <= 8.0).into(),
+        ]);
     }
     if let Some(kb) = ours.and_then(|s| top_per_conn(s, false)) {
-        let _ = writeln!(
-            out,
-            "| wss memory per idle websocket at {top} | ≤ 3 KB | {kb:.1} KB | {} |",
-            yes(kb <= 3.0)
-        );
+        table.row([
+            format!("wss memory per idle websocket at {top}"),
+            "≤ 3 KB".into(),
+            format!("{kb:.1} KB"),
+            yes(kb <= 3.0).into(),
+        ]);
     }
     for &n in &r.meta.plan.throughput_connections {
         let mine = ours.and_then(|s| throughput_at(s, n));
+        let goal = format!("throughput, {n} websockets, same wss (ours)");
         if let (Some(m), Some(x)) = (mine, nginx.and_then(|s| throughput_at(s, n))) {
-            let _ = writeln!(
-                out,
-                "| throughput, {n} websockets, same wss (ours) | ≥ nginx ({x:.0} MB/s) | {m:.0} MB/s ({:.2}x) | {} |",
-                m / x,
-                yes(m >= x)
-            );
+            table.row([
+                goal.clone(),
+                format!("≥ nginx ({x:.0} MB/s)"),
+                format!("{m:.0} MB/s ({:.2}x)", m / x),
+                yes(m >= x).into(),
+            ]);
         }
         if let (Some(m), Some(x)) = (mine, node_proxy.and_then(|s| throughput_at(s, n))) {
-            let _ = writeln!(
-                out,
-                "| throughput, {n} websockets, same wss (ours) | ≥ 2x Node http-proxy ({x:.0} MB/s) | {m:.0} MB/s ({:.2}x) | {} |",
-                m / x,
-                yes(m >= 2.0 * x)
-            );
+            table.row([
+                goal,
+                format!("≥ 2x Node http-proxy ({x:.0} MB/s)"),
+                format!("{m:.0} MB/s ({:.2}x)", m / x),
+                yes(m >= 2.0 * x).into(),
+            ]);
         }
     }
     let p99 = |s: Option<&StackResult>| s.and_then(|s| s.latency.as_ref()).map(|l| l.p99_us);
     if let (Some(m), Some(x)) = (p99(ours), p99(nginx)) {
         let n = r.meta.plan.latency_connections;
-        let _ = writeln!(
-            out,
-            "| p99 echo latency at {n} websockets | ≤ nginx ({} ms) | {} ms | {} |",
-            ms(x),
-            ms(m),
-            yes(m <= x)
-        );
+        table.row([
+            format!("p99 echo latency at {n} websockets"),
+            format!("≤ nginx ({} ms)", ms(x)),
+            format!("{} ms", ms(m)),
+            yes(m <= x).into(),
+        ]);
     }
     for c in &r.snapshot_cost {
         let worst_took = c.took_us.iter().copied().max().unwrap_or(0);
         let worst_get = c.get_us.iter().copied().max().unwrap_or(0);
-        let _ = writeln!(
-            out,
-            "| snapshot with {} websockets: {} {} | < 20 ms | took {} ms, GET {} ms (max) | {} |",
-            c.connections,
-            c.stack,
-            c.server,
-            ms(worst_took),
-            ms(worst_get),
-            yes(worst_took < 20_000 && worst_get < 20_000)
-        );
+        table.row([
+            format!(
+                "snapshot with {} websockets: {} {}",
+                c.connections, c.stack, c.server
+            ),
+            "< 20 ms".into(),
+            format!("took {} ms, GET {} ms (max)", ms(worst_took), ms(worst_get)),
+            yes(worst_took < 20_000 && worst_get < 20_000).into(),
+        ]);
     }
-    out
+    format!("\n{table}")
 }
 
 /// Every table, in the order docs/results/benchmarks.md shows them.

@@ -29,6 +29,7 @@ pub mod pin_traffic;
 pub mod progress;
 pub mod report;
 pub mod save;
+pub mod table;
 
 use std::io;
 use std::net::SocketAddr;
@@ -42,7 +43,7 @@ use runtime::shutdown::Shutdown;
 
 use pin_traffic::PinCounters;
 
-pub use connect::{open_websocket, proxy_url, ProxyStream, WsStream};
+pub use connect::{dial, open_websocket, proxy_url, Dial, DialError, ProxyStream, WsStream};
 pub use report::{render_report, Report};
 
 /// How a run goes, beyond `config.json`.
@@ -64,6 +65,10 @@ pub struct ClientOptions {
 /// Pauses between attempts to reopen a lost connection: doubling from `first` up
 /// to `max`, each one drawn at random between half and all of that (jitter), so
 /// thousands of connections lost at once do not come back at the same instant.
+///
+/// The pauses are `backon`'s exponential backoff ([`Backoff::pauses`]): from
+/// `first / 2`, doubling up to `max / 2`, and its jitter adds between 0 and 100 % of
+/// that: 50-100 % of `first * 2^n` capped at `max`.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Backoff {
     pub first: Duration,
@@ -81,22 +86,27 @@ impl Default for Backoff {
 }
 
 impl Backoff {
-    /// The pause before attempt `n` (0 for the first): `first * 2^n` capped at
-    /// `max`, then jittered to 50-100 % of that.
-    pub fn pause(&self, n: u32) -> Duration {
-        let full = self.first.saturating_mul(1u32 << n.min(20)).min(self.max);
-        full.mul_f64(0.5 + 0.5 * random_unit())
+    /// The pauses before each attempt, from the first on, for as long as attempts
+    /// go on: `first * 2^n` capped at `max`, jittered to 50-100 % of that.
+    pub fn pauses(&self) -> impl Iterator<Item = Duration> + Send {
+        use backon::BackoffBuilder;
+        let max = self.max;
+        backon::ExponentialBuilder::new()
+            .with_min_delay(self.first.min(max) / 2)
+            .with_max_delay(max / 2)
+            .with_factor(2.0)
+            .with_jitter()
+            .without_max_times()
+            .build()
+            // Never reached (no limit on attempts); the bound, should it be.
+            .chain(std::iter::repeat(max))
     }
-}
 
-/// A number in [0, 1), different at every call (std's randomly keyed hasher).
-fn random_unit() -> f64 {
-    use std::hash::BuildHasher;
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    let bits = std::collections::hash_map::RandomState::new().hash_one(n);
-    (bits >> 11) as f64 / (1u64 << 53) as f64
+    /// The pause before attempt `n` (0 for the first), as [`Backoff::pauses`] draws it.
+    pub fn pause(&self, n: u32) -> Duration {
+        // From 64 doublings on, every pause is `max`'s.
+        self.pauses().nth(n.min(64) as usize).unwrap_or(self.max)
+    }
 }
 
 /// What a run did.
@@ -142,12 +152,26 @@ pub struct ClientSummary {
 /// Phase names of [`ClientError::Timeout`].
 pub const CONNECTING: &str = "connecting to the proxy";
 
+/// Settings of `config.json` that each make sense, but not together for a run.
+#[derive(Debug, thiserror::Error)]
+pub enum SettingsError {
+    #[error(
+        "client_dataSize ({data_size}) is above max_message_size ({max_message_size}): the wss \
+         would close the data connection at every message; lower client_dataSize or raise \
+         max_message_size"
+    )]
+    DataAboveMaxMessage {
+        data_size: u64,
+        max_message_size: usize,
+    },
+}
+
 /// Why opening a websocket, or the whole run, failed; every variant says what and where.
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
     /// The settings cannot work together (exit code 2, like a config error).
-    #[error("{0}")]
-    Config(String),
+    #[error(transparent)]
+    Config(#[from] SettingsError),
     /// No TCP connection to the proxy.
     #[error("cannot connect to the proxy at {addr}: {source}")]
     Connect { addr: String, source: io::Error },
@@ -180,6 +204,9 @@ pub enum ClientError {
         source: Box<tungstenite::Error>,
         hint: &'static str,
     },
+    /// Any other failure of the dialer ([`connect::dial`]) to open a websocket.
+    #[error(transparent)]
+    Open(connect::DialError),
     /// The client's own snapshot endpoint could not listen.
     #[error(
         "{source} (the client's own snapshot at {addr}: set client_heapdump_port to a free port)"

@@ -10,19 +10,21 @@
 //! below the table.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::Arc;
 
 use snapshot::Snapshot;
 
 use crate::fetch::{get_json, FetchError};
+use crate::table::{Align, TextTable};
 use runtime::config::Config;
 
 /// Both servers' snapshots as fetched at the end of a run, and the table made of them.
 #[derive(Debug, Clone)]
 pub struct Report {
     /// The proxy's snapshot, or why it could not be fetched.
-    pub proxy: Result<Snapshot, String>,
+    pub proxy: Result<Snapshot, Missing>,
     /// The wss's snapshot, or why it could not be fetched.
-    pub wss: Result<Snapshot, String>,
+    pub wss: Result<Snapshot, Missing>,
     /// Both snapshots as the servers served them (JSON), for `--save-snapshots`.
     pub proxy_json: Option<serde_json::Value>,
     pub wss_json: Option<serde_json::Value>,
@@ -30,6 +32,16 @@ pub struct Report {
     pub pinning: u64,
     /// The rendered table ([`render_report`]).
     pub text: String,
+}
+
+/// Why a server's snapshot is missing from the report: the fetch's error, with how
+/// to start the server when nothing answered.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{error}{}", if error.is_unreachable() { format!(" (`cargo run -p native --bin {bin}`)") } else { String::new() })]
+pub struct Missing {
+    pub error: Arc<FetchError>,
+    /// The binary that serves it: `proxy` or `wss`.
+    pub bin: &'static str,
 }
 
 /// The host the servers' snapshot endpoints are reached on: `snapshot_bind`, or
@@ -57,9 +69,10 @@ pub async fn fetch_report(config: &Config, pinning: u64) -> Report {
     let (proxy, wss) = tokio::join!(fetch_both(proxy_addr), fetch_both(wss_addr));
     let (proxy, proxy_json) = split(proxy, "proxy");
     let (wss, wss_json) = split(wss, "wss");
+    let (proxy_why, wss_why) = (why(&proxy), why(&wss));
     let text = render_report(
-        proxy.as_ref().map_err(String::as_str),
-        wss.as_ref().map_err(String::as_str),
+        proxy.as_ref().map_err(|_| proxy_why.as_str()),
+        wss.as_ref().map_err(|_| wss_why.as_str()),
         pinning,
     );
     Report {
@@ -70,6 +83,15 @@ pub async fn fetch_report(config: &Config, pinning: u64) -> Report {
         pinning,
         text,
     }
+}
+
+/// Why a snapshot is missing, as the table says it (empty when it is there).
+fn why(fetched: &Result<Snapshot, Missing>) -> String {
+    fetched
+        .as_ref()
+        .err()
+        .map(ToString::to_string)
+        .unwrap_or_default()
 }
 
 /// `GET /snapshot` as served (JSON), and parsed.
@@ -85,36 +107,31 @@ async fn fetch_both(addr: SocketAddr) -> Result<(Snapshot, serde_json::Value), F
 
 fn split(
     fetched: Result<(Snapshot, serde_json::Value), FetchError>,
-    bin: &str,
-) -> (Result<Snapshot, String>, Option<serde_json::Value>) {
+    bin: &'static str,
+) -> (Result<Snapshot, Missing>, Option<serde_json::Value>) {
     match fetched {
         Ok((snapshot, json)) => (Ok(snapshot), Some(json)),
-        Err(e) => (Err(reason(e, bin)), None),
+        Err(e) => (
+            Err(Missing {
+                error: Arc::new(e),
+                bin,
+            }),
+            None,
+        ),
     }
 }
 
-/// Why a snapshot is missing, with how to start the server when it is not running.
-fn reason(e: FetchError, bin: &str) -> String {
-    if e.is_unreachable() {
-        format!("{e} (`cargo run -p native --bin {bin}`)")
-    } else {
-        e.to_string()
-    }
-}
-
-const HEADERS: [&str; 8] = [
-    "server",
-    "head",
-    "live slabs",
-    "retained MB",
-    "referenced KB",
-    "MB per pinning conn",
-    "RSS MB",
-    "allocator resident MB",
+/// The table's columns: the server and its head mode, then its figures.
+const COLUMNS: [(&str, Align); 8] = [
+    ("server", Align::Left),
+    ("head", Align::Left),
+    ("live slabs", Align::Left),
+    ("retained MB", Align::Right),
+    ("referenced KB", Align::Right),
+    ("MB per pinning conn", Align::Right),
+    ("RSS MB", Align::Right),
+    ("allocator resident MB", Align::Right),
 ];
-
-/// Columns whose figures are right-aligned.
-const NUMERIC: [bool; 8] = [false, false, false, true, true, true, true, true];
 
 /// Renders the report table: one row per server (proxy, wss), or a row saying why
 /// its snapshot is missing. `pinning` is the number of pinning connections open.
@@ -123,55 +140,28 @@ pub fn render_report(
     wss: Result<&Snapshot, &str>,
     pinning: u64,
 ) -> String {
-    let rows: Vec<(&str, Result<[String; 8], &str>)> = vec![
-        ("proxy", proxy.map(|s| cells("proxy", s, pinning))),
-        ("wss", wss.map(|s| cells("wss", s, pinning))),
-    ];
-    let mut widths = HEADERS.map(str::len);
-    for (_, row) in &rows {
-        if let Ok(cells) = row {
-            for (w, c) in widths.iter_mut().zip(cells) {
-                *w = (*w).max(c.chars().count());
+    let mut table = TextTable::new(&COLUMNS);
+    let mut fetched = Vec::new();
+    for (name, snapshot) in [("proxy", proxy), ("wss", wss)] {
+        match snapshot {
+            Ok(s) => {
+                table.row(cells(name, s, pinning));
+                fetched.push((name, s));
+            }
+            Err(why) => {
+                table.note(name, format!("unavailable: {why}"));
             }
         }
     }
-    let line = |cells: &[String; 8]| {
-        let parts: Vec<String> = cells
-            .iter()
-            .zip(widths)
-            .zip(NUMERIC)
-            .map(|((c, w), right)| {
-                if right {
-                    format!("{c:>w$}")
-                } else {
-                    format!("{c:<w$}")
-                }
-            })
-            .collect();
-        parts.join("  ").trim_end().to_string()
-    };
-
     let mut out = format!(
         "Memory of the servers with {pinning} pinning connection{} open:\n",
         if pinning == 1 { "" } else { "s" }
     );
-    out.push_str(&line(&HEADERS.map(String::from)));
-    out.push('\n');
-    out.push_str(&line(&widths.map(|w| "-".repeat(w))));
-    out.push('\n');
-    for (name, row) in rows {
-        match row {
-            Ok(cells) => out.push_str(&line(&cells)),
-            Err(why) => out.push_str(&format!("{name:<w$}  unavailable: {why}", w = widths[0])),
-        }
-        out.push('\n');
+    out.push_str(&table.render());
+    for (name, s) in &fetched {
+        out.push_str(&unreadable_lines(name, s));
     }
-    for (name, s) in [("proxy", proxy), ("wss", wss)] {
-        if let Ok(s) = s {
-            out.push_str(&unreadable_lines(name, s));
-        }
-    }
-    if [proxy, wss].into_iter().flatten().any(is_warp) {
+    if fetched.iter().any(|(_, s)| is_warp(s)) {
         out.push_str(
             "warp stack: no slabs; retained = the allocations its connections' kept parts pin, \
              referenced = the kept parts' bytes (snapshot: pinned_allocations)\n",

@@ -7,18 +7,51 @@
 //! temporary file beside it, flushed, then renamed, so a full disk or a folder that
 //! cannot be written leaves no partial file under the real name.
 
+use std::io;
 use std::path::{Path, PathBuf};
 
-use super::report::Report;
+use super::report::{Missing, Report};
+
+/// The folder given to `--save-snapshots` cannot take the snapshots.
+#[derive(Debug, thiserror::Error)]
+#[error("--save-snapshots: cannot use the folder {}: {source}", dir.display())]
+pub struct FolderError {
+    pub dir: PathBuf,
+    pub source: io::Error,
+}
+
+/// Why one snapshot could not be saved: which, why, and where.
+#[derive(Debug, thiserror::Error)]
+pub enum SaveError {
+    #[error("no {server} snapshot to save: {}", why.as_ref().map_or("not fetched".to_string(), ToString::to_string))]
+    NotFetched {
+        server: &'static str,
+        why: Option<Missing>,
+    },
+    #[error("cannot encode the {server} snapshot: {source}")]
+    Encode {
+        server: &'static str,
+        source: serde_json::Error,
+    },
+    #[error("cannot make the {server} snapshot a .heapsnapshot: not a snapshot this client reads: {source}")]
+    NotASnapshot {
+        server: &'static str,
+        source: serde_json::Error,
+    },
+    #[error("cannot write the {server} snapshot to {}: {source} (no partial file left)", path.display())]
+    Write {
+        server: &'static str,
+        path: PathBuf,
+        source: io::Error,
+    },
+}
 
 /// Makes sure `dir` can take the snapshots, before the run starts: made if missing,
 /// and written to once (an empty probe file, removed at once).
-pub fn prepare(dir: &Path) -> Result<(), String> {
-    let unusable = |e: std::io::Error| {
-        format!(
-            "--save-snapshots: cannot use the folder {}: {e}",
-            dir.display()
-        )
+pub fn prepare(dir: &Path) -> Result<(), FolderError> {
+    let unusable = |source: io::Error| FolderError {
+        dir: dir.to_path_buf(),
+        source,
     };
     std::fs::create_dir_all(dir).map_err(unusable)?;
     let probe = dir.join(format!(".save-probe-{}", std::process::id()));
@@ -36,7 +69,7 @@ pub fn file_name(json: &serde_json::Value, server: &str) -> String {
 
 /// Writes the report's snapshots (proxy, then wss) to `dir`; returns the files
 /// written and, if any snapshot could not be saved, one message saying which,
-/// why, and where.
+/// why, and where (each [`SaveError`], after `--save-snapshots: `).
 pub fn save(dir: &Path, report: &Report) -> (Vec<PathBuf>, Option<String>) {
     let mut saved = Vec::new();
     let mut problems = Vec::new();
@@ -46,15 +79,17 @@ pub fn save(dir: &Path, report: &Report) -> (Vec<PathBuf>, Option<String>) {
     ];
     for (server, json, why) in servers {
         let Some(json) = json else {
-            let why = why.map_or("not fetched", String::as_str);
-            problems.push(format!("no {server} snapshot to save: {why}"));
+            problems.push(SaveError::NotFetched {
+                server,
+                why: why.cloned(),
+            });
             continue;
         };
         let path = dir.join(file_name(json, server));
         let mut bytes = match serde_json::to_vec_pretty(json) {
             Ok(bytes) => bytes,
-            Err(e) => {
-                problems.push(format!("cannot encode the {server} snapshot: {e}"));
+            Err(source) => {
+                problems.push(SaveError::Encode { server, source });
                 continue;
             }
         };
@@ -62,18 +97,18 @@ pub fn save(dir: &Path, report: &Report) -> (Vec<PathBuf>, Option<String>) {
         write(&path, &bytes, server, &mut saved, &mut problems);
         let (heap, snap) = match serde_json::from_value::<snapshot::Snapshot>(json.clone()) {
             Ok(snap) => (snapshot::heapsnapshot::to_vec(&snap), snap),
-            Err(e) => {
-                problems.push(format!(
-                    "cannot make the {server} snapshot a .heapsnapshot: not a snapshot this client reads: {e}"
-                ));
+            Err(source) => {
+                problems.push(SaveError::NotASnapshot { server, source });
                 continue;
             }
         };
         let path = dir.join(snapshot::heapsnapshot::file_name(&snap));
         write(&path, &heap, server, &mut saved, &mut problems);
     }
-    let message =
-        (!problems.is_empty()).then(|| format!("--save-snapshots: {}", problems.join("; ")));
+    let message = (!problems.is_empty()).then(|| {
+        let problems: Vec<String> = problems.iter().map(ToString::to_string).collect();
+        format!("--save-snapshots: {}", problems.join("; "))
+    });
     (saved, message)
 }
 
@@ -81,19 +116,20 @@ pub fn save(dir: &Path, report: &Report) -> (Vec<PathBuf>, Option<String>) {
 fn write(
     path: &Path,
     bytes: &[u8],
-    server: &str,
+    server: &'static str,
     saved: &mut Vec<PathBuf>,
-    problems: &mut Vec<String>,
+    problems: &mut Vec<SaveError>,
 ) {
     match runtime::tls::write_atomically(path, bytes, 0o644) {
         Ok(()) => {
             tracing::info!("saved the {server} snapshot to {}", path.display());
             saved.push(path.to_path_buf());
         }
-        Err(e) => problems.push(format!(
-            "cannot write the {server} snapshot to {}: {e} (no partial file left)",
-            path.display()
-        )),
+        Err(source) => problems.push(SaveError::Write {
+            server,
+            path: path.to_path_buf(),
+            source,
+        }),
     }
 }
 
@@ -109,10 +145,21 @@ mod tests {
         serde_json::to_value(snap).unwrap()
     }
 
+    /// A snapshot that nothing answered for.
+    fn missing(bin: &'static str) -> Missing {
+        Missing {
+            error: std::sync::Arc::new(crate::fetch::FetchError::Unreachable {
+                url: "http://127.0.0.1:1/snapshot".into(),
+                source: io::ErrorKind::ConnectionRefused.into(),
+            }),
+            bin,
+        }
+    }
+
     fn report(proxy: Option<serde_json::Value>) -> Report {
         Report {
-            proxy: Err("no snapshot at http://127.0.0.1:1/snapshot: refused".into()),
-            wss: Err("unused".into()),
+            proxy: Err(missing("proxy")),
+            wss: Err(missing("wss")),
             proxy_json: proxy,
             wss_json: Some(snapshot("wss", 7)),
             pinning: 0,
@@ -166,7 +213,7 @@ mod tests {
 
         let file = dir.path().join("file");
         std::fs::write(&file, "x").unwrap();
-        let err = prepare(&file.join("snaps")).unwrap_err();
+        let err = prepare(&file.join("snaps")).unwrap_err().to_string();
         assert!(
             err.starts_with(&format!(
                 "--save-snapshots: cannot use the folder {}: ",

@@ -27,23 +27,39 @@ impl Watched {
     }
 }
 
+/// Why a `--pid` cannot be measured.
+#[derive(Debug, thiserror::Error)]
+pub enum WatchError {
+    #[error("--pid {pid}: no such process on this machine")]
+    NoSuchProcess { pid: u32 },
+    #[error("--pid {pid}: cannot read /proc/{pid}/status: {source}")]
+    Unreadable { pid: u32, source: std::io::Error },
+    #[error("--pid {pid}: the process has exited (a zombie)")]
+    Zombie { pid: u32 },
+    #[error("--pid {pid} ({name}): no resident memory to measure ({source}): a kernel thread?")]
+    NoMemory {
+        pid: u32,
+        name: String,
+        source: std::io::Error,
+    },
+}
+
 /// Checks that `pid` is a live process this user can read; its name.
-pub fn watch(pid: u32) -> Result<Watched, String> {
-    let status = procfs::status(pid).map_err(|e| {
-        if e.kind() == std::io::ErrorKind::NotFound {
-            format!("--pid {pid}: no such process on this machine")
+pub fn watch(pid: u32) -> Result<Watched, WatchError> {
+    let status = procfs::status(pid).map_err(|source| {
+        if source.kind() == std::io::ErrorKind::NotFound {
+            WatchError::NoSuchProcess { pid }
         } else {
-            format!("--pid {pid}: cannot read /proc/{pid}/status: {e}")
+            WatchError::Unreadable { pid, source }
         }
     })?;
     if status.exited {
-        return Err(format!("--pid {pid}: the process has exited (a zombie)"));
+        return Err(WatchError::Zombie { pid });
     }
     let name = status.name;
     if status.rss_bytes.is_none() {
-        return Err(format!(
-            "--pid {pid} ({name}): no resident memory to measure (/proc/{pid}/status has no VmRSS): a kernel thread?"
-        ));
+        let source = std::io::Error::other(format!("/proc/{pid}/status has no VmRSS"));
+        return Err(WatchError::NoMemory { pid, name, source });
     }
     Ok(Watched { pid, name })
 }
@@ -53,7 +69,7 @@ pub fn watch(pid: u32) -> Result<Watched, String> {
 /// A process with no `VmRSS` any more is exiting: the kernel releases its memory
 /// before it closes its sockets, so by the time its peers see them reset, this says
 /// it has gone even if it is not a zombie yet.
-pub fn alive(watched: &[Watched]) -> Result<(), String> {
+pub fn alive(watched: &[Watched]) -> Result<(), Gone> {
     for w in watched {
         match procfs::status(w.pid) {
             Ok(status) if !status.exited && status.rss_bytes.is_some() => {}
@@ -61,8 +77,7 @@ pub fn alive(watched: &[Watched]) -> Result<(), String> {
                 return Err(Gone {
                     pid: w.pid,
                     name: w.name.clone(),
-                }
-                .to_string())
+                })
             }
         }
     }
@@ -97,16 +112,11 @@ impl Reading {
 }
 
 /// An audited process has gone.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("process {pid} ({name}) has exited")]
 pub struct Gone {
     pub pid: u32,
     pub name: String,
-}
-
-impl std::fmt::Display for Gone {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "process {} ({}) has exited", self.pid, self.name)
-    }
 }
 
 /// Reads every watched process (with its children) and the sockets.
@@ -260,7 +270,7 @@ mod tests {
         let r = read(std::slice::from_ref(&me)).unwrap();
         assert!(r.processes[0].rss_bytes > 0);
         // No process has this pid (above the kernel's pid_max ceiling).
-        let e = watch(u32::MAX - 1).unwrap_err();
+        let e = watch(u32::MAX - 1).unwrap_err().to_string();
         assert!(e.contains("no such process"), "{e}");
         let gone = Watched {
             pid: u32::MAX - 1,

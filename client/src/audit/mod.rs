@@ -34,10 +34,10 @@ use std::time::Duration;
 
 use indicatif::ProgressBar;
 
-use self::measure::{Settle, Settled, Watched};
+use self::measure::{Gone, Settle, Settled, Watched};
 use self::report::{AuditReport, AuditSettings, Step};
-use self::target::{TargetUrl, Trust};
-use super::fleet::{traffic_sizes, Dial, Fleet, Traffic};
+use self::target::{TargetUrl, Trust, TrustError};
+use super::fleet::{traffic_sizes, Dial, Fleet, FleetError, Traffic, UrlError};
 use super::progress;
 use runtime::config::Config;
 use runtime::server::{FileBudget, SPARE_FILES};
@@ -99,12 +99,40 @@ impl Default for AuditOptions {
     }
 }
 
+/// Why the options of an audit cannot work.
+#[derive(Debug, thiserror::Error)]
+pub enum UsageError {
+    #[error(transparent)]
+    Target(#[from] UrlError),
+    #[error("give at least one --pid: the server's process (and its proxy's)")]
+    NoPid,
+    #[error("--levels must be connection counts above 0, e.g. 100,1000,5000")]
+    NoLevels,
+    #[error("--levels must increase: {0:?}")]
+    LevelsOrder(Vec<u64>),
+    #[error("--rate must be above 0, got {0}")]
+    Rate(f64),
+    #[error("--traffic-message-size must be at least 1")]
+    TrafficMessageSize,
+    #[error(
+        "--chart {}: the chart is an SVG file (name it .svg; any browser opens it, \
+         and `rsvg-convert -o chart.png chart.svg` makes a PNG)",
+        .0.display()
+    )]
+    ChartNotSvg(PathBuf),
+    #[error("{}: the folder {} does not exist", path.display(), dir.display())]
+    NoFolder { path: PathBuf, dir: PathBuf },
+    /// `--ca` or the TLS library's defaults.
+    #[error(transparent)]
+    Trust(#[from] TrustError),
+}
+
 /// Why an audit could not start, or ended early.
 #[derive(Debug, thiserror::Error)]
 pub enum AuditError {
     /// The options cannot work (exit code 2); nothing was measured.
-    #[error("{0}")]
-    Usage(String),
+    #[error(transparent)]
+    Usage(#[from] UsageError),
     /// The audit ended early (exit code 1): what and where; the figures taken so
     /// far are in the report (and its JSON, when asked).
     #[error("{message}")]
@@ -130,42 +158,36 @@ impl AuditError {
 }
 
 /// Checks the options that need no process or socket.
-pub fn check(options: &AuditOptions) -> Result<TargetUrl, AuditError> {
-    let usage = |m: String| Err(AuditError::Usage(m));
-    let target = TargetUrl::parse(&options.target).map_err(AuditError::Usage)?;
+pub fn check(options: &AuditOptions) -> Result<TargetUrl, UsageError> {
+    let target = TargetUrl::parse(&options.target)?;
     if options.pids.is_empty() {
-        return usage("give at least one --pid: the server's process (and its proxy's)".into());
+        return Err(UsageError::NoPid);
     }
     if options.levels.is_empty() || options.levels.contains(&0) {
-        return usage("--levels must be connection counts above 0, e.g. 100,1000,5000".into());
+        return Err(UsageError::NoLevels);
     }
     if options.levels.windows(2).any(|w| w[0] >= w[1]) {
-        return usage(format!("--levels must increase: {:?}", options.levels));
+        return Err(UsageError::LevelsOrder(options.levels.clone()));
     }
     if !(options.rate > 0.0 && options.rate.is_finite()) {
-        return usage(format!("--rate must be above 0, got {}", options.rate));
+        return Err(UsageError::Rate(options.rate));
     }
     if options.traffic_message_size == 0 {
-        return usage("--traffic-message-size must be at least 1".into());
+        return Err(UsageError::TrafficMessageSize);
     }
     if let Some(chart) = &options.chart {
         if chart.extension().and_then(|e| e.to_str()) != Some("svg") {
-            return usage(format!(
-                "--chart {}: the chart is an SVG file (name it .svg; any browser opens it, \
-                 and `rsvg-convert -o chart.png chart.svg` makes a PNG)",
-                chart.display()
-            ));
+            return Err(UsageError::ChartNotSvg(chart.clone()));
         }
     }
     for path in options.json.iter().chain(&options.chart) {
         let dir = path.parent().filter(|d| !d.as_os_str().is_empty());
         if let Some(dir) = dir {
             if !dir.is_dir() {
-                return usage(format!(
-                    "{}: the folder {} does not exist",
-                    path.display(),
-                    dir.display()
-                ));
+                return Err(UsageError::NoFolder {
+                    path: path.clone(),
+                    dir: dir.to_path_buf(),
+                });
             }
         }
     }
@@ -221,7 +243,7 @@ pub async fn run(
     for pid in &options.pids {
         match measure::watch(*pid) {
             Ok(w) => watched.push(w),
-            Err(e) => bad.push(e),
+            Err(e) => bad.push(e.to_string()),
         }
     }
     if !bad.is_empty() {
@@ -235,7 +257,7 @@ pub async fn run(
     }
 
     let tls = if target.tls {
-        Some(target::tls_config(&options.trust).map_err(AuditError::Usage)?)
+        Some(target::tls_config(&options.trust).map_err(UsageError::from)?)
     } else {
         None
     };
@@ -272,10 +294,10 @@ pub async fn run(
     ));
     let outcome = tokio::select! {
         r = audit(&options, &watched, &mut report, &mut fleet, &live) => r,
-        _ = shutdown.cancelled() => Err((
-            live.report_step().name().to_string(),
-            "interrupted (Ctrl-C or SIGTERM)".to_string(),
-        )),
+        _ = shutdown.cancelled() => Err(StepError {
+            step: live.report_step(),
+            failure: StepFailure::Interrupted,
+        }),
     };
     live.set(if outcome.is_ok() { "done" } else { "failed" }, 0);
     let _ = tokio::time::timeout(Duration::from_secs(20), fleet.close_all(|_| {})).await;
@@ -284,8 +306,8 @@ pub async fn run(
     inner.trigger();
     inner.finish(Duration::from_secs(2)).await;
 
-    if let Err((step, message)) = outcome {
-        report.fail(&step, message);
+    if let Err(StepError { step, failure }) = outcome {
+        report.fail(step.name(), failure.to_string());
     }
     let (report, problems) = finish(report, &options);
     if problems.is_empty() {
@@ -308,34 +330,53 @@ fn finish(mut report: AuditReport, options: &AuditOptions) -> (AuditReport, Vec<
     }
     let mut problems: Vec<String> = report.error.iter().map(|e| e.message.clone()).collect();
     if let Some(path) = &options.json {
-        match serde_json::to_vec_pretty(&report)
-            .map_err(|e| e.to_string())
-            .and_then(|json| write_file(path, &json))
-        {
-            Ok(()) => progress::println(&format!("audit: wrote {}", path.display())),
-            Err(e) => problems.push(format!("cannot write {}: {e}", path.display())),
-        }
+        let written = serde_json::to_vec_pretty(&report)
+            .map_err(std::io::Error::from)
+            .and_then(|json| write_file(path, &json));
+        wrote(path, written, &mut problems);
     }
     if let Some(path) = &options.chart {
-        match write_file(path, chart::svg(&report).as_bytes()) {
-            Ok(()) => progress::println(&format!("audit: wrote {}", path.display())),
-            Err(e) => problems.push(format!("cannot write {}: {e}", path.display())),
-        }
+        wrote(
+            path,
+            write_file(path, chart::svg(&report).as_bytes()),
+            &mut problems,
+        );
     }
     (report, problems)
 }
 
+/// A file of the audit (`--json`, `--chart`) could not be written.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot write {}: {source}", path.display())]
+struct WriteError {
+    path: PathBuf,
+    source: std::io::Error,
+}
+
+/// Says that `path` was written, or notes why not among `problems`.
+fn wrote(path: &Path, written: std::io::Result<()>, problems: &mut Vec<String>) {
+    match written {
+        Ok(()) => progress::println(&format!("audit: wrote {}", path.display())),
+        Err(source) => problems.push(
+            WriteError {
+                path: path.to_path_buf(),
+                source,
+            }
+            .to_string(),
+        ),
+    }
+}
+
 /// Writes to a temporary file beside `path`, then renames it into place.
-fn write_file(path: &Path, bytes: &[u8]) -> Result<(), String> {
+fn write_file(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| "audit".into());
     let tmp = path.with_file_name(format!(".{name}.{}.tmp", std::process::id()));
-    std::fs::write(&tmp, bytes).map_err(|e| e.to_string())?;
-    std::fs::rename(&tmp, path).map_err(|e| {
+    std::fs::write(&tmp, bytes)?;
+    std::fs::rename(&tmp, path).inspect_err(|_| {
         let _ = std::fs::remove_file(&tmp);
-        e.to_string()
     })
 }
 
@@ -380,8 +421,47 @@ async fn sample_live(
     }
 }
 
-/// An error of a step: (the step's name, the message).
-type StepError = (String, String);
+/// Why a step of the audit failed.
+#[derive(Debug, thiserror::Error)]
+enum StepFailure {
+    /// The fleet could not open, send or close.
+    #[error(transparent)]
+    Fleet(#[from] FleetError),
+    /// An audited process has gone.
+    #[error(transparent)]
+    Gone(#[from] Gone),
+    /// The level needs more descriptors than this process may open.
+    #[error(transparent)]
+    OpenFiles(#[from] OpenFilesError),
+    #[error("interrupted (Ctrl-C or SIGTERM)")]
+    Interrupted,
+    /// An audited process went meanwhile: the cause of what the websockets met.
+    #[error("{gone} ({failure})")]
+    GoneMeanwhile {
+        gone: Gone,
+        failure: Box<StepFailure>,
+    },
+}
+
+impl StepFailure {
+    /// Whether this says that `gone` has gone already.
+    fn names(&self, gone: &Gone) -> bool {
+        match self {
+            StepFailure::Gone(g) | StepFailure::GoneMeanwhile { gone: g, .. } => g == gone,
+            StepFailure::Fleet(FleetError::Check(e)) => {
+                e.downcast_ref::<Gone>().is_some_and(|g| g == gone)
+            }
+            _ => false,
+        }
+    }
+}
+
+/// The step that failed, and why.
+#[derive(Debug)]
+struct StepError {
+    step: Step,
+    failure: StepFailure,
+}
 
 /// Every level's four steps, recorded into `report` as they are read.
 async fn audit(
@@ -397,7 +477,10 @@ async fn audit(
         bound: options.settle,
     };
     let show = options.progress;
-    let before_err = |m: String| (Step::Before.name().to_string(), m);
+    let before_err = |gone: Gone| StepError {
+        step: Step::Before,
+        failure: gone.into(),
+    };
     let baseline = settled(
         watched,
         settle(SETTLE_WINDOW),
@@ -411,11 +494,11 @@ async fn audit(
     for &level in &options.levels {
         report.begin_level(level);
         report.record(Step::Before, &before.reading, before.steady);
-        check_open_files(level).map_err(|m| step_error(watched, Step::Idle, m))?;
+        check_open_files(level).map_err(|e| step_error(watched, Step::Idle, e))?;
         let alive = || measure::alive(watched);
 
         // 1. Idle.
-        let err = |m: String| step_error(watched, Step::Idle, m);
+        let err = |e: StepFailure| step_error(watched, Step::Idle, e);
         live.set("idle", level);
         let bar = progress::step_bar(&format!("{level}: opening"), level, show);
         fleet
@@ -424,14 +507,14 @@ async fn audit(
                 live.open.store(n, Ordering::Relaxed);
             })
             .await
-            .map_err(|e| err(e.to_string()))?;
+            .map_err(|e| err(e.into()))?;
         let idle = settled(watched, settle(SETTLE_WINDOW), bar)
             .await
-            .map_err(err)?;
+            .map_err(|e| err(e.into()))?;
         step_done(report, Step::Idle, &idle, level);
 
         // 2. One message each.
-        let err = |m: String| step_error(watched, Step::AfterMessage, m);
+        let err = |e: StepFailure| step_error(watched, Step::AfterMessage, e);
         live.set("one message", level);
         let bar = progress::step_bar(&format!("{level}: one message each"), level, show);
         fleet
@@ -439,27 +522,27 @@ async fn audit(
                 bar.set_position(n)
             })
             .await
-            .map_err(|e| err(e.to_string()))?;
+            .map_err(|e| err(e.into()))?;
         let after_message = settled(watched, settle(SETTLE_WINDOW), bar)
             .await
-            .map_err(err)?;
+            .map_err(|e| err(e.into()))?;
         step_done(report, Step::AfterMessage, &after_message, level);
 
         // 3. Traffic on each.
-        let err = |m: String| step_error(watched, Step::AfterTraffic, m);
+        let err = |e: StepFailure| step_error(watched, Step::AfterTraffic, e);
         live.set("traffic", level);
         let bar = progress::step_bar(&format!("{level}: traffic"), level, show);
         fleet
             .send(sends(traffic.clone()), alive, |n| bar.set_position(n))
             .await
-            .map_err(|e| err(e.to_string()))?;
+            .map_err(|e| err(e.into()))?;
         let after_traffic = settled(watched, settle(SETTLE_WINDOW), bar)
             .await
-            .map_err(err)?;
+            .map_err(|e| err(e.into()))?;
         step_done(report, Step::AfterTraffic, &after_traffic, level);
 
         // 4. Closed.
-        let err = |m: String| step_error(watched, Step::AfterClose, m);
+        let err = |e: StepFailure| step_error(watched, Step::AfterClose, e);
         live.set("closed", level);
         let bar = progress::step_bar(&format!("{level}: closing"), level, show);
         fleet
@@ -468,10 +551,10 @@ async fn audit(
                 live.open.store(level - n.min(level), Ordering::Relaxed);
             })
             .await
-            .map_err(|e| err(e.to_string()))?;
+            .map_err(|e| err(e.into()))?;
         let closed = settled(watched, settle(CLOSE_WINDOW), bar)
             .await
-            .map_err(err)?;
+            .map_err(|e| err(e.into()))?;
         step_done(report, Step::AfterClose, &closed, level);
         before = closed;
     }
@@ -490,12 +573,16 @@ fn sends(sizes: Vec<usize>) -> Traffic {
 
 /// The error of `step`: when an audited process has gone, that is what it says
 /// first (the websockets' errors are its consequence).
-fn step_error(watched: &[Watched], step: Step, message: String) -> StepError {
-    let message = match measure::alive(watched) {
-        Err(gone) if !message.contains(&gone) => format!("{gone} ({message})"),
-        _ => message,
+fn step_error(watched: &[Watched], step: Step, failure: impl Into<StepFailure>) -> StepError {
+    let failure = failure.into();
+    let failure = match measure::alive(watched) {
+        Err(gone) if !failure.names(&gone) => StepFailure::GoneMeanwhile {
+            gone,
+            failure: Box::new(failure),
+        },
+        _ => failure,
     };
-    (step.name().to_string(), message)
+    StepError { step, failure }
 }
 
 /// A spinner while the figures settle before the first level.
@@ -504,7 +591,7 @@ fn spinner(what: &str, show: bool) -> ProgressBar {
 }
 
 /// Waits for steady figures, showing the RSS on `bar`; an exited process is the error.
-async fn settled(watched: &[Watched], settle: Settle, bar: ProgressBar) -> Result<Settled, String> {
+async fn settled(watched: &[Watched], settle: Settle, bar: ProgressBar) -> Result<Settled, Gone> {
     bar.set_message("settling");
     let r = measure::settle(watched, settle, |reading, waited| {
         let rss: Vec<String> = reading
@@ -520,7 +607,7 @@ async fn settled(watched: &[Watched], settle: Settle, bar: ProgressBar) -> Resul
     })
     .await;
     bar.finish_and_clear();
-    r.map_err(|gone| gone.to_string())
+    r
 }
 
 fn figures(s: &Settled) -> report::Figures {
@@ -573,16 +660,34 @@ fn step_done(report: &mut AuditReport, step: Step, s: &Settled, level: u64) {
     );
 }
 
+/// Why a level cannot be opened: the open-file limit.
+#[derive(Debug, thiserror::Error)]
+enum OpenFilesError {
+    #[error(transparent)]
+    Limit(#[from] runtime::server::OpenFilesError),
+    #[error(
+        "{level} websockets need {need} open files (one each and {SPARE_FILES} spare), \
+         but this process may open {soft} (hard limit {hard}): lower --levels, or raise \
+         the limit (ulimit -n)"
+    )]
+    TooFew {
+        level: u64,
+        need: u64,
+        soft: u64,
+        hard: u64,
+    },
+}
+
 /// Whether this process may open `level` websockets (and some spare descriptors).
-fn check_open_files(level: u64) -> Result<(), String> {
-    let FileBudget { soft, hard, fit } = FileBudget::now(1).map_err(|e| e.to_string())?;
+fn check_open_files(level: u64) -> Result<(), OpenFilesError> {
+    let FileBudget { soft, hard, fit } = FileBudget::now(1)?;
     if level > fit {
-        let need = level + SPARE_FILES;
-        return Err(format!(
-            "{level} websockets need {need} open files (one each and {SPARE_FILES} spare), \
-             but this process may open {soft} (hard limit {hard}): lower --levels, or raise \
-             the limit (ulimit -n)"
-        ));
+        return Err(OpenFilesError::TooFew {
+            level,
+            need: level + SPARE_FILES,
+            soft,
+            hard,
+        });
     }
     Ok(())
 }

@@ -9,6 +9,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::measure::{ProcessFigures, Reading, Watched};
+use crate::table::TextTable;
 use runtime::procfs::Sockstat;
 
 /// Version of the audit JSON; bumped when a field changes meaning or goes away.
@@ -578,7 +579,11 @@ pub fn render_table(r: &AuditReport) -> String {
         .len(),
         size(r.settings.message_size)
     );
-    out.push_str(&table(&header, &rows));
+    let mut table = TextTable::figures(&header);
+    for row in rows {
+        table.row(row);
+    }
+    out.push_str(&table.render());
     let sock_rows: Vec<Vec<String>> = r
         .levels
         .iter()
@@ -603,56 +608,19 @@ pub fn render_table(r: &AuditReport) -> String {
         .collect();
     if !sock_rows.is_empty() {
         out.push_str("\nthe machine's TCP sockets (/proc/net/sockstat: both ends when the server runs here)\n");
-        out.push_str(&table(
-            &[
-                "conns",
-                "in use idle",
-                "buffers KB before",
-                "idle",
-                "message",
-                "traffic",
-                "closed",
-            ],
-            &sock_rows,
-        ));
-    }
-    out
-}
-
-/// A plain text table: the first column left-aligned, the others right-aligned.
-fn table(header: &[&str], rows: &[Vec<String>]) -> String {
-    let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
-    for row in rows {
-        for (w, cell) in widths.iter_mut().zip(row) {
-            *w = (*w).max(cell.len());
+        let mut table = TextTable::figures(&[
+            "conns",
+            "in use idle",
+            "buffers KB before",
+            "idle",
+            "message",
+            "traffic",
+            "closed",
+        ]);
+        for row in sock_rows {
+            table.row(row);
         }
-    }
-    let line = |cells: Vec<&str>| {
-        let mut s = String::new();
-        for (i, (cell, w)) in cells.iter().zip(&widths).enumerate() {
-            if i > 0 {
-                s.push_str("  ");
-            }
-            if i == 0 {
-                s.push_str(&format!("{cell:<w$}"));
-            } else {
-                s.push_str(&format!("{cell:>w$}"));
-            }
-        }
-        s.trim_end().to_string() + "\n"
-    };
-    let mut out = line(header.to_vec());
-    out.push_str(&line(
-        widths
-            .iter()
-            .map(|w| "-".repeat(*w))
-            .collect::<Vec<_>>()
-            .iter()
-            .map(|s| s.as_str())
-            .collect(),
-    ));
-    for row in rows {
-        out.push_str(&line(row.iter().map(|s| s.as_str()).collect()));
+        out.push_str(&table.render());
     }
     out
 }

@@ -1,6 +1,6 @@
 //! The server under audit: its URL (`ws://` or `wss://`, a [`TargetUrl`]) and how
-//! its certificate is trusted. Its websockets are opened by the fleet's
-//! [`dial`](fn@crate::fleet::dial).
+//! its certificate is trusted. Its websockets are opened by the client's one
+//! dialer ([`dial`](crate::connect::dial)).
 //!
 //! A `wss://` target is checked against the system's roots
 //! (`/etc/ssl/certs/ca-certificates.crt`) and any `--ca` file; `--insecure` accepts
@@ -27,12 +27,29 @@ pub struct Trust {
     pub ca: Option<PathBuf>,
 }
 
+/// Why the certificates of a `wss://` target cannot be trusted as asked.
+#[derive(Debug, thiserror::Error)]
+pub enum TrustError {
+    /// The TLS library refused its own defaults.
+    #[error("TLS configuration: {0}")]
+    Config(#[source] rustls::Error),
+    /// The `--ca` file could not be read.
+    #[error("--ca: {0}")]
+    ReadCa(#[source] runtime::tls::TlsError),
+    /// A certificate of the `--ca` file cannot be a root of trust.
+    #[error("--ca {}: cannot trust it: {source}", path.display())]
+    Untrustable {
+        path: PathBuf,
+        source: rustls::Error,
+    },
+}
+
 /// The TLS configuration for `trust`.
-pub fn tls_config(trust: &Trust) -> Result<Arc<ClientConfig>, String> {
+pub fn tls_config(trust: &Trust) -> Result<Arc<ClientConfig>, TrustError> {
     let provider = runtime::tls::provider();
     let builder = ClientConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
-        .map_err(|e| format!("TLS configuration: {e}"))?;
+        .map_err(TrustError::Config)?;
     let config = if trust.insecure {
         builder
             .dangerous()
@@ -46,10 +63,11 @@ pub fn tls_config(trust: &Trust) -> Result<Arc<ClientConfig>, String> {
             }
         }
         if let Some(ca) = &trust.ca {
-            for c in runtime::tls::read_certs(ca).map_err(|e| format!("--ca: {e}"))? {
-                roots
-                    .add(c)
-                    .map_err(|e| format!("--ca {}: cannot trust it: {e}", ca.display()))?;
+            for c in runtime::tls::read_certs(ca).map_err(TrustError::ReadCa)? {
+                roots.add(c).map_err(|source| TrustError::Untrustable {
+                    path: ca.clone(),
+                    source,
+                })?;
             }
         }
         builder.with_root_certificates(roots).with_no_client_auth()

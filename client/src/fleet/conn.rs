@@ -17,7 +17,7 @@ use tokio::sync::{watch, Semaphore};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_util::sync::CancellationToken;
 
-use crate::connect::WsStream;
+use crate::connect::{DialError, WsStream};
 
 /// Time allowed to close one websocket cleanly (close frame sent, the answer read).
 const CLOSE_WAIT: Duration = Duration::from_secs(3);
@@ -41,6 +41,52 @@ pub(super) enum Order {
     Close,
 }
 
+/// Why one websocket of a fleet could not open, send, or stay open.
+#[derive(Debug, thiserror::Error)]
+pub enum ConnError {
+    /// It could not be opened.
+    #[error(transparent)]
+    Dial(#[from] DialError),
+    #[error("sending a message: {0}")]
+    SendMessage(#[source] Box<tungstenite::Error>),
+    #[error("sending a ping: {0}")]
+    SendPing(#[source] Box<tungstenite::Error>),
+    #[error("websocket broke while sending: {0}")]
+    BrokeWhileSending(#[source] Box<tungstenite::Error>),
+    #[error("the server closed the websocket while it sent")]
+    ClosedWhileSending,
+    /// The pong of a message's ping did not come in time.
+    #[error("no pong within {0:?} (does the server answer pings?)")]
+    NoPong(Duration),
+    /// It broke while idle.
+    #[error("websocket broke: {0}")]
+    Broke(#[source] Box<tungstenite::Error>),
+    /// The server closed it while idle.
+    #[error("the server closed the websocket")]
+    Closed,
+}
+
+/// The first error any websocket of a fleet met, shown in the fleet's errors
+/// (empty while there is none).
+#[derive(Debug, Clone, Default)]
+pub struct FirstError(Option<Arc<ConnError>>);
+
+impl FirstError {
+    /// The error, if any websocket met one.
+    pub fn get(&self) -> Option<&ConnError> {
+        self.0.as_deref()
+    }
+}
+
+impl std::fmt::Display for FirstError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.0 {
+            Some(e) => e.fmt(f),
+            None => Ok(()),
+        }
+    }
+}
+
 /// The fleet's counters, shared by its connections.
 #[derive(Default)]
 pub(super) struct Counters {
@@ -54,23 +100,24 @@ pub(super) struct Counters {
     /// Connections closed by the fleet.
     pub closed: AtomicU64,
     pub received: AtomicU64,
-    first_error: Mutex<Option<String>>,
+    first_error: Mutex<FirstError>,
 }
 
 impl Counters {
-    pub fn error(&self, e: String) {
-        self.first_error
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get_or_insert(e);
+    /// Keeps `e` if it is the first error met; call it before counting the failure,
+    /// so that a count seen has its error there.
+    pub fn error(&self, e: impl Into<ConnError>) {
+        let mut first = self.first_error.lock().unwrap_or_else(|p| p.into_inner());
+        if first.0.is_none() {
+            first.0 = Some(Arc::new(e.into()));
+        }
     }
 
-    pub fn first_error(&self) -> String {
+    pub fn first_error(&self) -> FirstError {
         self.first_error
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .clone()
-            .unwrap_or_default()
     }
 }
 
@@ -110,18 +157,14 @@ pub(super) async fn connection(
                     r = tokio::time::timeout(timeout, send_paced(&mut ws, &sizes, &payload, counters)) => r,
                     _ = stop.cancelled() => return,
                 };
-                let sent = sent.unwrap_or_else(|_| {
-                    Err(format!(
-                        "no pong within {timeout:?} (does the server answer pings?)"
-                    ))
-                });
+                let sent = sent.unwrap_or(Err(ConnError::NoPong(timeout)));
                 match sent {
                     Ok(()) => {
                         counters.sent.fetch_add(1, Ordering::Relaxed);
                     }
                     Err(e) => {
-                        counters.send_failed.fetch_add(1, Ordering::Relaxed);
                         counters.error(e);
+                        counters.send_failed.fetch_add(1, Ordering::Relaxed);
                         return;
                     }
                 }
@@ -141,13 +184,13 @@ pub(super) async fn connection(
                     counters.received.fetch_add(1, Ordering::Relaxed);
                 }
                 Some(Err(e)) => {
+                    counters.error(ConnError::Broke(Box::new(e)));
                     counters.closed_by_peer.fetch_add(1, Ordering::Relaxed);
-                    counters.error(format!("websocket broke: {e}"));
                     return;
                 }
                 None => {
+                    counters.error(ConnError::Closed);
                     counters.closed_by_peer.fetch_add(1, Ordering::Relaxed);
-                    counters.error("the server closed the websocket".into());
                     return;
                 }
             }
@@ -161,24 +204,24 @@ async fn send_paced(
     sizes: &[usize],
     payload: &Bytes,
     counters: &Counters,
-) -> Result<(), String> {
+) -> Result<(), ConnError> {
     for (i, len) in sizes.iter().enumerate() {
         ws.send(Message::Binary(payload.slice(..*len)))
             .await
-            .map_err(|e| format!("sending a message: {e}"))?;
+            .map_err(|e| ConnError::SendMessage(Box::new(e)))?;
         let mut tag = PING_TAG.to_vec();
         tag.extend_from_slice(i.to_string().as_bytes());
         ws.send(Message::Ping(tag.clone().into()))
             .await
-            .map_err(|e| format!("sending a ping: {e}"))?;
+            .map_err(|e| ConnError::SendPing(Box::new(e)))?;
         loop {
             match ws.next().await {
                 Some(Ok(Message::Pong(p))) if p.as_ref() == tag.as_slice() => break,
                 Some(Ok(_)) => {
                     counters.received.fetch_add(1, Ordering::Relaxed);
                 }
-                Some(Err(e)) => return Err(format!("websocket broke while sending: {e}")),
-                None => return Err("the server closed the websocket while it sent".into()),
+                Some(Err(e)) => return Err(ConnError::BrokeWhileSending(Box::new(e))),
+                None => return Err(ConnError::ClosedWhileSending),
             }
         }
     }

@@ -3,12 +3,11 @@
 //! engine of `client audit` and of the benchmark's load (`bench/`).
 //!
 //! Every websocket lives in its own task (`conn`) and waits for orders on a watch
-//! channel: send messages, or close. Opening goes through [`dial`](fn@dial): one way to open
-//! a websocket to any `ws://` or `wss://` target, with the options the two users
-//! need (a greeting awaited, a reset on close).
+//! channel: send messages, or close. Opening goes through the client's one dialer
+//! ([`dial`], [`crate::connect`]), with the options the fleet's users need (a
+//! greeting awaited, a reset on close).
 
 mod conn;
-pub mod dial;
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -21,39 +20,8 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use self::conn::{get, Counters, Order};
-pub use self::dial::{dial, Dial, TargetUrl};
-
-/// Why a fleet could not do what it was told; the first error a websocket met is
-/// quoted.
-#[derive(Debug, thiserror::Error)]
-pub enum FleetError {
-    /// More attempts to open failed than allowed.
-    #[error(
-        "{failed} attempts to open a websocket failed, {open} of {level} open (first: {first})"
-    )]
-    OpenFailed {
-        failed: u64,
-        open: u64,
-        level: u64,
-        first: String,
-    },
-    /// The server closed websockets of the fleet.
-    #[error("the server closed {closed} websocket(s) {when} (first: {first})")]
-    ClosedByServer {
-        closed: u64,
-        when: &'static str,
-        first: String,
-    },
-    /// Websockets could not send their messages.
-    #[error("{failed} of {n} websockets could not send (first: {first})")]
-    SendFailed { failed: u64, n: u64, first: String },
-    /// Websockets still open after they were told to close.
-    #[error("{open} of {n} websockets still open {after:?} after they were told to close")]
-    StillOpen { open: u64, n: u64, after: Duration },
-    /// The caller's check stopped it, with the caller's reason.
-    #[error("{0}")]
-    Stopped(String),
-}
+pub use self::conn::{ConnError, FirstError};
+pub use crate::connect::{dial, Dial, DialError, TargetUrl, UrlError};
 
 /// Handshakes in flight at once.
 const HANDSHAKES: usize = 256;
@@ -85,6 +53,42 @@ pub fn traffic_sizes(bytes: usize, message: usize) -> Vec<usize> {
         left -= left.min(step);
     }
     out
+}
+
+/// Why a fleet's step failed: what happened to its websockets (with the first error
+/// any of them met), or the caller's own check.
+#[derive(Debug, thiserror::Error)]
+pub enum FleetError {
+    /// More attempts to open a websocket failed than allowed.
+    #[error(
+        "{failed} attempts to open a websocket failed, {open} of {level} open (first: {first})"
+    )]
+    OpenFailed {
+        failed: u64,
+        open: u64,
+        level: u64,
+        first: FirstError,
+    },
+    /// The server closed websockets (or they broke) while the fleet opened or sent.
+    #[error("the server closed {closed} websocket(s) {when} (first: {first})")]
+    Closed {
+        closed: u64,
+        when: &'static str,
+        first: FirstError,
+    },
+    /// Websockets could not send their traffic.
+    #[error("{failed} of {of} websockets could not send (first: {first})")]
+    SendFailed {
+        failed: u64,
+        of: u64,
+        first: FirstError,
+    },
+    /// Websockets still open after the time allowed for closing them.
+    #[error("{open} of {of} websockets still open {after:?} after they were told to close")]
+    StillOpen { open: u64, of: u64, after: Duration },
+    /// The caller's check failed: its own error.
+    #[error(transparent)]
+    Check(Box<dyn std::error::Error + Send + Sync>),
 }
 
 /// The open websockets of a fleet, and the tasks that hold them.
@@ -127,7 +131,7 @@ impl Fleet {
     }
 
     /// The first error any websocket met.
-    pub fn first_error(&self) -> String {
+    pub fn first_error(&self) -> FirstError {
         self.counters.first_error()
     }
 
@@ -135,14 +139,17 @@ impl Fleet {
     /// than `allowed_failures` attempts fail in this call, when the server closes one,
     /// or when `check` (called every 100 ms: the audited processes still there? the
     /// time up?) fails; `tick` gets the count open.
-    pub async fn open_to(
+    pub async fn open_to<E>(
         &mut self,
         level: u64,
         rate: f64,
         allowed_failures: u64,
-        mut check: impl FnMut() -> Result<(), String>,
+        mut check: impl FnMut() -> Result<(), E>,
         mut tick: impl FnMut(u64),
-    ) -> Result<(), FleetError> {
+    ) -> Result<(), FleetError>
+    where
+        E: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
         self.orders.send_replace(Order::Idle);
         let allowed = self.attempts_failed() + allowed_failures;
         let lost0 = self.closed_by_peer();
@@ -165,10 +172,10 @@ impl Fleet {
                 });
             }
             if self.closed_by_peer() > lost0 {
-                return Err(self.lost("while opening"));
+                return Err(self.closed("while opening"));
             }
             if last_check.elapsed() >= Duration::from_millis(100) {
-                check().map_err(FleetError::Stopped)?;
+                check().map_err(|e| FleetError::Check(e.into()))?;
                 last_check = Instant::now();
             }
             let in_flight = HANDSHAKES - self.handshakes.available_permits();
@@ -186,8 +193,8 @@ impl Fleet {
         }
     }
 
-    fn lost(&self, when: &'static str) -> FleetError {
-        FleetError::ClosedByServer {
+    fn closed(&self, when: &'static str) -> FleetError {
+        FleetError::Closed {
             closed: self.closed_by_peer(),
             when,
             first: self.first_error(),
@@ -197,12 +204,15 @@ impl Fleet {
     /// Every open websocket sends `traffic`; returns once all have (how long it
     /// took). Fails when one cannot send, the server closes one, or `check` (called
     /// every 100 ms) fails; `tick` gets the count done.
-    pub async fn send(
+    pub async fn send<E>(
         &mut self,
         traffic: Traffic,
-        mut check: impl FnMut() -> Result<(), String>,
+        mut check: impl FnMut() -> Result<(), E>,
         mut tick: impl FnMut(u64),
-    ) -> Result<Duration, FleetError> {
+    ) -> Result<Duration, FleetError>
+    where
+        E: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
         let n = self.open();
         let largest = traffic.sizes.iter().copied().max().unwrap_or(0);
         self.round += 1;
@@ -223,18 +233,18 @@ impl Fleet {
             if failed > 0 {
                 return Err(FleetError::SendFailed {
                     failed,
-                    n,
+                    of: n,
                     first: self.first_error(),
                 });
             }
             if self.closed_by_peer() > lost0 {
-                return Err(self.lost("while they sent"));
+                return Err(self.closed("while they sent"));
             }
             if sent >= n {
                 self.orders.send_replace(Order::Idle);
                 return Ok(start.elapsed());
             }
-            check().map_err(FleetError::Stopped)?;
+            check().map_err(|e| FleetError::Check(e.into()))?;
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
@@ -254,7 +264,7 @@ impl Fleet {
             if Instant::now() > deadline {
                 return Err(FleetError::StillOpen {
                     open: self.open(),
-                    n,
+                    of: n,
                     after: CLOSE_ALL_WAIT,
                 });
             }
@@ -291,7 +301,7 @@ impl Fleet {
         let stop = self.stop.clone();
         self.tracker.spawn(async move {
             let opened = tokio::select! {
-                r = self::dial::dial(&dial) => r,
+                r = crate::connect::dial(&dial) => r,
                 _ = stop.cancelled() => return,
             };
             drop(permit);
@@ -302,8 +312,8 @@ impl Fleet {
                     counters.open.fetch_sub(1, Ordering::Relaxed);
                 }
                 Err(e) => {
+                    counters.error(e);
                     counters.attempts_failed.fetch_add(1, Ordering::Relaxed);
-                    counters.error(e.to_string());
                 }
             }
         });

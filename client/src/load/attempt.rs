@@ -10,7 +10,7 @@ use crate::ClientError;
 
 /// One attempt to open a websocket, counted and explained when it fails.
 pub(super) async fn attempt(ctx: &Ctx) -> Result<WsStream, ClientError> {
-    let opened = open_with(&ctx.config, || ctx.tls.get(&ctx.config)).await;
+    let opened = open_with(&ctx.dial, || ctx.tls.get(&ctx.config)).await;
     match &opened {
         Ok(_) => {
             if ctx.proxy_down.swap(false, Ordering::Relaxed) {

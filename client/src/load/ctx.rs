@@ -14,7 +14,7 @@ use tokio_util::task::TaskTracker;
 
 use super::throttled::Throttled;
 use super::tls_cache::TlsCache;
-use crate::connect::proxy_addr;
+use crate::connect::{proxy_addr, Dial};
 use crate::pin_traffic::PinPlan;
 use crate::Backoff;
 use runtime::config::Config;
@@ -76,6 +76,8 @@ pub(super) struct Ctx {
     pub(super) lost_all: CancellationToken,
     /// The connection tasks, waited for (bounded) at the end.
     pub(super) tracker: TaskTracker,
+    /// How each of the run's websockets is opened: to the proxy of `config`.
+    pub(super) dial: Dial,
     pub(super) tls: TlsCache,
     /// Set once any connection has opened.
     pub(super) ever_open: AtomicBool,

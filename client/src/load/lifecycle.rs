@@ -15,7 +15,6 @@ use super::ctx::Ctx;
 use super::hold::{hold, End};
 use crate::connect::{proxy_addr, WsStream};
 use crate::pin_traffic::PinTraffic;
-use crate::Backoff;
 
 /// A connection that lived this long starts its reconnect pauses afresh.
 const HEALTHY: Duration = Duration::from_secs(10);
@@ -61,7 +60,8 @@ enum Kind<'a> {
 async fn lives(ctx: &Ctx, mut ws: WsStream, kind: Kind<'_>) {
     let c = &ctx.counters;
     let addr = proxy_addr(&ctx.config);
-    let mut failures = 0;
+    // The pauses of this connection's reconnects, drawn afresh after a healthy life.
+    let mut pauses = None;
     let mut first = true;
     loop {
         let since = Instant::now();
@@ -122,23 +122,26 @@ async fn lives(ctx: &Ctx, mut ws: WsStream, kind: Kind<'_>) {
             tracing::warn!("data connection to {addr} lost: {why}; reopening with backoff");
         }
         if since.elapsed() >= HEALTHY {
-            failures = 0;
+            pauses = None;
         }
-        match reconnect(ctx, backoff, &mut failures).await {
+        let pauses = pauses.get_or_insert_with(|| backoff.pauses());
+        match reconnect(ctx, pauses).await {
             Some(again) => ws = again,
             None => return,
         }
     }
 }
 
-/// Reopens a lost connection: pauses ([`Backoff`]) between attempts until one
-/// succeeds, or the run stops (`None`). `n` counts the pauses so far.
-pub(super) async fn reconnect(ctx: &Ctx, backoff: Backoff, n: &mut u32) -> Option<WsStream> {
+/// Reopens a lost connection: the next of `pauses` ([`crate::Backoff::pauses`]) before
+/// each attempt, until one succeeds, or the run stops (`None`).
+pub(super) async fn reconnect(
+    ctx: &Ctx,
+    pauses: &mut impl Iterator<Item = Duration>,
+) -> Option<WsStream> {
     let c = &ctx.counters;
     c.reconnecting.fetch_add(1, Ordering::Relaxed);
     let reopened = loop {
-        let pause = backoff.pause(*n);
-        *n = n.saturating_add(1);
+        let pause = pauses.next().unwrap_or_default();
         tokio::select! {
             _ = tokio::time::sleep(pause) => {}
             _ = ctx.stop.cancelled() => break None,
@@ -170,8 +173,7 @@ pub(super) async fn reconnect(ctx: &Ctx, backoff: Backoff, n: &mut u32) -> Optio
 pub(super) async fn data_connection(ctx: Arc<Ctx>, size: usize, first: oneshot::Sender<()>) {
     let payload = Message::Binary(Bytes::from(vec![b'x'; size]));
     let mut first = Some(first);
-    let backoff = ctx.reconnect.unwrap_or_default();
-    let mut failures = 0;
+    let mut pauses = ctx.reconnect.unwrap_or_default().pauses();
     let ws = loop {
         let opened = tokio::select! {
             r = attempt(&ctx) => r,
@@ -180,8 +182,7 @@ pub(super) async fn data_connection(ctx: Arc<Ctx>, size: usize, first: oneshot::
         if let Some(first) = first.take() {
             let _ = first.send(());
         }
-        let pause = backoff.pause(failures);
-        failures += 1;
+        let pause = pauses.next().unwrap_or_default();
         match opened {
             Ok(ws) => break ws,
             Err(e) => {

@@ -39,9 +39,9 @@ use self::ramp::ramp;
 use self::stats::{show_progress, stats, stats_line, summary_line};
 use self::throttled::Throttled;
 use self::tls_cache::TlsCache;
-use super::connect::proxy_url;
+use super::connect::{proxy_url, Dial};
 use super::pin_traffic::{PinPlan, PinTraffic};
-use super::{progress, report, save, ClientError, ClientOptions, ClientSummary};
+use super::{progress, report, save, ClientError, ClientOptions, ClientSummary, SettingsError};
 use runtime::config::Config;
 use runtime::shutdown::Shutdown;
 
@@ -54,15 +54,15 @@ pub(super) async fn run(
     shutdown: Shutdown,
 ) -> Result<ClientSummary, ClientError> {
     if config.client_data_size > config.max_message_size as u64 {
-        return Err(ClientError::Config(format!(
-            "client_dataSize ({}) is above max_message_size ({}): the wss would close the data \
-             connection at every message; lower client_dataSize or raise max_message_size",
-            config.client_data_size, config.max_message_size
-        )));
+        return Err(SettingsError::DataAboveMaxMessage {
+            data_size: config.client_data_size,
+            max_message_size: config.max_message_size,
+        }
+        .into());
     }
     if let Some(dir) = &options.save_snapshots {
-        save::prepare(dir).map_err(|message| ClientError::Save {
-            message,
+        save::prepare(dir).map_err(|e| ClientError::Save {
+            message: e.to_string(),
             summary: None,
         })?;
     }
@@ -99,6 +99,7 @@ pub(super) async fn run(
     );
 
     let ctx = Arc::new(Ctx {
+        dial: Dial::to_proxy(&config),
         config,
         state: own.state,
         pin_traffic: own.pin_traffic,
