@@ -13,6 +13,14 @@
 //!   (`Authorization: Bearer <token>`, 401 without it or with another one), loopback or
 //!   not; without a token it is open on a loopback address and refused (403, saying to
 //!   set `settings_token`) on any other. `GET` routes stay open.
+//!
+//! CORS is written here, not taken from a crate, because neither kept one can say
+//! these rules: `warp::cors()` matches only exact origins (no "this host, any port",
+//! which the page on trunk's port and the playground's own tests need) and rejects a
+//! simple request from another origin instead of answering it without CORS headers;
+//! tower-http's `CorsLayer` could match by a predicate, but it answers a refused
+//! preflight with 200 and no headers, where this endpoint says 403 and why (the page
+//! and `native/tests/endpoints.rs` read that answer).
 
 use std::convert::Infallible;
 use std::net::{IpAddr, SocketAddr};
