@@ -130,7 +130,7 @@ mod tests {
         assert_eq!(nice_step(2.2, AUDIT), 5.0);
         assert_eq!(nice_step(22.0, AUDIT), 50.0);
         assert_eq!(nice_step(2.0, AUDIT), 2.0);
-        // The audit chart's own cases (native/src/client/audit/chart.rs).
+        // The audit chart's own cases (client/src/audit/chart.rs).
         assert_eq!(Scale::new(100.0, 5, AUDIT).step, 20.0);
         assert_eq!(Scale::new(5000.0, 5, AUDIT).step, 1000.0);
         assert_eq!(Scale::new(7.3, 5, AUDIT).step, 2.0);

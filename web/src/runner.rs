@@ -1,5 +1,5 @@
 //! The experiment's websockets in the browser, run as the native client runs them
-//! (native/src/client/load/): one data connection opened first, sending
+//! (client/src/load/): one data connection opened first, sending
 //! `client_dataSize` bytes every `client_dataDelay` ms and reopened after a doubling
 //! pause when it drops; then pinning connections opened at the configured rate while
 //! fewer than the maximum are open or opening, each held until it closes or Stop.

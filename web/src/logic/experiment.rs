@@ -1,6 +1,6 @@
 //! The experiment as the page runs it: its settings as typed in the form (checked
 //! before anything opens), and its live counts, updated by the websockets' events
-//! the way the native client counts (native/src/client/load/ctx.rs).
+//! the way the native client counts (client/src/load/ctx.rs).
 
 use super::config::PageConfig;
 use super::pin::PinPlan;

@@ -1,5 +1,5 @@
 //! The pinning connections' own traffic, as the native client sends it
-//! (native/src/client/pin_traffic.rs): once open and greeted by the wss, one first
+//! (client/src/pin_traffic.rs): once open and greeted by the wss, one first
 //! message of `client_pinMessageSize` bytes, then `client_pinDataBytes` bytes in
 //! messages of `client_pinDataMessageSize` (the last one shorter), then nothing.
 
