@@ -326,8 +326,10 @@ mod tests {
     #[test]
     fn a_polite_guard_asks_first_and_kills_only_after_the_grace() {
         let bound = Duration::from_secs(10);
-        // Exits with code 7 on SIGINT, once it says it is ready to.
-        let script = "trap 'exit 7' INT; echo ready; while :; do sleep 0.05; done";
+        // Exits with code 7 on SIGINT, once it says it is ready to. It waits in the
+        // `wait` builtin, which a trapped signal interrupts at once (a foreground
+        // `sleep` would delay the trap until it ends; once, under load, past the bound).
+        let script = "trap 'kill $!; exit 7' INT; echo ready; sleep 60 & wait";
         let mut polite = ChildGuard::spawn(sh(script).stdout(Stdio::piped()))
             .unwrap()
             .stop_with(libc::SIGINT, bound);
