@@ -327,10 +327,20 @@ mod tests {
     fn a_polite_guard_asks_first_and_kills_only_after_the_grace() {
         let bound = Duration::from_secs(10);
         // Exits with code 7 on SIGINT, once it says it is ready to. It waits in the
-        // `wait` builtin, which a trapped signal interrupts at once (a foreground
-        // `sleep` would delay the trap until it ends; once, under load, past the bound).
+        // `wait` builtin, which a trapped signal interrupts at once. SIGINT is set back
+        // to its default in the child first: a test run started in the background
+        // (`scripts/test &`) ignores it, and a shell may not trap a signal ignored on
+        // entry (it failed so in CI: exit None after the bound, not 7).
         let script = "trap 'kill $!; exit 7' INT; echo ready; sleep 60 & wait";
-        let mut polite = ChildGuard::spawn(sh(script).stdout(Stdio::piped()))
+        let mut cmd = sh(script);
+        // SAFETY: signal() is async-signal-safe; nothing else runs between fork and exec.
+        unsafe {
+            std::os::unix::process::CommandExt::pre_exec(&mut cmd, || {
+                libc::signal(libc::SIGINT, libc::SIG_DFL);
+                Ok(())
+            });
+        }
+        let mut polite = ChildGuard::spawn(cmd.stdout(Stdio::piped()))
             .unwrap()
             .stop_with(libc::SIGINT, bound);
         Lines::stdout(&mut polite).line_with("ready", bound);
