@@ -314,8 +314,7 @@ mod tests {
                 failed_total: 0,
                 open_by_head_mode: OpenByHeadMode {
                     retain: 101,
-                    copy: 0,
-                    drop: 0,
+                    ..OpenByHeadMode::default()
                 },
                 list: vec![],
             },

@@ -68,14 +68,14 @@ impl BufferPool {
         let len = parts.iter().map(|p| p.len()).sum();
         match &self.chunks {
             Some(chunks) if self.pools(len) => Buffer::Pooled(chunks.carve(parts)),
-            _ => Self::copy_unpooled(parts),
+            _ => Buffer::Unpooled(Self::copy_unpooled(parts)),
         }
     }
 
-    /// One buffer holding `parts` in an allocation of its own, whatever its size:
-    /// Node's advice for a small piece kept long (`Buffer.allocUnsafeSlow`).
-    pub fn copy_unpooled(parts: &[&[u8]]) -> Buffer {
-        Buffer::Unpooled(Bytes::from(parts.concat()))
+    /// `parts`, one after the other, in an allocation of their own whatever their
+    /// size: Node's advice for a small piece kept long (`Buffer.allocUnsafeSlow`).
+    pub fn copy_unpooled(parts: &[&[u8]]) -> Bytes {
+        Bytes::from(parts.concat())
     }
 }
 
@@ -207,8 +207,8 @@ mod tests {
         assert!(matches!(copy, Buffer::Unpooled(_)));
         assert_eq!(&copy[..], b"GET / HTTP/1.1");
         let on = BufferPool::new(8192, 4096);
-        let unpooled = BufferPool::copy_unpooled(&[b"x"]);
-        assert!(matches!(unpooled, Buffer::Unpooled(_)));
+        let _ = on.copy(&[&[1; 4096]]);
+        assert_eq!(BufferPool::copy_unpooled(&[b"x", b"y"]), &b"xy"[..]);
         assert!(chunks(&on).slabs.is_empty(), "nothing carved");
     }
 

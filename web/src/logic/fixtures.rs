@@ -100,8 +100,7 @@ pub fn with_pools(role: &str, pools: Vec<Pool>, open: u64) -> Snapshot {
             failed_total: 0,
             open_by_head_mode: OpenByHeadMode {
                 retain: open,
-                copy: 0,
-                drop: 0,
+                ..OpenByHeadMode::default()
             },
             list: vec![],
         },
