@@ -125,7 +125,7 @@ fn split(
 const COLUMNS: [(&str, Align); 8] = [
     ("server", Align::Left),
     ("head", Align::Left),
-    ("live slabs", Align::Left),
+    ("live slabs (MB) by pool", Align::Left),
     ("retained MB", Align::Right),
     ("referenced KB", Align::Right),
     ("MB per pinning conn", Align::Right),
@@ -234,7 +234,8 @@ fn unreadable_lines(name: &str, s: &Snapshot) -> String {
     .collect()
 }
 
-/// Live slabs per pool, biggest slabs first: "tls 11, tcp 1".
+/// Live slabs per pool and the MB they hold, biggest slabs first:
+/// "tls 11 (115.3), tcp 1 (1.0), buffer 97 (0.8)".
 fn live_slabs(s: &Snapshot) -> String {
     let mut pools: Vec<_> = s.pools.iter().collect();
     pools.sort_by(|a, b| {
@@ -247,7 +248,10 @@ fn live_slabs(s: &Snapshot) -> String {
     }
     pools
         .iter()
-        .map(|p| format!("{} {}", p.name, p.live_slabs))
+        .map(|p| {
+            let mb = p.retained_bytes as f64 / 1e6;
+            format!("{} {} ({mb:.1})", p.name, p.live_slabs)
+        })
         .collect::<Vec<_>>()
         .join(", ")
 }

@@ -193,7 +193,11 @@ fn a_non_object_is_refused() {
 #[test]
 fn a_bad_head_mode_is_named() {
     let msg = error(&seed_with("wss_head", json!("keep")), &[]);
-    assert_names(&msg, "wss_head", &["keep", "retain", "copy", "drop"]);
+    assert_names(
+        &msg,
+        "wss_head",
+        &["keep", "retain", "copy", "copy_unpooled", "drop"],
+    );
     let msg = error(&seed_with("proxy_head", json!(true)), &[]);
     assert_names(&msg, "proxy_head", &["boolean"]);
 }

@@ -127,6 +127,7 @@ pub fn sample(t_ms: f64, retained_bytes: u64) -> Sample {
         live_slabs: 0,
         resident_bytes: Some(0),
         rss_bytes: Some(0),
+        buffer_pool_bytes: None,
         open_connections: 0,
         pinned_bytes: 0,
         warp: false,
