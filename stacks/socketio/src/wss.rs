@@ -28,7 +28,7 @@ use warp::Filter;
 
 use crate::head::{Admitted, HeadService, ENGINE_IO_PATH};
 use runtime::config::Config;
-use runtime::kept::KeptPart;
+use runtime::kept::{KeptPart, PART_REQUEST};
 use runtime::server::{self, OpenConnection, Running, State};
 use runtime::shutdown::Shutdown;
 use runtime::Role;
@@ -169,8 +169,9 @@ impl Ctx {
             .iter()
             .map(|(name, value)| registry.register(id, format!("header {name}"), value.as_bytes()))
             .collect();
+        // The request's target (path and query), as the request's own part.
         if let Some(pq) = parts.uri.path_and_query() {
-            kept.push(registry.register(id, "request uri", pq.as_str().as_bytes()));
+            kept.push(registry.register(id, PART_REQUEST, pq.as_str().as_bytes()));
         }
         let connected = Connected {
             _parts: kept,
