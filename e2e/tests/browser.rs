@@ -337,6 +337,79 @@ async fn the_page_runs_the_experiment_against_the_warp_stack() {
     s.end("warp-99-last", outcome).await;
 }
 
+/// The page against the socket.io wss (behind the slab proxy): it finds the stack in
+/// the wss's snapshot and speaks socket.io over every websocket (engine.io open,
+/// namespace connect, the `hello` greeting, pings answered, data and pin traffic as
+/// `message` events); the wss counts the sockets and, in retain, what engine.io
+/// keeps of each one's request.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_page_speaks_socket_io_to_the_socketio_stack() {
+    let s = Scene::start(true, |c| c.wss_stack = Stack::Socketio).await;
+    let outcome = attempt(socketio_experiment(&s.page, &s.servers)).await;
+    s.end("socketio-99-last", outcome).await;
+}
+
+async fn socketio_experiment(page: &Client, servers: &Servers) {
+    const SOCKETS: u64 = 20;
+    wait_for("the wss shown on the socketio stack", || async {
+        attr(page, "status-wss", "data-stack").await.as_deref() == Some("socketio")
+    })
+    .await;
+    set(page, "rate", "50").await;
+    set(page, "max", &SOCKETS.to_string()).await;
+    set(page, "data-size", "2000").await;
+    set(page, "data-delay", "200").await;
+    set(page, "pin-message", "100").await;
+    set(page, "pin-data", "3000").await;
+    set(page, "pin-data-message", "1000").await;
+    click(page, "start").await;
+    wait_for(
+        "the wss counts every socket connected to its namespace",
+        || async {
+            let snap = server_json(&servers.wss, "/snapshot").await;
+            snap["connections"]["open"].as_u64().unwrap_or(0) > SOCKETS
+        },
+    )
+    .await;
+    wait_for("every pinning socket has sent its traffic", || async {
+        number(page, "pin-done").await.is_some_and(|n| n >= SOCKETS)
+    })
+    .await;
+    wait_for("data flowing", || async {
+        number(page, "bytes-sent").await.is_some_and(|n| n > 0)
+    })
+    .await;
+    assert_eq!(
+        number(page, "count-failed").await,
+        Some(0),
+        "no socket failed"
+    );
+    // engine.io keeps each socket's request: in retain its header values pin the
+    // read buffer hyper parsed them in, one allocation per socket.
+    let snap: snapshot::Snapshot =
+        serde_json::from_value(server_json(&servers.wss, "/snapshot").await).unwrap();
+    let keeping: std::collections::BTreeSet<u64> = snap
+        .pinned_allocations
+        .allocations
+        .iter()
+        .flat_map(|a| &a.kept)
+        .filter(|k| k.part.starts_with("header "))
+        .map(|k| k.connection)
+        .collect();
+    assert!(
+        keeping.len() as u64 > SOCKETS,
+        "{:#?}",
+        snap.pinned_allocations
+    );
+    screenshot(page, "socketio-01-running").await;
+    click(page, "stop").await;
+    wait_for("the wss sees every socket closed and lets go", || async {
+        let snap = server_json(&servers.wss, "/snapshot").await;
+        snap["connections"]["open"] == 0 && snap["pinned_allocations"]["kept_bytes"] == 0
+    })
+    .await;
+}
+
 async fn experiment(page: &Client, servers: &Servers, downloads: &Path, stack: Stack) {
     let shot = |name: &str| match stack {
         Stack::Slab => name.to_string(),

@@ -112,7 +112,13 @@ fn Playground(props: &PlaygroundProps) -> Html {
         .as_ref()
         .map(|s| s.settings.tls)
         .unwrap_or(config.proxy_tls);
-    let ws_url = config.proxy_ws_url(proxy_tls);
+    // The wss's own snapshot says whether it speaks socket.io: then every websocket
+    // of the page (the certificate check's too) goes to socket.io's path.
+    let socketio = wss
+        .latest
+        .as_ref()
+        .is_some_and(|s| s.settings.stack == Some(snapshot::Stack::Socketio));
+    let ws_url = config.proxy_ws_url(proxy_tls, socketio);
     let https_url = config.proxy_https_url();
     let cert = use_cert_check(
         ws_url.clone(),

@@ -7,6 +7,12 @@
 //! greeted it: the first message, then its data bytes, handed to the websocket as
 //! its buffer drains ([`PIN_BUFFER`]), and counted done once none is left buffered.
 //!
+//! When the URL's path is socket.io's (`/socket.io/`, the wss runs the socketio
+//! stack), every websocket speaks socket.io over it (`socketio_wire`): it connects
+//! the default namespace once engine.io has opened, answers the server's pings (so
+//! idle sockets stay open for hours), counts the `hello` event as the greeting, and
+//! sends its data as `message` events.
+//!
 //! The counts live in [`Counts`] and are handed to the page at most every
 //! [`PUBLISH_MS`]. Websocket handlers hold only a weak reference to the run, and a
 //! socket's handlers are dropped outside of their own invocation.
@@ -100,6 +106,8 @@ fn js_error(e: &JsValue) -> String {
 struct Inner {
     experiment: Experiment,
     url: String,
+    /// Whether the websockets speak socket.io (the URL is socket.io's).
+    socketio: bool,
     counts: Counts,
     changed: bool,
     on_change: Callback<Counts>,
@@ -132,8 +140,10 @@ impl Runner {
         let pin_first = vec![b'p'; experiment.pin.first as usize];
         let pin_chunk = vec![b'd'; experiment.pin.chunk_payload() as usize];
         let pins = experiment.pin.is_some();
+        let socketio = is_socketio(&url);
         let inner = Rc::new(RefCell::new(Inner {
             experiment,
+            socketio,
             url,
             counts: Counts {
                 running: true,
@@ -250,8 +260,12 @@ fn open_socket(
                 on_close(&inner, event);
             }
         },
-        move |_| {
+        move |event: MessageEvent| {
             if let Some(inner) = w_msg.upgrade() {
+                let socketio = inner.borrow().socketio;
+                if socketio && !socketio_event(&event) {
+                    return;
+                }
                 {
                     let mut i = inner.borrow_mut();
                     i.counts.received += 1;
@@ -261,6 +275,44 @@ fn open_socket(
             }
         },
     )
+}
+
+/// Whether `url` is a socket.io server's: its websockets then speak socket.io.
+pub fn is_socketio(url: &str) -> bool {
+    url.split_once("://")
+        .and_then(|(_, rest)| rest.split_once('/'))
+        .is_some_and(|(_, path)| path.starts_with("socket.io/"))
+}
+
+/// Answers a socket.io packet that is engine.io's or socket.io's business (open,
+/// ping, namespace connect) on the socket it came on; true for an event, which the
+/// run counts as a message (the first, `hello`, is the wss's greeting).
+fn socketio_event(event: &MessageEvent) -> bool {
+    let Some(text) = event.data().as_string() else {
+        return false;
+    };
+    let ws = event.target().and_then(|t| t.dyn_into::<WebSocket>().ok());
+    let answer = match socketio_wire::parse(&text) {
+        Ok(socketio_wire::Packet::Event { .. }) => return true,
+        Ok(socketio_wire::Packet::Open { .. }) => socketio_wire::CONNECT,
+        Ok(socketio_wire::Packet::Ping) => socketio_wire::PONG,
+        _ => return false,
+    };
+    if let Some(ws) = ws {
+        let _ = ws.send_with_str(answer);
+    }
+    false
+}
+
+/// Sends `payload` as the run's websockets speak: as it is, or as a socket.io
+/// `message` event (its bytes as text).
+fn send(ws: &WebSocket, socketio: bool, payload: &[u8]) -> Result<(), JsValue> {
+    if socketio {
+        let text = String::from_utf8_lossy(payload);
+        ws.send_with_str(&socketio_wire::text_event("message", &text))
+    } else {
+        ws.send_with_u8_array(payload)
+    }
 }
 
 /// A pinning connection got a message: the first one (the wss's greeting) starts
@@ -299,7 +351,7 @@ fn pump_pins(inner: &Rc<RefCell<Inner>>) {
             } else {
                 &i.pin_chunk[..size as usize]
             };
-            if let Err(e) = socket.ws.send_with_u8_array(payload) {
+            if let Err(e) = send(&socket.ws, i.socketio, payload) {
                 i.counts.last_problem = Some(format!("pin traffic: {}", js_error(&e)));
                 changed = true;
                 break;
@@ -378,7 +430,7 @@ fn send_data(inner: &Rc<RefCell<Inner>>) {
     if socket.ws.buffered_amount() as usize >= payload.len() {
         return;
     }
-    match socket.ws.send_with_u8_array(&payload) {
+    match send(&socket.ws, i.socketio, &payload) {
         Ok(()) => {
             i.counts.data_messages += 1;
             i.counts.bytes_sent += payload.len() as u64;

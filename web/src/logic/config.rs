@@ -193,11 +193,17 @@ impl PageConfig {
         }
     }
 
-    /// `wss://localhost:8600/` (or `ws://` when `tls` is false): where websockets go.
-    pub fn proxy_ws_url(&self, tls: bool) -> String {
+    /// `wss://localhost:8600/` (or `ws://` when `tls` is false): where websockets go;
+    /// socket.io's path (`/socket.io/?EIO=4&transport=websocket`) when `socketio`.
+    pub fn proxy_ws_url(&self, tls: bool, socketio: bool) -> String {
         let scheme = if tls { "wss" } else { "ws" };
+        let path = if socketio {
+            socketio_wire::WEBSOCKET_PATH
+        } else {
+            "/"
+        };
         format!(
-            "{scheme}://{}:{}/",
+            "{scheme}://{}:{}{path}",
             url_host(&self.client_proxy_host),
             self.proxy_port
         )
@@ -264,8 +270,14 @@ mod tests {
             moved.client_snapshot_url(),
             "http://127.0.0.1:9802/snapshot"
         );
-        assert_eq!(c.proxy_ws_url(true), "wss://localhost:8600/");
-        assert_eq!(c.proxy_ws_url(false), "ws://localhost:8600/");
+        assert_eq!(c.proxy_ws_url(true, false), "wss://localhost:8600/");
+        assert_eq!(c.proxy_ws_url(false, false), "ws://localhost:8600/");
+        assert_eq!(
+            c.proxy_ws_url(true, true),
+            "wss://localhost:8600/socket.io/?EIO=4&transport=websocket"
+        );
+        assert!(crate::runner::is_socketio(&c.proxy_ws_url(true, true)));
+        assert!(!crate::runner::is_socketio(&c.proxy_ws_url(true, false)));
         assert_eq!(c.proxy_https_url(), "https://localhost:8600/");
         assert_eq!(
             (
@@ -347,7 +359,7 @@ mod tests {
             ),
             (
                 r#"{"wss_stack": "tokio"}"#,
-                "unknown variant `tokio`, expected `slab` or `warp`",
+                "unknown variant `tokio`, expected one of `slab`, `warp`, `socketio`",
             ),
             (r#"{"client_pinDataBytes": -1}"#, "\"client_pinDataBytes\""),
             (
