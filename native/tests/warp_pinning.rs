@@ -8,13 +8,10 @@
 //! is sent). Short form here (`WARP_PINNING_CONNECTIONS`, default 200); `scripts/warp-pinning`
 //! runs it with 2,000 connections in release and prints the table.
 
-use std::net::SocketAddr;
-use std::time::{Duration, Instant};
-
-use common::Program;
+use common::Server;
 use futures_util::{SinkExt, StreamExt};
 use runtime::config::Config;
-use snapshot::{HeadMode, Snapshot, Stack};
+use snapshot::{HeadMode, Stack};
 use tokio_tungstenite::tungstenite::Message;
 
 mod common;
@@ -28,71 +25,6 @@ fn connections() -> usize {
         .ok()
         .and_then(|n| n.parse().ok())
         .unwrap_or(200)
-}
-
-/// A server binary running as its own process; stopped with SIGINT when dropped.
-struct Server {
-    program: Program,
-    addr: SocketAddr,
-    snapshot: SocketAddr,
-}
-
-impl Server {
-    /// Starts `bin` with `args` in `dir` and reads its addresses from its startup line.
-    fn start(bin: &str, dir: &std::path::Path, args: &[String]) -> Server {
-        let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        let mut program = Program::start(bin, dir, &args);
-        let line = program.line_with("listening on");
-        let after = |marker: &str| -> SocketAddr {
-            let rest = &line[line
-                .find(marker)
-                .unwrap_or_else(|| panic!("{marker} in {line}"))
-                + marker.len()..];
-            let end = rest
-                .find(|c: char| c == '/' || c.is_whitespace() || c == ';')
-                .unwrap_or(rest.len());
-            rest[..end]
-                .parse()
-                .unwrap_or_else(|e| panic!("{e}: {line}"))
-        };
-        let addr = after("://");
-        let snapshot = after("snapshot on http://");
-        Server {
-            program,
-            addr,
-            snapshot,
-        }
-    }
-
-    fn rss(&self) -> u64 {
-        let status =
-            std::fs::read_to_string(format!("/proc/{}/status", self.program.child.id())).unwrap();
-        let kb: u64 = status
-            .lines()
-            .find(|l| l.starts_with("VmRSS:"))
-            .and_then(|l| l.split_whitespace().nth(1))
-            .and_then(|n| n.parse().ok())
-            .unwrap();
-        kb * 1024
-    }
-
-    async fn snapshot(&self) -> Snapshot {
-        client::fetch::fetch(self.snapshot).await.unwrap()
-    }
-
-    /// RSS once it has stopped moving: two reads 300 ms apart within 1 %, at most 15 s.
-    async fn settled_rss(&self) -> u64 {
-        let start = Instant::now();
-        let mut last = self.rss();
-        loop {
-            tokio::time::sleep(Duration::from_millis(300)).await;
-            let now = self.rss();
-            if now.abs_diff(last) * 100 <= last || start.elapsed() > Duration::from_secs(15) {
-                return now;
-            }
-            last = now;
-        }
-    }
 }
 
 /// What one run measured.

@@ -344,6 +344,14 @@ pub fn to_vec(snap: &Snapshot) -> Vec<u8> {
     out
 }
 
+/// Reads a gzip-compressed profile back (the servers' files, in tests and tools).
+pub fn read(gzipped: &[u8]) -> io::Result<proto::Profile> {
+    let mut raw = Vec::new();
+    io::Read::read_to_end(&mut flate2::read::GzDecoder::new(gzipped), &mut raw)?;
+    proto::Profile::decode(raw.as_slice())
+        .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
+}
+
 /// Counts what passes through to the writer.
 struct Counting<W>(W, u64);
 

@@ -364,3 +364,72 @@ impl Program {
         (code, self.lines.rest(BOUND))
     }
 }
+
+/// A server binary running as its own process; stopped with SIGINT when dropped.
+pub struct Server {
+    pub program: Program,
+    /// Where it accepts websockets.
+    pub addr: std::net::SocketAddr,
+    /// Its snapshot port.
+    pub snapshot: std::net::SocketAddr,
+}
+
+impl Server {
+    /// Starts `bin` with `args` in `dir` and reads its addresses from its startup line.
+    pub fn start(bin: &str, dir: &std::path::Path, args: &[String]) -> Server {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let mut program = Program::start(bin, dir, &args);
+        let line = program.line_with("listening on");
+        let after = |marker: &str| -> std::net::SocketAddr {
+            let rest = &line[line
+                .find(marker)
+                .unwrap_or_else(|| panic!("{marker} in {line}"))
+                + marker.len()..];
+            let end = rest
+                .find(|c: char| c == '/' || c.is_whitespace() || c == ';')
+                .unwrap_or(rest.len());
+            rest[..end]
+                .parse()
+                .unwrap_or_else(|e| panic!("{e}: {line}"))
+        };
+        let addr = after("://");
+        let snapshot = after("snapshot on http://");
+        Server {
+            program,
+            addr,
+            snapshot,
+        }
+    }
+
+    pub fn rss(&self) -> u64 {
+        let status =
+            std::fs::read_to_string(format!("/proc/{}/status", self.program.child.id())).unwrap();
+        let kb: u64 = status
+            .lines()
+            .find(|l| l.starts_with("VmRSS:"))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|n| n.parse().ok())
+            .unwrap();
+        kb * 1024
+    }
+
+    pub async fn snapshot(&self) -> Snapshot {
+        client::fetch::fetch(self.snapshot).await.unwrap()
+    }
+
+    /// RSS once it has stopped moving: two reads 300 ms apart within 1 %, at most 15 s.
+    pub async fn settled_rss(&self) -> u64 {
+        let start = std::time::Instant::now();
+        let mut last = self.rss();
+        loop {
+            tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+            let now = self.rss();
+            if now.abs_diff(last) * 100 <= last
+                || start.elapsed() > std::time::Duration::from_secs(15)
+            {
+                return now;
+            }
+            last = now;
+        }
+    }
+}

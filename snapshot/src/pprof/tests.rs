@@ -13,7 +13,9 @@ fn read(bytes: &[u8]) -> proto::Profile {
     flate2::read::GzDecoder::new(bytes)
         .read_to_end(&mut raw)
         .unwrap();
-    proto::Profile::decode(raw.as_slice()).expect("a profile.proto Profile")
+    let profile = proto::Profile::decode(raw.as_slice()).expect("a profile.proto Profile");
+    assert_eq!(super::read(bytes).unwrap(), profile);
+    profile
 }
 
 fn s(p: &proto::Profile, i: i64) -> &str {
