@@ -565,6 +565,8 @@ async fn experiment(page: &Client, servers: &Servers, downloads: &Path, stack: S
         ),
     }
     let open_before = served.connections.open as i64;
+    flame_graph_zooms(page, &served, stack).await;
+    screenshot(page, &shot("03a-flame-zoomed")).await;
 
     click(page, "stop").await;
     wait_for("the proxy sees the page's websockets closed", || async {
@@ -620,7 +622,174 @@ async fn experiment(page: &Client, servers: &Servers, downloads: &Path, stack: S
         retained_delta <= -pinned + one_slab,
         "retained bytes fell by at least the pinned slabs ({pinned}) less a new current slab: {retained_delta}"
     );
+    // The flame graph of what shrank: the connections gone, with what they held.
+    click(page, "flame-diff-shrank").await;
+    wait_for("the flame graph of what shrank", || async {
+        flame_frames(page, "flame-diff-graph")
+            .await
+            .iter()
+            .any(|f| f.kind == "connection")
+            && page
+                .execute(
+                    "return document.querySelector('.flame-diff').dataset.change",
+                    vec![],
+                )
+                .await
+                .ok()
+                == Some(json!("shrank"))
+    })
+    .await;
+    let shrank: u64 = attr(page, "flame-diff-graph", "data-total")
+        .await
+        .and_then(|v| v.parse().ok())
+        .unwrap();
+    let held: u64 = match stack {
+        Stack::Slab => pinned as u64,
+        Stack::Warp => served.pinned_allocations.pinned_bytes,
+    };
+    assert!(
+        shrank >= held,
+        "what shrank ({shrank}) holds at least what the closed connections held ({held})"
+    );
     screenshot(page, &shot("03-snapshots")).await;
+}
+
+/// A frame of a flame graph as drawn.
+#[derive(Debug, Clone, serde::Deserialize)]
+struct Frame {
+    label: String,
+    kind: String,
+    bytes: u64,
+    depth: usize,
+    width: f64,
+    class: String,
+}
+
+/// The frames of the flame graph `#id`, in the page's order.
+async fn flame_frames(page: &Client, id: &str) -> Vec<Frame> {
+    let frames = page
+        .execute(
+            "return [...document.querySelectorAll('#' + arguments[0] + ' .frame')].map(e => ({\
+               label: e.dataset.label, kind: e.dataset.kind, bytes: Number(e.dataset.bytes),\
+               depth: Number(e.dataset.depth), width: Number(e.dataset.width), class: e.className}));",
+            vec![json!(id)],
+        )
+        .await
+        .unwrap_or_else(|e| panic!("reading #{id}'s frames: {e}"));
+    serde_json::from_value(frames).unwrap()
+}
+
+/// Clicks the frame labelled `label` of the flame graph `#id`.
+async fn click_frame(page: &Client, id: &str, label: &str) {
+    page.execute(
+        "[...document.querySelectorAll('#' + arguments[0] + ' .frame')]\
+           .find(e => e.dataset.label === arguments[1]).click();",
+        vec![json!(id), json!(label)],
+    )
+    .await
+    .unwrap_or_else(|e| panic!("clicking {label} in #{id}: {e}"));
+}
+
+/// The snapshot's flame graph beside the tree: the process on top, full width; the
+/// pool (slab stack) or stack (warp) that holds the pinned slabs or buffers at least
+/// as many bytes as the proxy's own snapshot says they hold; a click zooms into it (full width, the
+/// process above it an ancestor, each connection that keeps something shown), a
+/// click on it again zooms back out.
+async fn flame_graph_zooms(page: &Client, served: &snapshot::Snapshot, stack: Stack) {
+    wait_for("the flame graph", || async {
+        !flame_frames(page, "flame-graph").await.is_empty()
+    })
+    .await;
+    let frames = flame_frames(page, "flame-graph").await;
+    assert_eq!(frames[0].label, "process proxy", "{frames:?}");
+    assert_eq!((frames[0].depth, frames[0].width), (0, 1.0));
+    let total = frames[0].bytes;
+    let (container, holding): (String, Vec<u64>) = match stack {
+        Stack::Slab => {
+            let pool = served
+                .pools
+                .iter()
+                .filter(|p| p.slabs.iter().any(|s| !s.retainers.is_empty()))
+                .max_by_key(|p| p.retained_bytes)
+                .expect("a pool with pinned slabs");
+            let frame = frames
+                .iter()
+                .find(|f| f.label == format!("pool {}", pool.name))
+                .unwrap_or_else(|| panic!("no pool {} in {frames:?}", pool.name));
+            // The pinning connections' slabs stay put; the current one moves on
+            // with the data connection's traffic between the page's read and ours.
+            let pinned: u64 = pool
+                .slabs
+                .iter()
+                .filter(|s| !s.retainers.is_empty())
+                .map(|s| s.size)
+                .sum();
+            assert!(frame.bytes >= pinned, "{frame:?}: {pinned}");
+            let holding = pool
+                .slabs
+                .iter()
+                .flat_map(|s| &s.retainers)
+                .map(|r| r.connection)
+                .collect();
+            (frame.label.clone(), holding)
+        }
+        Stack::Warp => {
+            let frame = frames
+                .iter()
+                .find(|f| f.label == "stack warp")
+                .unwrap_or_else(|| panic!("no stack warp in {frames:?}"));
+            assert!(
+                frame.bytes >= served.pinned_allocations.pinned_bytes,
+                "{frame:?}: {}",
+                served.pinned_allocations.pinned_bytes
+            );
+            let holding = served
+                .pinned_allocations
+                .allocations
+                .iter()
+                .flat_map(|a| &a.kept)
+                .map(|k| k.connection)
+                .collect();
+            (frame.label.clone(), holding)
+        }
+    };
+    assert!(!holding.is_empty(), "the proxy keeps something in retain");
+    assert!(
+        frames
+            .iter()
+            .any(|f| f.kind == "slab" || f.kind == "allocation"),
+        "the pinned slabs or buffers are drawn: {frames:?}"
+    );
+
+    click_frame(page, "flame-graph", &container).await;
+    wait_for("the flame graph zoomed into the pool or stack", || async {
+        attr(page, "flame-graph", "data-focus").await.as_deref() == Some(container.as_str())
+    })
+    .await;
+    let zoomed = flame_frames(page, "flame-graph").await;
+    let focus = zoomed.iter().find(|f| f.label == container).unwrap();
+    assert_eq!((focus.depth, focus.width), (1, 1.0), "{focus:?}");
+    assert!(zoomed[0].class.contains("ancestor"), "{:?}", zoomed[0]);
+    assert_eq!(zoomed[0].bytes, total);
+    assert!(
+        zoomed.iter().all(|f| f.kind != "unattributed"),
+        "only what is under the pool or stack: {zoomed:?}"
+    );
+    for c in &holding {
+        let label = format!("connection {c}");
+        assert!(
+            zoomed.iter().any(|f| f.label == label && f.depth == 2),
+            "{label} under {container}: {zoomed:?}"
+        );
+    }
+
+    click_frame(page, "flame-graph", &container).await;
+    wait_for("the flame graph zoomed back out", || async {
+        attr(page, "flame-graph", "data-focus").await.as_deref() == Some("process proxy")
+    })
+    .await;
+    let frames = flame_frames(page, "flame-graph").await;
+    assert!(!frames[0].class.contains("ancestor"));
 }
 
 /// What a server still holds for connections that closed: nothing, once they are gone.

@@ -83,6 +83,11 @@ pub fn kind_name(kind: FrameKind) -> &'static str {
 }
 
 impl Flame {
+    /// A graph of nothing: the root alone, of 0 bytes.
+    pub fn empty() -> Flame {
+        Flame::from_paths("process", Vec::new())
+    }
+
     /// The tree of `snap`'s retaining paths.
     pub fn of(snap: &Snapshot) -> Flame {
         Flame::from_paths(&paths::process_name(snap), weighted(snap))
