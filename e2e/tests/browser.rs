@@ -565,8 +565,14 @@ async fn experiment(page: &Client, servers: &Servers, downloads: &Path, stack: S
         ),
     }
     let open_before = served.connections.open as i64;
-    flame_graph_zooms(page, &served, stack).await;
-    screenshot(page, &shot("03a-flame-zoomed")).await;
+    let container = flame_graph_zooms(page, &served, stack).await;
+    page.execute(
+        "document.getElementById('flame-graph').scrollIntoView()",
+        vec![],
+    )
+    .await
+    .unwrap();
+    screenshot(page, &shot("03a-flame-graph")).await;
 
     click(page, "stop").await;
     wait_for("the proxy sees the page's websockets closed", || async {
@@ -625,18 +631,14 @@ async fn experiment(page: &Client, servers: &Servers, downloads: &Path, stack: S
     // The flame graph of what shrank: the connections gone, with what they held.
     click(page, "flame-diff-shrank").await;
     wait_for("the flame graph of what shrank", || async {
-        flame_frames(page, "flame-diff-graph")
-            .await
-            .iter()
-            .any(|f| f.kind == "connection")
-            && page
-                .execute(
-                    "return document.querySelector('.flame-diff').dataset.change",
-                    vec![],
-                )
-                .await
-                .ok()
-                == Some(json!("shrank"))
+        page.execute(
+            "return document.querySelector('.flame-diff').dataset.change",
+            vec![],
+        )
+        .await
+        .ok()
+            == Some(json!("shrank"))
+            && !flame_frames(page, "flame-diff-graph").await.is_empty()
     })
     .await;
     let shrank: u64 = attr(page, "flame-diff-graph", "data-total")
@@ -650,6 +652,20 @@ async fn experiment(page: &Client, servers: &Servers, downloads: &Path, stack: S
     assert!(
         shrank >= held,
         "what shrank ({shrank}) holds at least what the closed connections held ({held})"
+    );
+    // Zoomed into the pool or stack: the connections that held it.
+    click_frame(page, "flame-diff-graph", &container).await;
+    wait_for("what shrank, zoomed into the pool or stack", || async {
+        attr(page, "flame-diff-graph", "data-focus")
+            .await
+            .as_deref()
+            == Some(container.as_str())
+    })
+    .await;
+    let gone = flame_frames(page, "flame-diff-graph").await;
+    assert!(
+        gone.iter().any(|f| f.kind == "connection" && f.depth == 2),
+        "{gone:?}"
     );
     screenshot(page, &shot("03-snapshots")).await;
 }
@@ -693,9 +709,12 @@ async fn click_frame(page: &Client, id: &str, label: &str) {
 /// The snapshot's flame graph beside the tree: the process on top, full width; the
 /// pool (slab stack) or stack (warp) that holds the pinned slabs or buffers at least
 /// as many bytes as the proxy's own snapshot says they hold; a click zooms into it (full width, the
-/// process above it an ancestor, each connection that keeps something shown), a
-/// click on it again zooms back out.
-async fn flame_graph_zooms(page: &Client, served: &snapshot::Snapshot, stack: Stack) {
+/// process above it an ancestor, each connection that keeps something shown); a
+/// click on one connection shows what it keeps down to the slab or buffer it pins
+/// (on the warp proxy an 8 KiB header buffer shared by a dozen header values: too
+/// narrow to draw before); a click on the frame zoomed into zooms out one level.
+/// Returns the label of the pool or stack.
+async fn flame_graph_zooms(page: &Client, served: &snapshot::Snapshot, stack: Stack) -> String {
     wait_for("the flame graph", || async {
         !flame_frames(page, "flame-graph").await.is_empty()
     })
@@ -704,7 +723,7 @@ async fn flame_graph_zooms(page: &Client, served: &snapshot::Snapshot, stack: St
     assert_eq!(frames[0].label, "process proxy", "{frames:?}");
     assert_eq!((frames[0].depth, frames[0].width), (0, 1.0));
     let total = frames[0].bytes;
-    let (container, holding): (String, Vec<u64>) = match stack {
+    let (container, mut holding): (String, Vec<u64>) = match stack {
         Stack::Slab => {
             let pool = served
                 .pools
@@ -753,13 +772,9 @@ async fn flame_graph_zooms(page: &Client, served: &snapshot::Snapshot, stack: St
             (frame.label.clone(), holding)
         }
     };
+    holding.sort_unstable();
+    holding.dedup();
     assert!(!holding.is_empty(), "the proxy keeps something in retain");
-    assert!(
-        frames
-            .iter()
-            .any(|f| f.kind == "slab" || f.kind == "allocation"),
-        "the pinned slabs or buffers are drawn: {frames:?}"
-    );
 
     click_frame(page, "flame-graph", &container).await;
     wait_for("the flame graph zoomed into the pool or stack", || async {
@@ -783,6 +798,32 @@ async fn flame_graph_zooms(page: &Client, served: &snapshot::Snapshot, stack: St
         );
     }
 
+    // One connection: what it keeps, down to the slab or buffer it pins.
+    let connection = format!("connection {}", holding[0]);
+    click_frame(page, "flame-graph", &connection).await;
+    wait_for("the flame graph zoomed into one connection", || async {
+        attr(page, "flame-graph", "data-focus").await.as_deref() == Some(connection.as_str())
+    })
+    .await;
+    let one = flame_frames(page, "flame-graph").await;
+    assert!(
+        one.iter()
+            .any(|f| (f.kind == "slab" || f.kind == "allocation") && f.depth == 4),
+        "the pinned slab or buffer of {connection} is drawn: {one:?}"
+    );
+    assert!(
+        one.iter().any(|f| f.kind == "part" && f.depth == 3),
+        "{one:?}"
+    );
+    // Its frame again: out to the pool or stack; that frame again: out to the process.
+    click_frame(page, "flame-graph", &connection).await;
+    wait_for(
+        "the flame graph zoomed out to the pool or stack",
+        || async {
+            attr(page, "flame-graph", "data-focus").await.as_deref() == Some(container.as_str())
+        },
+    )
+    .await;
     click_frame(page, "flame-graph", &container).await;
     wait_for("the flame graph zoomed back out", || async {
         attr(page, "flame-graph", "data-focus").await.as_deref() == Some("process proxy")
@@ -790,6 +831,7 @@ async fn flame_graph_zooms(page: &Client, served: &snapshot::Snapshot, stack: St
     .await;
     let frames = flame_frames(page, "flame-graph").await;
     assert!(!frames[0].class.contains("ancestor"));
+    container
 }
 
 /// What a server still holds for connections that closed: nothing, once they are gone.
