@@ -7,9 +7,15 @@
 //! `-traces` (each connection and what it keeps, down to the slab or buffer) and
 //! its total (the JSON's `allocated_bytes`).
 //!
-//! `go` comes with Debian's `golang-go` package (`scripts/setup --pprof`). Without
-//! it the test says so and passes, except in CI (`CI` set), where its absence
-//! fails it. Go runs offline, its caches in a temporary folder.
+//! A second reader from another ecosystem reads the same files: pprof-format, the
+//! npm package Datadog's profilers encode with (`tests/pprof-format/read.js`): the
+//! same sample types, total, pinned bytes and paths, with the labels.
+//!
+//! `go` comes with Debian's `golang-go` package (`scripts/setup --pprof`), node and
+//! npm with `--browser`, and pprof-format installs under the target folder
+//! (`scripts/pprof-format-install`). Without them the test says so and passes,
+//! except in CI (`CI` set), where their absence fails it. Go runs offline, its
+//! caches in a temporary folder.
 
 #[macro_use]
 mod common;
@@ -21,6 +27,7 @@ use std::process::Command;
 use common::{wait_until, Server, BOUND};
 use futures_util::{SinkExt, StreamExt};
 use runtime::config::Config;
+use serde_json::json;
 use snapshot::{HeadMode, Snapshot, Stack};
 use tokio_tungstenite::tungstenite::Message;
 
@@ -32,25 +39,68 @@ on_both_stacks! {
 /// Pinning websockets of the scenario.
 const PINNING: usize = 24;
 
-/// `go`, or `None` after saying why the test is skipped; in CI its absence fails.
-fn go_or_skip() -> Option<PathBuf> {
+/// The program `name` on PATH, or `None` after saying why `what` is skipped; in CI
+/// its absence fails the test.
+fn tool_or_skip(name: &str, what: &str, install: &str) -> Option<PathBuf> {
     let found = std::env::var_os("PATH").and_then(|path| {
         std::env::split_paths(&path)
-            .map(|dir| dir.join("go"))
+            .map(|dir| dir.join(name))
             .find(|p| p.is_file())
     });
     if found.is_none() {
         assert!(
             std::env::var_os("CI").is_none(),
-            "go is not installed, and CI must read the profiles with go tool pprof: run \
-             scripts/setup --pprof (Debian's golang-go package)"
+            "{name} is not installed, and CI must run {what}: {install}"
         );
-        eprintln!(
-            "SKIPPED: go tool pprof: go is not installed (scripts/setup --pprof installs \
-             Debian's golang-go package)"
-        );
+        eprintln!("SKIPPED: {what}: {name} is not installed ({install})");
     }
     found
+}
+
+/// `go`, or `None` after saying why the test is skipped.
+fn go_or_skip() -> Option<PathBuf> {
+    tool_or_skip(
+        "go",
+        "go tool pprof",
+        "scripts/setup --pprof installs Debian's golang-go package",
+    )
+}
+
+/// `node` with pprof-format installed (`scripts/pprof-format-install`), or `None`
+/// after saying why the second reader is skipped.
+fn node_or_skip() -> Option<PathBuf> {
+    let install = "scripts/setup --browser installs Debian's nodejs and npm";
+    let node = tool_or_skip("node", "the pprof-format reader", install)?;
+    tool_or_skip("npm", "the pprof-format reader", install)?;
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+    let status = Command::new(root.join("scripts/pprof-format-install"))
+        .status()
+        .expect("scripts/pprof-format-install runs");
+    assert!(status.success(), "scripts/pprof-format-install failed");
+    Some(node)
+}
+
+/// `file` read by pprof-format under node (`tests/pprof-format/read.js`): its
+/// `sample_types`, `default_sample_type`, `totals` and `samples` (each with its
+/// `frames`, root first, `values` and `labels`).
+fn pprof_format(node: &Path, file: &Path) -> serde_json::Value {
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| manifest.parent().unwrap().join("target"));
+    let out = Command::new(node)
+        .arg(manifest.join("tests/pprof-format/read.js"))
+        .arg(file)
+        .env("NODE_PATH", target.join("pprof-format/node_modules"))
+        .output()
+        .expect("node runs");
+    assert!(
+        out.status.success(),
+        "pprof-format on {}: {}",
+        file.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("read.js prints JSON")
 }
 
 /// `go tool pprof ARGS FILE`'s output, offline, with its caches under `home`.
@@ -267,6 +317,7 @@ async fn burst(data: &mut client::WsStream) {
 
 async fn go_tool_pprof_names_who_pins_what(stack: Stack) {
     let Some(go) = go_or_skip() else { return };
+    let node = node_or_skip();
     let dir = tempfile::tempdir().unwrap();
     let home = dir.path().join("go-home");
     std::fs::create_dir_all(&home).unwrap();
@@ -326,6 +377,45 @@ async fn go_tool_pprof_names_who_pins_what(stack: Stack) {
                     json.process.allocator.allocated_bytes,
                     "{role} on {stack}\n{said}"
                 );
+            }
+
+            // The second reader: the same sample types, total, pinned bytes and paths.
+            if let Some(node) = &node {
+                let read = pprof_format(node, file);
+                assert_eq!(
+                    read["sample_types"],
+                    json!(["inuse_objects/count", "inuse_space/bytes"])
+                );
+                assert_eq!(read["default_sample_type"], "inuse_space");
+                assert_eq!(
+                    read["totals"][1], total,
+                    "pprof-format and go agree on the total"
+                );
+                let samples = read["samples"].as_array().unwrap();
+                let in_leaf: u64 = samples
+                    .iter()
+                    .filter(|s| s["frames"].as_array().unwrap().last() == Some(&json!(leaf)))
+                    .map(|s| s["values"][1].as_u64().unwrap())
+                    .sum();
+                assert_eq!(in_leaf, *flat, "{role} on {stack}: {leaf}");
+                for (leaf, part, connection) in &kept {
+                    let frames = json!([
+                        format!("process {role}"),
+                        samples
+                            .iter()
+                            .find(|s| s["labels"]["connection"] == *connection)
+                            .map_or(json!(null), |s| s["frames"][1].clone()),
+                        format!("connection {connection}"),
+                        part,
+                        leaf
+                    ]);
+                    assert!(
+                        samples.iter().any(|s| s["frames"] == frames
+                            && s["labels"]["connection"] == *connection
+                            && s["labels"]["head_mode"] == "retain"),
+                        "pprof-format, {role} on {stack}: no sample {frames}"
+                    );
+                }
             }
 
             // The traces: each connection and what it keeps, down to what it pins.
