@@ -125,7 +125,7 @@ fn split(
 const COLUMNS: [(&str, Align); 8] = [
     ("server", Align::Left),
     ("head", Align::Left),
-    ("live slabs", Align::Left),
+    ("live slabs (MB) by pool", Align::Left),
     ("retained MB", Align::Right),
     ("referenced KB", Align::Right),
     ("MB per pinning conn", Align::Right),
@@ -234,7 +234,8 @@ fn unreadable_lines(name: &str, s: &Snapshot) -> String {
     .collect()
 }
 
-/// Live slabs per pool, biggest slabs first: "tls 11, tcp 1".
+/// Live slabs per pool and the MB they hold, biggest slabs first:
+/// "tls 11 (115.34), tcp 1 (1.05), buffer 97 (0.79)".
 fn live_slabs(s: &Snapshot) -> String {
     let mut pools: Vec<_> = s.pools.iter().collect();
     pools.sort_by(|a, b| {
@@ -247,7 +248,10 @@ fn live_slabs(s: &Snapshot) -> String {
     }
     pools
         .iter()
-        .map(|p| format!("{} {}", p.name, p.live_slabs))
+        .map(|p| {
+            let mb = p.retained_bytes as f64 / 1e6;
+            format!("{} {} ({mb:.2})", p.name, p.live_slabs)
+        })
         .collect::<Vec<_>>()
         .join(", ")
 }
@@ -314,8 +318,7 @@ mod tests {
                 failed_total: 0,
                 open_by_head_mode: OpenByHeadMode {
                     retain: 101,
-                    copy: 0,
-                    drop: 0,
+                    ..OpenByHeadMode::default()
                 },
                 list: vec![],
             },
@@ -347,13 +350,15 @@ mod tests {
 
     #[test]
     fn renders_the_figures_of_both_servers() {
-        // 11 TLS slabs of 10 MiB and 1 TCP slab of 1 MiB: 116.39 MB retained.
+        // 11 TLS slabs of 10 MiB, 1 TCP slab of 1 MiB and 3 buffer chunks of 8 KiB:
+        // 116.42 MB retained.
         let proxy = snap(
             "proxy",
             HeadMode::Retain,
             vec![
                 pool("tcp", 1 << 20, 1, 2_000),
                 pool("tls", 10 << 20, 11, 10_345),
+                pool("buffer", 8 << 10, 3, 600),
             ],
             150_000_000,
             130_000_000,
@@ -373,9 +378,9 @@ mod tests {
             [
                 "proxy",
                 "retain",
-                "tls 11, tcp 1",
+                "tls 11 (115.34), tcp 1 (1.05), buffer 3 (0.02)",
                 "116.4",
-                "12.3",
+                "12.9",
                 "1.16",
                 "150.0",
                 "130.0"
@@ -385,7 +390,16 @@ mod tests {
         let cols = columns(&text, "wss");
         assert_eq!(
             cols,
-            ["wss", "copy", "tcp 2", "2.1", "0.5", "0.02", "20.0", "12.5"],
+            [
+                "wss",
+                "copy",
+                "tcp 2 (2.10)",
+                "2.1",
+                "0.5",
+                "0.02",
+                "20.0",
+                "12.5"
+            ],
             "{text}"
         );
         // Every line of the table has the header's columns lined up.
@@ -465,7 +479,7 @@ mod tests {
             ],
             "{text}"
         );
-        assert_eq!(columns(&text, "proxy")[2], "tls 1", "{text}");
+        assert_eq!(columns(&text, "proxy")[2], "tls 1 (10.49)", "{text}");
         assert!(text.contains("warp stack: no slabs"), "{text}");
         let slab_only = render_report(Ok(&proxy), Ok(&proxy), 2);
         assert!(!slab_only.contains("warp stack"), "{slab_only}");

@@ -368,14 +368,7 @@ impl Collector for SnapshotCollector {
             "Open connections by the head mode they were accepted with",
             None,
             "head_mode",
-            HeadMode::ALL.map(|m| {
-                let n = match m {
-                    HeadMode::Retain => by_mode.retain,
-                    HeadMode::Copy => by_mode.copy,
-                    HeadMode::Drop => by_mode.drop,
-                };
-                (m.as_str().to_string(), n)
-            }),
+            HeadMode::ALL.map(|m| (m.as_str().to_string(), by_mode.get(m))),
         )?;
         out.counter(
             "websocket_connections_accepted",

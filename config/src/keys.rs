@@ -54,11 +54,11 @@ pub const KEYS: &[(&str, &str)] = &[
     ),
     (
         "wss_head",
-        "what a wss connection keeps of its upgrade: retain | copy | drop",
+        "what a wss connection keeps of its upgrade: retain | copy | copy_unpooled | drop",
     ),
     (
         "proxy_head",
-        "what a proxy connection keeps of its upgrade: retain | copy | drop",
+        "what a proxy connection keeps of its upgrade: retain | copy | copy_unpooled | drop",
     ),
     (
         "wss_echo",
@@ -144,6 +144,14 @@ pub const KEYS: &[(&str, &str)] = &[
     (
         "alloc_registry",
         "record live allocations of 4 KiB or more, to attribute kept bytes to what they pin",
+    ),
+    (
+        "buffer_pool_size",
+        "chunk size of Node's small-Buffer pool on the slab stack (Buffer.poolSize), bytes, 0: off",
+    ),
+    (
+        "buffer_pool_threshold",
+        "copies under this many bytes are carved from that pool (today's Node: half the pool; Node 0.8: pool size + 1)",
     ),
 ];
 

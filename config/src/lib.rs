@@ -105,6 +105,9 @@ pub struct Config {
     #[serde(rename = "client_pinDataMessageSize")]
     pub client_pin_data_message_size: u64,
     pub alloc_registry: bool,
+    #[serde(deserialize_with = "pool_size")]
+    pub buffer_pool_size: usize,
+    pub buffer_pool_threshold: usize,
 }
 
 impl Default for Config {
@@ -152,6 +155,8 @@ impl Default for Config {
             client_pin_data_bytes: 0,
             client_pin_data_message_size: 16 << 10,
             alloc_registry: true,
+            buffer_pool_size: 8 << 10,
+            buffer_pool_threshold: 4 << 10,
         }
     }
 }
@@ -196,6 +201,18 @@ impl Config {
             return Err((
                 "client_pinDataMessageSize",
                 "expected a size above 0 when client_pinDataBytes is set".into(),
+            ));
+        }
+        if self.buffer_pool_size > 0
+            && !(1..=self.buffer_pool_size + 1).contains(&self.buffer_pool_threshold)
+        {
+            return Err((
+                "buffer_pool_threshold",
+                format!(
+                    "expected 1 to buffer_pool_size + 1 ({}: Node 0.8's rule, pool anything that fits a chunk), got {}",
+                    self.buffer_pool_size + 1,
+                    self.buffer_pool_threshold
+                ),
             ));
         }
         let largest = self.max_message_size as u64;
@@ -247,6 +264,22 @@ fn slab_size<'de, D: Deserializer<'de>>(d: D) -> Result<usize, D::Error> {
     } else {
         Err(serde::de::Error::custom(format!(
             "expected a size in bytes, 1024 to 1073741824, got {n}"
+        )))
+    }
+}
+
+/// Node's `Buffer.poolSize`: 0 (off) or 64 bytes to 1 MiB.
+fn pool_size<'de, D: Deserializer<'de>>(d: D) -> Result<usize, D::Error> {
+    const MIN: u64 = 64;
+    const MAX: u64 = 1 << 20;
+    let n = u64::deserialize(d).map_err(|_| {
+        serde::de::Error::custom("expected 0 (off) or a size in bytes, 64 to 1048576")
+    })?;
+    if n == 0 || (MIN..=MAX).contains(&n) {
+        Ok(n as usize)
+    } else {
+        Err(serde::de::Error::custom(format!(
+            "expected 0 (off) or a size in bytes, 64 to 1048576, got {n}"
         )))
     }
 }

@@ -193,7 +193,11 @@ fn a_non_object_is_refused() {
 #[test]
 fn a_bad_head_mode_is_named() {
     let msg = error(&seed_with("wss_head", json!("keep")), &[]);
-    assert_names(&msg, "wss_head", &["keep", "retain", "copy", "drop"]);
+    assert_names(
+        &msg,
+        "wss_head",
+        &["keep", "retain", "copy", "copy_unpooled", "drop"],
+    );
     let msg = error(&seed_with("proxy_head", json!(true)), &[]);
     assert_names(&msg, "proxy_head", &["boolean"]);
 }
@@ -282,6 +286,36 @@ fn a_read_larger_than_a_slab_is_refused() {
     // Equal to the smaller slab is fine.
     let c = load(&seed_with("read_size", json!(1 << 20)), &[]).unwrap();
     assert_eq!(c.read_size, 1 << 20);
+}
+
+#[test]
+fn the_buffer_pool_is_off_at_0_and_its_threshold_must_fit_a_chunk() {
+    let c = load(&seed_with("buffer_pool_size", json!(0)), &[]).unwrap();
+    assert_eq!(c.buffer_pool_size, 0, "0 turns the pool off");
+    let msg = error(&seed_with("buffer_pool_size", json!(32)), &[]);
+    assert_names(
+        &msg,
+        "buffer_pool_size",
+        &["0 (off)", "64 to 1048576", "32"],
+    );
+    // Node 0.8's rule, anything up to the pool size, is the largest threshold.
+    let c = load(&seed_with("buffer_pool_threshold", json!(8193)), &[]).unwrap();
+    assert_eq!((c.buffer_pool_size, c.buffer_pool_threshold), (8192, 8193));
+    let msg = error(&seed_with("buffer_pool_threshold", json!(8194)), &[]);
+    assert_names(
+        &msg,
+        "buffer_pool_threshold",
+        &["1 to buffer_pool_size + 1 (8193", "8194"],
+    );
+    let msg = error(&seed_with("buffer_pool_threshold", json!(0)), &[]);
+    assert_names(&msg, "buffer_pool_threshold", &["got 0"]);
+    // With the pool off the threshold is not used, so not checked.
+    let c = load(
+        &seed_with("buffer_pool_threshold", json!(1 << 20)),
+        &[("buffer_pool_size", "0")],
+    )
+    .unwrap();
+    assert_eq!(c.buffer_pool_size, 0);
 }
 
 #[test]

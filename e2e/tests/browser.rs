@@ -450,19 +450,31 @@ async fn experiment(page: &Client, servers: &Servers, downloads: &Path, stack: S
         page.find(Locator::Css("#chart-proxy svg")).await.is_ok()
     })
     .await;
+    // The slab stack's wss charts Node's small-Buffer pool too; the warp stack has none.
+    let buffer_line = Locator::Css("#chart-wss polyline.l-buffer");
+    if stack == Stack::Slab {
+        wait_for("the wss chart's buffer pool line", || async {
+            page.find(buffer_line).await.is_ok()
+        })
+        .await;
+        assert!(text(page, "chart-wss").await.contains("buffer pool chunks"));
+    } else {
+        assert!(page.find(buffer_line).await.is_err());
+    }
     screenshot(page, &shot("02-running")).await;
 
-    // Switching a head mode on the page switches it on the server.
-    set(page, "head-mode-proxy", "copy").await;
-    wait_for("the proxy's head mode is copy", || async {
-        server_json(&servers.proxy, "/settings").await["head_mode"] == "copy"
+    // Switching a head mode on the page switches it on the server (to the newest
+    // mode, Node's unpooled copy).
+    set(page, "head-mode-proxy", "copy_unpooled").await;
+    wait_for("the proxy's head mode is copy_unpooled", || async {
+        server_json(&servers.proxy, "/settings").await["head_mode"] == "copy_unpooled"
     })
     .await;
     wait_for("the page shows it", || async {
         attr(page, "status-proxy", "data-head-mode")
             .await
             .as_deref()
-            == Some("copy")
+            == Some("copy_unpooled")
     })
     .await;
 

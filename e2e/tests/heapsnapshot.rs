@@ -1,6 +1,8 @@
 //! The servers' Chrome heap snapshots, read by what users open them in.
 //!
-//! The real wss and TLS proxy run the accelerated seed scenario in `retain`; their
+//! The real wss and TLS proxy run the accelerated seed scenario in `retain` (on the
+//! slab stack the wss in `copy`, so that its copies pin the chunks of Node's
+//! small-Buffer pool, the third pool, between short-lived small messages); their
 //! `GET /snapshot?format=heapsnapshot` files are loaded into the DevTools heap
 //! snapshot code that ships inside Debian's chromium (served on its
 //! `--remote-debugging-port`, driven over the DevTools protocol): the same
@@ -212,7 +214,12 @@ async fn start(stack: Stack) -> Servers {
         tls_slab_size: 128 << 10,
         read_size: 4 << 10,
         wss_echo: true,
-        wss_head: HeadMode::Retain,
+        // On the slab stack the wss copies (pooled): its copies pin the small-Buffer
+        // pool's chunks, the third pool, while the proxy's views pin TLS slabs.
+        wss_head: match stack {
+            Stack::Slab => HeadMode::Copy,
+            _ => HeadMode::Retain,
+        },
         proxy_head: HeadMode::Retain,
         wss_stack: stack,
         proxy_stack: stack,
@@ -266,6 +273,13 @@ impl Servers {
                         .unwrap()
                         .unwrap();
                     assert_eq!(echo.len(), burst.len());
+                    // Small messages: short-lived pooled buffers that move the wss's
+                    // buffer pool past the copy just made.
+                    for _ in 0..3 {
+                        data.send(Message::binary(vec![0xCD; 3000])).await.unwrap();
+                        let echo = tokio::time::timeout(BOUND, data.next()).await.unwrap();
+                        assert_eq!(echo.unwrap().unwrap().len(), 3000);
+                    }
                 }
                 data.close(None).await.unwrap();
             }
@@ -635,6 +649,14 @@ async fn run(stack: Stack) {
         match stack {
             Stack::Slab => check_slabs(&what, &snap, &view),
             Stack::Warp => check_allocations(&what, &snap, &view),
+        }
+        if stack == Stack::Slab && role == "wss" {
+            let buffer = snap.pool("buffer").expect("the wss's buffer pool");
+            let kept = buffer.slabs.iter().filter(|s| !s.retainers.is_empty());
+            assert!(
+                kept.count() >= PINNING,
+                "{what}: buffer chunks kept by copies"
+            );
         }
         std::fs::write(
             target_dir().join(format!("e2e/{}.heapsnapshot", name(role, "before"))),

@@ -170,6 +170,46 @@ async fn the_wss_memory_guard_refuses_new_connections_until_memory_falls() {
     assert_eq!(logs.count(TRIPPED), 1);
 }
 
+/// The guard counts the small-Buffer pool's chunks too: in `copy`, each connection's
+/// copy pins a chunk once small messages have moved the pool on, and those chunks
+/// alone take the wss past a limit its read pool stays under.
+#[tokio::test]
+async fn the_wss_memory_guard_counts_the_buffer_pools_chunks() {
+    const CHUNK: u64 = 8 << 10;
+    let limit = 2 * TCP_SLAB + 6 * CHUNK;
+    let pg = Playground::start_each(
+        HeadMode::Copy,
+        HeadMode::Copy,
+        |c| c.memory_limit = limit,
+        |c| c.memory_limit = 0,
+    )
+    .await;
+    let mut data = pg.open_direct().await;
+    let mut held: Vec<DirectWs> = Vec::new();
+    while !pg.snapshot(&pg.wss).await.guard.memory_tripped {
+        assert!(held.len() < 40, "the guard never tripped");
+        held.push(pg.open_direct().await);
+        for _ in 0..3 {
+            echo(&mut data, Message::binary(vec![2; 3000])).await;
+        }
+    }
+    let snap = pg.snapshot(&pg.wss).await;
+    let (reads, buffer) = (snap.pool("tcp").unwrap(), snap.pool("buffer").unwrap());
+    assert!(reads.retained_bytes < limit, "{reads:#?}");
+    assert!(
+        buffer
+            .slabs
+            .iter()
+            .filter(|c| !c.retainers.is_empty())
+            .count()
+            >= 6,
+        "{buffer:#?}"
+    );
+    assert!(snap.totals.retained_bytes >= limit, "{:?}", snap.totals);
+    let answer = upgrade_answer(pg.wss.addr).await;
+    assert!(answer.starts_with("HTTP/1.1 503 "), "{answer}");
+}
+
 #[tokio::test]
 async fn the_proxy_memory_guard_refuses_without_reaching_the_wss() {
     // The proxy keeps the TLS slabs of its upgrades; the wss keeps nothing.

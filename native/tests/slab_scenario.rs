@@ -98,7 +98,7 @@ async fn run_mode(mode: HeadMode) {
                 assert_eq!(pinned.unattributed_parts, 0);
             }
         }
-        HeadMode::Copy | HeadMode::Drop => {
+        HeadMode::Copy | HeadMode::CopyUnpooled | HeadMode::Drop => {
             for (snap, pool) in [(&proxy, "tls"), (&proxy, "tcp"), (&wss, "tcp")] {
                 assert!(
                     live(snap, pool) <= 2,
@@ -115,11 +115,28 @@ async fn run_mode(mode: HeadMode) {
             }
             assert!(wss.pool("tcp").unwrap().slabs_allocated_total > PINNING as u64);
             for snap in [&proxy, &wss] {
-                assert!(
-                    snap.pinned_allocations.allocations.is_empty(),
-                    "{}",
-                    snap.role
-                );
+                let buffer = snap.pool("buffer").expect("the buffer pool");
+                let mut keeping: Vec<u64> = buffer
+                    .slabs
+                    .iter()
+                    .flat_map(|s| &s.retainers)
+                    .map(|r| r.connection)
+                    .collect();
+                keeping.dedup();
+                let pinned = &snap.pinned_allocations.allocations;
+                if mode == HeadMode::Copy {
+                    // Each small copy is carved from a buffer pool chunk, which it pins.
+                    assert!(keeping.len() >= PINNING, "{}: {buffer:#?}", snap.role);
+                    assert!(!pinned.is_empty(), "{}", snap.role);
+                    assert!(
+                        pinned.iter().all(|a| a.size == buffer.slab_size),
+                        "{}: only buffer chunks are pinned: {pinned:#?}",
+                        snap.role
+                    );
+                } else {
+                    assert!(keeping.is_empty(), "{}: {buffer:#?}", snap.role);
+                    assert!(pinned.is_empty(), "{}: {pinned:#?}", snap.role);
+                }
             }
         }
     }
@@ -145,8 +162,13 @@ async fn retain_pins_a_slab_per_connection_on_both_servers() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn copy_keeps_at_most_two_slabs_per_pool() {
+async fn copy_keeps_at_most_two_read_slabs_per_pool_and_pins_buffer_chunks() {
     run_mode(HeadMode::Copy).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn copy_unpooled_keeps_at_most_two_slabs_per_pool_and_pins_nothing() {
+    run_mode(HeadMode::CopyUnpooled).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -159,11 +181,11 @@ async fn switching_the_head_mode_applies_to_new_connections() {
     let pg = Playground::start(HeadMode::Retain, HeadMode::Retain, |_| {}).await;
     let _old = pg.open().await;
     for server in [&pg.proxy, &pg.wss] {
-        let body = serde_json::json!({ "head_mode": "copy" });
+        let body = serde_json::json!({ "head_mode": "copy_unpooled" });
         let answer = client::fetch::put_json(server.snapshot_addr, "/settings", &body)
             .await
             .unwrap();
-        assert_eq!(answer["head_mode"], "copy");
+        assert_eq!(answer["head_mode"], "copy_unpooled");
         let bad = serde_json::json!({ "head_mode": "keep" });
         let refused = client::fetch::put_json(server.snapshot_addr, "/settings", &bad).await;
         assert!(refused.is_err(), "a bad mode is refused");
@@ -173,15 +195,20 @@ async fn switching_the_head_mode_applies_to_new_connections() {
         let snap = pg.snapshot(server).await;
         assert_eq!(
             snap.settings.head_mode,
-            Some(HeadMode::Copy),
+            Some(HeadMode::CopyUnpooled),
             "{}",
             snap.role
         );
         assert_eq!(snap.settings.head_mode_applies_to, "new connections");
         let by_mode = &snap.connections.open_by_head_mode;
         assert_eq!(
-            (by_mode.retain, by_mode.copy, by_mode.drop),
-            (1, 1, 0),
+            (
+                by_mode.retain,
+                by_mode.copy,
+                by_mode.copy_unpooled,
+                by_mode.drop
+            ),
+            (1, 0, 1, 0),
             "{}",
             snap.role
         );

@@ -18,6 +18,10 @@ use tokio::io::{AsyncRead, ReadBuf};
 use super::allocation::{PoolCounters, Slab};
 use super::view::SlabView;
 
+/// Where [`SlabPool::carve`] moves the offset after a region: Node aligns its
+/// small-Buffer pool to 8 bytes.
+pub const CARVE_ALIGN: usize = 8;
+
 /// A pool of slabs that socket reads are carved from.
 pub struct SlabPool {
     name: &'static str,
@@ -63,7 +67,7 @@ impl SlabPool {
         })
     }
 
-    /// `tcp` or `tls`.
+    /// `tcp`, `tls` or `buffer`.
     pub fn name(&self) -> &'static str {
         self.name
     }
@@ -114,10 +118,55 @@ impl SlabPool {
         }
     }
 
+    /// Copies `parts`, one after the other, into the next free region of the current
+    /// slab (a new one when the current cannot fit them) and hands it out as one view:
+    /// Node's small-Buffer allocation (`Buffer.concat`, `Buffer.from`). The offset then
+    /// moves on to the next multiple of [`CARVE_ALIGN`], as Node's `alignPool` does.
+    ///
+    /// # Panics
+    /// When the parts are empty or longer than a slab: the caller decides what is pooled.
+    pub fn carve(&self, parts: &[&[u8]]) -> SlabView {
+        let len: usize = parts.iter().map(|p| p.len()).sum();
+        assert!(
+            len > 0 && len <= self.slab_size,
+            "a carved region is 1 to slab_size bytes"
+        );
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let slab = self.slab_fitting(&mut state, len);
+        let offset = slab.handed_out();
+        // SAFETY: as in `poll_read`: the region lies past every byte handed out, under
+        // the pool lock.
+        let region = unsafe { slab.region_mut(offset, len) };
+        let mut at = 0;
+        for part in parts {
+            // SAFETY: `region` has room for every part (their lengths sum to its own).
+            unsafe {
+                std::ptr::copy_nonoverlapping(
+                    part.as_ptr(),
+                    region[at..].as_mut_ptr().cast::<u8>(),
+                    part.len(),
+                )
+            };
+            at += part.len();
+        }
+        let aligned = len.next_multiple_of(CARVE_ALIGN);
+        slab.hand_out(aligned.min(slab.size() - offset));
+        self.counters.reads.fetch_add(1, Ordering::Relaxed);
+        self.counters
+            .bytes_read
+            .fetch_add(len as u64, Ordering::Relaxed);
+        SlabView::new(slab, offset, len)
+    }
+
     /// The current slab, or a new one when it cannot fit a read.
     fn current_slab(&self, state: &mut PoolState) -> Arc<Slab> {
+        self.slab_fitting(state, self.read_size)
+    }
+
+    /// The current slab, or a new one when it has fewer than `need` bytes free.
+    fn slab_fitting(&self, state: &mut PoolState, need: usize) -> Arc<Slab> {
         if let Some(slab) = &state.current {
-            if slab.size() - slab.handed_out() >= self.read_size {
+            if slab.size() - slab.handed_out() >= need {
                 return slab.clone();
             }
         }

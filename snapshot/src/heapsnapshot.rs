@@ -797,8 +797,7 @@ pub fn synthetic_proxy(connections: u64) -> Snapshot {
             failed_total: 0,
             open_by_head_mode: OpenByHeadMode {
                 retain: connections,
-                copy: 0,
-                drop: 0,
+                ..OpenByHeadMode::default()
             },
             list,
         },

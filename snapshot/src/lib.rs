@@ -31,7 +31,8 @@ pub struct Snapshot {
     pub settings: Settings,
     pub connections: Connections,
     pub guard: Guard,
-    /// The process's slab pools (`tcp`, `tls`); empty for the client and the warp stack.
+    /// The process's slab pools (`tcp`, `tls`, and `buffer`: Node's small-Buffer pool
+    /// when `buffer_pool_size` is not 0); empty for the client and the warp stack.
     pub pools: Vec<Pool>,
     pub totals: Totals,
     /// The large allocations that what connections keep lies in, found in the
@@ -193,21 +194,32 @@ pub struct Allocator {
 pub enum HeadMode {
     /// The slab views themselves: the seed's bug, pins the slabs.
     Retain,
-    /// An owned copy: the module-level fix.
+    /// An owned copy: the module-level fix. On the slab stack a small copy is carved
+    /// from Node's small-Buffer pool (`buffer_pool_size`) and pins a pool chunk.
     Copy,
+    /// An owned copy in an allocation of its own, never pooled (Node's
+    /// `Buffer.allocUnsafeSlow` advice); the same as `copy` where there is no pool.
+    #[serde(rename = "copy_unpooled")]
+    CopyUnpooled,
     /// Nothing: the core-level fix.
     Drop,
 }
 
 impl HeadMode {
     /// All modes, in the order they are shown.
-    pub const ALL: [HeadMode; 3] = [HeadMode::Retain, HeadMode::Copy, HeadMode::Drop];
+    pub const ALL: [HeadMode; 4] = [
+        HeadMode::Retain,
+        HeadMode::Copy,
+        HeadMode::CopyUnpooled,
+        HeadMode::Drop,
+    ];
 
     /// The name used in config.json, on the command line and in JSON.
     pub fn as_str(self) -> &'static str {
         match self {
             HeadMode::Retain => "retain",
             HeadMode::Copy => "copy",
+            HeadMode::CopyUnpooled => "copy_unpooled",
             HeadMode::Drop => "drop",
         }
     }
@@ -226,7 +238,10 @@ impl std::str::FromStr for HeadMode {
         HeadMode::ALL
             .into_iter()
             .find(|m| m.as_str() == s)
-            .ok_or_else(|| format!("expected one of retain, copy, drop; got {s:?}"))
+            .ok_or_else(|| {
+                let names: Vec<&str> = HeadMode::ALL.iter().map(|m| m.as_str()).collect();
+                format!("expected one of {}; got {s:?}", names.join(", "))
+            })
     }
 }
 
@@ -328,7 +343,22 @@ pub struct OpenConnection {
 pub struct OpenByHeadMode {
     pub retain: u64,
     pub copy: u64,
+    /// Absent in older snapshots (read as 0).
+    #[serde(default)]
+    pub copy_unpooled: u64,
     pub drop: u64,
+}
+
+impl OpenByHeadMode {
+    /// The count of one mode.
+    pub fn get(&self, mode: HeadMode) -> u64 {
+        match mode {
+            HeadMode::Retain => self.retain,
+            HeadMode::Copy => self.copy,
+            HeadMode::CopyUnpooled => self.copy_unpooled,
+            HeadMode::Drop => self.drop,
+        }
+    }
 }
 
 /// The limits that keep the playground from taking the machine down.
@@ -351,7 +381,8 @@ pub struct Guard {
 /// One slab pool and its live slabs.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Pool {
-    /// `tcp` (plain socket reads) or `tls` (decrypted TLS plaintext).
+    /// `tcp` (plain socket reads), `tls` (decrypted TLS plaintext) or `buffer`
+    /// (Node's small-Buffer pool: small copies carved at 8-byte-aligned offsets).
     pub name: String,
     pub slab_size: u64,
     pub read_size: u64,
@@ -361,9 +392,9 @@ pub struct Pool {
     pub slabs_allocated_total: u64,
     /// Slabs freed since start (their last view dropped).
     pub slabs_freed_total: u64,
-    /// Socket reads served by this pool since start.
+    /// Socket reads served by this pool since start (for `buffer`: copies carved).
     pub reads_total: u64,
-    /// Bytes those reads returned.
+    /// Bytes those reads returned (for `buffer`: bytes copied).
     pub bytes_read_total: u64,
     /// Bytes held by live slabs (sum of their sizes).
     pub retained_bytes: u64,

@@ -120,6 +120,7 @@ fn proxy_snapshot() -> Snapshot {
             open_by_head_mode: OpenByHeadMode {
                 retain: 2,
                 copy: 1,
+                copy_unpooled: 0,
                 drop: 0,
             },
             list: vec![],
@@ -314,7 +315,7 @@ fn head_mode_from_str_and_display_round_trip() {
     }
     assert_eq!(
         HeadMode::ALL.map(HeadMode::as_str),
-        ["retain", "copy", "drop"]
+        ["retain", "copy", "copy_unpooled", "drop"]
     );
 }
 
@@ -322,7 +323,7 @@ fn head_mode_from_str_and_display_round_trip() {
 fn head_mode_rejects_other_names() {
     assert_eq!(
         "keep".parse::<HeadMode>(),
-        Err("expected one of retain, copy, drop; got \"keep\"".to_string())
+        Err("expected one of retain, copy, copy_unpooled, drop; got \"keep\"".to_string())
     );
     // Case matters, as in JSON.
     let err = "Retain".parse::<HeadMode>().unwrap_err();

@@ -105,13 +105,14 @@ pub async fn put_head_mode(url: &str, mode: HeadMode) -> Result<String, String> 
     let open = answer
         .get("open_by_head_mode")
         .map(|o| {
-            let n = |k: &str| o.get(k).and_then(|v| v.as_u64()).unwrap_or(0);
-            format!(
-                "; open now: {} retain, {} copy, {} drop",
-                n("retain"),
-                n("copy"),
-                n("drop")
-            )
+            let counts: Vec<String> = HeadMode::ALL
+                .iter()
+                .map(|m| {
+                    let n = o.get(m.as_str()).and_then(|v| v.as_u64()).unwrap_or(0);
+                    format!("{n} {m}")
+                })
+                .collect();
+            format!("; open now: {}", counts.join(", "))
         })
         .unwrap_or_default();
     Ok(format!("server says: head_mode {mode} for {applies}{open}"))

@@ -368,9 +368,7 @@ impl Program {
 /// A server binary running as its own process; stopped with SIGINT when dropped.
 pub struct Server {
     pub program: Program,
-    /// Where it accepts websockets.
     pub addr: std::net::SocketAddr,
-    /// Its snapshot port.
     pub snapshot: std::net::SocketAddr,
 }
 
@@ -422,11 +420,9 @@ impl Server {
         let start = std::time::Instant::now();
         let mut last = self.rss();
         loop {
-            tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+            tokio::time::sleep(Duration::from_millis(300)).await;
             let now = self.rss();
-            if now.abs_diff(last) * 100 <= last
-                || start.elapsed() > std::time::Duration::from_secs(15)
-            {
+            if now.abs_diff(last) * 100 <= last || start.elapsed() > Duration::from_secs(15) {
                 return now;
             }
             last = now;

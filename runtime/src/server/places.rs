@@ -19,7 +19,7 @@ pub struct ConnectionStats {
     pub accepted: AtomicU64,
     pub closed: AtomicU64,
     pub failed: AtomicU64,
-    by_mode: [AtomicU64; 3],
+    by_mode: [AtomicU64; HeadMode::ALL.len()],
     no_mode: AtomicU64,
     /// Connections open now, whatever their mode.
     open_now: AtomicU64,
@@ -109,6 +109,7 @@ impl ConnectionStats {
         OpenByHeadMode {
             retain: get(HeadMode::Retain),
             copy: get(HeadMode::Copy),
+            copy_unpooled: get(HeadMode::CopyUnpooled),
             drop: get(HeadMode::Drop),
         }
     }

@@ -144,6 +144,11 @@ fn grow_for(sink: &mut Vec<u8>, arrived: usize, remaining: u64) {
     sink.reserve_exact(extra);
 }
 
+/// Whether the payload of `message` (kind, size so far) is kept.
+fn keeps(keep_payload: bool, keep_under: usize, message: Option<(bool, usize)>) -> bool {
+    keep_payload || message.is_some_and(|(_, size)| size < keep_under)
+}
+
 /// Turns a stream of bytes (slab views, in order) into [`Event`]s.
 pub struct FrameReader {
     header: [u8; MAX_HEADER],
@@ -157,6 +162,8 @@ pub struct FrameReader {
     control: Vec<u8>,
     max_message: usize,
     keep_payload: bool,
+    /// Payloads of messages under this many bytes are kept even when not echoed.
+    keep_under: usize,
 }
 
 impl FrameReader {
@@ -172,7 +179,20 @@ impl FrameReader {
             control: Vec::new(),
             max_message,
             keep_payload,
+            keep_under: 0,
         }
+    }
+
+    /// Also keeps the payload of every message under `bytes` (they go through the
+    /// small-Buffer pool, as each small message did in Node), echoed or not.
+    pub fn keeping_under(mut self, bytes: usize) -> FrameReader {
+        self.keep_under = bytes;
+        self
+    }
+
+    /// Whether the payload of the message in progress is kept.
+    fn keeps(&self) -> bool {
+        keeps(self.keep_payload, self.keep_under, self.message)
     }
 
     /// Feeds the next bytes, pushing every event they complete.
@@ -188,7 +208,7 @@ impl FrameReader {
                     let text = !control && self.message.is_some_and(|(text, _)| text);
                     let sink = if control {
                         Some(&mut self.control)
-                    } else if self.keep_payload {
+                    } else if keeps(self.keep_payload, self.keep_under, self.message) {
                         Some(&mut self.payload)
                     } else {
                         None
@@ -282,6 +302,10 @@ impl FrameReader {
                 if let Some((_, size)) = &mut self.message {
                     *size = total as usize;
                 }
+                if !self.keeps() && self.payload.capacity() > 0 {
+                    // Grown past what is kept: what was kept of it goes.
+                    self.payload = Vec::new();
+                }
             }
         }
         self.frame = Some(FrameState {
@@ -309,7 +333,8 @@ impl FrameReader {
                 if text {
                     self.utf8.finish()?;
                 }
-                let payload = self.keep_payload.then(|| std::mem::take(&mut self.payload));
+                let keep = self.keep_payload || len < self.keep_under;
+                let payload = keep.then(|| std::mem::take(&mut self.payload));
                 events.push(Event::Message { text, len, payload });
             }
             OpCode::Data(_) => {}

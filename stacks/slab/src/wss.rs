@@ -16,7 +16,7 @@ use crate::http::{
     read_request_head, respond, shutdown_within, write_parts_within, write_within, RequestHead,
 };
 use crate::ws::{self, Event, FrameReader};
-use pools::SlabPool;
+use pools::{BufferPool, SlabPool};
 use runtime::config::Config;
 use runtime::server::{self, Limits, OpenConnection, Pools, Running, State};
 use runtime::shutdown::Shutdown;
@@ -62,7 +62,8 @@ async fn handle(state: Arc<State>, limits: Arc<Limits>, stream: TcpStream, peer:
     let Some(mut open) = Box::pin(upgrade(&state, &limits, stream, peer)).await else {
         return;
     };
-    open.serve(limits.write_timeout).await;
+    open.serve(state.pools.buffers(), state.echo, limits.write_timeout)
+        .await;
     // The kept head goes before the connection's place.
     drop(open.kept);
     drop(open.open);
@@ -127,7 +128,7 @@ async fn upgrade(
         }
     };
     let id = server::next_connection_id();
-    let kept = KeptHead::keep(mode, id, &request, &state.kept);
+    let kept = KeptHead::keep(mode, id, &request, state.pools.buffers(), &state.kept);
     let key = request.websocket_key.as_deref().unwrap_or_default();
     let accept = tungstenite::handshake::derive_accept_key(key.as_bytes());
     let mut hello = format!(
@@ -135,7 +136,13 @@ async fn upgrade(
          sec-websocket-accept: {accept}\r\n\r\n"
     )
     .into_bytes();
-    let mut reader = FrameReader::new(limits.max_message_size, state.echo);
+    let buffers = state.pools.buffers();
+    let small = if buffers.chunks().is_some() {
+        buffers.threshold()
+    } else {
+        0
+    };
+    let mut reader = FrameReader::new(limits.max_message_size, state.echo).keeping_under(small);
     let mut events = Vec::new();
     // The head: frame bytes that came with the request.
     let mut head_outcome = Ok(());
@@ -175,13 +182,13 @@ async fn upgrade(
 }
 
 impl OpenWebsocket {
-    /// Answers and reads frames until the websocket closes.
-    async fn serve(&mut self, wt: Duration) {
+    /// Answers (echoing when `echo`) and reads frames until the websocket closes.
+    async fn serve(&mut self, buffers: &BufferPool, echo: bool, wt: Duration) {
         let (peer, id) = (self.peer, self.id);
         let result: Result<(), ws::WsError> = async {
             std::mem::replace(&mut self.head_outcome, Ok(()))?;
             loop {
-                if answer(&mut self.stream, &mut self.events, wt).await? {
+                if answer(&mut self.stream, &mut self.events, buffers, echo, wt).await? {
                     return Ok(());
                 }
                 match self.pool.read(&mut self.stream).await {
@@ -225,10 +232,17 @@ async fn linger(pool: &SlabPool, rd: &mut TcpStream) {
     let _ = tokio::time::timeout(LINGER, drain).await;
 }
 
-/// Answers the events read so far; true once the connection is to end.
+/// Answers the events read so far (echoing messages when `echo`); true once the
+/// connection is to end.
+///
+/// A small message becomes a buffer of the small-Buffer pool first, as each did in
+/// Node's `ws` (the message concatenated into a new `Buffer`), echoed or not: the
+/// short-lived buffers that share chunks with the kept copies.
 async fn answer(
     wr: &mut TcpStream,
     events: &mut Vec<Event>,
+    buffers: &BufferPool,
+    echo: bool,
     wt: Duration,
 ) -> Result<bool, ws::WsError> {
     for event in events.drain(..) {
@@ -238,9 +252,15 @@ async fn answer(
                 payload: Some(payload),
                 ..
             } => {
-                // The echo goes out from the payload as read: no copy into a frame.
-                let header = ws::message_header(payload.len(), text);
-                write_parts_within(wr, &[&header, &payload], wt).await?;
+                let message = buffers
+                    .pools(payload.len())
+                    .then(|| buffers.copy(&[&payload]));
+                if echo {
+                    // The echo goes out from the payload as read: no copy into a frame.
+                    let body = message.as_deref().unwrap_or(&payload);
+                    let header = ws::message_header(body.len(), text);
+                    write_parts_within(wr, &[&header, body], wt).await?;
+                }
                 continue;
             }
             Event::Message { .. } | Event::Pong => continue,

@@ -352,7 +352,7 @@ impl Kept {
         let headers = match mode {
             HeadMode::Drop => return Kept::default(),
             HeadMode::Retain => headers,
-            HeadMode::Copy => headers
+            HeadMode::Copy | HeadMode::CopyUnpooled => headers
                 .iter()
                 .map(|(name, value)| {
                     let copy =
@@ -383,7 +383,7 @@ impl Kept {
         let kept = match mode {
             HeadMode::Drop => return,
             HeadMode::Retain => payload,
-            HeadMode::Copy => Bytes::copy_from_slice(&payload),
+            HeadMode::Copy | HeadMode::CopyUnpooled => Bytes::copy_from_slice(&payload),
         };
         self.parts
             .push(registry.register(id, "first message", &kept));

@@ -1,6 +1,6 @@
 //! A server's live chart over the last minutes, drawn as SVG by the app: memory
-//! (retained slab bytes, or on the warp stack the pinned allocations; allocator
-//! resident bytes, RSS) above, counts (live slabs,
+//! (retained slab bytes, or on the warp stack the pinned allocations; the chunks of
+//! Node's small-Buffer pool where there is one; allocator resident bytes, RSS) above, counts (live slabs,
 //! open connections) below, on one time axis (`#chart-proxy`, `#chart-wss`).
 
 use yew::prelude::*;
@@ -26,26 +26,38 @@ struct Line {
     /// The figure it draws; `None` where the server could not read it (a gap).
     figure: fn(&Sample) -> Option<u64>,
     show: fn(u64) -> String,
+    /// Shown only where the latest sample has the figure (not "unreadable" elsewhere).
+    optional: bool,
 }
 
-const MEMORY_LINES: [Line; 3] = [
+const MEMORY_LINES: [Line; 4] = [
     Line {
         name: held_label,
         class: "l-retained",
         figure: |s| Some(s.held_bytes()),
         show: bytes,
+        optional: false,
+    },
+    Line {
+        name: |_| "of which buffer pool chunks",
+        class: "l-buffer",
+        figure: |s| s.buffer_pool_bytes,
+        show: bytes,
+        optional: true,
     },
     Line {
         name: |_| "allocator resident",
         class: "l-resident",
         figure: |s| s.resident_bytes,
         show: bytes,
+        optional: false,
     },
     Line {
         name: |_| "RSS",
         class: "l-rss",
         figure: |s| s.rss_bytes,
         show: bytes,
+        optional: false,
     },
 ];
 
@@ -55,12 +67,14 @@ const COUNT_LINES: [Line; 2] = [
         class: "l-slabs",
         figure: |s| Some(s.live_slabs),
         show: |n| n.to_string(),
+        optional: false,
     },
     Line {
         name: |_| "open connections",
         class: "l-open",
         figure: |s| Some(s.open_connections),
         show: |n| n.to_string(),
+        optional: false,
     },
 ];
 
@@ -107,7 +121,7 @@ pub fn Chart(props: &Props) -> Html {
 
     let legend = |lines: &[Line]| -> Html {
         html! {
-            { for lines.iter().map(|l| html! {
+            { for lines.iter().filter(|l| !l.optional || latest.is_some_and(|s| (l.figure)(s).is_some())).map(|l| html! {
                 <span class="legend-item">
                     <svg width="22" height="10" class="swatch"><line x1="0" y1="5" x2="22" y2="5" class={ l.class } /></svg>
                     { (l.name)(warp) }{ ": " }<b>{ latest.map(|s| (l.figure)(s).map_or_else(|| "unreadable".into(), l.show)).unwrap_or_else(|| "-".into()) }</b>

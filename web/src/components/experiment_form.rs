@@ -138,7 +138,8 @@ fn HeadModeSelect(props: &SelectProps) -> Html {
 fn describe(mode: HeadMode) -> &'static str {
     match mode {
         HeadMode::Retain => "retain (the seed's bug)",
-        HeadMode::Copy => "copy (module-level fix)",
+        HeadMode::Copy => "copy (module-level fix; pooled when small)",
+        HeadMode::CopyUnpooled => "copy_unpooled (a copy of its own)",
         HeadMode::Drop => "drop (core-level fix)",
     }
 }

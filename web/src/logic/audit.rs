@@ -74,6 +74,7 @@ impl AuditView {
                 live_slabs: 0,
                 resident_bytes: None,
                 rss_bytes: Some(p.rss_bytes),
+                buffer_pool_bytes: None,
                 open_connections: audit.connections_open,
                 pinned_bytes: 0,
                 warp: false,

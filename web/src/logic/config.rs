@@ -343,7 +343,7 @@ mod tests {
             (r#"{"proxy_tls": "yes"}"#, "expected a boolean"),
             (
                 r#"{"proxy_head": "keep"}"#,
-                "unknown variant `keep`, expected one of `retain`, `copy`, `drop`",
+                "unknown variant `keep`, expected one of `retain`, `copy`, `copy_unpooled`, `drop`",
             ),
             (
                 r#"{"wss_stack": "tokio"}"#,

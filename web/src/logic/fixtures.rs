@@ -100,8 +100,7 @@ pub fn with_pools(role: &str, pools: Vec<Pool>, open: u64) -> Snapshot {
             failed_total: 0,
             open_by_head_mode: OpenByHeadMode {
                 retain: open,
-                copy: 0,
-                drop: 0,
+                ..OpenByHeadMode::default()
             },
             list: vec![],
         },
@@ -128,6 +127,7 @@ pub fn sample(t_ms: f64, retained_bytes: u64) -> Sample {
         live_slabs: 0,
         resident_bytes: Some(0),
         rss_bytes: Some(0),
+        buffer_pool_bytes: None,
         open_connections: 0,
         pinned_bytes: 0,
         warp: false,

@@ -31,6 +31,9 @@ pub struct Sample {
     pub resident_bytes: Option<u64>,
     /// The process's RSS as the kernel reports it; `None` when it was unreadable.
     pub rss_bytes: Option<u64>,
+    /// Bytes held by the live chunks of Node's small-Buffer pool (`buffer`); `None`
+    /// where the server has no such pool (the warp stack, the pool off).
+    pub buffer_pool_bytes: Option<u64>,
     pub open_connections: u64,
     /// Sum of the sizes of the allocations that kept parts lie in
     /// (`pinned_allocations.pinned_bytes`).
@@ -68,6 +71,7 @@ impl Sample {
             live_slabs: s.totals.live_slabs,
             resident_bytes: s.process.allocator.resident_bytes,
             rss_bytes: s.process.rss_bytes,
+            buffer_pool_bytes: s.pool("buffer").map(|p| p.retained_bytes),
             open_connections: s.connections.open,
             pinned_bytes: s.pinned_allocations.pinned_bytes,
             warp: s.settings.stack == Some(Stack::Warp),

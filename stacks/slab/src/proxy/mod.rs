@@ -163,6 +163,7 @@ async fn serve<C: Client>(proxy: Arc<Proxy>, stream: TcpStream, peer: SocketAddr
     let pools = Pools {
         client: proxy.state.pools.client_side(),
         upstream: proxy.state.pools.tcp(),
+        small: Some(proxy.state.pools.buffers()),
     };
     let id = conn.id;
     let end = pipe(
@@ -275,17 +276,27 @@ async fn forward_request<C: Client>(
     let mode = state.head_mode().expect("the proxy has a head mode");
     let open = place.open(Some(mode));
     let id = server::next_connection_id();
+    let buffers = state.pools.buffers();
     let kept = if request.upgrade_websocket {
-        KeptHead::keep(mode, id, &request, &state.kept)
+        KeptHead::keep(mode, id, &request, buffers, &state.kept)
     } else {
         KeptHead::Nothing
     };
-    for chunk in &request.chunks {
+    // The request goes upstream from a new buffer, as http-proxy wrote it from a new
+    // string: a short-lived small buffer from the pool, between the kept copies.
+    let chunks: Vec<&[u8]> = request.chunks.iter().map(|c| &c[..]).collect();
+    let forwarded = buffers.pools(request.len()).then(|| buffers.copy(&chunks));
+    let to_write = match &forwarded {
+        Some(copy) => vec![&copy[..]],
+        None => chunks,
+    };
+    for chunk in to_write {
         if let Err(e) = write_within(&mut upstream, chunk, wt).await {
             tracing::debug!(connection = id, "proxy: upstream side: {e}");
             return None;
         }
     }
+    drop(forwarded);
     let upgrade = request.upgrade_websocket;
     tracing::debug!(%peer, connection = id, upgrade, %mode, kept = kept.len(), "proxy: forwarding");
     let mut forwarding = Forwarding {

@@ -17,7 +17,7 @@ use std::time::Duration;
 use tokio::io::AsyncWrite;
 use tokio::time::{Instant, Sleep};
 
-use pools::{ReadViews, SlabPool, SlabView};
+use pools::{Buffer, BufferPool, ReadViews, SlabPool, SlabView};
 
 /// Time a client has to close once the upstream has ended its side (after a refusal,
 /// or the wss's close frame): a client that never closes holds no descriptor longer.
@@ -45,6 +45,7 @@ impl Flow {
         &mut self,
         cx: &mut Context<'_>,
         pool: &SlabPool,
+        small: Option<&BufferPool>,
         from: &mut R,
         to: &mut W,
     ) -> Poll<io::Result<()>>
@@ -75,6 +76,16 @@ impl Flow {
             }
             if !ready!(from.poll_read_views(cx, pool, &mut self.pending))? {
                 self.ended = true;
+            }
+            if let Some(buffers) = small {
+                // Small pieces go on from a new small buffer, as Node's did.
+                for view in self.pending.iter_mut() {
+                    if buffers.pools(view.len()) {
+                        if let Buffer::Pooled(copy) = buffers.copy(&[view]) {
+                            *view = copy;
+                        }
+                    }
+                }
             }
         }
     }
@@ -152,6 +163,9 @@ pub struct Pools<'a> {
     pub client: &'a SlabPool,
     /// For the upstream's bytes (`tcp`).
     pub upstream: &'a SlabPool,
+    /// Small pieces of the client's plaintext are copied into it before they go
+    /// upstream (the model of Node's small `Buffer`s); `None`: they go as read.
+    pub small: Option<&'a BufferPool>,
 }
 
 /// Pipes both ways until both sides have ended, or at once when either fails.
@@ -167,12 +181,14 @@ where
     let mut timer: Option<Pin<Box<Sleep>>> = None;
     poll_fn(|cx| {
         if !to_upstream.done {
-            if let Poll::Ready(Err(e)) = to_upstream.poll(cx, pools.client, client, upstream) {
+            if let Poll::Ready(Err(e)) =
+                to_upstream.poll(cx, pools.client, pools.small, client, upstream)
+            {
                 return Poll::Ready(PipeEnd::ClientToUpstream(e));
             }
         }
         if !to_client.done {
-            match to_client.poll(cx, pools.upstream, upstream, client) {
+            match to_client.poll(cx, pools.upstream, None, upstream, client) {
                 Poll::Ready(Err(e)) => return Poll::Ready(PipeEnd::UpstreamToClient(e)),
                 Poll::Ready(Ok(())) => upstream_ended_at = Some(Instant::now()),
                 Poll::Pending => {}

@@ -56,7 +56,7 @@ impl KeptRequest {
                     _request: Box::new(request),
                 }
             }
-            HeadMode::Copy => {
+            HeadMode::Copy | HeadMode::CopyUnpooled => {
                 let head = header_block(&request);
                 KeptRequest::Copied {
                     _part: registry.register(connection, runtime::kept::PART_REQUEST, &head),
