@@ -496,7 +496,7 @@ async fn experiment(page: &Client, servers: &Servers, downloads: &Path, stack: S
     snapshot::validate(&json).unwrap_or_else(|e| panic!("{}: {e:?}", file.display()));
     let snap: snapshot::Snapshot = serde_json::from_value(json).unwrap();
     assert_eq!(snap.role, "proxy");
-    assert_eq!(snap.settings.head_mode, Some(HeadMode::Copy));
+    assert_eq!(snap.settings.head_mode, Some(HeadMode::CopyUnpooled));
 
     // "Download for Chrome DevTools" saves the server's .heapsnapshot of the same proxy.
     click(page, "download-heapsnapshot-proxy").await;
