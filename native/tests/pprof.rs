@@ -36,6 +36,46 @@ on_both_stacks! {
     go_tool_pprof_names_who_pins_what,
 }
 
+/// The slab stack's wss in `copy`: its copies lie in Node's small-Buffer pool (the
+/// `buffer` pool), whose chunks the profile names under each connection and copy.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn copies_in_the_buffer_pool_show_as_their_chunks() {
+    let Some(go) = go_or_skip() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("go-home");
+    std::fs::create_dir_all(&home).unwrap();
+    let (wss, _proxy, _pinning) = seed_scenario(Stack::Slab, HeadMode::Copy, dir.path()).await;
+    let json = wss.snapshot().await;
+    let file = dir.path().join("wss.pb.gz");
+    std::fs::write(&file, snapshot::pprof::to_vec(&json)).unwrap();
+    let in_chunks: Vec<_> = kept(&json)
+        .into_iter()
+        .filter(|(leaf, _, _)| leaf == "buffer slab")
+        .collect();
+    assert!(
+        in_chunks.len() >= PINNING,
+        "a copy per pinning connection in the buffer pool: {:#?}",
+        json.pool("buffer")
+    );
+    let said = pprof(&go, &home, &["-traces"], &file);
+    let stacks = traces(&said);
+    for (leaf, part, connection) in &in_chunks {
+        let expected = [
+            leaf.clone(),
+            part.clone(),
+            format!("connection {connection}"),
+            "pool buffer".to_string(),
+            "process wss".to_string(),
+        ];
+        assert!(
+            stacks.iter().any(|s| s[..] == expected[..]),
+            "no trace {expected:?}\n{said}"
+        );
+    }
+    let (total, _) = top(&pprof(&go, &home, &["-top", "-unit=B"], &file));
+    assert_eq!(Some(total), json.process.allocator.allocated_bytes);
+}
+
 /// Pinning websockets of the scenario.
 const PINNING: usize = 24;
 
@@ -215,11 +255,15 @@ fn pinned_bytes(snap: &Snapshot, leaf: &str) -> u64 {
     }
 }
 
-/// The seed's scenario in `retain` on `stack`: a data connection and [`PINNING`]
-/// websockets through the proxy, each sending a small first message, followed by a
-/// burst on the data connection; the data connection closes. Returns the servers
-/// and the pinning websockets, open.
-async fn seed_scenario(stack: Stack, dir: &Path) -> (Server, Server, Vec<client::WsStream>) {
+/// The seed's scenario on `stack`, the wss in `wss_head` and the proxy in `retain`: a
+/// data connection and [`PINNING`] websockets through the proxy, each sending a small
+/// first message, followed by a burst on the data connection; the data connection
+/// closes. Returns the servers and the pinning websockets, open.
+async fn seed_scenario(
+    stack: Stack,
+    wss_head: HeadMode,
+    dir: &Path,
+) -> (Server, Server, Vec<client::WsStream>) {
     let args = |extra: &[&str]| -> Vec<String> {
         let mut args = vec![
             "--wss_port",
@@ -235,7 +279,7 @@ async fn seed_scenario(stack: Stack, dir: &Path) -> (Server, Server, Vec<client:
             "--proxy_stack",
             stack.as_str(),
             "--wss_head",
-            "retain",
+            wss_head.as_str(),
             "--proxy_head",
             "retain",
             "--tcp_slab_size",
@@ -322,7 +366,7 @@ async fn go_tool_pprof_names_who_pins_what(stack: Stack) {
     let home = dir.path().join("go-home");
     std::fs::create_dir_all(&home).unwrap();
     // The pinning websockets stay open while the servers are read.
-    let (wss, proxy, _pinning) = seed_scenario(stack, dir.path()).await;
+    let (wss, proxy, _pinning) = seed_scenario(stack, HeadMode::Retain, dir.path()).await;
     for server in [&wss, &proxy] {
         let json = server.snapshot().await;
         let role = json.role.clone();
