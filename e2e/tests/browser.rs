@@ -525,6 +525,34 @@ async fn experiment(page: &Client, servers: &Servers, downloads: &Path, stack: S
         .iter()
         .any(|s| s == "Connection"));
 
+    // "Download pprof" saves the server's pprof profile of the same proxy's paths.
+    click(page, "download-pprof-proxy").await;
+    let mut profile = None;
+    wait_for("a downloaded .pb.gz file", || {
+        let found = std::fs::read_dir(downloads)
+            .unwrap()
+            .filter_map(Result::ok)
+            .map(|e| e.path())
+            .find(|p| p.to_string_lossy().ends_with(".pb.gz"));
+        profile = found.clone();
+        async move { found.is_some() }
+    })
+    .await;
+    let profile = profile.unwrap();
+    let name = profile.file_name().unwrap().to_string_lossy().into_owned();
+    assert!(
+        name.strip_prefix("proxy-")
+            .and_then(|n| n.strip_suffix(".pb.gz"))
+            .is_some_and(|ms| ms.parse::<u64>().is_ok()),
+        "{name} is not proxy-<ms>.pb.gz"
+    );
+    let read = snapshot::pprof::read(&std::fs::read(&profile).unwrap()).unwrap();
+    assert!(read.string_table.iter().any(|s| s == "process proxy"));
+    assert!(read
+        .string_table
+        .iter()
+        .any(|s| s.starts_with("connection ")));
+
     // A snapshot in the page: what it holds for connections is what the proxy's own
     // snapshot holds (the pinning connections are all open, so their slabs and
     // allocations stay put between the two reads).
