@@ -119,7 +119,7 @@ pub const KEYS: &[(&str, &str)] = &[
     ),
     (
         "wss_stack",
-        "what the wss is built on: slab (tokio + slab pools) | warp (warp::ws, hyper, tungstenite)",
+        "what the wss is built on: slab (tokio + slab pools) | warp (warp::ws, hyper, tungstenite) | socketio (socketioxide on warp)",
     ),
     (
         "proxy_stack",

@@ -203,6 +203,13 @@ impl Config {
                 "expected a size above 0 when client_pinDataBytes is set".into(),
             ));
         }
+        if self.proxy_stack == Stack::Socketio {
+            return Err((
+                "proxy_stack",
+                "expected slab or warp: socketio is a wss stack (put either proxy in front of it)"
+                    .into(),
+            ));
+        }
         if self.buffer_pool_size > 0
             && !(1..=self.buffer_pool_size + 1).contains(&self.buffer_pool_threshold)
         {

@@ -340,7 +340,7 @@ async fn the_page_runs_the_experiment_against_the_warp_stack() {
 async fn experiment(page: &Client, servers: &Servers, downloads: &Path, stack: Stack) {
     let shot = |name: &str| match stack {
         Stack::Slab => name.to_string(),
-        Stack::Warp => format!("warp-{name}"),
+        other => format!("{other}-{name}"),
     };
     // Both servers show as reachable, with their stack and head mode.
     wait_for("both servers shown reachable", || async {
@@ -599,7 +599,7 @@ async fn experiment(page: &Client, servers: &Servers, downloads: &Path, stack: S
                 .await
                 .contains("upgrade request of connection"));
         }
-        Stack::Warp => assert!(
+        Stack::Warp | Stack::Socketio => assert!(
             text(page, "snapshot-tree").await.contains("pinned"),
             "the tree shows the pinned allocations"
         ),

@@ -283,7 +283,7 @@ impl Servers {
                 }
                 data.close(None).await.unwrap();
             }
-            Stack::Warp => {
+            Stack::Warp | Stack::Socketio => {
                 for i in 0..PINNING {
                     let mut ws = self.open().await;
                     ws.send(Message::text(format!("first message {i}")))
@@ -648,7 +648,7 @@ async fn run(stack: Stack) {
         check_total(&what, &snap, &view);
         match stack {
             Stack::Slab => check_slabs(&what, &snap, &view),
-            Stack::Warp => check_allocations(&what, &snap, &view),
+            Stack::Warp | Stack::Socketio => check_allocations(&what, &snap, &view),
         }
         if stack == Stack::Slab && role == "wss" {
             let buffer = snap.pool("buffer").expect("the wss's buffer pool");

@@ -1,8 +1,8 @@
 //! The playground's programs: `wss`, `proxy` and `client` (in `src/bin/`), and the one
 //! place a server's stack is chosen.
 //!
-//! Each stack is a crate of its own ([`slab_stack`], [`warp_stack`]) that knows
-//! nothing of the other; [`wss::start`] and [`proxy::start`] pick one from
+//! Each stack is a crate of its own ([`slab_stack`], [`warp_stack`],
+//! [`socketio_stack`], a wss only) that knows nothing of the others; [`wss::start`] and [`proxy::start`] pick one from
 //! `config.json` with one match arm per stack. ARCHITECTURE.md draws the layers.
 
 pub mod exit;
@@ -20,6 +20,7 @@ pub mod wss {
         match config.wss_stack {
             Stack::Slab => slab_stack::wss::start(config, shutdown).await,
             Stack::Warp => warp_stack::wss::start(config, shutdown).await,
+            Stack::Socketio => socketio_stack::wss::start(config, shutdown).await,
         }
     }
 }
@@ -37,6 +38,8 @@ pub mod proxy {
         match config.proxy_stack {
             Stack::Slab => slab_stack::proxy::start(config, shutdown).await,
             Stack::Warp => warp_stack::proxy::start(config, shutdown).await,
+            // config.json's check refuses it before any server starts.
+            Stack::Socketio => Err(StartError::NoSuchProxy(Stack::Socketio)),
         }
     }
 }

@@ -319,7 +319,7 @@ async fn killing_the_wss_closes_the_client_sides_releases_the_views_and_502s_unt
             );
             assert!(retainers(&before) >= HELD, "every upgrade retained");
         }
-        Stack::Warp => {
+        Stack::Warp | Stack::Socketio => {
             let pinned = &before.pinned_allocations;
             assert!(
                 pinned.allocations.len() >= HELD,

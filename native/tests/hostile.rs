@@ -130,7 +130,7 @@ async fn a_malformed_request_gets_400_from_both_servers(stack: Stack) {
             assert!(answer.contains("malformed request"), "{answer}");
         }
         // hyper answers what it cannot parse (here an invalid header name).
-        Stack::Warp => assert_hyper_answer(&answer, "400 Bad Request"),
+        Stack::Warp | Stack::Socketio => assert_hyper_answer(&answer, "400 Bad Request"),
     }
     let mut proxy = pg.raw_proxy().await;
     let answer = exchange(&mut proxy, b"\x00\x01garbage\r\n\r\n").await;
@@ -139,7 +139,7 @@ async fn a_malformed_request_gets_400_from_both_servers(stack: Stack) {
             assert!(answer.starts_with("HTTP/1.1 400 "), "{answer}");
             assert!(answer.contains("proxy: malformed request"), "{answer}");
         }
-        Stack::Warp => assert_hyper_answer(&answer, "400 Bad Request"),
+        Stack::Warp | Stack::Socketio => assert_hyper_answer(&answer, "400 Bad Request"),
     }
     still_serving(&pg).await;
 }
@@ -173,6 +173,9 @@ async fn a_bad_upgrade_is_refused_with_a_reason(stack: Stack) {
             (h2c.as_str(), "400", "Invalid request header \"upgrade\""),
             (plain, "426", "connect with a websocket"),
         ],
+        Stack::Socketio => {
+            unreachable!("the socket.io wss has its own hostile tests (socketio.rs)")
+        }
     };
     for (request, status, reason) in refusals {
         let mut wss = TcpStream::connect(pg.wss.addr).await.unwrap();
@@ -208,14 +211,18 @@ async fn an_oversized_header_block_gets_431(stack: Stack) {
         match pg.wss_stack() {
             Stack::Slab => assert!(answer.starts_with("HTTP/1.1 431 "), "{answer}"),
             // hyper's answer, as at the warp proxy.
-            Stack::Warp => assert_hyper_answer(&answer, "431 Request Header Fields Too Large"),
+            Stack::Warp | Stack::Socketio => {
+                assert_hyper_answer(&answer, "431 Request Header Fields Too Large")
+            }
         }
         let mut proxy = pg.raw_proxy().await;
         let answer = exchange(&mut proxy, request.as_bytes()).await;
         match pg.proxy_stack() {
             Stack::Slab => assert!(answer.starts_with("HTTP/1.1 431 "), "{answer}"),
             // hyper's answer to a header block over its limits.
-            Stack::Warp => assert_hyper_answer(&answer, "431 Request Header Fields Too Large"),
+            Stack::Warp | Stack::Socketio => {
+                assert_hyper_answer(&answer, "431 Request Header Fields Too Large")
+            }
         }
     }
     still_serving(&pg).await;
@@ -244,7 +251,7 @@ async fn headers_sent_byte_by_byte_then_stalled_are_closed_after_the_timeout(sta
             // The slab servers answer 408 before they close.
             Stack::Slab => assert!(answer.starts_with("HTTP/1.1 408 "), "{server}: {answer}"),
             // hyper's header read timeout closes without an answer.
-            Stack::Warp => assert_eq!(answer, "", "{server}"),
+            Stack::Warp | Stack::Socketio => assert_eq!(answer, "", "{server}"),
         }
     }
     still_serving(&pg).await;
@@ -480,6 +487,7 @@ async fn request_smuggling_shapes_never_smuggle_a_request(stack: Stack) {
                 assert!(direct.starts_with(&status), "{request:?}: {direct}");
                 assert!(direct.contains(warp_reason), "{request:?}: {direct}");
             }
+            Stack::Socketio => unreachable!("the socket.io wss has its own hostile tests"),
         }
         if request.contains(smuggled) {
             // One answer, then the close: the request behind the body is not answered.
@@ -510,6 +518,7 @@ async fn request_smuggling_shapes_never_smuggle_a_request(stack: Stack) {
             }
             // The warp proxy forwards what hyper takes, and passes back what the wss
             // answers to that.
+            (Stack::Socketio, _) => unreachable!("no socket.io proxy"),
             (Stack::Warp, _) => {
                 let forwarded = if *hyper == Hyper::DropsContentLength {
                     request.replace("Content-Length: 6\r\n", "")
@@ -618,6 +627,7 @@ async fn an_upgrade_that_carries_a_body_is_refused_or_its_body_dropped(stack: St
                     assert_eq!(frames[1], (0x1, b"framed".to_vec()));
                 }
             }
+            Stack::Socketio => unreachable!("the socket.io wss has its own hostile tests"),
         }
     }
     // Content-Length: 0 announces no body: a websocket as usual.

@@ -425,9 +425,9 @@ async fn the_exposition_is_valid_and_holds_the_snapshots_figures(stack: Stack) {
                     "{role}: slabs freed and kept: {tcp:?}"
                 );
             }
-            Stack::Warp => assert!(
+            Stack::Warp | Stack::Socketio => assert!(
                 !scrape.samples.iter().any(|s| s.metric.starts_with("slab_")),
-                "the warp stack has no slab pools"
+                "the {stack} stack has no slab pools"
             ),
         }
         check_process(&scrape, &snap);

@@ -253,17 +253,21 @@ pub enum Stack {
     Slab,
     /// warp, hyper, tungstenite and tokio-rustls: the buffers Rust users meet today.
     Warp,
+    /// socketioxide (socket.io) mounted on warp, served by hyper: engine.io keeps each
+    /// socket's request parts. A wss stack only.
+    Socketio,
 }
 
 impl Stack {
     /// All stacks, in the order they are shown.
-    pub const ALL: [Stack; 2] = [Stack::Slab, Stack::Warp];
+    pub const ALL: [Stack; 3] = [Stack::Slab, Stack::Warp, Stack::Socketio];
 
     /// The name used in config.json, on the command line and in JSON.
     pub fn as_str(self) -> &'static str {
         match self {
             Stack::Slab => "slab",
             Stack::Warp => "warp",
+            Stack::Socketio => "socketio",
         }
     }
 }
@@ -281,7 +285,10 @@ impl std::str::FromStr for Stack {
         Stack::ALL
             .into_iter()
             .find(|m| m.as_str() == s)
-            .ok_or_else(|| format!("expected one of slab, warp; got {s:?}"))
+            .ok_or_else(|| {
+                let names: Vec<&str> = Stack::ALL.iter().map(|m| m.as_str()).collect();
+                format!("expected one of {}; got {s:?}", names.join(", "))
+            })
     }
 }
 

@@ -44,4 +44,7 @@ pub enum StartError {
     Tls(#[from] crate::tls::TlsError),
     #[error(transparent)]
     Io(#[from] std::io::Error),
+    /// A stack that has no proxy (config.json's check says so first).
+    #[error("proxy_stack {0}: no such proxy (slab or warp)")]
+    NoSuchProxy(snapshot::Stack),
 }
