@@ -687,7 +687,8 @@ async fn experiment(page: &Client, servers: &Servers, downloads: &Path, stack: S
         .unwrap();
     let held: u64 = match stack {
         Stack::Slab => pinned as u64,
-        Stack::Warp => served.pinned_allocations.pinned_bytes,
+        // The other stacks' pinned buffers.
+        _ => served.pinned_allocations.pinned_bytes,
     };
     assert!(
         shrank >= held,
@@ -792,11 +793,12 @@ async fn flame_graph_zooms(page: &Client, served: &snapshot::Snapshot, stack: St
                 .collect();
             (frame.label.clone(), holding)
         }
-        Stack::Warp => {
+        // The other stacks: the pinned buffers under the stack's frame.
+        _ => {
             let frame = frames
                 .iter()
-                .find(|f| f.label == "stack warp")
-                .unwrap_or_else(|| panic!("no stack warp in {frames:?}"));
+                .find(|f| f.label == format!("stack {stack}"))
+                .unwrap_or_else(|| panic!("no stack {stack} in {frames:?}"));
             assert!(
                 frame.bytes >= served.pinned_allocations.pinned_bytes,
                 "{frame:?}: {}",
