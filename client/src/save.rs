@@ -1,9 +1,10 @@
 //! `--save-snapshots DIR`: both servers' snapshots written to files at the end of a run.
 //!
-//! Each snapshot is saved in both formats, under the names the snapshot port's
-//! `?download=1` gives: as served (`<role>-snapshot-<taken_at_ms>.json`) and as a
+//! Each snapshot is saved in every format, under the names the snapshot port's
+//! `?download=1` gives: as served (`<role>-snapshot-<taken_at_ms>.json`), as a
 //! Chrome heap snapshot of the same figures (`<role>-<taken_at_ms>.heapsnapshot`,
-//! for DevTools' Memory panel), each through [`runtime::tls::write_atomically`]: a
+//! for DevTools' Memory panel) and as a pprof heap profile of its retaining paths
+//! (`<role>-<taken_at_ms>.pb.gz`, for `go tool pprof`), each through [`runtime::tls::write_atomically`]: a
 //! temporary file beside it, flushed, then renamed, so a full disk or a folder that
 //! cannot be written leaves no partial file under the real name.
 
@@ -33,7 +34,7 @@ pub enum SaveError {
         server: &'static str,
         source: serde_json::Error,
     },
-    #[error("cannot make the {server} snapshot a .heapsnapshot: not a snapshot this client reads: {source}")]
+    #[error("cannot make the {server} snapshot a .heapsnapshot and a pprof profile: not a snapshot this client reads: {source}")]
     NotASnapshot {
         server: &'static str,
         source: serde_json::Error,
@@ -104,6 +105,9 @@ pub fn save(dir: &Path, report: &Report) -> (Vec<PathBuf>, Option<String>) {
         };
         let path = dir.join(snapshot::heapsnapshot::file_name(&snap));
         write(&path, &heap, server, &mut saved, &mut problems);
+        let path = dir.join(snapshot::pprof::file_name(&snap));
+        let profile = snapshot::pprof::to_vec(&snap);
+        write(&path, &profile, server, &mut saved, &mut problems);
     }
     let message = (!problems.is_empty()).then(|| {
         let problems: Vec<String> = problems.iter().map(ToString::to_string).collect();
@@ -180,8 +184,10 @@ mod tests {
             [
                 target.join("proxy-snapshot-1700000000123.json"),
                 target.join("proxy-1700000000123.heapsnapshot"),
+                target.join("proxy-1700000000123.pb.gz"),
                 target.join("wss-snapshot-7.json"),
                 target.join("wss-7.heapsnapshot"),
+                target.join("wss-7.pb.gz"),
             ]
         );
         let back: serde_json::Value =
@@ -193,9 +199,14 @@ mod tests {
             std::fs::read(&saved[1]).unwrap(),
             snapshot::heapsnapshot::to_vec(&snap)
         );
+        // So is the pprof profile.
+        assert_eq!(
+            std::fs::read(&saved[2]).unwrap(),
+            snapshot::pprof::to_vec(&snap)
+        );
         assert_eq!(
             std::fs::read_dir(&target).unwrap().count(),
-            4,
+            6,
             "no leftovers"
         );
     }
@@ -204,7 +215,7 @@ mod tests {
     fn a_missing_snapshot_or_an_unusable_folder_is_said_once() {
         let dir = tempfile::tempdir().unwrap();
         let (saved, problem) = save(dir.path(), &report(None));
-        assert_eq!(saved.len(), 2, "the wss's two files");
+        assert_eq!(saved.len(), 3, "the wss's three files");
         let problem = problem.unwrap();
         assert!(
             problem.starts_with("--save-snapshots: no proxy snapshot to save: no snapshot at"),

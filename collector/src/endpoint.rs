@@ -395,9 +395,11 @@ struct SnapshotQuery {
     format: Option<String>,
 }
 
-/// The formats `GET /snapshot?format=` serves: the JSON snapshot (the default) and
-/// the same as a Chrome heap snapshot, for DevTools' Memory panel.
-pub const FORMATS: [&str; 2] = ["json", "heapsnapshot"];
+/// The formats `GET /snapshot?format=` serves: the JSON snapshot (the default), the
+/// same as a Chrome heap snapshot, for DevTools' Memory panel, and as a pprof heap
+/// profile of retaining paths (gzip-compressed `profile.proto`), for `go tool pprof`,
+/// Pyroscope and Parca.
+pub const FORMATS: [&str; 3] = ["json", "heapsnapshot", "pprof"];
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -453,7 +455,7 @@ pub fn routes(
             reply::json(&json!({
                 "role": state.role.as_str(),
                 "endpoints": {
-                    "GET /snapshot": "the memory snapshot (?format=heapsnapshot for Chrome DevTools' Memory panel; ?download=1 to save it as a file)",
+                    "GET /snapshot": "the memory snapshot (?format=heapsnapshot for Chrome DevTools' Memory panel, ?format=pprof for a pprof heap profile of retaining paths; ?download=1 to save it as a file)",
                     "GET /metrics": "the same figures in Prometheus's text format (version 0.0.4)",
                     "GET /settings": "the settings in force",
                     "PUT /settings": "{\"head_mode\": \"retain\" | \"copy\" | \"drop\"}: for new connections",
@@ -527,11 +529,13 @@ fn get_snapshot(query: SnapshotQuery, state: Arc<State>) -> Response {
     let snap = super::take(&state);
     let name = match format {
         "heapsnapshot" => snapshot::heapsnapshot::file_name(&snap),
+        "pprof" => snapshot::pprof::file_name(&snap),
         _ => format!("{}-snapshot-{}.json", snap.role, snap.taken_at_ms),
     };
     let download = query.download.is_some_and(|d| d != "0" && d != "false");
     let mut response = match format {
         "heapsnapshot" => super::heapsnapshot::response(snap),
+        "pprof" => pprof_response(&snap),
         _ => reply::json(&snap).into_response(),
     };
     if download {
@@ -539,6 +543,17 @@ fn get_snapshot(query: SnapshotQuery, state: Arc<State>) -> Response {
             response.headers_mut().insert("content-disposition", value);
         }
     }
+    response
+}
+
+/// The snapshot as a gzip-compressed pprof profile (a few KiB per hundred paths,
+/// built whole: unlike the `.heapsnapshot` it is small enough not to stream).
+fn pprof_response(snap: &snapshot::Snapshot) -> Response {
+    let mut response = Response::new(snapshot::pprof::to_vec(snap).into());
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(snapshot::pprof::CONTENT_TYPE),
+    );
     response
 }
 

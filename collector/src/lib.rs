@@ -4,7 +4,8 @@
 //! web app); [`take`] fills them from the running process: the slab pools, the kept
 //! parts found in the allocation registry ([`pinned`]), the allocator's statistics
 //! and the kernel's RSS. [`endpoint`] serves `/snapshot` (JSON, or a Chrome heap
-//! snapshot written by [`heapsnapshot`]), `/metrics` ([`metrics`], Prometheus's text
+//! snapshot written by [`heapsnapshot`], or a pprof profile of retaining paths by
+//! `snapshot::pprof`), `/metrics` ([`metrics`], Prometheus's text
 //! format) and `PUT /settings`; [`serve_beside`] starts it beside a server.
 //! Fetching a snapshot from another process is the client's job (`client::fetch`).
 

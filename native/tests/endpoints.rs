@@ -142,8 +142,62 @@ async fn the_heapsnapshot_format_downloads_for_devtools_and_unknown_formats_are_
     .await;
     assert!(unknown.starts_with("HTTP/1.1 400"), "{unknown}");
     assert!(
-        unknown.contains("unknown format \\\"hprof\\\"; known formats: json, heapsnapshot"),
+        unknown.contains("unknown format \\\"hprof\\\"; known formats: json, heapsnapshot, pprof"),
         "{unknown}"
+    );
+}
+
+#[tokio::test]
+async fn the_pprof_format_downloads_a_gzipped_profile_of_retaining_paths() {
+    let pg = Playground::start(HeadMode::Retain, HeadMode::Retain, |_| {}).await;
+    let _ws = pg.open().await;
+    let answer = get(
+        &pg,
+        "GET /snapshot?format=pprof&download=1 HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    assert!(answer.starts_with("HTTP/1.1 200 OK"), "{answer:.300}");
+    let lower = answer.to_lowercase();
+    let header = |name: &str| {
+        lower
+            .lines()
+            .find(|l| l.starts_with(name))
+            .unwrap_or_else(|| panic!("no {name} in {answer:.300}"))
+            .trim_end()
+            .to_string()
+    };
+    let line = header("content-disposition:");
+    assert!(
+        line.contains("attachment; filename=\"proxy-")
+            && !line.contains("proxy-snapshot-")
+            && line.ends_with(".pb.gz\""),
+        "{line}"
+    );
+    assert_eq!(
+        header("content-type:"),
+        "content-type: application/octet-stream"
+    );
+    // The body: the proxy's retaining paths, its open connection's among them.
+    let body = client::fetch::get(pg.proxy.snapshot_addr, "/snapshot?format=pprof")
+        .await
+        .unwrap();
+    let profile = snapshot::pprof::read(&body).unwrap();
+    let strings = &profile.string_table;
+    let types: Vec<&str> = profile
+        .sample_type
+        .iter()
+        .map(|t| strings[t.r#type as usize].as_str())
+        .collect();
+    assert_eq!(types, ["inuse_objects", "inuse_space"]);
+    for name in ["process proxy", "pool tls", "upgrade request", "tls slab"] {
+        assert!(
+            strings.iter().any(|s| s == name),
+            "no {name} in {strings:?}"
+        );
+    }
+    assert!(
+        strings.iter().any(|s| s.starts_with("connection ")),
+        "{strings:?}"
     );
 }
 

@@ -683,12 +683,16 @@ async fn save_snapshots_writes_both_servers_snapshots_whole(stack: Stack) {
         ..ClientOptions::default()
     };
     let summary = client::run(config, options, Shutdown::new()).await.unwrap();
-    // Each server's snapshot as JSON and as a Chrome heap snapshot.
-    assert_eq!(summary.saved.len(), 4, "{summary:?}");
+    // Each server's snapshot as JSON, as a Chrome heap snapshot and as a pprof profile.
+    assert_eq!(summary.saved.len(), 6, "{summary:?}");
     let mut names = files_in(&target);
     names.sort();
-    assert_eq!(names.len(), 4, "{names:?}");
-    let (heaps, jsons): (Vec<_>, Vec<_>) = names.iter().partition(|n| n.ends_with(".heapsnapshot"));
+    assert_eq!(names.len(), 6, "{names:?}");
+    let profiles: Vec<&String> = names.iter().filter(|n| n.ends_with(".pb.gz")).collect();
+    let (heaps, jsons): (Vec<_>, Vec<_>) = names
+        .iter()
+        .filter(|n| !n.ends_with(".pb.gz"))
+        .partition(|n| n.ends_with(".heapsnapshot"));
     for (name, role) in jsons.iter().zip(["proxy", "wss"]) {
         let prefix = format!("{role}-snapshot-");
         let ms = name
@@ -726,6 +730,15 @@ async fn save_snapshots_writes_both_servers_snapshots_whole(stack: Stack) {
             .filter(|s| s.as_str().is_some_and(|s| s.starts_with("Connection")))
             .count();
         assert!(connections >= 1, "{heap} names its connections");
+        // And so does the pprof profile: the same snapshot's retaining paths.
+        let profile = format!("{role}-{ms}.pb.gz");
+        assert!(profiles.contains(&&profile), "{profile} missing: {names:?}");
+        let snap: snapshot::Snapshot = serde_json::from_value(json).unwrap();
+        assert_eq!(
+            std::fs::read(target.join(&profile)).unwrap(),
+            snapshot::pprof::to_vec(&snap),
+            "{profile}"
+        );
     }
     drop(pg);
 }
@@ -757,12 +770,13 @@ async fn save_snapshots_into_an_unusable_folder_says_what_and_where_and_writes_n
         )
     );
 
-    // A full disk at the end of the run (the client binary, RLIMIT_FSIZE 1000
-    // bytes): one error line naming the file, exit 1, and no partial file.
+    // A full disk at the end of the run (the client binary, RLIMIT_FSIZE 100
+    // bytes, less than any of the three files): one error line naming the file,
+    // exit 1, and no partial file.
     let config_path = dir.path().join("config.json");
     std::fs::write(&config_path, serde_json::to_string(&config).unwrap()).unwrap();
     let target = dir.path().join("full");
-    let mut cmd = with_file_size_limit(1000, env!("CARGO_BIN_EXE_client"));
+    let mut cmd = with_file_size_limit(100, env!("CARGO_BIN_EXE_client"));
     cmd.arg("--config")
         .arg(&config_path)
         .args(["--no-progress", "--duration", "1.5", "--save-snapshots"])

@@ -552,6 +552,9 @@ pub fn validate(json: &serde_json::Value) -> Result<(), Vec<String>> {
 }
 
 pub mod heapsnapshot;
+pub mod paths;
+#[cfg(feature = "pprof")]
+pub mod pprof;
 
 #[cfg(test)]
 mod tests;

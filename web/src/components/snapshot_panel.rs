@@ -5,7 +5,10 @@
 //! (`#download-heapsnapshot-*`) is a link to the server's
 //! `?format=heapsnapshot&download=1`, so the browser saves the file the server
 //! streams (`proxy-<taken_at_ms>.heapsnapshot`) straight to disk, with no
-//! copy of it in the page.
+//! copy of it in the page; "Download pprof" (`#download-pprof-*`) the same for
+//! `?format=pprof` (`proxy-<taken_at_ms>.pb.gz`). Beside the tree, the snapshot's
+//! flame graph of retained bytes by retaining path (`#flame-graph`), and under the
+//! difference, the flame graph of what grew or shrank.
 
 use std::collections::HashMap;
 use std::rc::Rc;
@@ -13,10 +16,11 @@ use std::rc::Rc;
 use snapshot::Snapshot;
 use yew::prelude::*;
 
-use super::{SnapshotDiff, SnapshotTree};
+use super::{FlameDiff, FlameGraph, SnapshotDiff, SnapshotTree};
 use crate::api;
 use crate::logic::config::Server;
 use crate::logic::diff::diff;
+use crate::logic::flame::Flame;
 use crate::logic::format::bytes;
 
 /// A snapshot taken from the panel.
@@ -73,10 +77,11 @@ impl Reducible for Shots {
     }
 }
 
-/// The server's `.heapsnapshot` download URL, from its `GET /snapshot` URL.
-pub fn heapsnapshot_url(snapshot_url: &str) -> String {
+/// The server's download URL of the snapshot in `format` (`heapsnapshot`, `pprof`),
+/// from its `GET /snapshot` URL.
+pub fn download_url(snapshot_url: &str, format: &str) -> String {
     let join = if snapshot_url.contains('?') { '&' } else { '?' };
-    format!("{snapshot_url}{join}format=heapsnapshot&download=1")
+    format!("{snapshot_url}{join}format={format}&download=1")
 }
 
 #[derive(Properties, PartialEq)]
@@ -139,6 +144,12 @@ pub fn SnapshotPanel(props: &Props) -> Html {
         .shown
         .and_then(|server| shots.taken.get(&server))
         .filter(|list| !list.is_empty());
+    let flame = use_memo(
+        shown
+            .and_then(|list| list.last())
+            .map(|t| t.snapshot.clone()),
+        |snapshot| snapshot.as_deref().map_or_else(Flame::empty, Flame::of),
+    );
 
     html! {
         <div class="snapshot-panel">
@@ -152,8 +163,11 @@ pub fn SnapshotPanel(props: &Props) -> Html {
                             <button id={ format!("download-snapshot-{name}") } disabled={ shots.busy }
                                 onclick={ download(*server, url.clone()) }>{ format!("Download {name} snapshot") }</button>
                             <a id={ format!("download-heapsnapshot-{name}") } class="button" download=""
-                                href={ heapsnapshot_url(url) }
+                                href={ download_url(url, "heapsnapshot") }
                                 title="A .heapsnapshot file: open Chrome DevTools, Memory, Load">{ "Download for Chrome DevTools" }</a>
+                            <a id={ format!("download-pprof-{name}") } class="button" download=""
+                                href={ download_url(url, "pprof") }
+                                title="A pprof heap profile of retaining paths (.pb.gz): go tool pprof -http=: FILE">{ "Download pprof" }</a>
                         </span>
                     }
                 }) }
@@ -172,10 +186,18 @@ pub fn SnapshotPanel(props: &Props) -> Html {
                             if list.len() == 2 {
                                 <SnapshotDiff diff={ Rc::new(diff(&list[0].snapshot, &current.snapshot)) }
                                     from_ms={ list[0].snapshot.taken_at_ms } to_ms={ current.snapshot.taken_at_ms } />
+                                <FlameDiff before={ list[0].snapshot.clone() } after={ current.snapshot.clone() } />
                             } else {
                                 <p id="snapshot-diff-hint" class="hint">{ format!("Take another snapshot of {} to see the difference.", current.server.name()) }</p>
                             }
-                            <SnapshotTree taken={ current.clone() } />
+                            <div class="snapshot-views">
+                                <div class="snapshot-flame">
+                                    <h3>{ format!("{}: retained bytes by retaining path", current.server.name()) }</h3>
+                                    <FlameGraph id="flame-graph" flame={ flame.clone() }
+                                        empty="Nothing retained: the allocator's figures are unreadable and nothing is attributed." />
+                                </div>
+                                <SnapshotTree taken={ current.clone() } />
+                            </div>
                         </>
                     }
                 }

@@ -9,6 +9,8 @@
 //! - [`chart`]: value axes (counts, bytes) on the `figures` crate's axis rule, the time
 //!   axis, and line geometry.
 //! - [`diff`]: the difference of two snapshots of one server.
+//! - [`flame`]: the flame graph of retained bytes by retaining path, its zoom, and
+//!   what grew or shrank between two snapshots.
 //! - [`slabs`]: the order and wording of pools, slabs and retainers in the snapshot tree.
 //! - [`pin`]: what each pinning connection sends of its own traffic, and its progress.
 //! - [`format`](mod@format): numbers, bytes and durations as the page prints them.
@@ -18,6 +20,7 @@ pub mod chart;
 pub mod config;
 pub mod diff;
 pub mod experiment;
+pub mod flame;
 pub mod format;
 pub mod pin;
 pub mod series;
