@@ -229,7 +229,7 @@ impl LiveStatus {
             "one message" => Step::AfterMessage.name(),
             "traffic" => Step::AfterTraffic.name(),
             "closed" => Step::AfterClose.name(),
-            s @ ("head_probe_small" | "head_probe_large") => s,
+            s @ ("head_probe_small" | "head_probe_large" | "head_probe_small_again") => s,
             _ => Step::Before.name(),
         }
     }
