@@ -463,6 +463,16 @@ enum StepFailure {
     OpenFiles(#[from] OpenFilesError),
     #[error("interrupted (Ctrl-C or SIGTERM)")]
     Interrupted,
+    /// The head probe's large requests could not open websockets.
+    #[error(
+        "{failure} (each request carried a {} Cookie header: if the server refuses \
+         it, lower --probe-header-bytes or raise the server's header limit)",
+        report::size(*header_bytes as u64)
+    )]
+    ProbeHeader {
+        header_bytes: usize,
+        failure: Box<StepFailure>,
+    },
     /// An audited process went meanwhile: the cause of what the websockets met.
     #[error("{gone} ({failure})")]
     GoneMeanwhile {

@@ -24,7 +24,7 @@ use tokio_tungstenite::tungstenite::http::{header, HeaderValue};
 use super::measure::{Reading, Settled, Watched};
 use super::report::{kb_per, size, AuditReport};
 use super::{settled, step_error, LiveStatus, StepError, StepFailure};
-use crate::fleet::{Dial, Fleet};
+use crate::fleet::{Dial, Fleet, FleetError};
 use crate::progress;
 use crate::table::TextTable;
 
@@ -357,7 +357,15 @@ pub(super) async fn run(
                 live.open.store(k, Ordering::Relaxed);
             })
             .await
-            .map_err(|e| err(e.into()))?;
+            .map_err(|e| match e {
+                e @ FleetError::OpenFailed { .. } if pass == Pass::Large => {
+                    err(StepFailure::ProbeHeader {
+                        header_bytes: probe.header_bytes,
+                        failure: Box::new(e.into()),
+                    })
+                }
+                e => err(e.into()),
+            })?;
         let open = settled(watched, (probe.settle)(super::SETTLE_WINDOW), bar)
             .await
             .map_err(|e| err(e.into()))?;
