@@ -40,7 +40,7 @@ pub const MAX_HEADER_BYTES: usize = 1 << 20;
 /// The name of the probe's cookie (`Cookie: probe=aaaa...`).
 pub const COOKIE_NAME: &str = "probe";
 
-/// The `Cookie` header of `bytes` bytes (its value, name and `=` included).
+/// A `Cookie` header whose value (`probe=aaa...`) is `bytes` long.
 pub fn cookie(bytes: usize) -> (header::HeaderName, HeaderValue) {
     let mut value = format!("{COOKIE_NAME}=");
     value.push_str(&"a".repeat(bytes.saturating_sub(value.len())));
@@ -121,7 +121,7 @@ impl Pass {
 pub struct HeadProbe {
     /// Websockets open in each pass (the audit's first level).
     pub connections: u64,
-    /// Bytes of the large header (`Cookie: probe=aaa...`, name and `=` included).
+    /// Bytes of the large header's value (`Cookie: probe=aaa...`).
     pub header_bytes: u64,
     /// [`threshold_kb`] of `header_bytes`.
     pub threshold_kb_per_connection: f64,
@@ -320,8 +320,9 @@ pub(super) struct Probe<'a> {
 }
 
 /// Runs the probe from `before` (the audit's last reading, its websockets closed):
-/// the small pass on `fleet`, then the large one on a fleet of its own, which is
-/// left in `fleet` (closed) for the audit to shut down.
+/// the first pass on `fleet`, each later one on a fleet of its own (the large pass's
+/// dialer adds the cookie); the last is left in `fleet`, closed, for the audit to
+/// shut down.
 pub(super) async fn run(
     probe: Probe<'_>,
     before: &Settled,
