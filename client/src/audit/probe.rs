@@ -66,7 +66,7 @@ pub enum Verdict {
 /// for reuse (the second small pass then reuses the large one's pages: the mean of
 /// the small passes rises by half of what the large one added), so a quarter
 /// leaves a margin both ways. On the playground's stacks a server that drops it
-/// measured within about 1 KB of nothing (docs/guide/audit.md, "Does it keep its
+/// measured +0.6 to +1.2 KB (docs/guide/audit.md, "Does it keep its
 /// request head?").
 pub fn threshold_kb(header_bytes: u64) -> f64 {
     header_bytes as f64 / 4.0 / 1000.0
