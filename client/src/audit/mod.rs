@@ -607,7 +607,7 @@ async fn audit(
             dial,
             watched,
             show,
-            settle: &settle,
+            settle: options.settle,
         };
         probe::run(probe, &before, fleet, report, live).await?;
     }

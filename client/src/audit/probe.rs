@@ -21,7 +21,7 @@ use std::sync::atomic::Ordering;
 use serde::{Deserialize, Serialize};
 use tokio_tungstenite::tungstenite::http::{header, HeaderValue};
 
-use super::measure::{Reading, Settled, Watched};
+use super::measure::{Reading, Settle, Settled, Watched};
 use super::report::{kb_per, size, AuditReport};
 use super::{settled, step_error, LiveStatus, StepError, StepFailure};
 use crate::fleet::{Dial, Fleet, FleetError};
@@ -316,7 +316,8 @@ pub(super) struct Probe<'a> {
     pub dial: &'a Dial,
     pub watched: &'a [Watched],
     pub show: bool,
-    pub settle: &'a dyn Fn(std::time::Duration) -> super::measure::Settle,
+    /// The longest wait for steady figures before each reading.
+    pub settle: std::time::Duration,
 }
 
 /// Runs the probe from `before` (the audit's last reading, its websockets closed):
@@ -338,6 +339,11 @@ pub(super) async fn run(
     } = probe;
     report.head_probe = Some(HeadProbe::new(n, probe.header_bytes as u64, watched));
     let alive = || super::measure::alive(watched);
+    let settle = |window| Settle {
+        every: super::SETTLE_EVERY,
+        window,
+        bound: probe.settle,
+    };
     if let Some(h) = report.head_probe.as_mut() {
         h.record_closed(&before.reading, true);
     }
@@ -367,7 +373,7 @@ pub(super) async fn run(
                 }
                 e => err(e.into()),
             })?;
-        let open = settled(watched, (probe.settle)(super::SETTLE_WINDOW), bar)
+        let open = settled(watched, settle(super::SETTLE_WINDOW), bar)
             .await
             .map_err(|e| err(e.into()))?;
         if let Some(h) = report.head_probe.as_mut() {
@@ -383,7 +389,7 @@ pub(super) async fn run(
             })
             .await
             .map_err(|e| err(e.into()))?;
-        let closed = settled(watched, (probe.settle)(super::CLOSE_WINDOW), bar)
+        let closed = settled(watched, settle(super::CLOSE_WINDOW), bar)
             .await
             .map_err(|e| err(e.into()))?;
         if pass == Pass::SmallAgain {
