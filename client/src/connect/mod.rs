@@ -22,6 +22,8 @@ use rustls::ClientConfig;
 use tokio::net::TcpStream;
 use tokio::time::Instant;
 use tokio_rustls::TlsConnector;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::http::{HeaderName, HeaderValue};
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::Message;
 
@@ -137,6 +139,9 @@ pub struct Dial {
     pub reset: bool,
     /// Time allowed for all of it.
     pub timeout: Duration,
+    /// Headers added to the upgrade request, after the handshake's own (the large
+    /// `Cookie` of `client audit --head-probe`).
+    pub headers: Vec<(HeaderName, HeaderValue)>,
 }
 
 impl Dial {
@@ -152,6 +157,7 @@ impl Dial {
             greeting: false,
             reset: false,
             timeout: OPEN_TIMEOUT,
+            headers: Vec::new(),
         }
     }
 }
@@ -294,18 +300,27 @@ where
         ProxyStream::Plain(tcp)
     };
 
+    let handshake_error = |source| DialError::Handshake {
+        url: target.url.clone(),
+        source: Box::new(source),
+    };
+    let mut request = target
+        .url
+        .as_str()
+        .into_client_request()
+        .map_err(handshake_error)?;
+    for (name, value) in &dial.headers {
+        request.headers_mut().append(name.clone(), value.clone());
+    }
     let handshake = tokio_tungstenite::client_async_with_config(
-        target.url.as_str(),
+        request,
         stream,
         Some(ws_config(dial.read_buffer, dial.max_message)),
     );
     let (mut ws, _response) = tokio::time::timeout_at(deadline, handshake)
         .await
         .map_err(|_| timeout(Phase::Handshake))?
-        .map_err(|source| DialError::Handshake {
-            url: target.url.clone(),
-            source: Box::new(source),
-        })?;
+        .map_err(handshake_error)?;
 
     if dial.greeting {
         let first = tokio::time::timeout_at(deadline, ws.next())

@@ -63,6 +63,7 @@ impl Dial {
             greeting: false,
             reset: false,
             timeout: OPEN_TIMEOUT,
+            headers: Vec::new(),
         }
     }
 }
