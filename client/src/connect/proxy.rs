@@ -63,6 +63,8 @@ impl Dial {
             greeting: false,
             reset: false,
             timeout: OPEN_TIMEOUT,
+            headers: Vec::new(),
+            speech: super::Speech::Websocket,
         }
     }
 }
@@ -102,6 +104,7 @@ impl Phase {
             Phase::Tls => "TLS handshake with the proxy",
             Phase::Handshake => "websocket handshake with the proxy",
             Phase::Greeting => "the proxy's greeting",
+            Phase::SocketIo => "the socket.io handshake through the proxy",
         }
     }
 }
