@@ -284,3 +284,73 @@ fn client_audit_speaks_socketio_and_sees_retain_cost_more_than_drop() {
         assert!(p.returned_percent.is_some(), "{p:?}");
     }
 }
+
+/// `node`, or `None` after saying why the test is skipped: only a machine without
+/// node skips it (`scripts/setup --browser` installs it, and `scripts/test` runs
+/// that first).
+fn node_or_skip(what: &str) -> Option<std::path::PathBuf> {
+    let found = std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|dir| dir.join("node"))
+            .find(|p| p.is_file())
+    });
+    if found.is_none() {
+        eprintln!(
+            "SKIPPED: {what}: node is not installed (scripts/setup --browser installs \
+             Debian's nodejs and npm)"
+        );
+    }
+    found
+}
+
+/// Node's socket.io client (npm's `socket.io-client` 4, pinned in
+/// `tests/socketio-client/package-lock.json`), a client nobody here wrote, connects
+/// through our TLS proxy to our socketio wss over a websocket: it is greeted with
+/// the `hello` event and gets its `message` echoed; the wss counted its socket.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nodes_socketio_client_is_greeted_and_echoed_through_our_tls_proxy() {
+    let Some(node) = node_or_skip("Node's socket.io-client through our proxy") else {
+        return;
+    };
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let root = manifest.parent().unwrap();
+    let status = Command::new(root.join("scripts/socketio-client-install"))
+        .status()
+        .expect("scripts/socketio-client-install runs");
+    assert!(status.success(), "scripts/socketio-client-install failed");
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| root.join("target"));
+
+    let pg = socketio_playground(HeadMode::Retain).await;
+    let (cert, _) = runtime::tls::cert_paths(&pg.config);
+    let url = format!("https://127.0.0.1:{}", pg.proxy.addr.port());
+    // hello.js gives up by itself after 10 s: the wait is bounded.
+    let mut cmd = Command::new(node);
+    cmd.arg(manifest.join("tests/socketio-client/hello.js"))
+        .arg(&url)
+        .arg(&cert)
+        .env("NODE_PATH", target.join("socketio-client/node_modules"));
+    let out = tokio::task::spawn_blocking(move || cmd.output())
+        .await
+        .unwrap()
+        .expect("node runs");
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    let said: serde_json::Value = serde_json::from_str(stdout.trim()).expect("hello.js's JSON");
+    let hello = said["hello"].as_str().unwrap_or_default();
+    assert!(
+        hello.starts_with("hello from wss, connection ") && hello.ends_with("(head mode retain)"),
+        "{said}"
+    );
+    assert_eq!(said["echo"], said["sent"], "{said}");
+    let snap = pg.snapshot(&pg.wss).await;
+    assert!(
+        snap.connections.accepted_total >= 1,
+        "{:?}",
+        snap.connections
+    );
+}
