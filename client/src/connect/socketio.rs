@@ -145,6 +145,89 @@ pub(super) async fn handshake(ws: &mut WsStream, greeting: bool) -> Result<(), D
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::connect::{dial, Dial, TargetUrl};
+
+    /// A websocket server on a free port that says `script` to the first client:
+    /// its first message at once, the rest once the client has said something.
+    async fn server_saying(script: Vec<Message>) -> TargetUrl {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            let (tcp, _) = listener.accept().await.unwrap();
+            let mut ws = tokio_tungstenite::accept_async(tcp).await.unwrap();
+            for (i, m) in script.into_iter().enumerate() {
+                if i == 1 && !matches!(ws.next().await, Some(Ok(_))) {
+                    return;
+                }
+                if ws.send(m).await.is_err() {
+                    return;
+                }
+            }
+            while let Some(Ok(_)) = ws.next().await {}
+        });
+        TargetUrl::parse(&format!("ws://{addr}/socket.io/?EIO=4&transport=websocket")).unwrap()
+    }
+
+    async fn dial_to(script: Vec<Message>, greeting: bool) -> Result<(), DialError> {
+        let mut d = Dial::new(server_saying(script).await, None, 0);
+        d.greeting = greeting;
+        d.timeout = std::time::Duration::from_secs(5);
+        assert_eq!(d.speech, Speech::SocketIo);
+        dial(&d).await.map(|_| ())
+    }
+
+    const OPEN: &str = r#"0{"sid":"s","upgrades":[],"pingInterval":25000,"pingTimeout":20000}"#;
+
+    #[tokio::test]
+    async fn a_socketio_dial_opens_the_namespace_and_waits_for_the_greeting_event() {
+        let script = vec![Message::text(OPEN), Message::text(r#"40{"sid":"n"}"#)];
+        dial_to(script, false).await.unwrap();
+        // A ping before the namespace's answer is answered; the greeting awaited.
+        let script = vec![
+            Message::text(OPEN),
+            Message::text("2"),
+            Message::text(r#"40{"sid":"n"}"#),
+            Message::text(r#"42["hello","hi"]"#),
+        ];
+        dial_to(script, true).await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_server_that_is_not_socketio_or_refuses_is_a_clear_error() {
+        let e = dial_to(vec![Message::text("hello from a plain wss")], false)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&e, DialError::NotSocketIo { got } if got == "hello from a plain wss"),
+            "{e:?}"
+        );
+        assert!(e.to_string().contains("does not speak socket.io"), "{e}");
+        let e = dial_to(vec![Message::binary(vec![0u8; 3])], false)
+            .await
+            .unwrap_err();
+        assert!(e.to_string().contains("a binary message of 3 bytes"), "{e}");
+        let refused = vec![
+            Message::text(OPEN),
+            Message::text(r#"44{"message":"Not authorized"}"#),
+        ];
+        let e = dial_to(refused, false).await.unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "the socket.io server refused the namespace \"/\": Not authorized"
+        );
+        // Garbage after the open packet: what came is named.
+        let garbage = vec![Message::text(OPEN), Message::text("9zz")];
+        let e = dial_to(garbage, false).await.unwrap_err();
+        assert!(
+            matches!(&e, DialError::NotSocketIo { got } if got == "9zz"),
+            "{e:?}"
+        );
+        // The server closes before the namespace's answer.
+        let e = dial_to(vec![Message::text(OPEN), Message::Close(None)], false)
+            .await
+            .unwrap_err();
+        assert!(matches!(e, DialError::ClosedBeforeGreeting), "{e:?}");
+    }
 
     #[test]
     fn payloads_are_message_events_or_binary_messages() {
