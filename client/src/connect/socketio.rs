@@ -1,5 +1,5 @@
 //! socket.io over the dialer's websockets: the handshake that opens a socket.io
-//! socket ([`handshake`]: engine.io's `open`, the default namespace's connect, and
+//! socket (`handshake`: engine.io's `open`, the default namespace's connect, and
 //! the greeting when awaited), and what a socket says once open ([`Speech`]): its
 //! payloads as `message` events, the server's pings answered, events told apart
 //! from engine.io's own packets.
