@@ -20,6 +20,9 @@ pub const PART_HEAD: &str = "upgrade head";
 pub struct PartEntry {
     pub connection: u64,
     pub part: String,
+    /// "`part` of connection `connection`", made once at registration, so that a
+    /// snapshot of thousands of parts formats none.
+    pub label: String,
     pub ptr: usize,
     pub len: usize,
 }
@@ -43,9 +46,11 @@ impl KeptParts {
         bytes: &[u8],
     ) -> KeptPart {
         let key = self.next.fetch_add(1, Ordering::Relaxed);
+        let part = part.into();
         let entry = PartEntry {
             connection,
-            part: part.into(),
+            label: format!("{part} of connection {connection}"),
+            part,
             ptr: bytes.as_ptr() as usize,
             len: bytes.len(),
         };

@@ -212,6 +212,7 @@ mod tests {
             traffic_bytes: 1,
             traffic_message_size: 1,
             settle_max_secs: 1.0,
+            head_probe_header_bytes: None,
         };
         let mut r = AuditReport::new("ws://h/", settings, &w);
         let read = |rss: u64| Reading {

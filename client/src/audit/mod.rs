@@ -14,6 +14,10 @@
 //!    new one from here on;
 //! 4. **closed**: closes them all and reads what came back.
 //!
+//! With `--head-probe`, the audit then opens the first level once more with the
+//! handshake's small request and once with a large header, and says whether each
+//! process keeps its request head ([`probe`]).
+//!
 //! The results ([`report`]) are a table, plain-language lines, `--json` and
 //! `--chart` ([`chart`]). While it runs, the client's snapshot port (8802) carries
 //! the audited processes' figures (the snapshot's `audit` section). A process that
@@ -26,6 +30,7 @@
 
 pub mod chart;
 pub mod measure;
+pub mod probe;
 pub mod report;
 pub mod socketio;
 pub mod target;
@@ -86,6 +91,8 @@ pub struct AuditOptions {
     pub chart: Option<PathBuf>,
     /// The longest wait for steady figures before each reading.
     pub settle: Duration,
+    /// Run the head probe with a large header of this many bytes ([`probe`]).
+    pub head_probe: Option<usize>,
 }
 
 impl Default for AuditOptions {
@@ -105,6 +112,7 @@ impl Default for AuditOptions {
             json: None,
             chart: None,
             settle: Duration::from_secs(20),
+            head_probe: None,
         }
     }
 }
@@ -124,6 +132,12 @@ pub enum UsageError {
     Rate(f64),
     #[error("--traffic-message-size must be at least 1")]
     TrafficMessageSize,
+    #[error(
+        "--probe-header-bytes must be from {min} to {max}, got {0}",
+        min = probe::MIN_HEADER_BYTES,
+        max = probe::MAX_HEADER_BYTES
+    )]
+    ProbeHeader(usize),
     #[error(
         "--chart {}: the chart is an SVG file (name it .svg; any browser opens it, \
          and `rsvg-convert -o chart.png chart.svg` makes a PNG)",
@@ -185,6 +199,11 @@ pub fn check(options: &AuditOptions) -> Result<TargetUrl, UsageError> {
     if options.traffic_message_size == 0 {
         return Err(UsageError::TrafficMessageSize);
     }
+    if let Some(bytes) = options.head_probe {
+        if !(probe::MIN_HEADER_BYTES..=probe::MAX_HEADER_BYTES).contains(&bytes) {
+            return Err(UsageError::ProbeHeader(bytes));
+        }
+    }
     if let Some(chart) = &options.chart {
         if chart.extension().and_then(|e| e.to_str()) != Some("svg") {
             return Err(UsageError::ChartNotSvg(chart.clone()));
@@ -214,13 +233,14 @@ struct LiveStatus {
 
 impl LiveStatus {
     /// The report's name of the step in progress.
-    fn report_step(&self) -> Step {
+    fn report_step(&self) -> &'static str {
         match *self.step.lock().unwrap_or_else(|p| p.into_inner()) {
-            "idle" => Step::Idle,
-            "one message" => Step::AfterMessage,
-            "traffic" => Step::AfterTraffic,
-            "closed" => Step::AfterClose,
-            _ => Step::Before,
+            "idle" => Step::Idle.name(),
+            "one message" => Step::AfterMessage.name(),
+            "traffic" => Step::AfterTraffic.name(),
+            "closed" => Step::AfterClose.name(),
+            s @ ("head_probe_small" | "head_probe_large" | "head_probe_small_again") => s,
+            _ => Step::Before.name(),
         }
     }
 
@@ -245,6 +265,7 @@ pub async fn run(
         traffic_bytes: options.traffic_bytes as u64,
         traffic_message_size: options.traffic_message_size as u64,
         settle_max_secs: options.settle.as_secs_f64(),
+        head_probe_header_bytes: options.head_probe.map(|b| b as u64),
     };
 
     // The processes, checked before anything else happens.
@@ -297,7 +318,7 @@ pub async fn run(
     ));
 
     let mut report = AuditReport::new(&options.target, settings, &watched);
-    let mut fleet = socketio::fleet(
+    let dial = socketio::dial(
         &options,
         Dial::new(
             target,
@@ -305,8 +326,9 @@ pub async fn run(
             options.message_size.max(options.traffic_message_size),
         ),
     );
+    let mut fleet = socketio::fleet(&options, dial.clone());
     let outcome = tokio::select! {
-        r = audit(&options, &watched, &mut report, &mut fleet, &live) => r,
+        r = audit(&options, &dial, &watched, &mut report, &mut fleet, &live) => r,
         _ = shutdown.cancelled() => Err(StepError {
             step: live.report_step(),
             failure: StepFailure::Interrupted,
@@ -320,7 +342,13 @@ pub async fn run(
     inner.finish(Duration::from_secs(2)).await;
 
     if let Err(StepError { step, failure }) = outcome {
-        report.fail(step.name(), failure.to_string());
+        report.fail(step, failure.to_string());
+        // The probe runs at the first level, after the last.
+        if let (Some(e), Some(p)) = (report.error.as_mut(), &report.head_probe) {
+            if step.starts_with("head_probe") {
+                e.level = Some(p.connections);
+            }
+        }
     }
     let (report, problems) = finish(report, &options);
     if problems.is_empty() {
@@ -448,6 +476,16 @@ enum StepFailure {
     OpenFiles(#[from] OpenFilesError),
     #[error("interrupted (Ctrl-C or SIGTERM)")]
     Interrupted,
+    /// The head probe's large requests could not open websockets.
+    #[error(
+        "{failure} (each request carried a {} Cookie header: if the server refuses \
+         it, lower --probe-header-bytes or raise the server's header limit)",
+        report::size(*header_bytes as u64)
+    )]
+    ProbeHeader {
+        header_bytes: usize,
+        failure: Box<StepFailure>,
+    },
     /// An audited process went meanwhile: the cause of what the websockets met.
     #[error("{gone} ({failure})")]
     GoneMeanwhile {
@@ -469,16 +507,17 @@ impl StepFailure {
     }
 }
 
-/// The step that failed, and why.
+/// The step that failed (its name in the report), and why.
 #[derive(Debug)]
 struct StepError {
-    step: Step,
+    step: &'static str,
     failure: StepFailure,
 }
 
 /// Every level's four steps, recorded into `report` as they are read.
 async fn audit(
     options: &AuditOptions,
+    dial: &Dial,
     watched: &[Watched],
     report: &mut AuditReport,
     fleet: &mut Fleet,
@@ -491,7 +530,7 @@ async fn audit(
     };
     let show = options.progress;
     let before_err = |gone: Gone| StepError {
-        step: Step::Before,
+        step: Step::Before.name(),
         failure: gone.into(),
     };
     let baseline = settled(
@@ -507,11 +546,11 @@ async fn audit(
     for &level in &options.levels {
         report.begin_level(level);
         report.record(Step::Before, &before.reading, before.steady);
-        check_open_files(level).map_err(|e| step_error(watched, Step::Idle, e))?;
+        check_open_files(level).map_err(|e| step_error(watched, Step::Idle.name(), e))?;
         let alive = || measure::alive(watched);
 
         // 1. Idle.
-        let err = |e: StepFailure| step_error(watched, Step::Idle, e);
+        let err = |e: StepFailure| step_error(watched, Step::Idle.name(), e);
         live.set("idle", level);
         let bar = progress::step_bar(&format!("{level}: opening"), level, show);
         fleet
@@ -527,7 +566,7 @@ async fn audit(
         step_done(report, Step::Idle, &idle, level);
 
         // 2. One message each.
-        let err = |e: StepFailure| step_error(watched, Step::AfterMessage, e);
+        let err = |e: StepFailure| step_error(watched, Step::AfterMessage.name(), e);
         live.set("one message", level);
         let bar = progress::step_bar(&format!("{level}: one message each"), level, show);
         fleet
@@ -542,7 +581,7 @@ async fn audit(
         step_done(report, Step::AfterMessage, &after_message, level);
 
         // 3. Traffic on each.
-        let err = |e: StepFailure| step_error(watched, Step::AfterTraffic, e);
+        let err = |e: StepFailure| step_error(watched, Step::AfterTraffic.name(), e);
         live.set("traffic", level);
         let bar = progress::step_bar(&format!("{level}: traffic"), level, show);
         fleet
@@ -555,7 +594,7 @@ async fn audit(
         step_done(report, Step::AfterTraffic, &after_traffic, level);
 
         // 4. Closed.
-        let err = |e: StepFailure| step_error(watched, Step::AfterClose, e);
+        let err = |e: StepFailure| step_error(watched, Step::AfterClose.name(), e);
         live.set("closed", level);
         let bar = progress::step_bar(&format!("{level}: closing"), level, show);
         fleet
@@ -570,6 +609,20 @@ async fn audit(
             .map_err(|e| err(e.into()))?;
         step_done(report, Step::AfterClose, &closed, level);
         before = closed;
+    }
+
+    // The head probe, at the first level.
+    if let (Some(header_bytes), Some(&connections)) = (options.head_probe, options.levels.first()) {
+        let probe = probe::Probe {
+            connections,
+            header_bytes,
+            rate: options.rate,
+            dial,
+            watched,
+            show,
+            settle: options.settle,
+        };
+        probe::run(probe, &before, fleet, report, live).await?;
     }
     Ok(())
 }
@@ -586,7 +639,11 @@ fn sends(sizes: Vec<usize>) -> Traffic {
 
 /// The error of `step`: when an audited process has gone, that is what it says
 /// first (the websockets' errors are its consequence).
-fn step_error(watched: &[Watched], step: Step, failure: impl Into<StepFailure>) -> StepError {
+fn step_error(
+    watched: &[Watched],
+    step: &'static str,
+    failure: impl Into<StepFailure>,
+) -> StepError {
     let failure = failure.into();
     let failure = match measure::alive(watched) {
         Err(gone) if !failure.names(&gone) => StepFailure::GoneMeanwhile {

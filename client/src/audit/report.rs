@@ -9,6 +9,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::measure::{ProcessFigures, Reading, Watched};
+use super::probe::HeadProbe;
 use crate::table::TextTable;
 use runtime::procfs::Sockstat;
 
@@ -78,6 +79,8 @@ pub struct AuditReport {
     /// The readings before the first level opened.
     pub baseline: Option<Figures>,
     pub levels: Vec<Level>,
+    /// The head probe (`--head-probe`) at the first level; `null` when not asked.
+    pub head_probe: Option<HeadProbe>,
     /// What the figures show, in words.
     pub lines: Vec<String>,
     /// Why the audit ended early; `null` when it went to its end.
@@ -95,6 +98,8 @@ pub struct AuditSettings {
     pub traffic_message_size: u64,
     /// The longest wait for steady figures before a reading, seconds.
     pub settle_max_secs: f64,
+    /// The head probe's large header, bytes; `null` without `--head-probe`.
+    pub head_probe_header_bytes: Option<u64>,
 }
 
 /// One process measured.
@@ -248,6 +253,7 @@ impl AuditReport {
                 .collect(),
             baseline: None,
             levels: Vec::new(),
+            head_probe: None,
             lines: Vec::new(),
             error: None,
         }
@@ -513,6 +519,9 @@ pub fn lines(r: &AuditReport) -> Vec<String> {
             ));
         }
     }
+    if let Some(probe) = &r.head_probe {
+        out.extend(probe.lines());
+    }
     if let Some(e) = &r.error {
         out.push(format!(
             "The audit stopped{}: {}",
@@ -622,6 +631,10 @@ pub fn render_table(r: &AuditReport) -> String {
         }
         out.push_str(&table.render());
     }
+    if let Some(probe) = &r.head_probe {
+        out.push('\n');
+        out.push_str(&probe.table());
+    }
     out
 }
 
@@ -656,6 +669,7 @@ mod tests {
             traffic_bytes: 256 << 10,
             traffic_message_size: 16 << 10,
             settle_max_secs: 20.0,
+            head_probe_header_bytes: Some(12 << 10),
         }
     }
 
@@ -743,6 +757,7 @@ mod tests {
         });
         r.begin_level(10);
         r.record(Step::Before, &reading(&[(1, 1)], 1), true);
+        r.head_probe = Some(HeadProbe::new(10, 12 << 10, &w));
         r.fail("idle", "x".into());
         let json = serde_json::to_value(&r).unwrap();
         let mut keys: Vec<String> = Vec::new();
@@ -757,6 +772,8 @@ mod tests {
         add(&json["levels"][0]["sockstat"]);
         add(&json["levels"][0]["sockstat"]["before"]);
         add(&json["error"]);
+        add(&json["head_probe"]);
+        add(&json["head_probe"]["processes"][0]);
         for key in json["levels"][0]["processes"][0]
             .as_object()
             .unwrap()

@@ -24,14 +24,18 @@ pub fn target(options: &AuditOptions, target: TargetUrl) -> TargetUrl {
     }
 }
 
-/// The audit's fleet: its websockets speak socket.io with `--socketio` (else as
-/// the URL's path says), and await each echo with `--echo`.
-pub fn fleet(options: &AuditOptions, dial: Dial) -> Fleet {
-    let dial = if options.socketio {
+/// The audit's dial: speaking socket.io with `--socketio` (else as the URL's path
+/// says, [`Dial::new`]); the head probe's fleets are opened with it too.
+pub fn dial(options: &AuditOptions, dial: Dial) -> Dial {
+    if options.socketio {
         dial.socketio()
     } else {
         dial
-    };
+    }
+}
+
+/// The audit's fleet on `dial`, awaiting each echo with `--echo`.
+pub fn fleet(options: &AuditOptions, dial: Dial) -> Fleet {
     let mut fleet = Fleet::new(dial);
     fleet.await_echoes(options.echo);
     fleet
@@ -48,11 +52,8 @@ mod tests {
             ..AuditOptions::default()
         };
         let t = target(&options, TargetUrl::parse(url).unwrap());
-        let mut dial = Dial::new(t, None, 0);
-        if options.socketio {
-            dial = dial.socketio();
-        }
-        (dial.target.url, dial.speech)
+        let d = dial(&options, Dial::new(t, None, 0));
+        (d.target.url, d.speech)
     }
 
     #[test]

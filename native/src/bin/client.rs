@@ -117,6 +117,15 @@ struct AuditArgs {
     /// wait for each echo as well as the pong before the next message.
     #[arg(long)]
     echo: bool,
+    /// After the levels, probe for kept request heads: open the first level once
+    /// with the handshake's small request and once with a large Cookie header, and
+    /// say whether each process holds the difference (see docs/guide/audit.md).
+    #[arg(long)]
+    head_probe: bool,
+    /// Bytes of the head probe's Cookie header; the server's header limit must
+    /// allow it (nginx's default: 8 KiB a header line).
+    #[arg(long, value_name = "BYTES", default_value_t = client::audit::probe::DEFAULT_HEADER_BYTES)]
+    probe_header_bytes: usize,
     #[command(flatten)]
     config: ConfigArgs,
 }
@@ -205,6 +214,7 @@ async fn audit(args: AuditArgs) -> ExitCode {
         json: args.json,
         chart: args.chart,
         settle: args.settle,
+        head_probe: args.head_probe.then_some(args.probe_header_bytes),
     };
     match client::audit::run(config, options, shutdown.clone()).await {
         Ok(_) => ExitCode::SUCCESS,

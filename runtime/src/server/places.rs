@@ -29,7 +29,8 @@ pub struct ConnectionStats {
 
 /// What the snapshot's `connections.list` says of one open connection.
 struct Described {
-    peer: Option<SocketAddr>,
+    /// The peer's address, written once (a snapshot of thousands formats none).
+    peer: Option<String>,
     mode: Option<HeadMode>,
     opened: Instant,
     own_bytes: u64,
@@ -83,7 +84,7 @@ impl ConnectionStats {
             .iter()
             .map(|(id, d)| snapshot::OpenConnection {
                 id: *id,
-                peer: d.peer.map(|p| p.to_string()),
+                peer: d.peer.clone(),
                 head_mode: d.mode,
                 age_ms: now.saturating_duration_since(d.opened).as_millis() as u64,
                 own_bytes: d.own_bytes,
@@ -162,7 +163,7 @@ impl OpenConnection {
     /// its task holds for it while open (`size_of_val` of that value).
     pub fn describe(&mut self, id: u64, peer: Option<SocketAddr>, own_bytes: usize) {
         let entry = Described {
-            peer,
+            peer: peer.map(|p| p.to_string()),
             mode: self.mode,
             opened: Instant::now(),
             own_bytes: own_bytes as u64,
