@@ -1,6 +1,7 @@
 //! The headless load client: the seed's `client.js`, in Rust.
 //!
-//! It opens websockets through the proxy ([`connect`]): one data connection first,
+//! It opens websockets through the proxy ([`connect`]), speaking socket.io when the
+//! wss runs the socketio stack ([`load::speech`]): one data connection first,
 //! which sends `client_dataSize` bytes every `client_dataDelay` ms (the traffic that
 //! fills slabs), then pinning connections at `client_connectionspersecond` until
 //! `client_maxConnections` are open, each held open for the run ([`load`]), after
@@ -60,6 +61,9 @@ pub struct ClientOptions {
     pub reconnect: Option<Backoff>,
     /// At the end, write both servers' snapshots to this folder (made if missing).
     pub save_snapshots: Option<PathBuf>,
+    /// Speak socket.io to the wss (`--socketio`); without it, the run speaks
+    /// socket.io when the wss's snapshot says it runs the socketio stack.
+    pub socketio: bool,
 }
 
 /// Pauses between attempts to reopen a lost connection: doubling from `first` up
@@ -125,8 +129,13 @@ pub struct ClientSummary {
     pub data_bytes_sent: u64,
     /// Data connection attempts that failed.
     pub data_failed: u64,
-    /// Messages received on all connections (the server's greetings, echoes).
+    /// Messages received on all connections (the server's greetings, echoes; on
+    /// socket.io, its events).
     pub messages_received: u64,
+    /// Whether the run spoke socket.io (`--socketio`, or the wss's stack).
+    pub socketio: bool,
+    /// socket.io pings answered on all connections (what keeps idle sockets open).
+    pub pings_answered: u64,
     /// Bytes of binary messages the data connection received (the wss's echoes,
     /// with `wss_echo`): equal to `data_bytes_sent` when no byte was lost.
     pub data_bytes_received: u64,

@@ -3,7 +3,8 @@
 //! the warp wss keeps in retain mode), then `client_pinDataBytes` bytes in messages
 //! of `client_pinDataMessageSize` (the last one shorter). Nothing is paced: each
 //! message is written as the socket takes it, while the connection goes on reading
-//! (so echoes and pings never stall it).
+//! (so echoes and pings never stall it). On socket.io each message is a `message`
+//! event carrying the same bytes as text.
 //!
 //! The counters live in the client's [`State`](runtime::server::State), so its
 //! snapshot (the `client` section) says how many connections are done.
@@ -15,7 +16,7 @@ use bytes::Bytes;
 use futures_util::{Sink, Stream};
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 
-use super::connect::WsStream;
+use super::connect::{Speech, WsStream};
 use runtime::config::Config;
 
 /// What each pinning connection sends: the sizes of its messages, in order.
@@ -92,6 +93,8 @@ pub(super) struct PinTraffic {
     next: u64,
     /// Size of the message handed to the websocket and not yet flushed.
     in_flight: Option<u64>,
+    /// How each message goes: a binary message, or a socket.io `message` event.
+    speech: Speech,
 }
 
 /// What happened on a connection.
@@ -107,7 +110,7 @@ pub(super) enum Step {
 
 impl PinTraffic {
     /// A connection's traffic, not started.
-    pub(super) fn new(plan: &PinPlan, shared: &(Bytes, Bytes)) -> PinTraffic {
+    pub(super) fn new(plan: &PinPlan, shared: &(Bytes, Bytes), speech: Speech) -> PinTraffic {
         PinTraffic {
             plan: plan.clone(),
             first: shared.0.clone(),
@@ -115,6 +118,7 @@ impl PinTraffic {
             started: false,
             next: 0,
             in_flight: None,
+            speech,
         }
     }
 
@@ -174,7 +178,7 @@ impl PinTraffic {
                 Poll::Pending => return Poll::Pending,
             }
             let payload = self.payload(self.next, size);
-            if let Err(e) = ws.as_mut().start_send(Message::Binary(payload)) {
+            if let Err(e) = ws.as_mut().start_send(self.speech.payload(&payload)) {
                 return Poll::Ready(Step::Failed(e));
             }
             self.next += 1;

@@ -24,11 +24,15 @@
 //! exits, a target that refuses, a wrong pid or a level the open-file limit cannot
 //! hold ends the audit with a clear message, the figures taken so far kept in the
 //! JSON, and exit code 1.
+//!
+//! A socket.io server is audited with socket.io sockets ([`socketio`]: `--socketio`,
+//! or a URL whose path is `/socket.io/`).
 
 pub mod chart;
 pub mod measure;
 pub mod probe;
 pub mod report;
+pub mod socketio;
 pub mod target;
 
 use std::net::SocketAddr;
@@ -76,6 +80,10 @@ pub struct AuditOptions {
     pub message_size: usize,
     pub traffic_bytes: usize,
     pub traffic_message_size: usize,
+    /// Speak socket.io (`--socketio`; also when the URL's path is `/socket.io/`).
+    pub socketio: bool,
+    /// The server sends every message back: await each echo too (`--echo`).
+    pub echo: bool,
     pub trust: Trust,
     /// Show the progress bars (drawn only when stderr is a terminal).
     pub progress: bool,
@@ -97,6 +105,8 @@ impl Default for AuditOptions {
             message_size: 100,
             traffic_bytes: 256 << 10,
             traffic_message_size: 16 << 10,
+            socketio: false,
+            echo: false,
             trust: Trust::default(),
             progress: true,
             json: None,
@@ -247,7 +257,7 @@ pub async fn run(
     options: AuditOptions,
     shutdown: Shutdown,
 ) -> Result<AuditReport, AuditError> {
-    let target = check(&options)?;
+    let target = socketio::target(&options, check(&options)?);
     let settings = AuditSettings {
         levels: options.levels.clone(),
         rate: options.rate,
@@ -308,12 +318,15 @@ pub async fn run(
     ));
 
     let mut report = AuditReport::new(&options.target, settings, &watched);
-    let dial = Dial::new(
-        target,
-        tls,
-        options.message_size.max(options.traffic_message_size),
+    let dial = socketio::dial(
+        &options,
+        Dial::new(
+            target,
+            tls,
+            options.message_size.max(options.traffic_message_size),
+        ),
     );
-    let mut fleet = Fleet::new(dial.clone());
+    let mut fleet = socketio::fleet(&options, dial.clone());
     let outcome = tokio::select! {
         r = audit(&options, &dial, &watched, &mut report, &mut fleet, &live) => r,
         _ = shutdown.cancelled() => Err(StepError {

@@ -1,6 +1,8 @@
 //! The one websocket dialer of the client: TCP, TLS for `wss://`, the websocket
 //! handshake and (when the server greets) its first message, all within one
-//! deadline ([`dial`]).
+//! deadline ([`dial`]). With [`Speech::SocketIo`] the websocket goes to socket.io's
+//! path and the dialer opens a socket.io socket on it ([`socketio`]): engine.io's
+//! open, the default namespace's connect, and the greeting event.
 //!
 //! Everything that opens a websocket goes through it: the load run's pinning and
 //! data connections (through the proxy, [`Dial::to_proxy`], whose failures become
@@ -9,6 +11,7 @@
 //! where and how; a [`DialError`] says which step failed, where, and why.
 
 mod proxy;
+pub mod socketio;
 mod stream;
 
 use std::io;
@@ -29,6 +32,7 @@ use tokio_tungstenite::tungstenite::Message;
 
 pub(crate) use self::proxy::{bare_host, open_with};
 pub use self::proxy::{open_websocket, proxy_addr, proxy_url};
+pub use self::socketio::{Heard, Speech};
 pub use self::stream::{ProxyStream, WsStream};
 
 /// Time allowed for connecting, the TLS handshake and the websocket handshake together.
@@ -107,6 +111,31 @@ impl TargetUrl {
         })
     }
 
+    /// Whether the URL's path is socket.io's (`/socket.io/...`): its server speaks
+    /// socket.io.
+    pub fn is_socketio(&self) -> bool {
+        self.url
+            .parse::<tungstenite::http::Uri>()
+            .is_ok_and(|u| u.path().starts_with("/socket.io/"))
+    }
+
+    /// The same server at socket.io's path and query
+    /// ([`socketio_wire::WEBSOCKET_PATH`]), unless the URL names a path of its own.
+    pub fn to_socketio(&self) -> TargetUrl {
+        let Ok(uri) = self.url.parse::<tungstenite::http::Uri>() else {
+            return self.clone();
+        };
+        if !matches!(uri.path_and_query().map(|p| p.as_str()), None | Some("/")) {
+            return self.clone();
+        }
+        let scheme = if self.tls { "wss" } else { "ws" };
+        let authority = uri.authority().map(|a| a.as_str()).unwrap_or_default();
+        TargetUrl {
+            url: format!("{scheme}://{authority}{}", socketio_wire::WEBSOCKET_PATH),
+            ..self.clone()
+        }
+    }
+
     /// `host:port`, an IPv6 host in brackets.
     pub fn addr(&self) -> String {
         if self.host.contains(':') {
@@ -142,14 +171,18 @@ pub struct Dial {
     /// Headers added to the upgrade request, after the handshake's own (the large
     /// `Cookie` of `client audit --head-probe`).
     pub headers: Vec<(HeaderName, HeaderValue)>,
+    /// What the websocket speaks: with [`Speech::SocketIo`] the dialer opens a
+    /// socket.io socket on it (the greeting is the server's first event).
+    pub speech: Speech,
 }
 
 impl Dial {
     /// Opening websockets to `target`: a 4 KiB read buffer, messages up to
-    /// `max_message` (at least 1 MiB), no greeting awaited, a clean close, 10 s.
+    /// `max_message` (at least 1 MiB), no greeting awaited, a clean close, 10 s;
+    /// speaking socket.io when the target's path is socket.io's
+    /// ([`TargetUrl::is_socketio`]).
     pub fn new(target: TargetUrl, tls: Option<Arc<ClientConfig>>, max_message: usize) -> Dial {
         Dial {
-            target,
             tls,
             connect_to: None,
             max_message: max_message.max(1 << 20),
@@ -158,6 +191,18 @@ impl Dial {
             reset: false,
             timeout: OPEN_TIMEOUT,
             headers: Vec::new(),
+            speech: Speech::socketio(target.is_socketio()),
+            target,
+        }
+    }
+
+    /// The same dial speaking socket.io: to socket.io's path on the target (unless
+    /// its URL names a path) and opening a socket.io socket there.
+    pub fn socketio(self) -> Dial {
+        Dial {
+            target: self.target.to_socketio(),
+            speech: Speech::SocketIo,
+            ..self
         }
     }
 }
@@ -173,6 +218,9 @@ pub enum Phase {
     Handshake,
     /// The server's first message ([`Dial::greeting`]).
     Greeting,
+    /// The socket.io handshake: engine.io's open, the namespace's connect, the
+    /// greeting event when awaited ([`Speech::SocketIo`]).
+    SocketIo,
 }
 
 /// Why a websocket could not be opened: which step failed, where, and why.
@@ -225,6 +273,15 @@ pub enum DialError {
     /// The server closed the websocket before greeting.
     #[error("closed before the greeting")]
     ClosedBeforeGreeting,
+    /// A socket.io dial met a server that does not speak socket.io (engine.io v4).
+    #[error(
+        "the server does not speak socket.io (engine.io v4): expected engine.io's open \
+         packet and the namespace's answer, got {got:?}"
+    )]
+    NotSocketIo { got: String },
+    /// The socket.io server refused to connect the default namespace.
+    #[error("the socket.io server refused the namespace \"/\": {0}")]
+    Refused(String),
 }
 
 /// What to do about a certificate the handshake did not trust.
@@ -322,7 +379,11 @@ where
         .map_err(|_| timeout(Phase::Handshake))?
         .map_err(handshake_error)?;
 
-    if dial.greeting {
+    if dial.speech == Speech::SocketIo {
+        tokio::time::timeout_at(deadline, socketio::handshake(&mut ws, dial.greeting))
+            .await
+            .map_err(|_| timeout(Phase::SocketIo))??;
+    } else if dial.greeting {
         let first = tokio::time::timeout_at(deadline, ws.next())
             .await
             .map_err(|_| timeout(Phase::Greeting))?;
@@ -358,5 +419,25 @@ mod tests {
             .contains("ws:// or wss://"));
         assert!(TargetUrl::parse("localhost:80").is_err());
         assert!(TargetUrl::parse("not a url").is_err());
+    }
+
+    #[test]
+    fn socketio_urls_go_to_its_path_unless_one_is_named() {
+        let t = TargetUrl::parse("wss://localhost:8600/").unwrap();
+        assert!(!t.is_socketio());
+        let s = t.to_socketio();
+        assert_eq!(
+            s.url,
+            "wss://localhost:8600/socket.io/?EIO=4&transport=websocket"
+        );
+        assert!(s.is_socketio());
+        assert_eq!((s.host.as_str(), s.port, s.tls), ("localhost", 8600, true));
+        let t = TargetUrl::parse("ws://[::1]:9000").unwrap().to_socketio();
+        assert_eq!(
+            t.url,
+            "ws://[::1]:9000/socket.io/?EIO=4&transport=websocket"
+        );
+        let own = TargetUrl::parse("ws://127.0.0.1:9000/chat/?EIO=4&transport=websocket").unwrap();
+        assert_eq!(own.to_socketio(), own);
     }
 }

@@ -64,6 +64,7 @@ impl Dial {
             reset: false,
             timeout: OPEN_TIMEOUT,
             headers: Vec::new(),
+            speech: super::Speech::Websocket,
         }
     }
 }
@@ -103,6 +104,7 @@ impl Phase {
             Phase::Tls => "TLS handshake with the proxy",
             Phase::Handshake => "websocket handshake with the proxy",
             Phase::Greeting => "the proxy's greeting",
+            Phase::SocketIo => "the socket.io handshake through the proxy",
         }
     }
 }

@@ -6,6 +6,12 @@
 //! for its pong before the next. A server answers a ping only once it has read what
 //! came before it, so the pong is the proof the message was read, whether the server
 //! echoes or not.
+//!
+//! On socket.io ([`Speech::SocketIo`]) each message is a `message` event, the
+//! server's engine.io pings are answered wherever they come (idle or sending), and
+//! the websocket ping still paces the sends (a socket.io server's websocket answers
+//! it once it has read the event before it). With [`Order::Send`]'s `echo`, each
+//! message's echo is awaited too, before the next.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -17,7 +23,7 @@ use tokio::sync::{watch, Semaphore};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_util::sync::CancellationToken;
 
-use crate::connect::{DialError, WsStream};
+use crate::connect::{DialError, Heard, Speech, WsStream};
 
 /// Time allowed to close one websocket cleanly (close frame sent, the answer read).
 const CLOSE_WAIT: Duration = Duration::from_secs(3);
@@ -36,6 +42,8 @@ pub(super) enum Order {
         payload: Bytes,
         slots: Arc<Semaphore>,
         timeout: Duration,
+        /// The server echoes every message: await each echo as well as the pong.
+        echo: bool,
     },
     /// Close cleanly: a close frame, its answer awaited (bounded).
     Close,
@@ -58,12 +66,21 @@ pub enum ConnError {
     /// The pong of a message's ping did not come in time.
     #[error("no pong within {0:?} (does the server answer pings?)")]
     NoPong(Duration),
+    /// The pong or the echo of a message did not come in time (echoes awaited).
+    #[error("no pong and echo within {0:?} (does the server echo every message event?)")]
+    NoEcho(Duration),
     /// It broke while idle.
     #[error("websocket broke: {0}")]
     Broke(#[source] Box<tungstenite::Error>),
     /// The server closed it while idle.
     #[error("the server closed the websocket")]
     Closed,
+    /// Answering a socket.io ping failed.
+    #[error("answering a socket.io ping: {0}")]
+    Pong(#[source] Box<tungstenite::Error>),
+    /// The server sent what is no socket.io packet.
+    #[error(transparent)]
+    Garbage(#[from] socketio_wire::WireError),
 }
 
 /// The first error any websocket of a fleet met, shown in the fleet's errors
@@ -100,6 +117,8 @@ pub(super) struct Counters {
     /// Connections closed by the fleet.
     pub closed: AtomicU64,
     pub received: AtomicU64,
+    /// socket.io pings answered.
+    pub pings_answered: AtomicU64,
     first_error: Mutex<FirstError>,
 }
 
@@ -129,6 +148,7 @@ pub(super) fn get(a: &AtomicU64) -> u64 {
 /// `stop` (the socket is then dropped as it is).
 pub(super) async fn connection(
     mut ws: WsStream,
+    speech: Speech,
     mut orders: watch::Receiver<Order>,
     counters: &Counters,
     stop: &CancellationToken,
@@ -148,16 +168,22 @@ pub(super) async fn connection(
                 payload,
                 slots,
                 timeout,
+                echo,
             } if round != done_round => {
                 done_round = round;
                 let Ok(_slot) = slots.acquire().await else {
                     return;
                 };
                 let sent = tokio::select! {
-                    r = tokio::time::timeout(timeout, send_paced(&mut ws, &sizes, &payload, counters)) => r,
+                    r = tokio::time::timeout(timeout, send_paced(&mut ws, speech, Paced { sizes: &sizes, payload: &payload, echo }, counters)) => r,
                     _ = stop.cancelled() => return,
                 };
-                let sent = sent.unwrap_or(Err(ConnError::NoPong(timeout)));
+                let late = if echo {
+                    ConnError::NoEcho(timeout)
+                } else {
+                    ConnError::NoPong(timeout)
+                };
+                let sent = sent.unwrap_or(Err(late));
                 match sent {
                     Ok(()) => {
                         counters.sent.fetch_add(1, Ordering::Relaxed);
@@ -180,8 +206,12 @@ pub(super) async fn connection(
                 }
             }
             m = ws.next() => match m {
-                Some(Ok(_)) => {
-                    counters.received.fetch_add(1, Ordering::Relaxed);
+                Some(Ok(m)) => {
+                    if let Err(e) = heard(&mut ws, speech, &m, counters).await {
+                        counters.error(e);
+                        counters.closed_by_peer.fetch_add(1, Ordering::Relaxed);
+                        return;
+                    }
                 }
                 Some(Err(e)) => {
                     counters.error(ConnError::Broke(Box::new(e)));
@@ -198,15 +228,50 @@ pub(super) async fn connection(
     }
 }
 
-/// Messages of `sizes`, each followed by a ping whose pong comes before the next.
+/// What one send round sends: messages of `sizes` cut from `payload`, each echo
+/// awaited when `echo`.
+struct Paced<'a> {
+    sizes: &'a [usize],
+    payload: &'a Bytes,
+    echo: bool,
+}
+
+/// Acts on a message read: counts it, answers a socket.io ping; an echo when it is
+/// one (a binary message, or a socket.io `message` event).
+async fn heard(
+    ws: &mut WsStream,
+    speech: Speech,
+    m: &Message,
+    counters: &Counters,
+) -> Result<bool, ConnError> {
+    match speech.hear(m) {
+        Heard::Message { echo, .. } => {
+            counters.received.fetch_add(1, Ordering::Relaxed);
+            Ok(echo)
+        }
+        Heard::Answer(answer) => {
+            ws.send(answer)
+                .await
+                .map_err(|e| ConnError::Pong(Box::new(e)))?;
+            counters.pings_answered.fetch_add(1, Ordering::Relaxed);
+            Ok(false)
+        }
+        Heard::Nothing => Ok(false),
+        Heard::Garbage(e) => Err(e.into()),
+    }
+}
+
+/// Messages of `sizes`, each followed by a ping whose pong (and, with `echo`, the
+/// message's echo) comes before the next.
 async fn send_paced(
     ws: &mut WsStream,
-    sizes: &[usize],
-    payload: &Bytes,
+    speech: Speech,
+    paced: Paced<'_>,
     counters: &Counters,
 ) -> Result<(), ConnError> {
-    for (i, len) in sizes.iter().enumerate() {
-        ws.send(Message::Binary(payload.slice(..*len)))
+    let mut echoes = 0usize;
+    for (i, len) in paced.sizes.iter().enumerate() {
+        ws.send(speech.payload(&paced.payload.slice(..*len)))
             .await
             .map_err(|e| ConnError::SendMessage(Box::new(e)))?;
         let mut tag = PING_TAG.to_vec();
@@ -214,11 +279,14 @@ async fn send_paced(
         ws.send(Message::Ping(tag.clone().into()))
             .await
             .map_err(|e| ConnError::SendPing(Box::new(e)))?;
-        loop {
+        let mut ponged = false;
+        while !ponged || (paced.echo && echoes <= i) {
             match ws.next().await {
-                Some(Ok(Message::Pong(p))) if p.as_ref() == tag.as_slice() => break,
-                Some(Ok(_)) => {
-                    counters.received.fetch_add(1, Ordering::Relaxed);
+                Some(Ok(Message::Pong(p))) if p.as_ref() == tag.as_slice() => ponged = true,
+                Some(Ok(m)) => {
+                    if heard(ws, speech, &m, counters).await? {
+                        echoes += 1;
+                    }
                 }
                 Some(Err(e)) => return Err(ConnError::BrokeWhileSending(Box::new(e))),
                 None => return Err(ConnError::ClosedWhileSending),

@@ -5,7 +5,9 @@
 //! Every websocket lives in its own task (`conn`) and waits for orders on a watch
 //! channel: send messages, or close. Opening goes through the client's one dialer
 //! ([`dial`], [`crate::connect`]), with the options the fleet's users need (a
-//! greeting awaited, a reset on close).
+//! greeting awaited, a reset on close). A dial speaking socket.io
+//! ([`Dial::socketio`]) makes a fleet of socket.io sockets: their traffic goes as
+//! `message` events and the server's pings are answered, idle or sending.
 
 mod conn;
 
@@ -21,7 +23,7 @@ use tokio_util::task::TaskTracker;
 
 use self::conn::{get, Counters, Order};
 pub use self::conn::{ConnError, FirstError};
-pub use crate::connect::{dial, Dial, DialError, TargetUrl, UrlError};
+pub use crate::connect::{dial, Dial, DialError, Speech, TargetUrl, UrlError};
 
 /// Handshakes in flight at once.
 const HANDSHAKES: usize = 256;
@@ -100,6 +102,8 @@ pub struct Fleet {
     tracker: TaskTracker,
     stop: CancellationToken,
     round: u64,
+    /// Await each message's echo as well as its pong ([`Fleet::await_echoes`]).
+    echo: bool,
 }
 
 impl Fleet {
@@ -112,7 +116,21 @@ impl Fleet {
             tracker: TaskTracker::new(),
             stop: CancellationToken::new(),
             round: 0,
+            echo: false,
         }
+    }
+
+    /// The server sends every message back (an echo server): from now on each
+    /// message's echo is awaited as well as its pong before the next is sent (a
+    /// message the server has processed, not only read). A server that does not
+    /// echo then fails the send with a timeout.
+    pub fn await_echoes(&mut self, echo: bool) {
+        self.echo = echo;
+    }
+
+    /// socket.io pings the websockets have answered so far (none on plain websockets).
+    pub fn pings_answered(&self) -> u64 {
+        get(&self.counters.pings_answered)
     }
 
     /// Websockets open now.
@@ -226,6 +244,7 @@ impl Fleet {
             payload: Bytes::from(vec![0x61; largest]),
             slots: Arc::new(Semaphore::new(traffic.senders.max(1))),
             timeout: traffic.timeout,
+            echo: self.echo,
         });
         loop {
             let (sent, failed) = (get(&self.counters.sent), get(&self.counters.send_failed));
@@ -308,7 +327,7 @@ impl Fleet {
             match opened {
                 Ok(ws) => {
                     counters.open.fetch_add(1, Ordering::Relaxed);
-                    conn::connection(ws, orders, &counters, &stop).await;
+                    conn::connection(ws, dial.speech, orders, &counters, &stop).await;
                     counters.open.fetch_sub(1, Ordering::Relaxed);
                 }
                 Err(e) => {

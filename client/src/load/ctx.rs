@@ -45,6 +45,8 @@ pub(super) struct Counters {
     pub(super) reconnects: AtomicU64,
     pub(super) reconnect_failed: AtomicU64,
     pub(super) received: AtomicU64,
+    /// socket.io pings answered (its pongs sent), on every connection.
+    pub(super) pings_answered: AtomicU64,
 }
 
 pub(super) fn get(a: &AtomicU64) -> u64 {

@@ -12,7 +12,7 @@ use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 
 use super::ctx::Ctx;
-use crate::connect::WsStream;
+use crate::connect::{Heard, WsStream};
 use crate::pin_traffic::{self, PinTraffic, Step};
 
 /// Time allowed to close one websocket cleanly (close frame sent, answer read).
@@ -26,9 +26,10 @@ pub(super) enum End {
     Closed(String),
 }
 
-/// Reads a websocket until it closes or the run stops; with a payload, also sends
-/// it every `client_dataDelay` ms; with `traffic`, sends it once the first message
-/// (the wss's greeting) has arrived.
+/// Reads a websocket until it closes or the run stops; with a payload (of
+/// `client_dataSize` bytes), also sends it every `client_dataDelay` ms; with
+/// `traffic`, sends it once the first message (the wss's greeting) has arrived.
+/// On socket.io, only events count as messages and the server's pings are answered.
 pub(super) async fn hold(
     ctx: &Ctx,
     mut ws: WsStream,
@@ -67,18 +68,27 @@ pub(super) async fn hold(
                         None => "closed by the server".into(),
                     });
                 }
-                Step::Received(Some(Ok(m))) => {
-                    c.received.fetch_add(1, Ordering::Relaxed);
-                    if m.is_text() || m.is_binary() {
+                Step::Received(Some(Ok(m))) => match ctx.dial.speech.hear(&m) {
+                    Heard::Message { len, echo } => {
+                        c.received.fetch_add(1, Ordering::Relaxed);
                         // The greeting: the connection's own traffic may start.
                         if let Some(t) = traffic.as_deref_mut() {
                             t.start();
                         }
+                        if payload.is_some() && echo {
+                            c.data_received.fetch_add(len, Ordering::Relaxed);
+                        }
                     }
-                    if payload.is_some() && m.is_binary() {
-                        c.data_received.fetch_add(m.len() as u64, Ordering::Relaxed);
+                    Heard::Answer(answer) => {
+                        // socket.io's ping: its pong keeps an idle socket open.
+                        if let Err(e) = ws.send(answer).await {
+                            return End::Closed(format!("answering a ping failed: {e}"));
+                        }
+                        c.pings_answered.fetch_add(1, Ordering::Relaxed);
                     }
-                }
+                    Heard::Nothing => {}
+                    Heard::Garbage(e) => return End::Closed(e.to_string()),
+                },
                 Step::Received(Some(Err(WsError::ConnectionClosed)) | None) => {
                     return End::Closed(close_frame.unwrap_or_else(|| "closed by the server".into()));
                 }
@@ -102,7 +112,7 @@ pub(super) async fn hold(
                 match sent {
                     Ok(()) => {
                         c.data_messages.fetch_add(1, Ordering::Relaxed);
-                        c.data_bytes.fetch_add(payload.len() as u64, Ordering::Relaxed);
+                        c.data_bytes.fetch_add(ctx.config.client_data_size, Ordering::Relaxed);
                     }
                     Err(e) => return End::Closed(format!("sending failed: {e}")),
                 }

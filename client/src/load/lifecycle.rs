@@ -8,7 +8,6 @@ use std::time::Duration;
 use bytes::Bytes;
 use tokio::sync::oneshot;
 use tokio::time::Instant;
-use tokio_tungstenite::tungstenite::Message;
 
 use super::attempt::{attempt, explained};
 use super::ctx::Ctx;
@@ -51,7 +50,7 @@ pub(super) async fn pinning_connection(ctx: Arc<Ctx>) {
 enum Kind<'a> {
     Pinning,
     /// The data connection, with the payload it sends.
-    Data(&'a Message),
+    Data(&'a tokio_tungstenite::tungstenite::Message),
 }
 
 /// Holds `ws` until it closes or the run stops and, while the run reconnects,
@@ -83,13 +82,13 @@ async fn lives(ctx: &Ctx, mut ws: WsStream, kind: Kind<'_>) {
                 let traffic = ctx
                     .pin_plan
                     .as_ref()
-                    .map(|plan| PinTraffic::new(plan, &ctx.pin_payloads));
+                    .map(|plan| PinTraffic::new(plan, &ctx.pin_payloads, ctx.dial.speech));
                 (None, traffic)
             }
             Kind::Data(payload) => {
                 tracing::info!(
                     "data connection open: sending {} bytes every {} ms",
-                    payload.len(),
+                    ctx.config.client_data_size,
                     ctx.config.client_data_delay
                 );
                 c.data_up.store(true, Ordering::Relaxed);
@@ -171,7 +170,7 @@ pub(super) async fn reconnect(
 /// opens), then sends its payload every `client_dataDelay` ms. Once lost, it is
 /// reopened with backoff when the run reconnects, and stays closed otherwise.
 pub(super) async fn data_connection(ctx: Arc<Ctx>, size: usize, first: oneshot::Sender<()>) {
-    let payload = Message::Binary(Bytes::from(vec![b'x'; size]));
+    let payload = ctx.dial.speech.payload(&Bytes::from(vec![b'x'; size]));
     let mut first = Some(first);
     let mut pauses = ctx.reconnect.unwrap_or_default().pauses();
     let ws = loop {

@@ -21,6 +21,7 @@ mod ctx;
 mod hold;
 mod lifecycle;
 mod ramp;
+pub mod speech;
 mod stats;
 mod throttled;
 mod tls_cache;
@@ -39,7 +40,7 @@ use self::ramp::ramp;
 use self::stats::{show_progress, stats, stats_line, summary_line};
 use self::throttled::Throttled;
 use self::tls_cache::TlsCache;
-use super::connect::{proxy_url, Dial};
+use super::connect::Dial;
 use super::pin_traffic::{PinPlan, PinTraffic};
 use super::{progress, report, save, ClientError, ClientOptions, ClientSummary, SettingsError};
 use runtime::config::Config;
@@ -73,6 +74,16 @@ pub(super) async fn run(
         .await
         .map_err(|(addr, source)| ClientError::Snapshot { addr, source })?;
 
+    let socketio = options.socketio || speech::wss_speaks_socketio(&config).await;
+    let dial = if socketio {
+        tracing::info!(
+            "the wss speaks socket.io: every connection opens a socket.io socket at {}",
+            socketio_wire::WEBSOCKET_PATH
+        );
+        Dial::to_proxy(&config).socketio()
+    } else {
+        Dial::to_proxy(&config)
+    };
     let max = config.client_max_connections;
     let pin_plan = PinPlan::from_config(&config);
     if let Some(plan) = &pin_plan {
@@ -88,7 +99,7 @@ pub(super) async fn run(
     }
     tracing::info!(
         "client: {max} pinning connections through {} at {}/s, plus a data connection sending {} bytes every {} ms; {}; snapshot at http://{snapshot_addr}/snapshot",
-        proxy_url(&config),
+        dial.target.url,
         config.client_connections_per_second,
         config.client_data_size,
         config.client_data_delay,
@@ -99,7 +110,7 @@ pub(super) async fn run(
     );
 
     let ctx = Arc::new(Ctx {
-        dial: Dial::to_proxy(&config),
+        dial,
         config,
         state: own.state,
         pin_traffic: own.pin_traffic,
@@ -208,6 +219,8 @@ pub(super) async fn run(
         data_bytes_sent: get(&c.data_bytes),
         data_failed: get(&c.data_failed),
         messages_received: get(&c.received),
+        socketio,
+        pings_answered: get(&c.pings_answered),
         data_lost: get(&c.data_lost),
         data_bytes_received: get(&c.data_received),
         reconnects: get(&c.reconnects),

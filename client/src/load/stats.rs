@@ -80,7 +80,7 @@ pub(super) fn summary_line(s: &ClientSummary, ctx: &Ctx) -> String {
     format!(
         "summary: pinning {} opened, {} failed attempts, {} closed by the other side, {} open at the end{}; \
          data: {} messages ({} bytes) sent, {} bytes received back, {} failed attempts, lost {} times{}; \
-         {} messages received",
+         {} messages received{}",
         s.pinning_opened,
         s.pinning_failed,
         s.pinning_closed,
@@ -99,6 +99,11 @@ pub(super) fn summary_line(s: &ClientSummary, ctx: &Ctx) -> String {
         s.data_lost,
         reconnect_part(ctx, s.reconnects, s.reconnect_failed),
         s.messages_received,
+        if s.socketio {
+            format!(" (socket.io events), {} pings answered", s.pings_answered)
+        } else {
+            String::new()
+        },
     )
 }
 

@@ -42,6 +42,12 @@ struct Cli {
     /// <role>-snapshot-<ms>.json (written to a temporary file, then renamed).
     #[arg(long, value_name = "DIR")]
     save_snapshots: Option<PathBuf>,
+    /// Speak socket.io through the proxy (engine.io v4 at /socket.io/: the
+    /// namespace's connect, pings answered, traffic as `message` events). Without
+    /// it the client speaks socket.io when the wss's snapshot says it runs the
+    /// socketio stack.
+    #[arg(long)]
+    socketio: bool,
 }
 
 #[derive(Subcommand, Debug)]
@@ -101,6 +107,16 @@ struct AuditArgs {
     /// Do not show the progress bars.
     #[arg(long)]
     no_progress: bool,
+    /// Speak socket.io (engine.io v4 over a websocket: the namespace's connect,
+    /// pings answered, the message and the traffic as `message` events); the
+    /// URL's path defaults to /socket.io/?EIO=4&transport=websocket. Implied by a
+    /// URL whose path starts with /socket.io/.
+    #[arg(long)]
+    socketio: bool,
+    /// The server sends every message back (socket.io: every `message` event):
+    /// wait for each echo as well as the pong before the next message.
+    #[arg(long)]
+    echo: bool,
     /// After the levels, probe for kept request heads: open the first level once
     /// with the handshake's small request and once with a large Cookie header, and
     /// say whether each process holds the difference (see docs/guide/audit.md).
@@ -152,6 +168,7 @@ async fn main() -> ExitCode {
         progress: !cli.no_progress,
         reconnect: cli.reconnect.then(Backoff::default),
         save_snapshots: cli.save_snapshots,
+        socketio: cli.socketio,
     };
     match client::run(config, options, shutdown.clone()).await {
         Ok(_) => {
@@ -187,6 +204,8 @@ async fn audit(args: AuditArgs) -> ExitCode {
         message_size: args.message_size,
         traffic_bytes: args.traffic_bytes,
         traffic_message_size: args.traffic_message_size,
+        socketio: args.socketio,
+        echo: args.echo,
         trust: Trust {
             insecure: args.insecure,
             ca: args.ca,
