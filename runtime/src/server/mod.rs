@@ -6,6 +6,7 @@
 
 mod accept;
 mod guard;
+pub mod http1;
 mod open_files;
 mod places;
 mod pools;

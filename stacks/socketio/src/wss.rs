@@ -11,13 +11,9 @@
 //! socketioxide's answers.
 
 use std::collections::HashMap;
-use std::error::Error as StdError;
-use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
-use hyper::server::conn::http1;
-use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::rt::TokioIo;
 use hyper_util::service::TowerToHyperService;
 use socketioxide::extract::{Data, SocketRef};
 use socketioxide::socket::Sid;
@@ -29,15 +25,9 @@ use warp::Filter;
 use crate::head::{Admitted, HeadService, ENGINE_IO_PATH};
 use runtime::config::Config;
 use runtime::kept::{KeptPart, PART_REQUEST};
-use runtime::server::{self, OpenConnection, Running, State};
+use runtime::server::{self, http1, OpenConnection, Running, State};
 use runtime::shutdown::Shutdown;
 use runtime::Role;
-
-/// hyper's smallest `max_buf_size` (its initial read buffer, 8192 bytes).
-const HYPER_MIN_BUF_SIZE: usize = 8192;
-
-/// How long a connection still in HTTP gets to end after shutdown.
-const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
 
 /// The event each socket is greeted with, as the other stacks greet with a message.
 pub const GREETING: &str = "hello";
@@ -82,10 +72,7 @@ pub async fn start(config: &Config, shutdown: &Shutdown) -> std::io::Result<Runn
         async move { ctx.connected(socket) }
     });
     close_at_shutdown(io, shutdown);
-    let mut http = http1::Builder::new();
-    http.timer(TokioTimer::new())
-        .header_read_timeout(Duration::from_millis(config.header_timeout_ms))
-        .max_buf_size(config.max_header_bytes.max(HYPER_MIN_BUF_SIZE));
+    let http = http1::builder(config);
     let serving = state.clone();
     let spawner = shutdown.clone();
     shutdown.spawn(server::accept_loop(
@@ -102,7 +89,8 @@ pub async fn start(config: &Config, shutdown: &Shutdown) -> std::io::Result<Runn
                 .with_upgrades();
             // Spawned here, not as the accept loop's task: that one is dropped at
             // shutdown, and a connection in HTTP ends gracefully.
-            spawner.spawn(serve_http(conn, peer, serving.clone(), spawner.clone()));
+            let (state, shutdown) = (serving.clone(), spawner.clone());
+            spawner.spawn(async move { http1::serve(conn, peer, &state, &shutdown).await });
             std::future::ready(())
         },
     ));
@@ -199,37 +187,5 @@ impl Ctx {
                 .unwrap_or_else(|e| e.into_inner())
                 .remove(&socket.id);
         });
-    }
-}
-
-/// Serves one connection's HTTP until it ends or is upgraded (engine.io then runs
-/// the websocket in a task of its own); at shutdown, ends it within [`SHUTDOWN_GRACE`].
-async fn serve_http<S>(
-    conn: http1::UpgradeableConnection<TokioIo<tokio::net::TcpStream>, S>,
-    peer: SocketAddr,
-    state: Arc<State>,
-    shutdown: Shutdown,
-) where
-    S: hyper::service::HttpService<hyper::body::Incoming>,
-    S::Error: Into<Box<dyn StdError + Send + Sync>>,
-    S::ResBody: 'static,
-    <S::ResBody as hyper::body::Body>::Error: Into<Box<dyn StdError + Send + Sync>>,
-{
-    let mut conn = std::pin::pin!(conn);
-    let result = tokio::select! {
-        r = conn.as_mut() => r,
-        _ = shutdown.cancelled() => {
-            conn.as_mut().graceful_shutdown();
-            match tokio::time::timeout(SHUTDOWN_GRACE, conn.as_mut()).await {
-                Ok(r) => r,
-                Err(_) => return tracing::debug!(%peer, "wss: http connection dropped at shutdown"),
-            }
-        }
-    };
-    if let Err(e) = result {
-        tracing::debug!(%peer, "wss: http: {e}");
-        if e.is_parse() || e.is_parse_too_large() || e.is_timeout() {
-            state.connections.failed_one();
-        }
     }
 }

@@ -51,15 +51,13 @@
 //! `max_message_size` is closed with 1009.
 
 use std::error::Error as StdError;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::{Sink, SinkExt, Stream, StreamExt};
-use hyper::server::conn::http1;
 use hyper::upgrade::OnUpgrade;
-use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::rt::TokioIo;
 use hyper_util::service::TowerToHyperService;
 use snapshot::HeadMode;
 use tokio_tungstenite_warp::tungstenite;
@@ -72,6 +70,7 @@ use warp::Filter;
 
 use runtime::config::Config;
 use runtime::kept::{KeptPart, KeptParts};
+use runtime::server::http1::{self, HYPER_MIN_BUF_SIZE};
 use runtime::server::Running;
 use runtime::server::{self, OpenConnection, State};
 use runtime::shutdown::Shutdown;
@@ -79,14 +78,6 @@ use runtime::Role;
 
 /// tungstenite's default read buffer, the one `warp::ws()` gives every websocket.
 pub const TUNGSTENITE_READ_BUFFER: usize = 128 << 10;
-
-/// hyper's smallest `max_buf_size` (`MINIMUM_MAX_BUFFER_SIZE`, its initial read
-/// buffer); a smaller `max_header_bytes` is raised to it.
-pub const HYPER_MIN_BUF_SIZE: usize = 8192;
-
-/// How long a connection still in HTTP (reading or answering a request) gets to
-/// end after shutdown before it is dropped.
-pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
 
 /// Longest wait for the peer's close reply once the wss has sent its close.
 pub const CLOSE_WAIT: Duration = Duration::from_secs(1);
@@ -120,11 +111,7 @@ pub async fn start(config: &Config, shutdown: &Shutdown) -> std::io::Result<Runn
             config.max_header_bytes
         );
     }
-    let mut http = http1::Builder::new();
-    http.timer(TokioTimer::new())
-        .header_read_timeout(Duration::from_millis(config.header_timeout_ms))
-        // hyper refuses a max_buf_size below its initial read buffer (8192).
-        .max_buf_size(config.max_header_bytes.max(HYPER_MIN_BUF_SIZE));
+    let http = http1::builder(config);
     let service = TowerToHyperService::new(warp::service(routes(ctx.clone())));
     let serving = ctx.clone();
     shutdown.spawn(server::accept_loop(
@@ -137,9 +124,10 @@ pub async fn start(config: &Config, shutdown: &Shutdown) -> std::io::Result<Runn
             let conn = http
                 .serve_connection(TokioIo::new(stream), service.clone())
                 .with_upgrades();
+            let ctx = serving.clone();
             serving
                 .shutdown
-                .spawn(serve_http(conn, peer, serving.clone()));
+                .spawn(async move { http1::serve(conn, peer, &ctx.state, &ctx.shutdown).await });
             std::future::ready(())
         },
     ));
@@ -160,37 +148,6 @@ pub async fn start(config: &Config, shutdown: &Shutdown) -> std::io::Result<Runn
         snapshot_addr,
         state,
     })
-}
-
-/// Serves one connection's HTTP until it ends or is upgraded (the websocket then
-/// lives in its own task); at shutdown, ends it gracefully within [`SHUTDOWN_GRACE`].
-async fn serve_http<S>(
-    conn: http1::UpgradeableConnection<TokioIo<tokio::net::TcpStream>, S>,
-    peer: SocketAddr,
-    ctx: Arc<Ctx>,
-) where
-    S: hyper::service::HttpService<hyper::body::Incoming>,
-    S::Error: Into<Box<dyn StdError + Send + Sync>>,
-    S::ResBody: 'static,
-    <S::ResBody as hyper::body::Body>::Error: Into<Box<dyn StdError + Send + Sync>>,
-{
-    let mut conn = std::pin::pin!(conn);
-    let result = tokio::select! {
-        r = conn.as_mut() => r,
-        _ = ctx.shutdown.cancelled() => {
-            conn.as_mut().graceful_shutdown();
-            match tokio::time::timeout(SHUTDOWN_GRACE, conn.as_mut()).await {
-                Ok(r) => r,
-                Err(_) => return tracing::debug!(%peer, "wss: http connection dropped at shutdown"),
-            }
-        }
-    };
-    if let Err(e) = result {
-        tracing::debug!(%peer, "wss: http: {e}");
-        if e.is_parse() || e.is_parse_too_large() || e.is_timeout() {
-            ctx.state.connections.failed_one();
-        }
-    }
 }
 
 /// The route: the websocket, else 426 for requests that are no upgrade at all.
