@@ -27,12 +27,7 @@ const PINNING: u64 = 4;
 /// connection (so everything the wss reads comes from the pinning ones), and its
 /// own snapshot on a known port.
 fn client_config(pg: &Playground) -> Config {
-    let mut config = pg.config.clone();
-    config.proxy_heapdump_port = pg.proxy.snapshot_addr.port();
-    config.wss_heapdump_port = pg.wss.snapshot_addr.port();
-    config.client_heapdump_port = testkit::free_port();
-    config.client_max_connections = PINNING;
-    config.client_connections_per_second = 200.0;
+    let mut config = pg.client_config(PINNING);
     config.client_data_size = 0;
     config
 }

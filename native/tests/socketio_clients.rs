@@ -29,12 +29,7 @@ async fn socketio_playground(mode: HeadMode) -> Playground {
 /// A load client's config for `pg`: `PINNING` pinning connections sending their
 /// own traffic, a data connection, the servers' snapshot ports, its own on a free port.
 fn client_config(pg: &Playground) -> Config {
-    let mut config = pg.config.clone();
-    config.proxy_heapdump_port = pg.proxy.snapshot_addr.port();
-    config.wss_heapdump_port = pg.wss.snapshot_addr.port();
-    config.client_heapdump_port = testkit::free_port();
-    config.client_max_connections = PINNING;
-    config.client_connections_per_second = 200.0;
+    let mut config = pg.client_config(PINNING);
     config.client_data_size = 3000;
     config.client_data_delay = 50;
     config.client_pin_message_size = 100;

@@ -104,6 +104,18 @@ impl Playground {
         }
     }
 
+    /// A load client's config for this playground: `pinning` pinning connections
+    /// opened at 200/s, the servers' snapshot ports, its own on a free port.
+    pub fn client_config(&self, pinning: u64) -> Config {
+        let mut config = self.config.clone();
+        config.proxy_heapdump_port = self.proxy.snapshot_addr.port();
+        config.wss_heapdump_port = self.wss.snapshot_addr.port();
+        config.client_heapdump_port = testkit::free_port();
+        config.client_max_connections = pinning;
+        config.client_connections_per_second = 200.0;
+        config
+    }
+
     /// A snapshot read over HTTP from the server's own endpoint, checked against the schema.
     pub async fn snapshot(&self, server: &Running) -> Snapshot {
         let json = client::fetch::get_json(server.snapshot_addr, "/snapshot")
