@@ -312,6 +312,7 @@ mod tests {
                 read_size: 65536,
             },
             connections: Connections {
+                unlisted: 0,
                 open: 101,
                 accepted_total: 101,
                 closed_total: 0,

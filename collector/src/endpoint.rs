@@ -393,6 +393,8 @@ struct SnapshotQuery {
     download: Option<String>,
     /// One of [`FORMATS`]; `json` when absent.
     format: Option<String>,
+    /// List at most this many connections (JSON only); all when absent.
+    connections: Option<String>,
 }
 
 /// The formats `GET /snapshot?format=` serves: the JSON snapshot (the default), the
@@ -455,7 +457,7 @@ pub fn routes(
             reply::json(&json!({
                 "role": state.role.as_str(),
                 "endpoints": {
-                    "GET /snapshot": "the memory snapshot (?format=heapsnapshot for Chrome DevTools' Memory panel, ?format=pprof for a pprof heap profile of retaining paths; ?download=1 to save it as a file)",
+                    "GET /snapshot": "the memory snapshot (?connections=N lists at most N connections and their retainers, 0 for the totals alone; ?format=heapsnapshot for Chrome DevTools' Memory panel, ?format=pprof for a pprof heap profile of retaining paths; ?download=1 to save it as a file)",
                     "GET /metrics": "the same figures in Prometheus's text format (version 0.0.4)",
                     "GET /settings": "the settings in force",
                     "PUT /settings": "{\"head_mode\": \"retain\" | \"copy\" | \"drop\"}: for new connections",
@@ -526,7 +528,25 @@ fn get_snapshot(query: SnapshotQuery, state: Arc<State>) -> Response {
             ),
         );
     }
-    let snap = super::take(&state);
+    let detail = match query.connections.as_deref().map(str::parse::<usize>) {
+        None => super::Detail::ALL,
+        Some(Ok(_)) if format != "json" => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                &format!("connections= applies to the JSON snapshot; the {format} file lists every connection"),
+            );
+        }
+        Some(Ok(n)) => super::Detail {
+            connections: Some(n),
+        },
+        Some(Err(_)) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "connections= takes a count: the most connections to list (0 for the totals alone)",
+            );
+        }
+    };
+    let snap = super::take_with(&state, detail);
     let name = match format {
         "heapsnapshot" => snapshot::heapsnapshot::file_name(&snap),
         "pprof" => snapshot::pprof::file_name(&snap),

@@ -40,21 +40,80 @@ pub async fn serve_beside(
     Ok(addr)
 }
 
-/// Takes a snapshot of this process.
+/// How much of each connection a snapshot lists; its totals always cover all.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Detail {
+    /// List at most this many open connections (the oldest: lowest ids) and only
+    /// their retainers and kept parts; `None` lists every one.
+    pub connections: Option<usize>,
+}
+
+impl Detail {
+    /// Every connection and retainer listed.
+    pub const ALL: Detail = Detail { connections: None };
+    /// No connection listed: the counts and totals alone, the cheap snapshot that
+    /// the page's polls and `/metrics` take.
+    pub const TOTALS: Detail = Detail {
+        connections: Some(0),
+    };
+}
+
+/// Which connections' retainers a snapshot lists: those with ids up to a bound.
+#[derive(Debug, Clone, Copy)]
+pub struct Listed {
+    through: Option<u64>,
+}
+
+impl Listed {
+    /// Whether the retainers of `connection` are listed.
+    pub fn includes(self, connection: u64) -> bool {
+        self.through.is_some_and(|last| connection <= last)
+    }
+}
+
+/// Takes a snapshot of this process, listing every connection.
 pub fn take(state: &State) -> Snapshot {
+    take_with(state, Detail::ALL)
+}
+
+/// Takes a snapshot of this process, listing what `detail` asks for.
+pub fn take_with(state: &State, detail: Detail) -> Snapshot {
     let started = Instant::now();
+    let c = &state.connections;
+    let mut list = c.list();
+    let open_listed = list.len() as u64;
+    if let Some(cap) = detail.connections {
+        list.truncate(cap);
+    }
+    let unlisted = open_listed - list.len() as u64;
+    // The list is by id: the listed connections are those up to the last one's id.
+    let listed = Listed {
+        through: match (detail.connections, list.last()) {
+            (None, _) => Some(u64::MAX),
+            (Some(_), last) => last.map(|c| c.id),
+        },
+    };
     let index = allocator::registry::Index::take();
     let with_addresses: Vec<_> = state
         .pools
         .iter()
         .map(|p| p.snapshot_with_addresses(started, &index))
         .collect();
-    let pinned_allocations = pinned::pinned(state, &with_addresses, &index);
+    let pinned_allocations = pinned::pinned(state, &with_addresses, &index, listed);
     drop(index);
-    let pools: Vec<snapshot::Pool> = with_addresses.into_iter().map(|(p, _)| p).collect();
+    let pools: Vec<snapshot::Pool> = with_addresses
+        .into_iter()
+        .map(|(mut pool, _)| {
+            for slab in &mut pool.slabs {
+                let all = slab.retainers.len();
+                slab.retainers.retain(|r| listed.includes(r.connection));
+                slab.unlisted_retainers = (all - slab.retainers.len()) as u64;
+            }
+            pool
+        })
+        .collect();
     let retained_bytes: u64 = pools.iter().map(|p| p.retained_bytes).sum();
     let referenced_bytes: u64 = pools.iter().map(|p| p.referenced_bytes).sum();
-    let c = &state.connections;
     let load = |a: &std::sync::atomic::AtomicU64| a.load(std::sync::atomic::Ordering::Relaxed);
     let (rss_bytes, allocator, unreadable) = runtime::memory::read();
     let mut snap = Snapshot {
@@ -86,7 +145,8 @@ pub fn take(state: &State) -> Snapshot {
             closed_total: load(&c.closed),
             failed_total: load(&c.failed),
             open_by_head_mode: c.open_by_head_mode(),
-            list: c.list(),
+            list,
+            unlisted,
         },
         totals: Totals {
             retained_bytes,

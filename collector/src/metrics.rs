@@ -34,9 +34,10 @@ use runtime::server::State;
 /// The `Content-Type` of the answer: Prometheus's text format, version 0.0.4.
 pub const CONTENT_TYPE: &str = prometheus_client::encoding::prometheus_text::CONTENT_TYPE;
 
-/// Takes a snapshot of this process and returns its exposition.
+/// Takes a snapshot of this process (its totals: no connection listed) and returns
+/// its exposition.
 pub fn render(state: &State) -> String {
-    let snapshot = super::take(state);
+    let snapshot = super::take_with(state, super::Detail::TOTALS);
     let process = ProcessFigures::read();
     encode(snapshot, process)
 }
@@ -434,12 +435,17 @@ impl Collector for SnapshotCollector {
 
         // What connections keep, attributed to the allocations it lies in.
         let pinned = &s.pinned_allocations;
-        let kept_parts: usize = pinned.allocations.iter().map(|a| a.kept.len()).sum();
+        let kept_parts = pinned
+            .allocations
+            .iter()
+            .map(|a| a.kept.len() as u64)
+            .sum::<u64>()
+            + pinned.unlisted_parts;
         out.gauge(
             "pinned_allocations",
             "Tracked allocations that at least one kept part lies in",
             None,
-            pinned.allocations.len() as u64,
+            pinned.allocations.len() as u64 + pinned.unlisted_allocations,
         )?;
         out.gauge(
             "pinned",
@@ -457,7 +463,7 @@ impl Collector for SnapshotCollector {
             "pinned_kept_parts",
             "Kept parts that lie in tracked allocations",
             None,
-            kept_parts as u64,
+            kept_parts,
         )?;
         out.gauge(
             "pinned_unattributed_parts",

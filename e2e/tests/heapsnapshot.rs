@@ -419,7 +419,7 @@ fn check_slabs(what: &str, snap: &Snapshot, view: &Loaded) {
                     let class = snapshot::heapsnapshot::part_class(&r.part).to_string();
                     (
                         class,
-                        r.label.clone(),
+                        r.label.to_string(),
                         connection_node_id(r.connection) as u64,
                     )
                 })
@@ -498,7 +498,7 @@ fn check_allocations(what: &str, snap: &Snapshot, view: &Loaded) {
                 let class = snapshot::heapsnapshot::part_class(&k.part).to_string();
                 (
                     class,
-                    k.label.clone(),
+                    k.label.to_string(),
                     connection_node_id(k.connection) as u64,
                 )
             })

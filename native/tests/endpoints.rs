@@ -1,5 +1,6 @@
 //! The snapshot port as a browser on another localhost port sees it.
 
+#[macro_use]
 mod common;
 
 use common::{exchange, Playground};
@@ -199,6 +200,113 @@ async fn the_pprof_format_downloads_a_gzipped_profile_of_retaining_paths() {
         strings.iter().any(|s| s.starts_with("connection ")),
         "{strings:?}"
     );
+}
+
+// ---- ?connections=N: the oldest N listed, every total kept ----
+
+on_both_stacks! {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    connections_n_lists_the_oldest_n_and_keeps_every_total,
+}
+
+/// Every retainer a snapshot lists, slabs' and pinned allocations', by connection.
+fn listed_retainers(snap: &snapshot::Snapshot) -> Vec<u64> {
+    let slabs = snap.pools.iter().flat_map(|p| &p.slabs);
+    let kept = snap
+        .pinned_allocations
+        .allocations
+        .iter()
+        .flat_map(|a| &a.kept);
+    slabs
+        .flat_map(|s| &s.retainers)
+        .chain(kept)
+        .map(|r| r.connection)
+        .collect()
+}
+
+async fn connections_n_lists_the_oldest_n_and_keeps_every_total(stack: snapshot::Stack) {
+    let pg = Playground::start_on(stack, HeadMode::Retain, HeadMode::Retain, |_| {}).await;
+    let _open = [pg.open().await, pg.open().await, pg.open().await];
+    for server in [&pg.proxy, &pg.wss] {
+        let full = pg.snapshot(server).await;
+        let open = full.connections.open;
+        assert_eq!(open, 3, "{stack:?} {}", full.role);
+        assert_eq!(full.connections.unlisted, 0);
+        let all_retainers = listed_retainers(&full);
+        assert!(
+            !all_retainers.is_empty(),
+            "{stack:?} {}: retain keeps parts",
+            full.role
+        );
+        for n in [0usize, 1, 2, 3, 10] {
+            let path = format!("/snapshot?connections={n}");
+            let json = client::fetch::get_json(server.snapshot_addr, &path)
+                .await
+                .unwrap();
+            let capped = common::checked(json);
+            let what = format!("{stack:?} {} {path}", full.role);
+            // The oldest n connections, by id, and the count of the others.
+            let ids: Vec<u64> = capped.connections.list.iter().map(|c| c.id).collect();
+            let oldest: Vec<u64> = full.connections.list.iter().take(n).map(|c| c.id).collect();
+            assert_eq!(ids, oldest, "{what}");
+            assert_eq!(
+                capped.connections.unlisted,
+                open - ids.len() as u64,
+                "{what}"
+            );
+            // Only their retainers, and what was left out counted.
+            let listed = listed_retainers(&capped);
+            assert!(listed.iter().all(|c| ids.contains(c)), "{what}: {listed:?}");
+            let of_listed = all_retainers.iter().filter(|c| ids.contains(c)).count();
+            assert_eq!(listed.len(), of_listed, "{what}");
+            let unlisted_slab_retainers: u64 = capped
+                .pools
+                .iter()
+                .flat_map(|p| &p.slabs)
+                .map(|s| s.unlisted_retainers)
+                .sum();
+            let pinned = &capped.pinned_allocations;
+            assert_eq!(
+                listed.len() as u64 + unlisted_slab_retainers + pinned.unlisted_parts,
+                all_retainers.len() as u64,
+                "{what}"
+            );
+            assert_eq!(
+                pinned.allocations.len() as u64 + pinned.unlisted_allocations,
+                full.pinned_allocations.allocations.len() as u64,
+                "{what}"
+            );
+            // Every total as in the whole snapshot (nothing moves while idle).
+            assert_eq!(capped.totals, full.totals, "{what}");
+            assert_eq!(
+                pinned.pinned_bytes, full.pinned_allocations.pinned_bytes,
+                "{what}"
+            );
+            assert_eq!(
+                pinned.kept_bytes, full.pinned_allocations.kept_bytes,
+                "{what}"
+            );
+            assert_eq!(
+                capped.connections.open_by_head_mode, full.connections.open_by_head_mode,
+                "{what}"
+            );
+        }
+    }
+    // A count, and for the JSON only: anything else is refused with the reason.
+    let bad = get(
+        &pg,
+        "GET /snapshot?connections=all HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    assert!(bad.starts_with("HTTP/1.1 400"), "{bad:.300}");
+    assert!(bad.contains("connections= takes a count"), "{bad}");
+    let pprof = get(
+        &pg,
+        "GET /snapshot?connections=1&format=pprof HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    assert!(pprof.starts_with("HTTP/1.1 400"), "{pprof:.300}");
+    assert!(pprof.contains("applies to the JSON snapshot"), "{pprof}");
 }
 
 // ---- CORS and the settings token, on an endpoint of its own ----

@@ -228,14 +228,18 @@ fn kept(snap: &Snapshot) -> BTreeSet<(String, String, u64)> {
     for pool in &snap.pools {
         for slab in &pool.slabs {
             for r in &slab.retainers {
-                kept.insert((format!("{} slab", pool.name), r.part.clone(), r.connection));
+                kept.insert((
+                    format!("{} slab", pool.name),
+                    r.part.to_string(),
+                    r.connection,
+                ));
             }
         }
     }
     if snap.pools.is_empty() {
         for a in &snap.pinned_allocations.allocations {
             for k in &a.kept {
-                kept.insert(("pinned allocation".into(), k.part.clone(), k.connection));
+                kept.insert(("pinned allocation".into(), k.part.to_string(), k.connection));
             }
         }
     }

@@ -62,7 +62,7 @@ async fn pinned_slabs_raise_allocated_and_rss_by_their_size_and_come_back_when_c
         .unwrap()
         .slabs
         .iter()
-        .filter(|s| s.retainers.iter().any(|r| r.part == "upgrade request"))
+        .filter(|s| s.retainers.iter().any(|r| &*r.part == "upgrade request"))
         .count() as u64;
     assert!(held >= PINNING, "slabs held by upgrade requests: {held}");
     let grew = allocated(&pinned) - allocated(&before);
@@ -158,11 +158,11 @@ async fn copy_keeps_exactly_the_request_and_drop_nothing_in_the_snapshot_and_the
                 for a in &pinned.allocations {
                     assert_eq!(a.size, LEN as u64);
                     assert_eq!(a.kept.len(), 1);
-                    assert_eq!(a.kept[0].part, "upgrade request");
+                    assert_eq!(&*a.kept[0].part, "upgrade request");
                     assert_eq!(a.kept[0].bytes, LEN as u64);
                     assert_eq!(
-                        a.kept[0].label,
-                        format!("upgrade request of connection {}", a.kept[0].connection)
+                        &*a.kept[0].label,
+                        &format!("upgrade request of connection {}", a.kept[0].connection)
                     );
                 }
                 assert_eq!(pinned.kept_bytes, (PEERS * LEN) as u64);
@@ -230,14 +230,14 @@ async fn a_frame_in_the_same_write_as_the_request_is_kept_as_the_head_and_answer
                 .iter()
                 .flat_map(|p| &p.slabs)
                 .flat_map(|s| &s.retainers)
-                .map(|r| (r.part.clone(), r.bytes))
+                .map(|r| (r.part.to_string(), r.bytes))
                 .collect(),
             _ => snap
                 .pinned_allocations
                 .allocations
                 .iter()
                 .flat_map(|a| &a.kept)
-                .map(|r| (r.part.clone(), r.bytes))
+                .map(|r| (r.part.to_string(), r.bytes))
                 .collect(),
         };
         let sum = |name: &str| -> u64 {

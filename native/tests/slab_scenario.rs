@@ -69,7 +69,7 @@ async fn run_mode(mode: HeadMode) {
                     .slabs
                     .iter()
                     .flat_map(|s| &s.retainers)
-                    .any(|r| r.part == "upgrade request"
+                    .any(|r| &*r.part == "upgrade request"
                         && r.label.starts_with("upgrade request of connection ")));
                 assert!(
                     snap.totals.retained_per_referenced.unwrap() > 10.0,
@@ -92,8 +92,8 @@ async fn run_mode(mode: HeadMode) {
                 );
                 let mut kept: Vec<_> = pinned.allocations.iter().flat_map(|a| &a.kept).collect();
                 let mut held: Vec<_> = retaining.iter().flat_map(|s| &s.retainers).collect();
-                kept.sort_by_key(|r| (r.connection, r.part.clone(), r.bytes));
-                held.sort_by_key(|r| (r.connection, r.part.clone(), r.bytes));
+                kept.sort_by_key(|r| (r.connection, r.part.to_string(), r.bytes));
+                held.sort_by_key(|r| (r.connection, r.part.to_string(), r.bytes));
                 assert_eq!(kept, held, "{}: the same retainers", snap.role);
                 assert_eq!(pinned.unattributed_parts, 0);
             }

@@ -62,7 +62,7 @@ fn pinned_by_connection(snap: &Snapshot) -> std::collections::BTreeMap<u64, Vec<
         for k in &a.kept {
             by.entry(k.connection)
                 .or_default()
-                .push((k.part.clone(), a.size));
+                .push((k.part.to_string(), a.size));
         }
     }
     by

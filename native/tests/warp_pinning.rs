@@ -136,7 +136,7 @@ async fn run(mode: HeadMode, n: usize) -> Figures {
         .allocations
         .iter()
         .flat_map(|a| &a.kept)
-        .filter(|k| k.part == "first message")
+        .filter(|k| &*k.part == "first message")
         .count();
     for mut ws in sockets {
         let _ = ws.close(None).await;

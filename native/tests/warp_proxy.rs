@@ -102,7 +102,9 @@ async fn retain_pins_one_hyper_read_buffer_per_connection_until_it_closes() {
     );
     for a in &pinned.allocations {
         assert!(
-            a.kept.iter().any(|k| k.part == "header sec-websocket-key"),
+            a.kept
+                .iter()
+                .any(|k| &*k.part == "header sec-websocket-key"),
             "{a:#?}"
         );
         assert!(a.kept_bytes < 1024 && a.size >= HYPER_READ_BUFFER, "{a:#?}");

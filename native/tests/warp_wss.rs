@@ -84,7 +84,7 @@ fn pinned_of(snapshot: &Snapshot, id: u64) -> Vec<(u64, String)> {
     let mut out = Vec::new();
     for allocation in &snapshot.pinned_allocations.allocations {
         for kept in allocation.kept.iter().filter(|k| k.connection == id) {
-            out.push((allocation.size, kept.part.clone()));
+            out.push((allocation.size, kept.part.to_string()));
         }
     }
     out
@@ -169,7 +169,7 @@ async fn retain_pins_hyper_s_and_tungstenite_s_buffers_per_connection_and_copy_a
         .pinned_allocations
         .allocations
         .iter()
-        .filter(|a| a.kept.iter().any(|k| k.part == "first message"))
+        .filter(|a| a.kept.iter().any(|k| &*k.part == "first message"))
         .map(|a| a.id)
         .collect();
     assert_eq!(first_allocations.len(), retained.len());
@@ -197,7 +197,7 @@ async fn retain_pins_hyper_s_and_tungstenite_s_buffers_per_connection_and_copy_a
             .kept
             .entries()
             .into_iter()
-            .filter(|p| p.connection == id)
+            .filter(|p| p.connection() == id)
             .count();
         match mode {
             // Owned copies, small: unattributed.

@@ -16,13 +16,12 @@ pub struct PoolCounters {
     pub bytes_read: AtomicU64,
 }
 
-/// A long-lived holder of a view, as the snapshot lists it.
+/// A long-lived holder of a view, and the retainer the snapshot lists for it (made
+/// when the view is kept, so that a snapshot formats nothing).
 #[derive(Debug, Clone)]
 pub(super) struct RetainerEntry {
     pub key: u64,
-    pub connection: u64,
-    pub part: &'static str,
-    pub bytes: usize,
+    pub retainer: snapshot::Retainer,
 }
 
 /// A slab's memory and what is known about who uses it.
@@ -141,15 +140,11 @@ impl Slab {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .iter()
-            .map(|r| snapshot::Retainer {
-                connection: r.connection,
-                part: r.part.to_string(),
-                bytes: r.bytes as u64,
-                label: format!("{} of connection {}", r.part, r.connection),
-            })
+            .map(|r| r.retainer.clone())
             .collect();
         let allocation = index.at(self.memory.as_ptr());
         snapshot::Slab {
+            unlisted_retainers: 0,
             id: self.id,
             size: self.size as u64,
             age_ms: now.saturating_duration_since(self.created).as_millis() as u64,

@@ -190,7 +190,7 @@ mod tests {
         let retained = kept.retain(17, "upgrade request");
         let snap = chunks(&pool);
         assert_eq!(
-            snap.slabs[0].retainers[0].label,
+            &*snap.slabs[0].retainers[0].label,
             "upgrade request of connection 17"
         );
         drop(retained);

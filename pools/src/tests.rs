@@ -77,14 +77,14 @@ async fn retained_views_are_listed_as_retainers_until_dropped() {
     let snap = pool.snapshot(Instant::now(), &Index::take());
     let retainers = &snap.slabs[0].retainers;
     assert_eq!(retainers.len(), 2);
-    let labels: Vec<&str> = retainers.iter().map(|r| r.label.as_str()).collect();
+    let labels: Vec<&str> = retainers.iter().map(|r| &*r.label).collect();
     assert!(
         labels.contains(&"upgrade head of connection 17"),
         "{labels:?}"
     );
     assert!(retainers
         .iter()
-        .any(|r| r.part == "upgrade request" && r.bytes == 18));
+        .any(|r| &*r.part == "upgrade request" && r.bytes == 18));
     drop(request);
     let snap = pool.snapshot(Instant::now(), &Index::take());
     assert_eq!(snap.slabs[0].retainers.len(), 1);

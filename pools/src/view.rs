@@ -97,9 +97,7 @@ impl SlabView {
             .unwrap_or_else(|e| e.into_inner())
             .push(RetainerEntry {
                 key,
-                connection,
-                part,
-                bytes: self.bytes.len(),
+                retainer: snapshot::Retainer::new(connection, part, self.bytes.len() as u64),
             });
         Retained { view: self, key }
     }

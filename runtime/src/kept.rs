@@ -18,13 +18,29 @@ pub const PART_HEAD: &str = "upgrade head";
 /// One registered part: where its bytes are.
 #[derive(Debug, Clone)]
 pub struct PartEntry {
-    pub connection: u64,
-    pub part: String,
-    /// "`part` of connection `connection`", made once at registration, so that a
+    /// Registration order: parts registered earlier have smaller keys.
+    pub key: u64,
+    /// The part as the snapshot lists it, made once at registration, so that a
     /// snapshot of thousands of parts formats none.
-    pub label: String,
+    pub retainer: snapshot::Retainer,
     pub ptr: usize,
-    pub len: usize,
+}
+
+impl PartEntry {
+    /// The connection that keeps it.
+    pub fn connection(&self) -> u64 {
+        self.retainer.connection
+    }
+
+    /// Its name (`header cookie`).
+    pub fn part(&self) -> &str {
+        &self.retainer.part
+    }
+
+    /// Its length in bytes.
+    pub fn bytes(&self) -> usize {
+        self.retainer.bytes as usize
+    }
 }
 
 /// Every part kept by the process's open connections.
@@ -39,20 +55,12 @@ impl KeptParts {
     ///
     /// `bytes` must stay where they are while the result lives: pass the slice of a
     /// `Bytes` or `HeaderValue` that lives as long.
-    pub fn register(
-        self: &Arc<Self>,
-        connection: u64,
-        part: impl Into<String>,
-        bytes: &[u8],
-    ) -> KeptPart {
+    pub fn register(self: &Arc<Self>, connection: u64, part: &str, bytes: &[u8]) -> KeptPart {
         let key = self.next.fetch_add(1, Ordering::Relaxed);
-        let part = part.into();
         let entry = PartEntry {
-            connection,
-            label: format!("{part} of connection {connection}"),
-            part,
+            key,
+            retainer: snapshot::Retainer::new(connection, part, bytes.len() as u64),
             ptr: bytes.as_ptr() as usize,
-            len: bytes.len(),
         };
         self.lock().insert(key, entry);
         KeptPart {
@@ -70,7 +78,7 @@ impl KeptParts {
     /// The parts registered now, by connection.
     pub fn entries(&self) -> Vec<PartEntry> {
         let mut all: Vec<_> = self.lock().values().cloned().collect();
-        all.sort_by(|a, b| (a.connection, &a.part).cmp(&(b.connection, &b.part)));
+        all.sort_by(|a, b| (a.connection(), a.part()).cmp(&(b.connection(), b.part())));
         all
     }
 

@@ -394,7 +394,7 @@ impl<'a> Graph<'a> {
                     None => slab_ids_known = false,
                 }
                 for r in &slab.retainers {
-                    slab_parts.insert((r.connection, r.part.as_str()));
+                    slab_parts.insert((r.connection, &*r.part));
                     parts.push(Part {
                         connection: r.connection,
                         part: &r.part,
@@ -413,7 +413,7 @@ impl<'a> Graph<'a> {
                 || (!slab_ids_known
                     && a.kept
                         .iter()
-                        .all(|k| slab_parts.contains(&(k.connection, k.part.as_str()))));
+                        .all(|k| slab_parts.contains(&(k.connection, &*k.part))));
             if is_slab {
                 continue;
             }
@@ -720,14 +720,10 @@ mod tests;
 pub fn synthetic_proxy(connections: u64) -> Snapshot {
     use crate::*;
     let slab_size = 10u64 << 20;
-    let retainer = |c: u64, part: &str, bytes: u64| Retainer {
-        connection: c,
-        part: part.to_string(),
-        bytes,
-        label: format!("{part} of connection {c}"),
-    };
+    let retainer = |c: u64, part: &str, bytes: u64| Retainer::new(c, part, bytes);
     let slabs: Vec<Slab> = (1..=connections)
         .map(|c| Slab {
+            unlisted_retainers: 0,
             id: c,
             size: slab_size,
             age_ms: (connections - c) * 250 + 40,
@@ -791,6 +787,7 @@ pub fn synthetic_proxy(connections: u64) -> Snapshot {
             read_size: 64 << 10,
         },
         connections: Connections {
+            unlisted: 0,
             open: connections,
             accepted_total: connections,
             closed_total: 0,
@@ -822,6 +819,8 @@ pub fn synthetic_proxy(connections: u64) -> Snapshot {
             live_slabs: connections,
         },
         pinned_allocations: PinnedAllocations {
+            unlisted_allocations: 0,
+            unlisted_parts: 0,
             registry: AllocationRegistry {
                 enabled: true,
                 threshold_bytes: 4096,

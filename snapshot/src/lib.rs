@@ -6,6 +6,9 @@
 //! read from the running process (its slab pools, its allocator, the kernel),
 //! never one computed from what "should" be there.
 
+use std::collections::BTreeSet;
+use std::sync::{Arc, Mutex};
+
 use serde::{Deserialize, Serialize};
 
 /// Version of the snapshot format; bumped when a field changes meaning or type, or
@@ -326,6 +329,11 @@ pub struct Connections {
     /// for the client (absent in older snapshots, read as empty).
     #[serde(default)]
     pub list: Vec<OpenConnection>,
+    /// Open connections left out of `list` because the snapshot was asked for at
+    /// most N (`GET /snapshot?connections=N`); their retainers are left out of the
+    /// slabs and pinned allocations too, and every total still counts them.
+    #[serde(default)]
+    pub unlisted: u64,
 }
 
 /// One open connection: who it is and what it costs by itself.
@@ -438,19 +446,54 @@ pub struct Slab {
     /// snapshots).
     #[serde(default)]
     pub allocation_id: Option<u64>,
+    /// Retainers of connections the snapshot does not list (see
+    /// [`Connections::unlisted`]), left out of `retainers`.
+    #[serde(default)]
+    pub unlisted_retainers: u64,
 }
 
 /// A long-lived reference into a slab or allocation, the retaining path a heap profiler shows.
+///
+/// The servers make each retainer once, when the part is kept, and a snapshot clones
+/// it: its strings are shared (`Arc<str>`), so a snapshot of 80,000 kept parts copies
+/// counters, not text.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Retainer {
     pub connection: u64,
     /// Which part it holds: `upgrade request`, `upgrade head` (slab stack),
     /// `header <name>`, `upgrade request`, `first message` (warp stack).
-    pub part: String,
+    pub part: Arc<str>,
     /// Bytes of the view it holds.
     pub bytes: u64,
     /// Readable form: "upgrade head of connection 17".
-    pub label: String,
+    pub label: Arc<str>,
+}
+
+impl Retainer {
+    /// `part` kept by `connection`, `bytes` long, labelled "`part` of connection
+    /// `connection`"; the part's name is shared with every other retainer of that
+    /// name ([`part_name`]).
+    pub fn new(connection: u64, part: &str, bytes: u64) -> Retainer {
+        Retainer {
+            connection,
+            label: format!("{part} of connection {connection}").into(),
+            part: part_name(part),
+            bytes,
+        }
+    }
+}
+
+/// The one shared copy of a part's name (`upgrade head`, `header cookie`) in this
+/// process: a few dozen names, kept for the process's life.
+pub fn part_name(name: &str) -> Arc<str> {
+    static NAMES: Mutex<BTreeSet<Arc<str>>> = Mutex::new(BTreeSet::new());
+    let mut names = NAMES.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(shared) = names.get(name) {
+        return shared.clone();
+    }
+    let shared: Arc<str> = name.into();
+    names.insert(shared.clone());
+    shared
 }
 
 /// What connections keep, attributed to the large allocations it lies in.
@@ -471,6 +514,16 @@ pub struct PinnedAllocations {
     /// registry is off): their count and bytes.
     pub unattributed_parts: u64,
     pub unattributed_bytes: u64,
+    /// Allocations left out of `allocations` because every part kept in them is
+    /// of a connection the snapshot does not list (see [`Connections::unlisted`]);
+    /// `pinned_bytes` and `kept_bytes` still count them.
+    #[serde(default)]
+    pub unlisted_allocations: u64,
+    /// Kept parts of connections the snapshot does not list, in any allocation,
+    /// left out of the allocations' `kept` lists (their allocations' `kept_bytes`
+    /// still count them).
+    #[serde(default)]
+    pub unlisted_parts: u64,
 }
 
 /// The allocation registry's own state.

@@ -157,7 +157,7 @@ pub fn of(snap: &Snapshot) -> Paths {
                 None => slab_ids_known = false,
             }
             for r in &slab.retainers {
-                slab_parts.insert((r.connection, r.part.as_str()));
+                slab_parts.insert((r.connection, &*r.part));
             }
             if slab.retainers.is_empty() {
                 let reason = if slab.current {
@@ -196,7 +196,7 @@ pub fn of(snap: &Snapshot) -> Paths {
             || (!slab_ids_known
                 && a.kept
                     .iter()
-                    .all(|k| slab_parts.contains(&(k.connection, k.part.as_str()))));
+                    .all(|k| slab_parts.contains(&(k.connection, &*k.part))));
         if is_slab || a.kept.is_empty() {
             continue;
         }
@@ -266,7 +266,7 @@ fn connection_path(root: &Frame, parent: &Frame, r: &Retainer, leaf: &Frame) -> 
         root.clone(),
         parent.clone(),
         connection_frame(r.connection),
-        Frame::new(FrameKind::Part, r.part.clone(), None),
+        Frame::new(FrameKind::Part, &*r.part, None),
         leaf.clone(),
     ]
 }

@@ -6,12 +6,7 @@ use super::*;
 use serde_json::{json, Value};
 
 fn retainer(connection: u64, part: &str, bytes: u64) -> Retainer {
-    Retainer {
-        connection,
-        part: part.to_string(),
-        bytes,
-        label: format!("{part} of connection {connection}"),
-    }
+    Retainer::new(connection, part, bytes)
 }
 
 /// A proxy holding two pinned websockets in retain mode: two TLS slabs and two TCP slabs
@@ -30,6 +25,7 @@ fn proxy_snapshot() -> Snapshot {
         referenced_bytes: 1200,
         slabs: vec![
             Slab {
+                unlisted_retainers: 0,
                 id: 3,
                 size: 10 << 20,
                 age_ms: 60_000,
@@ -45,6 +41,7 @@ fn proxy_snapshot() -> Snapshot {
                 allocation_id: None,
             },
             Slab {
+                unlisted_retainers: 0,
                 id: 4,
                 size: 10 << 20,
                 age_ms: 1_500,
@@ -73,6 +70,7 @@ fn proxy_snapshot() -> Snapshot {
         retained_bytes: 1 << 20,
         referenced_bytes: 0,
         slabs: vec![Slab {
+            unlisted_retainers: 0,
             id: 39,
             size: 1 << 20,
             age_ms: 200,
@@ -113,6 +111,7 @@ fn proxy_snapshot() -> Snapshot {
             read_size: 64 << 10,
         },
         connections: Connections {
+            unlisted: 0,
             open: 3,
             accepted_total: 10,
             closed_total: 7,
@@ -134,6 +133,8 @@ fn proxy_snapshot() -> Snapshot {
             live_slabs: 3,
         },
         pinned_allocations: PinnedAllocations {
+            unlisted_allocations: 0,
+            unlisted_parts: 0,
             registry: AllocationRegistry {
                 enabled: true,
                 threshold_bytes: 4096,

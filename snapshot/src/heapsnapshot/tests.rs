@@ -304,12 +304,7 @@ fn pinned_allocations_are_allocations_held_by_their_parts() {
     let mut snap = synthetic_proxy(0);
     snap.pools.clear();
     snap.settings.stack = Some(Stack::Warp);
-    let kept = |c: u64, part: &str, bytes: u64| Retainer {
-        connection: c,
-        part: part.into(),
-        bytes,
-        label: format!("{part} of connection {c}"),
-    };
+    let kept = |c: u64, part: &str, bytes: u64| Retainer::new(c, part, bytes);
     snap.pinned_allocations.allocations = vec![
         PinnedAllocation {
             id: 77,

@@ -137,12 +137,7 @@ fn a_slab_kept_by_three_parts_is_split_with_the_remainder_on_the_first() {
     let mut snap = synthetic_proxy(1);
     let slab = &mut snap.pools[0].slabs[0];
     slab.size = 1000;
-    slab.retainers.push(Retainer {
-        connection: 1,
-        part: "header host".into(),
-        bytes: 9,
-        label: "header host of connection 1".into(),
-    });
+    slab.retainers.push(Retainer::new(1, "header host", 9));
     let paths = of(&snap);
     let shares: Vec<(u64, u64)> = paths
         .paths
@@ -161,12 +156,7 @@ fn pinned_allocations_hang_under_the_stack() {
     snap.role = "wss".into();
     snap.pools.clear();
     snap.settings.stack = Some(Stack::Warp);
-    let kept = |c: u64, part: &str, bytes: u64| Retainer {
-        connection: c,
-        part: part.into(),
-        bytes,
-        label: format!("{part} of connection {c}"),
-    };
+    let kept = |c: u64, part: &str, bytes: u64| Retainer::new(c, part, bytes);
     snap.pinned_allocations.allocations = vec![
         PinnedAllocation {
             id: 77,

@@ -157,7 +157,7 @@ mod tests {
             let sum = |part: &str| -> u64 {
                 retainers
                     .iter()
-                    .filter(|r| r.part == part && r.connection == 7)
+                    .filter(|r| &*r.part == part && r.connection == 7)
                     .map(|r| r.bytes)
                     .sum()
             };
@@ -188,11 +188,7 @@ mod tests {
         let reads = pool.snapshot(now, &index);
         assert_eq!(reads.slabs[0].views, 0, "the read pool's slab is let go");
         let chunk = buffers.chunks().unwrap().snapshot(now, &index);
-        let labels: Vec<&str> = chunk.slabs[0]
-            .retainers
-            .iter()
-            .map(|r| r.label.as_str())
-            .collect();
+        let labels: Vec<&str> = chunk.slabs[0].retainers.iter().map(|r| &*r.label).collect();
         assert_eq!(
             labels,
             [
@@ -225,7 +221,7 @@ mod tests {
         let entries = parts_kept.entries();
         let named: Vec<_> = entries
             .iter()
-            .map(|e| (e.connection, e.part.as_str(), e.len))
+            .map(|e| (e.connection(), e.part(), e.bytes()))
             .collect();
         assert_eq!(
             named,

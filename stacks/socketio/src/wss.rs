@@ -155,7 +155,7 @@ impl Ctx {
         let mut kept: Vec<KeptPart> = parts
             .headers
             .iter()
-            .map(|(name, value)| registry.register(id, format!("header {name}"), value.as_bytes()))
+            .map(|(name, value)| registry.register(id, &format!("header {name}"), value.as_bytes()))
             .collect();
         // The request's target (path and query), as the request's own part.
         if let Some(pq) = parts.uri.path_and_query() {

@@ -322,7 +322,7 @@ impl Kept {
         let parts = headers
             .iter()
             .map(|(name, value)| {
-                registry.register(id, format!("header {}", name.as_str()), value.as_bytes())
+                registry.register(id, &format!("header {}", name.as_str()), value.as_bytes())
             })
             .collect();
         Kept {

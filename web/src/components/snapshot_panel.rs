@@ -80,8 +80,7 @@ impl Reducible for Shots {
 /// The server's download URL of the snapshot in `format` (`heapsnapshot`, `pprof`),
 /// from its `GET /snapshot` URL.
 pub fn download_url(snapshot_url: &str, format: &str) -> String {
-    let join = if snapshot_url.contains('?') { '&' } else { '?' };
-    format!("{snapshot_url}{join}format={format}&download=1")
+    crate::logic::config::with_query(snapshot_url, &format!("format={format}&download=1"))
 }
 
 #[derive(Properties, PartialEq)]

@@ -9,6 +9,7 @@ use snapshot::{HeadMode, Snapshot};
 use yew::prelude::*;
 
 use crate::api;
+use crate::logic::config::polled_url;
 use crate::logic::series::{Sample, Series, POLL_MS};
 
 /// What the page knows of one server.
@@ -86,11 +87,13 @@ pub fn use_server(url: String) -> UseReducerHandle<ServerView> {
 
 /// Fetches the snapshot at `url` now and every [`POLL_MS`], one request at a time (a
 /// slow server is not piled up on), handing each outcome to `got` with the time it
-/// came; the result stops the polling when dropped (an effect's cleanup).
+/// came; the result stops the polling when dropped (an effect's cleanup). It asks for
+/// the totals alone ([`polled_url`]).
 pub(super) fn poll_snapshots(
     url: String,
     got: impl Fn(f64, Result<Rc<Snapshot>, String>) + 'static,
 ) -> impl FnOnce() {
+    let url = polled_url(&url);
     let got = Rc::new(got);
     let busy = Rc::new(Cell::new(false));
     let poll = move || {

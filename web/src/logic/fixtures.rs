@@ -14,15 +14,11 @@ pub const MIB: u64 = 1 << 20;
 pub fn slab(id: u64, size: u64, connections: &[u64]) -> Slab {
     let retainers: Vec<Retainer> = connections
         .iter()
-        .map(|&c| Retainer {
-            connection: c,
-            part: "upgrade head".into(),
-            bytes: 200,
-            label: format!("upgrade head of connection {c}"),
-        })
+        .map(|&c| Retainer::new(c, "upgrade head", 200))
         .collect();
     let referenced = 200 * connections.len() as u64;
     Slab {
+        unlisted_retainers: 0,
         id,
         size,
         age_ms: 1000,
@@ -94,6 +90,7 @@ pub fn with_pools(role: &str, pools: Vec<Pool>, open: u64) -> Snapshot {
             read_size: 64 << 10,
         },
         connections: Connections {
+            unlisted: 0,
             open,
             accepted_total: open,
             closed_total: 0,

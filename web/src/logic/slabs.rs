@@ -163,19 +163,14 @@ mod tests {
             slab_summary(&slab),
             "slab #4: 10.0 MiB, 64.0 KiB handed out, 200 B referenced by 1 view, 1 retainer (current: reads are carved from it)"
         );
-        assert_eq!(slab.retainers[0].label, "upgrade head of connection 17");
+        assert_eq!(&*slab.retainers[0].label, "upgrade head of connection 17");
         let s = fixtures::snapshot(&[(1, &[17])], 1);
         assert!(totals_summary(&s).starts_with("1 live slabs hold 1.00 MiB for 200 B referenced"));
     }
 
     #[test]
     fn pinned_allocations_read_like_the_slabs() {
-        let kept = |c: u64, part: &str, bytes: u64| snapshot::Retainer {
-            connection: c,
-            part: part.into(),
-            bytes,
-            label: format!("{part} of connection {c}"),
-        };
+        let kept = |c: u64, part: &str, bytes: u64| snapshot::Retainer::new(c, part, bytes);
         let a = PinnedAllocation {
             id: 901,
             size: 128 << 10,

@@ -48,7 +48,7 @@ impl KeptRequest {
                     .headers()
                     .iter()
                     .map(|(name, value)| {
-                        registry.register(connection, format!("header {name}"), value.as_bytes())
+                        registry.register(connection, &format!("header {name}"), value.as_bytes())
                     })
                     .collect();
                 KeptRequest::Retained {
@@ -108,9 +108,9 @@ mod tests {
         let copied = KeptRequest::keep(HeadMode::Copy, 7, request(), &registry);
         let entries = registry.entries();
         assert_eq!(entries.len(), 1);
-        assert_eq!(entries[0].part, "upgrade request");
+        assert_eq!(entries[0].part(), "upgrade request");
         let text = "GET /chat?x=1 HTTP/1.1\r\nhost: localhost\r\nupgrade: websocket\r\n\r\n";
-        assert_eq!(entries[0].len, text.len());
+        assert_eq!(entries[0].bytes(), text.len());
         match &copied {
             KeptRequest::Copied { _head, .. } => assert_eq!(_head, text.as_bytes()),
             _ => panic!("copy keeps a copy"),
@@ -118,7 +118,11 @@ mod tests {
         drop(copied);
         assert!(registry.is_empty());
         let retained = KeptRequest::keep(HeadMode::Retain, 8, request(), &registry);
-        let parts: Vec<_> = registry.entries().into_iter().map(|e| e.part).collect();
+        let parts: Vec<_> = registry
+            .entries()
+            .into_iter()
+            .map(|e| e.part().to_string())
+            .collect();
         assert_eq!(parts, ["header host", "header upgrade"]);
         drop(retained);
         let _ = KeptRequest::keep(HeadMode::Drop, 9, request(), &registry);
