@@ -46,15 +46,21 @@ mod tests {
 
     #[test]
     fn free_ports_differ_lie_below_the_ephemeral_range_and_can_be_bound() {
-        let ports: Vec<u16> = (0..20).map(|_| free_port()).collect();
-        let mut unique = ports.clone();
-        unique.sort_unstable();
-        unique.dedup();
-        assert_eq!(unique.len(), ports.len(), "{ports:?}");
-        for port in ports {
+        // Each port is bound as soon as it is given (another test process may take
+        // it later: the port is free now, not reserved) and held, so the next one
+        // given must differ.
+        let mut held = Vec::new();
+        for _ in 0..20 {
+            let port = free_port();
             assert!((20000..32000).contains(&port), "{port}");
-            std::net::TcpListener::bind(("127.0.0.1", port)).unwrap();
+            let listener = std::net::TcpListener::bind(("127.0.0.1", port))
+                .unwrap_or_else(|e| panic!("port {port} was given as free: {e}"));
+            held.push((port, listener));
         }
+        let mut ports: Vec<u16> = held.iter().map(|(p, _)| *p).collect();
+        ports.sort_unstable();
+        ports.dedup();
+        assert_eq!(ports.len(), held.len(), "{held:?}");
     }
 
     #[test]
