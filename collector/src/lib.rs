@@ -80,12 +80,9 @@ pub fn take(state: &State) -> Snapshot {
 pub fn take_with(state: &State, detail: Detail) -> Snapshot {
     let started = Instant::now();
     let c = &state.connections;
-    let mut list = c.list();
-    let open_listed = list.len() as u64;
-    if let Some(cap) = detail.connections {
-        list.truncate(cap);
-    }
-    let unlisted = open_listed - list.len() as u64;
+    let (list, described) = c.list(detail.connections.unwrap_or(usize::MAX));
+    let unlisted = (described - list.len()) as u64;
+    let listing = started.elapsed();
     // The list is by id: the listed connections are those up to the last one's id.
     let listed = Listed {
         through: match (detail.connections, list.last()) {
@@ -94,12 +91,14 @@ pub fn take_with(state: &State, detail: Detail) -> Snapshot {
         },
     };
     let index = allocator::registry::Index::take();
+    let indexing = started.elapsed();
     let with_addresses: Vec<_> = state
         .pools
         .iter()
         .map(|p| p.snapshot_with_addresses(started, &index))
         .collect();
     let pinned_allocations = pinned::pinned(state, &with_addresses, &index, listed);
+    let attributing = started.elapsed();
     drop(index);
     let pools: Vec<snapshot::Pool> = with_addresses
         .into_iter()
@@ -162,6 +161,18 @@ pub fn take_with(state: &State, detail: Detail) -> Snapshot {
         audit: None,
     };
     state.fill_sections(&mut snap);
-    snap.took_us = started.elapsed().as_micros() as u64;
+    let took = started.elapsed();
+    snap.took_us = took.as_micros() as u64;
+    let ms = |d: std::time::Duration| d.as_secs_f64() * 1e3;
+    tracing::debug!(
+        took_ms = ms(took),
+        list_ms = ms(listing),
+        registry_ms = ms(indexing - listing),
+        pools_and_parts_ms = ms(attributing - indexing),
+        rest_ms = ms(took - attributing),
+        listed = snap.connections.list.len(),
+        unlisted,
+        "snapshot taken"
+    );
     snap
 }

@@ -77,11 +77,14 @@ impl ConnectionStats {
         self.open_now.load(Ordering::Acquire)
     }
 
-    /// The described open connections, by id (the snapshot's `connections.list`).
-    pub fn list(&self) -> Vec<snapshot::OpenConnection> {
+    /// The described open connections, by id (the snapshot's `connections.list`),
+    /// at most `max` of them (the oldest), and how many there are in all.
+    pub fn list(&self, max: usize) -> (Vec<snapshot::OpenConnection>, usize) {
         let now = Instant::now();
-        self.described()
+        let described = self.described();
+        let list = described
             .iter()
+            .take(max)
             .map(|(id, d)| snapshot::OpenConnection {
                 id: *id,
                 peer: d.peer.clone(),
@@ -89,7 +92,8 @@ impl ConnectionStats {
                 age_ms: now.saturating_duration_since(d.opened).as_millis() as u64,
                 own_bytes: d.own_bytes,
             })
-            .collect()
+            .collect();
+        (list, described.len())
     }
 
     /// Sets the own size of described connection `id` (when it is known only after
