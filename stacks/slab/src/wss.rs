@@ -183,21 +183,42 @@ async fn upgrade(
 
 impl OpenWebsocket {
     /// Answers (echoing when `echo`) and reads frames until the websocket closes.
+    ///
+    /// While idle, the task holds this websocket and one pending read, nothing
+    /// more: answering and closing, which wait on writes with timeouts, run in boxed
+    /// futures made when there is something to answer or the end has come (a task
+    /// is as large as the largest state its future can reach: inline, they tripled
+    /// the idle connection's task).
     async fn serve(&mut self, buffers: &BufferPool, echo: bool, wt: Duration) {
-        let (peer, id) = (self.peer, self.id);
-        let result: Result<(), ws::WsError> = async {
-            std::mem::replace(&mut self.head_outcome, Ok(()))?;
-            loop {
-                if answer(&mut self.stream, &mut self.events, buffers, echo, wt).await? {
+        let result = self.read_and_answer(buffers, echo, wt).await;
+        Box::pin(self.close(result, wt)).await;
+    }
+
+    async fn read_and_answer(
+        &mut self,
+        buffers: &BufferPool,
+        echo: bool,
+        wt: Duration,
+    ) -> Result<(), ws::WsError> {
+        std::mem::replace(&mut self.head_outcome, Ok(()))?;
+        loop {
+            if !self.events.is_empty() {
+                let answering = answer(&mut self.stream, &mut self.events, buffers, echo, wt);
+                if Box::pin(answering).await? {
                     return Ok(());
                 }
-                match self.pool.read(&mut self.stream).await {
-                    Ok(Some(view)) => self.reader.feed(&view, &mut self.events)?,
-                    Ok(None) | Err(_) => return Ok(()),
-                }
+            }
+            match self.pool.read(&mut self.stream).await {
+                Ok(Some(view)) => self.reader.feed(&view, &mut self.events)?,
+                Ok(None) | Err(_) => return Ok(()),
             }
         }
-        .await;
+    }
+
+    /// Ends the connection after `result`: a clean shutdown, or a close frame with
+    /// the error's code (then a bounded linger), or nothing after an I/O error.
+    async fn close(&mut self, result: Result<(), ws::WsError>, wt: Duration) {
+        let (peer, id) = (self.peer, self.id);
         let stream = &mut self.stream;
         match result {
             Ok(()) => shutdown_within(stream, wt).await,
