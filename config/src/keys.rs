@@ -130,6 +130,10 @@ pub const KEYS: &[(&str, &str)] = &[
         "read buffer of each websocket on the warp stack, bytes (tungstenite's default; axum's fix: 4096)",
     ),
     (
+        "ws_idle_release_ms",
+        "warp wss: after a websocket has been quiet this long, give back the read and write buffers bursts grew (a new codec at a frame boundary), ms; 0: never, as tungstenite",
+    ),
+    (
         "client_pinMessageSize",
         "bytes of one first message each pinning connection sends once open, 0: none",
     ),

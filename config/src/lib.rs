@@ -98,6 +98,7 @@ pub struct Config {
     pub proxy_stack: Stack,
     #[serde(deserialize_with = "buffer_size")]
     pub ws_read_buffer_size: usize,
+    pub ws_idle_release_ms: u64,
     #[serde(rename = "client_pinMessageSize")]
     pub client_pin_message_size: u64,
     #[serde(rename = "client_pinDataBytes")]
@@ -151,6 +152,7 @@ impl Default for Config {
             wss_stack: Stack::Slab,
             proxy_stack: Stack::Slab,
             ws_read_buffer_size: 128 << 10,
+            ws_idle_release_ms: 0,
             client_pin_message_size: 0,
             client_pin_data_bytes: 0,
             client_pin_data_message_size: 16 << 10,

@@ -9,8 +9,11 @@
 //! registry ([`allocator::registry`]).
 //!
 //! - [`wss`]: the websocket server, a `warp::ws()` route served by warp/hyper.
+//! - [`idle_release`]: how the wss gives back a quiet websocket's buffers
+//!   (`ws_idle_release_ms`).
 //! - [`proxy`]: the websocket reverse proxy, warp/hyper over tokio-rustls, forwarding
 //!   upgrades with `hyper::upgrade` and `tokio::io::copy_bidirectional`.
 
+pub mod idle_release;
 pub mod proxy;
 pub mod wss;

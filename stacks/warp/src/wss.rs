@@ -38,8 +38,9 @@
 //!
 //! warp 0.4's `Ws` has no setter for tungstenite's `read_buffer_size`. With the
 //! default (`ws_read_buffer_size` 131072) the route finishes with `Ws::on_upgrade`
-//! as users write it; with any other size it takes the upgrade below `warp::ws()`
-//! (see `upgrade_below_warp`).
+//! as users write it; with any other size, or with `ws_idle_release_ms` set, it
+//! takes the upgrade below `warp::ws()` (see `upgrade_below_warp`), where a quiet
+//! websocket can give back the buffers bursts grew ([`crate::idle_release`]).
 //!
 //! # Bad input
 //!
@@ -51,6 +52,7 @@
 //! `max_message_size` is closed with 1009.
 
 use std::error::Error as StdError;
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -60,10 +62,13 @@ use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::TokioIo;
 use hyper_util::service::TowerToHyperService;
 use snapshot::HeadMode;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_tungstenite_warp::tungstenite;
 use tokio_tungstenite_warp::WebSocketStream;
 use tokio_util::task::task_tracker::TaskTrackerToken;
 use tungstenite::protocol::{Role as WsRole, WebSocketConfig};
+
+use crate::idle_release::{self, FrameBoundary, Releasable};
 use warp::http::{header, HeaderMap, HeaderValue, StatusCode};
 use warp::reply::{Reply, Response};
 use warp::Filter;
@@ -89,6 +94,25 @@ struct Ctx {
     read_buffer_size: usize,
     max_message_size: usize,
     write_timeout: Duration,
+    /// `ws_idle_release_ms`, when set: how long a websocket stays quiet before it
+    /// gives back its buffers.
+    idle_release: Option<Duration>,
+}
+
+impl Ctx {
+    /// tungstenite's settings for a websocket taken below `warp::ws()`.
+    fn websocket_config(&self) -> WebSocketConfig {
+        WebSocketConfig::default()
+            .read_buffer_size(self.read_buffer_size)
+            .max_message_size(Some(self.max_message_size))
+            .max_frame_size(Some(self.max_message_size))
+    }
+
+    /// Whether websockets are taken below `warp::ws()`: warp's own cannot be given
+    /// another read buffer, nor made anew.
+    fn below_warp(&self) -> bool {
+        self.read_buffer_size != TUNGSTENITE_READ_BUFFER || self.idle_release.is_some()
+    }
 }
 
 /// Binds the warp wss and its snapshot endpoint and starts serving until `shutdown`.
@@ -104,6 +128,8 @@ pub async fn start(config: &Config, shutdown: &Shutdown) -> std::io::Result<Runn
         read_buffer_size: config.ws_read_buffer_size,
         max_message_size: config.max_message_size,
         write_timeout: Duration::from_millis(config.write_timeout_ms),
+        idle_release: (config.ws_idle_release_ms > 0)
+            .then(|| Duration::from_millis(config.ws_idle_release_ms)),
     });
     if config.max_header_bytes < HYPER_MIN_BUF_SIZE {
         tracing::info!(
@@ -132,13 +158,17 @@ pub async fn start(config: &Config, shutdown: &Shutdown) -> std::io::Result<Runn
         },
     ));
     tracing::info!(
-        "wss (warp stack: warp::ws on hyper; websocket read buffer {} bytes{}) listening on ws://{addr} \
+        "wss (warp stack: warp::ws on hyper; websocket read buffer {} bytes{}{}) listening on ws://{addr} \
          (head mode {}, echo {}); snapshot on http://{snapshot_addr}/snapshot",
         config.ws_read_buffer_size,
-        if config.ws_read_buffer_size == TUNGSTENITE_READ_BUFFER {
-            ""
-        } else {
+        match ctx.idle_release {
+            Some(after) => format!(", buffers given back after {after:?} quiet"),
+            None => String::new(),
+        },
+        if ctx.below_warp() {
             ", upgrade taken below warp::ws()"
+        } else {
+            ""
         },
         state.head_mode().map(|m| m.as_str()).unwrap_or("-"),
         state.echo
@@ -224,7 +254,7 @@ fn accept(
     let own = std::mem::size_of_val(&conn);
     conn.open.describe(id, None, own);
     let max = ctx.max_message_size;
-    if ctx.read_buffer_size == TUNGSTENITE_READ_BUFFER {
+    if !ctx.below_warp() {
         // As users write it: warp finishes the upgrade and spawns the websocket.
         drop(on_upgrade);
         let ws = ws.max_message_size(max).max_frame_size(max);
@@ -257,19 +287,17 @@ fn upgrade_below_warp(
             "missing Sec-WebSocket-Key\n".into(),
         );
     };
-    let config = WebSocketConfig::default()
-        .read_buffer_size(ctx.read_buffer_size)
-        .max_message_size(Some(ctx.max_message_size))
-        .max_frame_size(Some(ctx.max_message_size));
+    let config = ctx.websocket_config();
     let spawner = ctx.shutdown.clone();
     spawner.spawn(async move {
         let upgraded = match on_upgrade.await {
             Ok(upgraded) => upgraded,
             Err(e) => return tracing::debug!(connection = conn.id, "wss: upgrade failed: {e}"),
         };
+        // The transport tracks frame boundaries, for `ws_idle_release_ms`.
+        let transport = FrameBoundary::new(TokioIo::new(upgraded));
         let socket =
-            WebSocketStream::from_raw_socket(TokioIo::new(upgraded), WsRole::Server, Some(config))
-                .await;
+            WebSocketStream::from_raw_socket(transport, WsRole::Server, Some(config)).await;
         serve(socket, conn, ctx).await;
     });
     let reply = warp::reply::with_status(warp::reply(), StatusCode::SWITCHING_PROTOCOLS);
@@ -422,13 +450,42 @@ fn close_for(e: &(dyn StdError + 'static)) -> Option<(u16, &'static str)> {
     }
 }
 
+/// A websocket that may give back its buffers when it has been quiet.
+trait GiveBack: Sized + Send {
+    /// The websocket, with its buffers given back if it could (and whether it did);
+    /// what it still owes the peer is flushed within `wt` first.
+    fn give_back(
+        self,
+        config: WebSocketConfig,
+        wt: Duration,
+    ) -> impl Future<Output = (Self, bool)> + Send;
+}
+
+/// warp's own `WebSocket` cannot: its stream is private.
+impl GiveBack for warp::ws::WebSocket {
+    async fn give_back(self, _: WebSocketConfig, _: Duration) -> (Self, bool) {
+        (self, false)
+    }
+}
+
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> GiveBack for Releasable<T> {
+    fn give_back(
+        self,
+        config: WebSocketConfig,
+        wt: Duration,
+    ) -> impl Future<Output = (Self, bool)> + Send {
+        idle_release::release(self, config, wt)
+    }
+}
+
 /// A websocket's life, on either stream: the greeting, then echo or discard what
 /// comes (tungstenite answers pings and the peer's close) until the peer closes, it
-/// vanishes, a read fails or shutdown comes. Everything the connection holds goes
-/// with it.
+/// vanishes, a read fails or shutdown comes; with `ws_idle_release_ms`, its buffers
+/// given back each time it has been quiet that long after traffic. Everything the
+/// connection holds goes with it.
 async fn serve<S, M, E>(mut socket: S, mut conn: Connection, ctx: Arc<Ctx>)
 where
-    S: Stream<Item = Result<M, E>> + Sink<M> + Unpin + Send,
+    S: Stream<Item = Result<M, E>> + Sink<M> + GiveBack + Unpin + Send,
     <S as Sink<M>>::Error: std::fmt::Display,
     M: WsMessage,
     E: StdError + 'static,
@@ -440,11 +497,23 @@ where
         return tracing::debug!(connection = id, "wss: {why}");
     }
     tracing::debug!(connection = id, %mode, kept = conn.kept.len(), "wss: websocket open");
+    // Whether something came since the buffers were last given back (or the start).
+    let mut used = true;
     let end = loop {
+        let quiet = ctx.idle_release.filter(|_| used);
         let next = tokio::select! {
             next = socket.next() => next,
             _ = ctx.shutdown.cancelled() => break End::Shutdown,
+            _ = tokio::time::sleep(quiet.unwrap_or_default()), if quiet.is_some() => {
+                let released;
+                (socket, released) = socket.give_back(ctx.websocket_config(), wt).await;
+                // In the middle of a frame: tried again after the next quiet spell.
+                used = !released;
+                tracing::debug!(connection = id, released, "wss: quiet websocket");
+                continue;
+            }
         };
+        used = true;
         let message = match next {
             None => break End::Closed,
             Some(Ok(message)) => message,
