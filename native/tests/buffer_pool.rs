@@ -53,23 +53,15 @@ async fn pin(addr: std::net::SocketAddr) -> TcpStream {
 
 async fn run(mode: HeadMode) -> Grew {
     let dir = tempfile::tempdir().unwrap();
-    let args: Vec<String> = [
-        "--wss_port",
-        "0",
-        "--wss_heapdump_port",
-        "0",
-        "--wss_echo",
-        "true",
-        "--wss_head",
-        mode.as_str(),
-        "--buffer_pool_size",
-        "8192",
-        "--buffer_pool_threshold",
-        "4096",
-    ]
-    .map(String::from)
-    .to_vec();
-    let wss = Server::start(env!("CARGO_BIN_EXE_wss"), dir.path(), &args);
+    let wss = Server::wss(
+        dir.path(),
+        &[
+            ("wss_echo", "true"),
+            ("wss_head", mode.as_str()),
+            ("buffer_pool_size", "8192"),
+            ("buffer_pool_threshold", "4096"),
+        ],
+    );
     let url = format!("ws://{}/", wss.addr);
     let tcp = TcpStream::connect(wss.addr).await.unwrap();
     let (mut data, _) = tokio_tungstenite::client_async(url, tcp).await.unwrap();

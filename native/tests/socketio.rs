@@ -121,23 +121,16 @@ fn pinned_by_connection(snap: &Snapshot) -> std::collections::BTreeMap<u64, Vec<
 
 /// The wss binary on the socketio stack, as its own process, in `mode`.
 fn wss_process(dir: &std::path::Path, mode: HeadMode) -> Server {
-    let args: Vec<String> = [
-        "--wss_stack",
-        "socketio",
-        "--wss_port",
-        "0",
-        "--wss_heapdump_port",
-        "0",
-        "--wss_head",
-        mode.as_str(),
-        // Small websocket read buffers (socketioxide's own default), so that each
-        // socket's own cost does not drown the read buffer its request pins.
-        "--ws_read_buffer_size",
-        "4096",
-    ]
-    .map(String::from)
-    .to_vec();
-    Server::start(env!("CARGO_BIN_EXE_wss"), dir, &args)
+    Server::wss(
+        dir,
+        &[
+            ("wss_stack", "socketio"),
+            ("wss_head", mode.as_str()),
+            // Small websocket read buffers (socketioxide's own default), so that each
+            // socket's own cost does not drown the read buffer its request pins.
+            ("ws_read_buffer_size", "4096"),
+        ],
+    )
 }
 
 /// What engine.io keeps of each socket's request, measured on the wss binary as its

@@ -176,25 +176,16 @@ async fn idle_sockets_answer_the_servers_pings_within_one_ping_interval() {
 
 /// The wss binary on the socketio stack, as its own process, in `head` mode.
 fn wss_process(dir: &Path, head: &str, echo: bool) -> Server {
-    let args: Vec<String> = [
-        "--wss_stack",
-        "socketio",
-        "--wss_port",
-        "0",
-        "--wss_heapdump_port",
-        "0",
-        "--wss_head",
-        head,
-        "--wss_echo",
-        if echo { "true" } else { "false" },
-        "--max_connections",
-        "0",
-        "--ws_read_buffer_size",
-        "4096",
-    ]
-    .map(String::from)
-    .to_vec();
-    Server::start(env!("CARGO_BIN_EXE_wss"), dir, &args)
+    Server::wss(
+        dir,
+        &[
+            ("wss_stack", "socketio"),
+            ("wss_head", head),
+            ("wss_echo", if echo { "true" } else { "false" }),
+            ("max_connections", "0"),
+            ("ws_read_buffer_size", "4096"),
+        ],
+    )
 }
 
 /// `client audit` of `target` measuring `pid` at `levels`, with `extra` options;

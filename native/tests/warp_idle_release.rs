@@ -24,23 +24,16 @@ const MESSAGE: usize = 16 << 10;
 
 /// A warp wss of its own, echoing, in `mode`, with `release_ms` (0: off).
 fn warp_wss(dir: &std::path::Path, mode: HeadMode, release_ms: u64) -> Server {
-    let args: Vec<String> = [
-        "--wss_stack",
-        "warp",
-        "--wss_port",
-        "0",
-        "--wss_heapdump_port",
-        "0",
-        "--wss_echo",
-        "true",
-        "--wss_head",
-        mode.as_str(),
-        "--ws_idle_release_ms",
-        &release_ms.to_string(),
-    ]
-    .map(String::from)
-    .to_vec();
-    Server::start(env!("CARGO_BIN_EXE_wss"), dir, &args)
+    let release_ms = release_ms.to_string();
+    Server::wss(
+        dir,
+        &[
+            ("wss_stack", "warp"),
+            ("wss_echo", "true"),
+            ("wss_head", mode.as_str()),
+            ("ws_idle_release_ms", &release_ms),
+        ],
+    )
 }
 
 type Ws = WebSocketStream<TcpStream>;

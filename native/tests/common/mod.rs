@@ -385,6 +385,20 @@ pub struct Server {
 }
 
 impl Server {
+    /// The wss binary as its own process, on ports the kernel picks, with
+    /// `settings` (config.json keys and their values) on its command line.
+    #[allow(dead_code)]
+    pub fn wss(dir: &std::path::Path, settings: &[(&str, &str)]) -> Server {
+        let mut args: Vec<String> = ["--wss_port", "0", "--wss_heapdump_port", "0"]
+            .map(String::from)
+            .to_vec();
+        for (key, value) in settings {
+            args.push(format!("--{key}"));
+            args.push(value.to_string());
+        }
+        Server::start(env!("CARGO_BIN_EXE_wss"), dir, &args)
+    }
+
     /// Starts `bin` with `args` in `dir` and reads its addresses from its startup line.
     pub fn start(bin: &str, dir: &std::path::Path, args: &[String]) -> Server {
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
