@@ -34,8 +34,19 @@ pub fn pinned(
         }
     }
     found.attributed.reserve(state.kept.len());
+    // A connection's parts come side by side, most in one allocation (hyper's read
+    // buffer): the last one found is tried before a search.
+    let mut last: Option<&Tracked> = None;
     state.kept.visit(|part| {
-        found.add(index.find(part.ptr as *const u8), part.key, &part.retainer);
+        let ptr = part.ptr as *const u8;
+        let allocation = match last.filter(|t| t.contains(part.ptr)) {
+            Some(t) => Some(t),
+            None => index.find(ptr),
+        };
+        if allocation.is_some() {
+            last = allocation;
+        }
+        found.add(allocation, part.key, &part.retainer);
     });
     found.into_section(index)
 }

@@ -6,7 +6,7 @@
 //! slab stack's `copy` mode, register what they keep here: a [`KeptPart`] lives
 //! beside the bytes it names and unregisters when dropped.
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -44,9 +44,13 @@ impl PartEntry {
 }
 
 /// Every part kept by the process's open connections.
+///
+/// By registration order: a connection registers its parts one after another, so
+/// they come out side by side, and a snapshot finds most parts in the allocation
+/// it found the one before in.
 #[derive(Default)]
 pub struct KeptParts {
-    parts: Mutex<HashMap<u64, PartEntry>>,
+    parts: Mutex<BTreeMap<u64, PartEntry>>,
     next: AtomicU64,
 }
 
@@ -69,8 +73,9 @@ impl KeptParts {
         }
     }
 
-    /// Calls `f` with every part registered now (in no order), under the registry's
-    /// lock: no copy of the entries is made, and new registrations wait meanwhile.
+    /// Calls `f` with every part registered now, in registration order, under the
+    /// registry's lock: no copy of the entries is made, and new registrations wait
+    /// meanwhile.
     pub fn visit(&self, f: impl FnMut(&PartEntry)) {
         self.lock().values().for_each(f);
     }
@@ -91,7 +96,7 @@ impl KeptParts {
         self.len() == 0
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<u64, PartEntry>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<u64, PartEntry>> {
         self.parts.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
