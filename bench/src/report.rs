@@ -87,10 +87,11 @@ pub fn preamble(r: &Results) -> String {
     let _ = writeln!(
         out,
         "Client (the same for every stack, in the `bench` process): TLS 1.3 websockets to \
-         the proxy on 127.0.0.1, opened at {}/s; the data connection sends {} bytes every \
+         the proxy on 127.0.0.1 (plain ws straight to the wss for the stacks without a \
+         proxy, `plain ws -> ...`), opened at {}/s; the data connection sends {} bytes every \
          {} ms; each level is sampled {} ms after it is reached. Our servers run with \
          head mode `drop` (unless the stack says otherwise) and `wss_echo` on; the Node \
-         peers keep nothing either; every wss echoes.",
+         and Bun peers keep nothing either; every wss echoes.",
         p.rate, p.data_size, p.data_delay_ms, p.settle_ms
     );
     out
@@ -691,7 +692,7 @@ pub fn render(r: &Results) -> String {
     );
     let _ = writeln!(
         out,
-        "### 1. Memory per idle websocket through the TLS proxy\n{}",
+        "### 1. Memory per idle websocket through the TLS proxy (or straight to the wss)\n{}",
         memory_tables(r)
     );
     let _ = writeln!(out, "{}", kernel_table(r));
