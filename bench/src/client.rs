@@ -51,26 +51,32 @@ pub const LARGE_READ_BUFFER: usize = 128 << 10;
 /// Largest message accepted from the servers.
 const MAX_MESSAGE: usize = 64 << 20;
 
-/// Where the client connects: a TLS proxy on 127.0.0.1.
+/// Where the client connects: a TLS proxy on 127.0.0.1, or (`tls` `None`) a wss
+/// straight, in plain ws.
 #[derive(Clone)]
 pub struct Target {
     pub port: u16,
-    pub tls: Arc<ClientConfig>,
+    pub tls: Option<Arc<ClientConfig>>,
 }
 
 impl Target {
-    /// How each websocket to the proxy is opened: `wss://localhost:PORT/` connected
-    /// on 127.0.0.1, greeting awaited, reset on close.
+    /// The URL each websocket opens: `wss://localhost:PORT/`, or `ws://` without TLS.
+    pub fn url(&self) -> String {
+        let scheme = if self.tls.is_some() { "wss" } else { "ws" };
+        format!("{scheme}://localhost:{}/", self.port)
+    }
+
+    /// How each websocket to the proxy (or the wss) is opened: [`Target::url`]
+    /// connected on 127.0.0.1, greeting awaited, reset on close.
     pub fn dial(&self, read_buffer: usize) -> Dial {
-        let url = format!("wss://localhost:{}/", self.port);
-        let target = TargetUrl::parse(&url).expect("a valid URL");
+        let target = TargetUrl::parse(&self.url()).expect("a valid URL");
         Dial {
             connect_to: Some(IpAddr::V4(Ipv4Addr::LOCALHOST)),
             read_buffer,
             greeting: true,
             reset: true,
             timeout: OPEN_TIMEOUT,
-            ..Dial::new(target, Some(self.tls.clone()), MAX_MESSAGE)
+            ..Dial::new(target, self.tls.clone(), MAX_MESSAGE)
         }
     }
 }

@@ -1,5 +1,6 @@
 //! The benchmark of the playground's servers against what their users would otherwise
-//! run: Node's `ws` + `http-proxy`, nginx, and warp's own websocket filter.
+//! run: Node's `ws` + `http-proxy`, Bun's websocket server, nginx, HAProxy, and
+//! warp's own websocket filter.
 //!
 //! - [`stacks`]: the stacks (a TLS proxy in front of a wss), starting and stopping them.
 //! - [`client`]: the load client every stack gets: idle pinning websockets, the data
@@ -7,6 +8,7 @@
 //! - [`scenario`]: the measurements themselves, run stack after stack.
 //! - [`procfs`]: what the kernel says about a process (RSS, CPU) and its sockets
 //!   (`runtime::procfs`, shared with the client's `audit`).
+//! - [`kernel`]: the machine's kernel memory (sockets, TCP buffers, slab) beside RSS.
 //! - [`probe`]: jemalloc's live allocations by size class, for the breakdown of our
 //!   per-connection memory.
 //! - [`results`]: the figures, as JSON; [`report`]: the same as Markdown tables.
@@ -15,6 +17,7 @@
 //! binaries print the whole chain (`{:#}`) on one line.
 
 pub mod client;
+pub mod kernel;
 pub mod probe;
 pub mod report;
 pub mod results;

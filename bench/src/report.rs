@@ -87,10 +87,11 @@ pub fn preamble(r: &Results) -> String {
     let _ = writeln!(
         out,
         "Client (the same for every stack, in the `bench` process): TLS 1.3 websockets to \
-         the proxy on 127.0.0.1, opened at {}/s; the data connection sends {} bytes every \
+         the proxy on 127.0.0.1 (plain ws straight to the wss for the stacks without a \
+         proxy, `plain ws -> ...`), opened at {}/s; the data connection sends {} bytes every \
          {} ms; each level is sampled {} ms after it is reached. Our servers run with \
          head mode `drop` (unless the stack says otherwise) and `wss_echo` on; the Node \
-         peers keep nothing either; every wss echoes.",
+         and Bun peers keep nothing either; every wss echoes.",
         p.rate, p.data_size, p.data_delay_ms, p.settle_ms
     );
     out
@@ -128,10 +129,11 @@ pub fn memory_tables(r: &Results) -> String {
         table.column("allocator resident KB/ws (ours)", R);
         table.column("× ours", R);
         let ours_top = ours.and_then(|s| top_per_conn(s, proxy));
+        // A stack without a proxy has no row in the proxy's table.
         for s in r
             .stacks
             .iter()
-            .filter(|s| s.started && !s.memory.is_empty())
+            .filter(|s| s.started && !s.memory.is_empty() && (!proxy || s.stack.proxy.exists()))
         {
             let first = &s.memory[0];
             let label = if proxy {
@@ -204,31 +206,74 @@ pub fn memory_tables(r: &Results) -> String {
     out
 }
 
-/// The kernel's memory per websocket (four sockets: client, proxy's two, wss's).
+/// What [`kernel_table`] says its figures are.
+pub const KERNEL_EXPLANATION: &str = "\n**Both servers and the kernel**: KB per websocket at N = \
+    (value at N - value before the client) / N, as above. *RSS* is the proxy's and the \
+    wss's together. *Kernel* is the machine's socket memory, TCP buffers (the `mem` pages \
+    of the TCP line of `/proc/net/sockstat`) plus slab (`Slab:` of `/proc/meminfo`: socket \
+    structures, their inodes and epoll entries), none of which is in any RSS. These are \
+    machine-wide readings: the client runs on the same machine and its own sockets are in \
+    them, so the servers' share is shown, the difference scaled by the servers' part of \
+    one websocket's TCP sockets: 3 of 4 through a proxy (the client's, the proxy's two, \
+    the wss's), 1 of 2 without one (idle sockets cost the kernel the same structures at \
+    either end). The last columns are the machine-wide differences at the top level, \
+    unscaled: sockets in use added per websocket (`sockets: used`; about 4 through a \
+    proxy, 2 without: more means something else on the machine opened sockets \
+    meanwhile, as anything else running moves all of these readings), TCP buffers and \
+    slab.\n";
+
+/// Each stack's memory per idle websocket: its servers' RSS together, next to the
+/// kernel's (the servers' share, see [`crate::kernel`]), at every level.
 pub fn kernel_table(r: &Results) -> String {
-    let mut table = MarkdownTable::new(&[
-        ("stack", L),
-        ("websockets", R),
-        ("TCP buffer KB/ws (sockstat mem)", R),
-        ("kernel slab KB/ws (meminfo Slab)", R),
-    ]);
+    let levels = &r.meta.plan.levels;
     let page = crate::procfs::page_size();
-    for s in r.stacks.iter().filter(|s| s.memory.len() > 1) {
-        let (first, last) = (&s.memory[0], s.memory.last().expect("two samples"));
-        let n = last.connections.max(1) as f64;
-        let tcp = (last.sockstat.tcp_mem_pages as f64 - first.sockstat.tcp_mem_pages as f64)
-            * page as f64
-            / n
-            / 1e3;
-        let slab = (last.kernel_slab as f64 - first.kernel_slab as f64) / n / 1e3;
-        table.row([
-            s.stack.name.to_string(),
-            last.connections.to_string(),
-            format!("{tcp:.1}"),
-            format!("{slab:.1}"),
-        ]);
+    let mut table = MarkdownTable::new(&[("stack", L)]);
+    for l in levels {
+        table.column(format!("RSS KB/ws at {l}"), R);
+        table.column(format!("kernel KB/ws at {l}"), R);
     }
-    format!("\n{table}")
+    let top = levels.last().copied().unwrap_or(0);
+    table.column(format!("RSS + kernel KB/ws at {top}"), R);
+    table.column(format!("at {top}, machine-wide: sockets/ws"), R);
+    table.column("TCP buffers KB/ws", R);
+    table.column("slab KB/ws", R);
+    for s in r.stacks.iter().filter(|s| s.started && s.memory.len() > 1) {
+        let first = &s.memory[0];
+        let samples = &s.memory[1..];
+        let at = |l: u64| samples.iter().find(|m| m.connections >= l * 99 / 100);
+        let rss = |m: &MemorySample| per_conn(first, m, |x| x.proxy_rss + x.wss_rss);
+        let kernel = |m: &MemorySample| crate::kernel::per_websocket(first, m, s.stack.proxy, page);
+        let mut row = vec![s.stack.name.to_string()];
+        for &l in levels {
+            match at(l) {
+                Some(m) => {
+                    row.push(format!("{:.1}", rss(m)));
+                    row.push(
+                        kernel(m)
+                            .map(|k| format!("{:.1}", k.servers_kb()))
+                            .unwrap_or_else(|| "-".into()),
+                    );
+                }
+                None => row.extend(["-".to_string(), "-".to_string()]),
+            }
+        }
+        let last = samples.last().filter(|m| m.connections > 0);
+        match last.and_then(|m| Some((rss(m), kernel(m)?))) {
+            Some((rss, k)) => {
+                row.push(format!("{:.1}", rss + k.servers_kb()));
+                row.push(
+                    k.sockets
+                        .map(|n| format!("{n:.2}"))
+                        .unwrap_or_else(|| "-".into()),
+                );
+                row.push(format!("{:.1}", k.tcp_kb));
+                row.push(format!("{:.1}", k.slab_kb));
+            }
+            None => row.extend(std::iter::repeat_n("-".to_string(), 4)),
+        }
+        table.row(row);
+    }
+    format!("{KERNEL_EXPLANATION}\n{table}")
 }
 
 pub fn throughput_table(r: &Results) -> String {
@@ -647,14 +692,10 @@ pub fn render(r: &Results) -> String {
     );
     let _ = writeln!(
         out,
-        "### 1. Memory per idle websocket through the TLS proxy\n{}",
+        "### 1. Memory per idle websocket through the TLS proxy (or straight to the wss)\n{}",
         memory_tables(r)
     );
-    let _ = writeln!(
-        out,
-        "\nKernel memory per websocket, machine-wide (not in any RSS):\n{}",
-        kernel_table(r)
-    );
+    let _ = writeln!(out, "{}", kernel_table(r));
     let _ = writeln!(
         out,
         "### 2. Memory after a first message and own traffic\n{}",
@@ -706,8 +747,14 @@ pub fn missing(r: &Results) -> Vec<String> {
             ));
         }
         for m in &s.memory {
-            if m.proxy_rss == 0 || m.wss_rss == 0 {
+            if (s.stack.proxy.exists() && m.proxy_rss == 0) || m.wss_rss == 0 {
                 out.push(format!("{name}: no RSS at {} websockets", m.connections));
+            }
+            if m.kernel_slab == 0 || m.sockets_used == 0 {
+                out.push(format!(
+                    "{name}: no kernel figures (slab, sockets used) at {} websockets",
+                    m.connections
+                ));
             }
             if s.stack.proxy.is_ours() && m.proxy_alloc.is_none()
                 || s.stack.wss.is_ours() && m.wss_alloc.is_none()
@@ -730,7 +777,7 @@ pub fn missing(r: &Results) -> Vec<String> {
                             t.connections, a.connections
                         ));
                     }
-                    if a.proxy_rss == 0 || a.wss_rss == 0 {
+                    if (s.stack.proxy.exists() && a.proxy_rss == 0) || a.wss_rss == 0 {
                         out.push(format!("{name}: no RSS after traffic"));
                     }
                     if s.stack.proxy.is_ours()
@@ -781,6 +828,15 @@ pub fn missing(r: &Results) -> Vec<String> {
                 out.push(format!(
                     "{name}: no scrape cost (GET /metrics) of the {server}"
                 ));
+            }
+        }
+    }
+    // A run of every stack has every stack: the peers' too.
+    if r.meta.only.is_empty() {
+        for planned in crate::scenario::stacks() {
+            let name = &planned.stack.name;
+            if !r.stacks.iter().any(|s| &s.stack.name == name) {
+                out.push(format!("{name}: not in the run"));
             }
         }
     }
@@ -870,7 +926,8 @@ mod tests {
                 tcp_tw: 0,
                 tcp_mem_pages: 0,
             },
-            kernel_slab: 0,
+            kernel_slab: 1 << 30,
+            sockets_used: 100 + 4 * connections,
         }
     }
 
@@ -978,6 +1035,137 @@ mod tests {
             .any(|p| p.contains("no allocator or pinned figures after traffic")));
     }
 
+    /// A stack with the proxy's and wss's RSS and the kernel's readings given per
+    /// sample: (connections, proxy MB, wss MB, sockets used, TCP pages, slab MB).
+    fn kernel_stack(
+        proxy: ProxyKind,
+        wss: WssKind,
+        samples: &[(u64, u64, u64, u64, u64, u64)],
+    ) -> StackResult {
+        let memory = samples
+            .iter()
+            .map(|&(n, p, w, used, pages, slab)| {
+                let mut m = sample(n, p, w, None);
+                m.sockets_used = used;
+                m.sockstat.tcp_mem_pages = pages;
+                m.kernel_slab = slab * 1_000_000;
+                m.proxy_alloc = None;
+                m.wss_alloc = None;
+                m
+            })
+            .collect();
+        StackResult {
+            stack: Stack::new(proxy, wss, "drop", true),
+            full_load: false,
+            started: true,
+            error: None,
+            memory,
+            throughput: Vec::new(),
+            latency: None,
+            with_traffic: false,
+            traffic: None,
+        }
+    }
+
+    #[test]
+    fn the_kernel_is_shown_beside_rss_with_the_servers_share() {
+        let mut r = Results::default();
+        r.meta.plan.levels = vec![1000, 2000];
+        // Bun alone: 2 sockets per websocket, half of them its own.
+        r.stacks.push(kernel_stack(
+            ProxyKind::None,
+            WssKind::Bun,
+            &[
+                (0, 0, 20, 100, 0, 500),
+                (1000, 0, 30, 2100, 0, 506),
+                (2000, 0, 40, 4100, 0, 512),
+            ],
+        ));
+        // HAProxy in front of our wss: 4 sockets, 3 of them the servers'.
+        r.stacks.push(kernel_stack(
+            ProxyKind::Haproxy,
+            WssKind::Ours,
+            &[
+                (0, 10, 5, 100, 0, 500),
+                (1000, 20, 8, 4100, 0, 512),
+                (2000, 30, 11, 8100, 0, 524),
+            ],
+        ));
+        let table = kernel_table(&r);
+        assert!(table.contains("machine-wide readings"), "{table}");
+        assert!(table.contains("3 of 4 through a proxy"), "{table}");
+        let row = |name: &str| {
+            table
+                .lines()
+                .find(|l| l.starts_with(&format!("| {name} |")))
+                .unwrap_or_else(|| panic!("no {name} in {table}"))
+                .to_string()
+        };
+        // Bun: RSS (30-20)/1000 = 10.0 KB, slab 6 MB / 1000 = 6.0 KB, half is 3.0;
+        // at 2000: 10.0 and 3.0; RSS + kernel 13.0; 2 sockets per websocket.
+        assert_eq!(
+            row("plain ws -> bun"),
+            "| plain ws -> bun | 10.0 | 3.0 | 10.0 | 3.0 | 13.0 | 2.00 | 0.0 | 6.0 |"
+        );
+        // HAProxy: RSS (28-15)/1000 = 13.0, slab 12.0 KB, 3/4 is 9.0.
+        assert_eq!(
+            row("haproxy -> ours"),
+            "| haproxy -> ours | 13.0 | 9.0 | 13.0 | 9.0 | 22.0 | 4.00 | 0.0 | 12.0 |"
+        );
+        // The proxy's table has no row for the stack without a proxy; the wss's has.
+        let memory = memory_tables(&r);
+        let (proxies, wss) = memory.split_at(memory.find("**wss**").unwrap());
+        assert!(!proxies.contains("| plain ws -> bun |"), "{proxies}");
+        assert!(
+            proxies.contains("| haproxy -> ours | haproxy |"),
+            "{proxies}"
+        );
+        assert!(wss.contains("| plain ws -> bun | bun |"), "{wss}");
+        // Neither lacks RSS (Bun has no proxy to measure) nor kernel figures.
+        let problems = missing(&r);
+        assert!(
+            !problems
+                .iter()
+                .any(|p| p.contains("no RSS") || p.contains("kernel")),
+            "{problems:?}"
+        );
+        r.stacks[1].memory[1].sockets_used = 0;
+        assert!(missing(&r)
+            .iter()
+            .any(|p| p
+                == "haproxy -> ours: no kernel figures (slab, sockets used) at 1000 websockets"));
+    }
+
+    #[test]
+    fn a_whole_run_must_have_every_stack_and_a_filtered_one_only_its_own() {
+        let mut r = Results::default();
+        r.meta.plan.levels = vec![1000];
+        r.stacks.push(kernel_stack(
+            ProxyKind::None,
+            WssKind::Bun,
+            &[(0, 0, 5, 100, 0, 500), (1000, 0, 8, 2100, 0, 506)],
+        ));
+        let problems = missing(&r);
+        for name in ["haproxy -> ours", "ours -> bun", "plain ws -> ours", "ours"] {
+            assert!(
+                problems.contains(&format!("{name}: not in the run")),
+                "{name}: {problems:?}"
+            );
+        }
+        assert!(
+            !problems.iter().any(|p| p.starts_with("plain ws -> bun:")),
+            "{problems:?}"
+        );
+        r.meta.only = vec!["plain ws -> bun".into()];
+        assert!(!missing(&r).iter().any(|p| p.contains("not in the run")));
+        // A full-load stack without its throughput and latency misses them.
+        r.stacks[0].full_load = true;
+        r.meta.plan.throughput_connections = vec![1];
+        let problems = missing(&r);
+        assert!(problems.contains(&"plain ws -> bun: no throughput over 1 websockets".into()));
+        assert!(problems.contains(&"plain ws -> bun: no latency figures".into()));
+    }
+
     #[test]
     fn results_of_before_the_warp_stack_still_read_and_render() {
         // A stack and a sample as results.json had them before the traffic step.
@@ -998,6 +1186,9 @@ mod tests {
         let r: Results = serde_json::from_str(json).unwrap();
         assert!(!r.stacks[0].with_traffic && r.stacks[0].traffic.is_none());
         assert!(r.stacks[0].memory[0].wss_pinned.is_none());
+        // Results from before the kernel's socket count and the --only record.
+        assert_eq!(r.stacks[0].memory[0].sockets_used, 0);
+        assert!(r.meta.only.is_empty());
         let text = render(&r);
         assert!(text.contains("### 1. Memory per idle websocket"));
         assert!(!missing(&r).iter().any(|p| p.contains("after traffic")));

@@ -31,6 +31,9 @@ pub struct Meta {
     pub machine: BTreeMap<String, String>,
     pub versions: BTreeMap<String, String>,
     pub plan: Plan,
+    /// The stacks the run was limited to (`bench run --only`); empty: every stack.
+    #[serde(default)]
+    pub only: Vec<String>,
     pub seconds: f64,
 }
 
@@ -139,9 +142,15 @@ pub struct MemorySample {
     pub proxy_pinned: Option<Pinned>,
     #[serde(default)]
     pub wss_pinned: Option<Pinned>,
-    /// Machine-wide: TCP socket buffers and kernel slab memory.
+    /// Machine-wide (the client's sockets and the rest of the machine included, see
+    /// [`crate::kernel`]): TCP socket buffers (`/proc/net/sockstat`) and kernel slab
+    /// memory (`Slab:` of `/proc/meminfo`), bytes.
     pub sockstat: Sockstat,
     pub kernel_slab: u64,
+    /// Machine-wide: sockets of every kind in use (`sockets: used`); 0 in results
+    /// from before it was read.
+    #[serde(default)]
+    pub sockets_used: u64,
 }
 
 /// `pinned_allocations` of one of our snapshots, in short.

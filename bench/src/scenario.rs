@@ -104,7 +104,9 @@ pub const SMALL_WS_READ_BUFFER: usize = 4096;
 /// snapshot cost only: the seed's bug with thousands of connections); then our
 /// servers on the warp stack, with tungstenite's default read buffer and with 4 KiB,
 /// each in `drop` (everything measured) and in `retain` (memory and traffic: the
-/// kept first message). Our own stacks have the traffic step; the peers do not.
+/// kept first message); then Bun's websocket server and our wss each alone, in plain
+/// ws (no proxy), Bun's behind our proxy, and HAProxy in front of our wss. Our own
+/// stacks have the traffic step; the peers do not.
 pub fn stacks() -> Vec<Planned> {
     use ProxyKind as P;
     use WssKind as W;
@@ -134,6 +136,10 @@ pub fn stacks() -> Vec<Planned> {
             false,
             true,
         ),
+        plan(Stack::new(P::None, W::Bun, "drop", true), true, false),
+        plan(Stack::new(P::None, W::Ours, "drop", true), true, false),
+        plan(Stack::new(P::Ours, W::Bun, "drop", true), true, false),
+        plan(Stack::new(P::Haproxy, W::Ours, "drop", true), true, false),
     ]
 }
 
@@ -217,7 +223,7 @@ fn readable(snapshot: &Value, figure: &str) -> Result<u64> {
 
 /// RSS of both servers, then (ours) their allocator figures, then the kernel's.
 async fn memory_sample(running: &Running, connections: u64) -> Result<MemorySample> {
-    let proxy_rss = running.proxy.rss();
+    let proxy_rss = running.proxy_rss();
     let wss_rss = running.wss.rss();
     let (mut proxy_alloc, mut proxy_pinned) = (None, None);
     let (mut wss_alloc, mut wss_pinned) = (None, None);
@@ -231,6 +237,7 @@ async fn memory_sample(running: &Running, connections: u64) -> Result<MemorySamp
         wss_alloc = alloc_of(&s).context("the wss's snapshot")?;
         wss_pinned = pinned_of(&s);
     }
+    let kernel = crate::kernel::read().context("the kernel's memory")?;
     Ok(MemorySample {
         connections,
         proxy_rss,
@@ -239,8 +246,9 @@ async fn memory_sample(running: &Running, connections: u64) -> Result<MemorySamp
         wss_alloc,
         proxy_pinned,
         wss_pinned,
-        sockstat: procfs::sockstat().context("/proc/net/sockstat")?,
-        kernel_slab: procfs::kernel_slab_bytes().context("/proc/meminfo")?,
+        sockstat: kernel.sockstat,
+        kernel_slab: kernel.slab_bytes,
+        sockets_used: kernel.sockets_used,
     })
 }
 
@@ -358,9 +366,10 @@ async fn measure_stack(
     result: &mut StackResult,
     costs: &mut Vec<SnapshotCost>,
 ) -> Result<()> {
+    // Through the proxy in TLS, or to the wss in plain ws when the stack has no proxy.
     let target = Target {
-        port: running.ports.proxy,
-        tls: tls.clone(),
+        port: running.client_port(),
+        tls: running.stack.proxy.exists().then(|| tls.clone()),
     };
     let settle = Duration::from_millis(plan.settle_ms);
     tokio::time::sleep(settle).await;
@@ -424,7 +433,7 @@ async fn measure_stack(
             plan.throughput_window,
             Duration::from_millis(plan.throughput_warmup_ms),
             Duration::from_millis(plan.throughput_ms),
-            || cpu.push((running.proxy.cpu_ticks(), running.wss.cpu_ticks())),
+            || cpu.push((running.proxy_cpu_ticks(), running.wss.cpu_ticks())),
         )
         .await
         .with_context(|| format!("throughput over {n} websockets"))?;
@@ -538,7 +547,7 @@ async fn traffic(plan: &Plan, running: &mut Running, pool: &mut IdlePool) -> Res
 async fn settle(running: &Running, min: Duration, step: Duration, max: Duration) -> bool {
     let start = Instant::now();
     tokio::time::sleep(min).await;
-    let rss = || (running.proxy.rss(), running.wss.rss());
+    let rss = || (running.proxy_rss(), running.wss.rss());
     let mut last = rss();
     loop {
         if start.elapsed() + step > max {
@@ -571,7 +580,7 @@ pub async fn headline(
     let mut running = stacks::start(env, stack, ports).await?;
     let target = Target {
         port: ports.proxy,
-        tls: tls.clone(),
+        tls: Some(tls.clone()),
     };
     let data = DataConnection::start(
         &target,
@@ -730,7 +739,7 @@ pub async fn probe(
         Probe::start(env, "proxy", ports, &env.logs().join("probe.proxy.log"))?;
     let mut pool = IdlePool::new(Target {
         port: ports.proxy,
-        tls: tls.clone(),
+        tls: Some(tls.clone()),
     });
     // The first tenth is the baseline: it pays what the first connections allocate
     // once (the current slabs, the runtime's growth), so the rest is per connection.
@@ -809,6 +818,16 @@ mod tests {
             let ours = p.stack.proxy.is_ours() && p.stack.wss.is_ours();
             assert_eq!(p.traffic, ours, "{}", p.stack.name);
             assert_eq!(p.full_load, p.stack.head == "drop", "{}", p.stack.name);
+        }
+        // Bun's wss and HAProxy, everything measured but the traffic.
+        for name in [
+            "plain ws -> bun",
+            "plain ws -> ours",
+            "ours -> bun",
+            "haproxy -> ours",
+        ] {
+            let p = all.iter().find(|p| p.stack.name == name).expect(name);
+            assert!(p.full_load && !p.traffic, "{name}");
         }
         // The existing stacks keep their places (their ports).
         assert_eq!(

@@ -9,6 +9,9 @@
 //! stack (`ours`) and the warp stack (`ours-warp`: `--wss_stack warp` /
 //! `--proxy_stack warp`, on warp, hyper, tungstenite and tokio-rustls), the latter
 //! optionally with a smaller websocket read buffer (`--ws_read_buffer_size`).
+//!
+//! A stack without a proxy ([`ProxyKind::None`], `plain ws -> bun`) is its wss alone:
+//! the client speaks plain ws to it, and it has no proxy process.
 
 use std::fs::File;
 use std::net::SocketAddr;
@@ -35,6 +38,10 @@ pub enum ProxyKind {
     Node,
     /// Debian's nginx with `bench/peers/nginx/nginx.conf.in`.
     Nginx,
+    /// Debian's HAProxy with `bench/peers/haproxy/haproxy.cfg.in`.
+    Haproxy,
+    /// No proxy: the client speaks plain ws to the wss.
+    None,
 }
 
 /// Which websocket server a stack has.
@@ -50,6 +57,8 @@ pub enum WssKind {
     Node,
     /// `target/*/warp-wss`: `warp::ws` with its default buffers.
     Warp,
+    /// `bench/peers/bun/wss.js`: `Bun.serve`'s websocket server (uWebSockets).
+    Bun,
 }
 
 impl ProxyKind {
@@ -59,12 +68,37 @@ impl ProxyKind {
             ProxyKind::OursWarp => "ours-warp",
             ProxyKind::Node => "node http-proxy",
             ProxyKind::Nginx => "nginx",
+            ProxyKind::Haproxy => "haproxy",
+            ProxyKind::None => "plain ws",
         }
     }
 
     /// Our `proxy` binary, on either stack (it has our snapshot and settings).
     pub fn is_ours(self) -> bool {
         matches!(self, ProxyKind::Ours | ProxyKind::OursWarp)
+    }
+
+    /// Whether there is a proxy process at all.
+    pub fn exists(self) -> bool {
+        self != ProxyKind::None
+    }
+
+    /// Whether it serves a snapshot (ours and the Node peer's).
+    pub fn has_snapshot(self) -> bool {
+        matches!(
+            self,
+            ProxyKind::Ours | ProxyKind::OursWarp | ProxyKind::Node
+        )
+    }
+
+    /// TCP sockets of one websocket through it, the client's included: the client's,
+    /// the proxy's two and the wss's; the client's and the wss's without a proxy.
+    pub fn sockets_per_websocket(self) -> u64 {
+        if self.exists() {
+            4
+        } else {
+            2
+        }
     }
 }
 
@@ -75,6 +109,7 @@ impl WssKind {
             WssKind::OursWarp => "ours-warp",
             WssKind::Node => "node ws",
             WssKind::Warp => "warp::ws",
+            WssKind::Bun => "bun",
         }
     }
 
@@ -180,6 +215,9 @@ pub struct Env {
     pub bin_dir: PathBuf,
     pub node: PathBuf,
     pub nginx: PathBuf,
+    /// `bench/peers/bun/node_modules/.bin/bun` unless `BENCH_BUN` says otherwise.
+    pub bun: PathBuf,
+    pub haproxy: PathBuf,
     /// Logs, nginx prefixes, results.
     pub work: PathBuf,
     /// The certificate every proxy uses and the client trusts.
@@ -265,30 +303,51 @@ pub fn tail(path: &Path, lines: usize) -> String {
     all[all.len().saturating_sub(lines)..].join("\n")
 }
 
-/// A stack whose two processes are up and listening.
+/// A stack whose processes (proxy, if it has one, and wss) are up and listening.
 pub struct Running {
     pub stack: Stack,
     pub ports: Ports,
-    pub proxy: Child,
+    pub proxy: Option<Child>,
     pub wss: Child,
 }
 
 impl Running {
     /// Snapshot address of our proxy (or the Node peer's), if it has one.
     pub fn proxy_snapshot(&self) -> Option<SocketAddr> {
-        (self.stack.proxy != ProxyKind::Nginx)
+        self.stack
+            .proxy
+            .has_snapshot()
             .then(|| SocketAddr::from(([127, 0, 0, 1], self.ports.proxy_snapshot)))
     }
 
-    /// Snapshot address of our wss (or the Node peer's), if it has one.
+    /// Snapshot address of our wss (or the Node or Bun peer's), if it has one.
     pub fn wss_snapshot(&self) -> Option<SocketAddr> {
         (self.stack.wss != WssKind::Warp)
             .then(|| SocketAddr::from(([127, 0, 0, 1], self.ports.wss_snapshot)))
     }
 
-    /// An error if either process has ended.
+    /// Where the client connects: the proxy, or the wss of a stack without one.
+    pub fn client_port(&self) -> u16 {
+        if self.stack.proxy.exists() {
+            self.ports.proxy
+        } else {
+            self.ports.wss
+        }
+    }
+
+    /// RSS of the proxy (its children included), 0 without a proxy.
+    pub fn proxy_rss(&self) -> u64 {
+        self.proxy.as_ref().map_or(0, Child::rss)
+    }
+
+    /// CPU ticks of the proxy (its children included), 0 without a proxy.
+    pub fn proxy_cpu_ticks(&self) -> u64 {
+        self.proxy.as_ref().map_or(0, Child::cpu_ticks)
+    }
+
+    /// An error if a process has ended.
     pub fn check_alive(&mut self) -> Result<()> {
-        for child in [&mut self.proxy, &mut self.wss] {
+        for child in self.proxy.iter_mut().chain([&mut self.wss]) {
             if let Some(why) = child.exited() {
                 bail!(why);
             }
@@ -313,18 +372,23 @@ pub async fn start(env: &Env, stack: &Stack, ports: Ports) -> Result<Running> {
     )?;
     let mut wss = wss;
     wait_listening(&mut wss, ports.wss).await?;
-    let proxy_log = env.logs().join(format!("{slug}.proxy.log"));
-    let mut proxy = start_proxy(env, stack, ports, &proxy_log, &slug)?;
-    wait_listening(&mut proxy, ports.proxy).await?;
+    let proxy = if stack.proxy.exists() {
+        let proxy_log = env.logs().join(format!("{slug}.proxy.log"));
+        let mut proxy = start_proxy(env, stack, ports, &proxy_log, &slug)?;
+        wait_listening(&mut proxy, ports.proxy).await?;
+        if stack.proxy.has_snapshot() {
+            wait_listening(&mut proxy, ports.proxy_snapshot).await?;
+        }
+        Some(proxy)
+    } else {
+        None
+    };
     let mut running = Running {
         stack: stack.clone(),
         ports,
         proxy,
         wss,
     };
-    if stack.proxy != ProxyKind::Nginx {
-        wait_listening(&mut running.proxy, ports.proxy_snapshot).await?;
-    }
     if stack.wss != WssKind::Warp {
         wait_listening(&mut running.wss, ports.wss_snapshot).await?;
     }
@@ -353,6 +417,11 @@ fn start_wss(env: &Env, stack: &Stack, ports: Ports, log: &Path) -> Result<Child
             let mut cmd = Command::new(&env.node);
             cmd.arg(env.root.join("bench/peers/node/wss.js"));
             ("node wss", cmd)
+        }
+        WssKind::Bun => {
+            let mut cmd = Command::new(&env.bun);
+            cmd.arg(env.root.join("bench/peers/bun/wss.js"));
+            ("bun wss", cmd)
         }
     };
     cmd.current_dir(&env.root).env("RUST_LOG", "warn");
@@ -394,6 +463,18 @@ fn start_proxy(env: &Env, stack: &Stack, ports: Ports, log: &Path, slug: &str) -
                 .arg("stderr");
             return Child::spawn("nginx", cmd, log);
         }
+        ProxyKind::Haproxy => {
+            let dir = env.work.join(format!("haproxy-{slug}"));
+            let settings = HaproxySettings {
+                threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
+                maxconn: haproxy_maxconn(open_file_limit()?),
+            };
+            let conf = write_haproxy_conf(env, &dir, ports, &cert, &key, settings)?;
+            let mut cmd = Command::new(&env.haproxy);
+            cmd.arg("-db").arg("-f").arg(&conf);
+            return Child::spawn("haproxy", cmd, log);
+        }
+        ProxyKind::None => bail!("{}: a stack without a proxy has none to start", stack.name),
     };
     cmd.current_dir(&env.root).env("RUST_LOG", "warn");
     flag(&mut cmd, "proxy_port", ports.proxy);
@@ -456,6 +537,81 @@ pub fn render_nginx(template: &str, ports: Ports, cert: &Path, key: &Path) -> St
         .replace("@KEY@", &key.display().to_string())
 }
 
+/// What HAProxy's template gets besides ports and the certificate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HaproxySettings {
+    /// `nbthread`: one per core.
+    pub threads: usize,
+    /// `maxconn` (global and per frontend), see [`haproxy_maxconn`].
+    pub maxconn: u64,
+}
+
+/// HAProxy's `maxconn` within an open-file limit of `nofile`: each websocket holds
+/// two descriptors (client and upstream) and HAProxy wants a few more of its own
+/// (listeners, pollers, logs); it sizes its descriptor table from `maxconn` and warns
+/// when the limit is below it.
+pub fn haproxy_maxconn(nofile: u64) -> u64 {
+    (nofile.saturating_sub(200) / 2).max(100)
+}
+
+/// This process's soft open-file limit (the one its children inherit).
+pub fn open_file_limit() -> Result<u64> {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit only writes the struct it is given.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } != 0 {
+        return Err(std::io::Error::last_os_error()).context("getrlimit(RLIMIT_NOFILE)");
+    }
+    Ok(limit.rlim_cur)
+}
+
+/// HAProxy's config for `ports`, from `bench/peers/haproxy/haproxy.cfg.in`, in `dir`,
+/// with the certificate and its key in one PEM file beside it (HAProxy's `crt`).
+pub fn write_haproxy_conf(
+    env: &Env,
+    dir: &Path,
+    ports: Ports,
+    cert: &Path,
+    key: &Path,
+    settings: HaproxySettings,
+) -> Result<PathBuf> {
+    let template_path = env.root.join("bench/peers/haproxy/haproxy.cfg.in");
+    let template = std::fs::read_to_string(&template_path)
+        .with_context(|| format!("cannot read {}", template_path.display()))?;
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let pem = dir.join("localhost.cert-and-key.pem");
+    let mut both =
+        std::fs::read_to_string(cert).with_context(|| format!("cannot read {}", cert.display()))?;
+    if !both.ends_with('\n') {
+        both.push('\n');
+    }
+    both.push_str(
+        &std::fs::read_to_string(key).with_context(|| format!("cannot read {}", key.display()))?,
+    );
+    std::fs::write(&pem, both).with_context(|| format!("cannot write {}", pem.display()))?;
+    let conf = render_haproxy(&template, ports, &pem, settings);
+    let path = dir.join("haproxy.cfg");
+    std::fs::write(&path, conf).with_context(|| format!("cannot write {}", path.display()))?;
+    Ok(path)
+}
+
+/// HAProxy's template with its `@...@` values filled in.
+pub fn render_haproxy(
+    template: &str,
+    ports: Ports,
+    pem: &Path,
+    settings: HaproxySettings,
+) -> String {
+    template
+        .replace("@LISTEN@", &format!("127.0.0.1:{}", ports.proxy))
+        .replace("@UPSTREAM@", &format!("127.0.0.1:{}", ports.wss))
+        .replace("@PEM@", &pem.display().to_string())
+        .replace("@THREADS@", &settings.threads.to_string())
+        .replace("@MAXCONN@", &settings.maxconn.to_string())
+}
+
 /// Waits (at most 60 s) until something accepts on 127.0.0.1:`port`, failing early if
 /// the process ends.
 async fn wait_listening(child: &mut Child, port: u16) -> Result<()> {
@@ -504,6 +660,90 @@ mod tests {
         assert!(conf.contains("listen 127.0.0.1:19020 ssl;"));
         assert!(conf.contains("server 127.0.0.1:19022;"));
         assert!(conf.contains("ssl_certificate     /c/cert.pem;"));
+    }
+
+    #[test]
+    fn haproxy_template_is_filled() {
+        let template = std::fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("peers/haproxy/haproxy.cfg.in"),
+        )
+        .unwrap();
+        let settings = HaproxySettings {
+            threads: 2,
+            maxconn: haproxy_maxconn(20_000),
+        };
+        let conf = render_haproxy(&template, Ports::nth(3), Path::new("/c/both.pem"), settings);
+        for placeholder in ["@LISTEN@", "@UPSTREAM@", "@PEM@", "@THREADS@", "@MAXCONN@"] {
+            assert!(!conf.contains(placeholder), "left {placeholder}: {conf}");
+        }
+        let lines: Vec<&str> = conf.lines().map(str::trim).collect();
+        for line in [
+            "bind 127.0.0.1:19030 ssl crt /c/both.pem",
+            "server wss 127.0.0.1:19032",
+            "nbthread 2",
+            "maxconn 9900",
+            "timeout tunnel 1h",
+        ] {
+            assert!(lines.contains(&line), "no {line:?} in {conf}");
+        }
+        // maxconn in the global section and in the defaults.
+        assert_eq!(lines.iter().filter(|l| **l == "maxconn 9900").count(), 2);
+    }
+
+    #[test]
+    fn haproxy_maxconn_stays_within_the_open_file_limit() {
+        assert_eq!(haproxy_maxconn(20_000), 9_900);
+        assert!(2 * haproxy_maxconn(20_000) + 200 <= 20_000);
+        assert_eq!(haproxy_maxconn(1024), 412);
+        assert_eq!(haproxy_maxconn(100), 100);
+        assert!(open_file_limit().unwrap() > 0);
+    }
+
+    #[test]
+    fn haproxy_gets_the_certificate_and_its_key_in_one_file() {
+        let work = std::env::temp_dir().join(format!("bench-haproxy-{}", std::process::id()));
+        std::fs::create_dir_all(&work).unwrap();
+        let (cert, key) = (work.join("cert.pem"), work.join("key.pem"));
+        std::fs::write(
+            &cert,
+            "-----BEGIN CERTIFICATE-----\nC\n-----END CERTIFICATE-----",
+        )
+        .unwrap();
+        std::fs::write(
+            &key,
+            "-----BEGIN PRIVATE KEY-----\nK\n-----END PRIVATE KEY-----\n",
+        )
+        .unwrap();
+        let env = Env {
+            root: Path::new(env!("CARGO_MANIFEST_DIR"))
+                .parent()
+                .unwrap()
+                .to_path_buf(),
+            bin_dir: work.clone(),
+            node: "node".into(),
+            nginx: "nginx".into(),
+            bun: "bun".into(),
+            haproxy: "haproxy".into(),
+            work: work.clone(),
+            cert_dir: work.clone(),
+        };
+        let settings = HaproxySettings {
+            threads: 1,
+            maxconn: 100,
+        };
+        let dir = work.join("haproxy");
+        let conf = write_haproxy_conf(&env, &dir, Ports::nth(0), &cert, &key, settings).unwrap();
+        let pem = std::fs::read_to_string(dir.join("localhost.cert-and-key.pem")).unwrap();
+        assert_eq!(
+            pem,
+            "-----BEGIN CERTIFICATE-----\nC\n-----END CERTIFICATE-----\n-----BEGIN PRIVATE KEY-----\nK\n-----END PRIVATE KEY-----\n"
+        );
+        let text = std::fs::read_to_string(conf).unwrap();
+        assert!(text.contains(&format!(
+            "crt {}",
+            dir.join("localhost.cert-and-key.pem").display()
+        )));
+        std::fs::remove_dir_all(&work).unwrap();
     }
 
     #[test]
@@ -562,5 +802,34 @@ mod tests {
         );
         assert!(ProxyKind::OursWarp.is_ours() && WssKind::OursWarp.is_ours());
         assert!(!WssKind::Warp.is_ours() && !ProxyKind::Nginx.is_ours());
+    }
+
+    #[test]
+    fn the_new_peers_and_stacks_without_a_proxy() {
+        let bun = Stack::new(ProxyKind::None, WssKind::Bun, "drop", true);
+        assert_eq!(bun.name, "plain ws -> bun");
+        let json = serde_json::to_value(&bun).unwrap();
+        assert_eq!(
+            (json["proxy"].as_str(), json["wss"].as_str()),
+            (Some("none"), Some("bun"))
+        );
+        assert_eq!(
+            Stack::new(ProxyKind::Ours, WssKind::Bun, "drop", true).name,
+            "ours -> bun"
+        );
+        assert_eq!(
+            Stack::new(ProxyKind::Haproxy, WssKind::Ours, "drop", true).name,
+            "haproxy -> ours"
+        );
+        assert_eq!(
+            Stack::new(ProxyKind::None, WssKind::Ours, "drop", true).name,
+            "plain ws -> ours"
+        );
+        assert!(!ProxyKind::None.exists() && ProxyKind::Haproxy.exists());
+        assert!(!ProxyKind::Haproxy.has_snapshot() && !ProxyKind::None.has_snapshot());
+        assert!(ProxyKind::Node.has_snapshot() && ProxyKind::Ours.has_snapshot());
+        assert_eq!(ProxyKind::None.sockets_per_websocket(), 2);
+        assert_eq!(ProxyKind::Haproxy.sockets_per_websocket(), 4);
+        assert_eq!(slug("plain ws -> bun"), "plain-ws-bun");
     }
 }

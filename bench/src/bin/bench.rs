@@ -38,7 +38,8 @@ enum Cmd {
         /// Only the stacks of these names (repeatable): `ours`, `node`, `nginx -> ours`,
         /// `nginx -> node ws`, `node http-proxy -> ours`, `ours -> warp::ws`, `ours (retain)`,
         /// `ours-warp`, `ours-warp (4 KiB read buffer)`, `ours-warp (retain)`,
-        /// `ours-warp (retain, 4 KiB read buffer)`.
+        /// `ours-warp (retain, 4 KiB read buffer)`, `plain ws -> bun`, `plain ws -> ours`,
+        /// `ours -> bun`, `haproxy -> ours`.
         #[arg(long)]
         only: Vec<String>,
         /// Skip the headline experiment.
@@ -170,6 +171,17 @@ async fn run(
     command: Option<String>,
 ) -> Result<()> {
     let started = Instant::now();
+    let planned = scenario::stacks();
+    if let Some(unknown) = only
+        .iter()
+        .find(|name| !planned.iter().any(|p| &p.stack.name == *name))
+    {
+        let names: Vec<&str> = planned.iter().map(|p| p.stack.name.as_str()).collect();
+        bail!(
+            "--only {unknown:?}: no such stack (the stacks: {})",
+            names.join(", ")
+        );
+    }
     let root = std::env::current_dir().context("the working directory")?;
     let out = out.map(|o| root.join(o)).unwrap_or_else(|| {
         if quick {
@@ -188,6 +200,11 @@ async fn run(
         bin_dir,
         node: std::env::var_os("BENCH_NODE").map_or_else(|| "node".into(), PathBuf::from),
         nginx: std::env::var_os("BENCH_NGINX").map_or_else(|| "nginx".into(), PathBuf::from),
+        bun: std::env::var_os("BENCH_BUN").map_or_else(
+            || root.join("bench/peers/bun/node_modules/.bin/bun"),
+            PathBuf::from,
+        ),
+        haproxy: std::env::var_os("BENCH_HAPROXY").map_or_else(|| "haproxy".into(), PathBuf::from),
         work: out.clone(),
         cert_dir: out.join("certs"),
     };
@@ -209,13 +226,14 @@ async fn run(
             machine: machine(),
             versions: versions(&env),
             plan: plan.clone(),
+            only: only.clone(),
             seconds: 0.0,
         },
         ..Default::default()
     };
 
     let selected = |s: &Stack| only.is_empty() || only.contains(&s.name);
-    for (i, planned) in scenario::stacks().into_iter().enumerate() {
+    for (i, planned) in planned.into_iter().enumerate() {
         let stack = &planned.stack;
         if !selected(stack) {
             continue;
@@ -384,6 +402,30 @@ fn versions(env: &Env) -> BTreeMap<String, String> {
         if let Some(ver) = ver {
             v.insert(pkg.into(), ver);
         }
+    }
+    let bun = sh(&env.bun.to_string_lossy(), &["--version"]);
+    if !bun.is_empty() {
+        v.insert("bun".into(), bun);
+    }
+    let haproxy = sh(&env.haproxy.to_string_lossy(), &["-vv"]);
+    if let Some(ver) = haproxy
+        .lines()
+        .next()
+        .and_then(|l| l.strip_prefix("HAProxy version "))
+    {
+        v.insert(
+            "haproxy".into(),
+            ver.split_whitespace().next().unwrap_or("").to_string(),
+        );
+    }
+    if let Some(ssl) = haproxy
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("Running on OpenSSL version : "))
+    {
+        v.insert(
+            "haproxy's OpenSSL".into(),
+            ssl.split_whitespace().nth(1).unwrap_or("").to_string(),
+        );
     }
     let nginx = sh(&env.nginx.to_string_lossy(), &["-V"]);
     if let Some(ver) = nginx.lines().next().and_then(|l| l.split('/').nth(1)) {
