@@ -1,9 +1,9 @@
 //! Copying a tunnel's bytes both ways with no buffer held while it is idle
-//! (`proxy_copy_on_readable`).
+//! (`proxy_copy_on_readable`): [`Pipe`].
 //!
 //! `tokio::io::copy_bidirectional` gives each direction a buffer of its own
 //! (`proxy_copy_buffer_size`, tokio's default 8 KiB) for the connection's whole life,
-//! so an idle websocket holds two of them. [`copy_on_readable`] instead reads each side
+//! so an idle websocket holds two of them. [`Pipe`] instead reads each side
 //! only into the worker thread's scratch buffer, borrowed for the length of one poll:
 //! a read that has nothing to give (the socket not readable, or rustls holding no whole
 //! record yet) returns `Pending` and the connection holds no buffer of ours. The bytes
@@ -22,11 +22,12 @@
 //! directions have, with the bytes each carried; the first error ends it.
 
 use std::cell::RefCell;
-use std::future::poll_fn;
+use std::future::Future;
 use std::io;
 use std::pin::Pin;
 use std::task::{ready, Context, Poll};
 
+use bytes::Bytes;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 thread_local! {
@@ -180,31 +181,65 @@ impl Half {
 }
 
 /// Copies `a` to `b` and `b` to `a` until both have ended, reading through the thread's
-/// scratch buffer of `scratch_size` bytes; `a_leftover` is written to `b` first and
-/// `b_leftover` to `a` (the bytes hyper had read past each side's upgrade). Returns the
-/// bytes carried each way (a to b, b to a), as `copy_bidirectional` does.
-pub(super) async fn copy_on_readable<A, B>(
-    a: &mut A,
-    b: &mut B,
-    a_leftover: &[u8],
-    b_leftover: &[u8],
+/// scratch buffer; resolves to the bytes carried each way (a to b, b to a), as
+/// `copy_bidirectional` does. A future of its own (not an `async fn`), so that it
+/// holds both sides once and nothing more: the whole tunnel's state once upgraded.
+pub(super) struct Pipe<A, B> {
+    a: A,
+    b: B,
+    a_to_b: Half,
+    b_to_a: Half,
     scratch_size: usize,
-) -> io::Result<(u64, u64)>
+}
+
+impl<A, B> Pipe<A, B>
 where
     A: AsyncRead + AsyncWrite + Unpin,
     B: AsyncRead + AsyncWrite + Unpin,
 {
-    let mut a_to_b = Half::with_leftover(a_leftover);
-    let mut b_to_a = Half::with_leftover(b_leftover);
-    poll_fn(|cx| {
-        let up = a_to_b.poll_copy(cx, a, b, scratch_size)?;
-        let down = b_to_a.poll_copy(cx, b, a, scratch_size)?;
+    /// The pipe between `a` and `b`, reading into a scratch buffer of `scratch_size`
+    /// bytes; `a_leftover` is written to `b` first and `b_leftover` to `a` (the bytes
+    /// hyper had read past each side's upgrade). The leftovers are copied out, so that
+    /// the buffers they slice (hyper's read buffers) are freed now.
+    pub(super) fn new(
+        a: A,
+        b: B,
+        a_leftover: Bytes,
+        b_leftover: Bytes,
+        scratch_size: usize,
+    ) -> Pipe<A, B> {
+        Pipe {
+            a,
+            b,
+            a_to_b: Half::with_leftover(&a_leftover),
+            b_to_a: Half::with_leftover(&b_leftover),
+            scratch_size,
+        }
+    }
+}
+
+impl<A, B> Future for Pipe<A, B>
+where
+    A: AsyncRead + AsyncWrite + Unpin,
+    B: AsyncRead + AsyncWrite + Unpin,
+{
+    type Output = io::Result<(u64, u64)>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let Pipe {
+            a,
+            b,
+            a_to_b,
+            b_to_a,
+            scratch_size,
+        } = &mut *self;
+        let up = a_to_b.poll_copy(cx, a, b, *scratch_size)?;
+        let down = b_to_a.poll_copy(cx, b, a, *scratch_size)?;
         match (up, down) {
             (Poll::Ready(up), Poll::Ready(down)) => Poll::Ready(Ok((up, down))),
             _ => Poll::Pending,
         }
-    })
-    .await
+    }
 }
 
 #[cfg(test)]
@@ -225,11 +260,15 @@ mod tests {
     /// file on each side in turn.
     #[tokio::test]
     async fn carries_both_ways_and_ends_when_both_sides_have() {
-        let (mut client, mut a) = pair().await;
-        let (mut b, mut server) = pair().await;
-        let pipe = tokio::spawn(async move {
-            copy_on_readable(&mut a, &mut b, b"left-a ", b"left-b ", 64).await
-        });
+        let (mut client, a) = pair().await;
+        let (b, mut server) = pair().await;
+        let pipe = tokio::spawn(Pipe::new(
+            a,
+            b,
+            Bytes::from_static(b"left-a "),
+            Bytes::from_static(b"left-b "),
+            64,
+        ));
         let big: Vec<u8> = (0..200_000u32).map(|i| i as u8).collect();
         let expected = [b"left-a ".as_slice(), &big].concat();
         let up = tokio::spawn({
@@ -243,10 +282,13 @@ mod tests {
             }
         });
         let mut got = vec![0; expected.len()];
-        tokio::time::timeout(std::time::Duration::from_secs(10), server.read_exact(&mut got))
-            .await
-            .expect("in time")
-            .unwrap();
+        tokio::time::timeout(
+            std::time::Duration::from_secs(10),
+            server.read_exact(&mut got),
+        )
+        .await
+        .expect("in time")
+        .unwrap();
         assert!(got == expected, "the bytes arrive in order");
         server.write_all(b"bye").await.unwrap();
         server.shutdown().await.unwrap();
