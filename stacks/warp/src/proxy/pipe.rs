@@ -304,4 +304,61 @@ mod tests {
             .unwrap();
         assert_eq!((there, back), (expected.len() as u64, 10));
     }
+
+    /// A pair of connected sockets with buffers as small as the kernel allows.
+    async fn small_pair() -> (TcpStream, TcpStream) {
+        let listen = tokio::net::TcpSocket::new_v4().unwrap();
+        listen.set_recv_buffer_size(4096).unwrap();
+        listen.set_send_buffer_size(4096).unwrap();
+        listen.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        let listener = listen.listen(8).unwrap();
+        let addr = listener.local_addr().unwrap();
+        let connect = tokio::net::TcpSocket::new_v4().unwrap();
+        connect.set_recv_buffer_size(4096).unwrap();
+        connect.set_send_buffer_size(4096).unwrap();
+        let (a, b) = tokio::join!(connect.connect(addr), listener.accept());
+        (a.unwrap(), b.unwrap().0)
+    }
+
+    /// A side that does not read for a while: what the pipe read for it waits in the
+    /// direction's own allocation, reading stops, and everything arrives in order once
+    /// it reads again.
+    #[tokio::test]
+    async fn a_side_that_stops_reading_gets_everything_later() {
+        let (mut client, a) = small_pair().await;
+        let (b, mut server) = small_pair().await;
+        let pipe = tokio::spawn(Pipe::new(a, b, Bytes::new(), Bytes::new(), 4096));
+        let sent: Vec<u8> = (0..(2u32 << 20)).map(|i| (i % 253) as u8).collect();
+        let writer = tokio::spawn({
+            let sent = sent.clone();
+            async move {
+                client.write_all(&sent).await.unwrap();
+                client
+            }
+        });
+        // The server reads nothing until the pipe and the sockets are full.
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        assert!(
+            !writer.is_finished(),
+            "2 MiB do not fit the sockets' buffers"
+        );
+        let mut got = vec![0; sent.len()];
+        tokio::time::timeout(
+            std::time::Duration::from_secs(20),
+            server.read_exact(&mut got),
+        )
+        .await
+        .expect("in time")
+        .unwrap();
+        assert!(got == sent, "every byte, in order");
+        let mut client = writer.await.unwrap();
+        client.shutdown().await.unwrap();
+        server.shutdown().await.unwrap();
+        let (up, down) = tokio::time::timeout(std::time::Duration::from_secs(10), pipe)
+            .await
+            .expect("the pipe ends once both sides have")
+            .unwrap()
+            .unwrap();
+        assert_eq!((up, down), (sent.len() as u64, 0));
+    }
 }
