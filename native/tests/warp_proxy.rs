@@ -387,8 +387,11 @@ mod lean {
     use common::{client_frame, close_code, connect_unread, read_all, server_frames};
     use runtime::config::Config;
 
+    /// Applies one set of settings to the proxy's config.
+    type Lean = fn(&mut Config);
+
     /// Each set of settings the tests run with, named.
-    fn settings() -> Vec<(&'static str, fn(&mut Config))> {
+    fn settings() -> Vec<(&'static str, Lean)> {
         vec![
             ("copy buffer of 64 bytes", |c| c.proxy_copy_buffer_size = 64),
             ("copy on readable", |c| c.proxy_copy_on_readable = true),
@@ -412,7 +415,7 @@ mod lean {
 
     /// A playground whose proxy is on the warp stack with `lean` applied (and `tweak`
     /// on both servers).
-    async fn lean_playground(lean: fn(&mut Config), tweak: impl FnOnce(&mut Config)) -> Playground {
+    async fn lean_playground(lean: Lean, tweak: impl FnOnce(&mut Config)) -> Playground {
         Playground::start_each(HeadMode::Copy, HeadMode::Drop, tweak, |c| {
             c.proxy_stack = Stack::Warp;
             lean(c);

@@ -73,8 +73,12 @@ impl Probe {
             .env("_RJEM_MALLOC_CONF", "tcache:false")
             .arg("--role")
             .arg(role);
+        // A key given in `extra` replaces the common one.
         for (k, v) in common {
-            cmd.arg(format!("--{k}")).arg(v);
+            let flag = format!("--{k}");
+            if !extra.contains(&flag) {
+                cmd.arg(flag).arg(v);
+            }
         }
         cmd.args(extra);
         cmd.stdin(Stdio::piped())
