@@ -6,7 +6,8 @@
 //! (method, path and query, headers, a body if it announces one); a 101 answer goes back to the client with the
 //! upstream's headers, and a task of its own then takes both upgraded streams
 //! (`hyper::upgrade::on` on both sides) and copies between them with
-//! `tokio::io::copy_bidirectional` until either side ends or shutdown. Any other answer
+//! `tokio::io::copy_bidirectional` (buffers of `proxy_copy_buffer_size`; or, with
+//! `proxy_copy_on_readable`, a `Pipe`, `pipe.rs`) until either side ends or shutdown. Any other answer
 //! is passed back as it is. A plain request is forwarded the same way, its body
 //! streamed up and the answer's body streamed back.
 

@@ -30,6 +30,23 @@
 //!   ends when both directions have: after one side closes, the other is shut for
 //!   writing and its tunnel lives until it closes too (the slab proxy gives such a
 //!   peer `CLOSE_GRACE`; plain `copy_bidirectional` does not).
+//!
+//! What an idle tunnel holds, and the settings that cut it (docs/guide/warp-stack.md,
+//! "What an idle websocket costs the warp proxy"; all off or at the libraries' defaults
+//! unless set, so the proxy is what a Rust user writes first):
+//! - `proxy_copy_buffer_size`: the size of `copy_bidirectional`'s two buffers
+//!   (`copy_bidirectional_with_sizes`; tokio's default, 8 KiB, is 16 of the 26 KB an
+//!   idle websocket holds).
+//! - `proxy_copy_on_readable`: no copy buffer while idle: the tunnel is a
+//!   `Pipe` (`pipe.rs`) reading into the worker thread's scratch buffer.
+//! - `proxy_release_upgrade`: each side's IO taken back from hyper's `Upgraded`
+//!   (`downcast`) and the leftover bytes forwarded by us (hyper frees them at the first
+//!   read anyway: it saves nothing while idle).
+//! - `proxy_tls_tickets`, `proxy_tls_buffer_limit`: rustls's `send_tls13_tickets` and
+//!   `set_buffer_limit` (no state per idle connection either way).
+//!
+//! With either of the first two on, the tunnel runs in a task of its own kind
+//! (`forward.rs`, `lean_tunnel`) whose copy is boxed, sized for the path taken.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
