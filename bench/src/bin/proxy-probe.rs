@@ -44,6 +44,10 @@ struct Cli {
     /// First port of the four used (proxy, its snapshot, wss, its snapshot).
     #[arg(long, default_value_t = 19500)]
     port: u16,
+    /// After the levels: 64 KiB echo through 1 and 64 websockets for this long each
+    /// (ms; 0: none), with the proxy's CPU time.
+    #[arg(long, default_value_t = 0)]
+    throughput_ms: u64,
     /// `--KEY VALUE` pairs for the proxy.
     #[arg(last = true)]
     proxy_args: Vec<String>,
@@ -51,7 +55,7 @@ struct Cli {
 
 /// One `alloc-probe` process, answering `dump`.
 struct Probe {
-    _child: testkit::ChildGuard,
+    child: testkit::ChildGuard,
     lines: std::io::Lines<std::io::BufReader<std::process::ChildStdout>>,
     stdin: std::process::ChildStdin,
 }
@@ -100,7 +104,7 @@ impl Probe {
         let ready: Value = serde_json::from_str(&ready).context("alloc-probe's first line")?;
         Ok((
             Probe {
-                _child: child,
+                child,
                 lines,
                 stdin,
             },
@@ -212,5 +216,39 @@ async fn main() -> Result<()> {
         last = Some((open, now));
     }
     pool.close().await;
+    if cli.throughput_ms > 0 {
+        let target = Target {
+            port: proxy_port,
+            tls: runtime::tls::client_config(&config)?,
+        };
+        let pid = proxy.child.id();
+        for n in [1, 64] {
+            let conns = bench::client::open_many(&target, n, bench::client::LARGE_READ_BUFFER)
+                .await
+                .context("opening the echo websockets")?;
+            let mut ticks = Vec::new();
+            let counted = bench::client::throughput(
+                conns,
+                64 << 10,
+                4,
+                Duration::from_millis(1000),
+                Duration::from_millis(cli.throughput_ms),
+                || ticks.push(runtime::procfs::cpu_ticks(pid).unwrap_or(0)),
+            )
+            .await?;
+            let cpu = ticks
+                .last()
+                .unwrap_or(&0)
+                .saturating_sub(*ticks.first().unwrap_or(&0)) as f64
+                / runtime::procfs::ticks_per_second() as f64;
+            println!(
+                "64 KiB echo over {n} websocket(s): {:.0} MB/s, proxy CPU {:.2} s in {:.1} s ({:.0} MB per proxy CPU second)",
+                counted.bytes as f64 / counted.secs / 1e6,
+                cpu,
+                counted.secs,
+                counted.bytes as f64 / cpu.max(0.001) / 1e6,
+            );
+        }
+    }
     Ok(())
 }
