@@ -7,8 +7,8 @@
 //! upstream's headers, and a task of its own then takes both upgraded streams
 //! (`hyper::upgrade::on` on both sides) and copies between them with
 //! `tokio::io::copy_bidirectional` (buffers of `proxy_copy_buffer_size`; or, with
-//! `proxy_copy_on_readable`, a `Pipe`, `pipe.rs`) until either side ends or shutdown. Any other answer
-//! is passed back as it is. A plain request is forwarded the same way, its body
+//! `proxy_copy_on_readable`, a `Pipe` of `pipe.rs`) until either side ends or
+//! shutdown. Any other answer is passed back as it is. A plain request is forwarded the same way, its body
 //! streamed up and the answer's body streamed back.
 
 use std::convert::Infallible;
@@ -202,6 +202,7 @@ async fn lean_tunnel(
     drop(open);
 }
 
+/// Logs how a tunnel ended.
 fn closed(id: u64, carried: io::Result<(u64, u64)>) {
     match carried {
         Ok((up, down)) => tracing::debug!(connection = id, up, down, "proxy: tunnel closed"),
