@@ -184,8 +184,9 @@ async fn tunnel(
 }
 
 /// The tunnel with `proxy_copy_on_readable` or `proxy_release_upgrade` on: the copy
-/// runs in a boxed future sized for the path taken ([`carry`]), so that this one holds
-/// only the upgrades, what the connection keeps, and that box.
+/// runs in a boxed future sized for the path taken ([`carry`]), and the wait for the
+/// upgrades in another, freed once both have come, so that this one holds only what
+/// the connection keeps and those boxes.
 async fn lean_tunnel(
     client: OnUpgrade,
     upstream: OnUpgrade,
@@ -194,7 +195,10 @@ async fn lean_tunnel(
     id: u64,
     settings: TunnelSettings,
 ) {
-    match tokio::try_join!(client, upstream) {
+    // Boxed: the wait for both upgrades is over before the tunnel idles, so that its
+    // state is not part of what the task holds for the tunnel's life.
+    let upgraded = Box::pin(async move { tokio::try_join!(client, upstream) }).await;
+    match upgraded {
         Ok((client, upstream)) => closed(id, carry(settings, client, upstream).await),
         Err(e) => tracing::debug!(connection = id, "proxy: upgrade not completed: {e}"),
     }
