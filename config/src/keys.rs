@@ -157,6 +157,26 @@ pub const KEYS: &[(&str, &str)] = &[
         "buffer_pool_threshold",
         "copies under this many bytes are carved from that pool (today's Node: half the pool; Node 0.8: pool size + 1)",
     ),
+    (
+        "proxy_copy_buffer_size",
+        "warp proxy: bytes of each of a tunnel's two copy buffers (tokio's default); with proxy_copy_on_readable, of each thread's scratch buffer",
+    ),
+    (
+        "proxy_copy_on_readable",
+        "warp proxy: read a tunnel's sides only into a per-thread scratch buffer, so an idle tunnel holds no copy buffer",
+    ),
+    (
+        "proxy_release_upgrade",
+        "warp proxy: take each side's IO back from hyper's Upgraded, forward its leftover bytes, drop the wrapper",
+    ),
+    (
+        "proxy_tls_tickets",
+        "warp proxy: TLS 1.3 session tickets sent after each handshake (rustls's default)",
+    ),
+    (
+        "proxy_tls_buffer_limit",
+        "warp proxy: bytes rustls may buffer for a client that does not read (rustls's default)",
+    ),
 ];
 
 /// The key whose default depends on the machine: a quarter of its RAM.

@@ -109,6 +109,24 @@ pub struct Config {
     #[serde(deserialize_with = "pool_size")]
     pub buffer_pool_size: usize,
     pub buffer_pool_threshold: usize,
+    /// Warp proxy: bytes of each of `copy_bidirectional`'s two copy buffers (with
+    /// `proxy_copy_on_readable`: of each worker thread's scratch buffer).
+    #[serde(deserialize_with = "copy_buffer_size")]
+    pub proxy_copy_buffer_size: usize,
+    /// Warp proxy: read each side of a tunnel only into a per-thread scratch buffer, so
+    /// that an idle tunnel holds no copy buffer.
+    pub proxy_copy_on_readable: bool,
+    /// Warp proxy: take each side's IO back from hyper's `Upgraded` (`downcast`), forward
+    /// the bytes hyper read past the upgrade, and drop hyper's wrapper.
+    pub proxy_release_upgrade: bool,
+    /// Warp proxy: TLS 1.3 session tickets sent after each handshake (rustls's
+    /// `send_tls13_tickets`).
+    #[serde(deserialize_with = "ticket_count")]
+    pub proxy_tls_tickets: usize,
+    /// Warp proxy: bytes rustls may buffer for a client that does not read (rustls's
+    /// `set_buffer_limit`).
+    #[serde(deserialize_with = "tls_buffer_limit")]
+    pub proxy_tls_buffer_limit: usize,
 }
 
 impl Default for Config {
@@ -159,6 +177,11 @@ impl Default for Config {
             alloc_registry: true,
             buffer_pool_size: 8 << 10,
             buffer_pool_threshold: 4 << 10,
+            proxy_copy_buffer_size: 8 << 10,
+            proxy_copy_on_readable: false,
+            proxy_release_upgrade: false,
+            proxy_tls_tickets: 2,
+            proxy_tls_buffer_limit: 64 << 10,
         }
     }
 }
@@ -303,6 +326,41 @@ fn buffer_size<'de, D: Deserializer<'de>>(d: D) -> Result<usize, D::Error> {
     } else {
         Err(serde::de::Error::custom(format!(
             "expected a size in bytes, 256 to 67108864, got {n}"
+        )))
+    }
+}
+
+/// A copy buffer: 64 bytes to 1 MiB.
+fn copy_buffer_size<'de, D: Deserializer<'de>>(d: D) -> Result<usize, D::Error> {
+    bytes_in(d, 64, 1 << 20)
+}
+
+/// rustls's buffer limit: 1 KiB to 64 MiB.
+fn tls_buffer_limit<'de, D: Deserializer<'de>>(d: D) -> Result<usize, D::Error> {
+    bytes_in(d, 1 << 10, 64 << 20)
+}
+
+/// A size in bytes from `min` to `max`.
+fn bytes_in<'de, D: Deserializer<'de>>(d: D, min: u64, max: u64) -> Result<usize, D::Error> {
+    let expected = format!("expected a size in bytes, {min} to {max}");
+    let n = u64::deserialize(d).map_err(|_| serde::de::Error::custom(&expected))?;
+    if (min..=max).contains(&n) {
+        Ok(n as usize)
+    } else {
+        Err(serde::de::Error::custom(format!("{expected}, got {n}")))
+    }
+}
+
+/// TLS 1.3 tickets per handshake: 0 to 8.
+fn ticket_count<'de, D: Deserializer<'de>>(d: D) -> Result<usize, D::Error> {
+    const MAX: u64 = 8;
+    let n = u64::deserialize(d)
+        .map_err(|_| serde::de::Error::custom("expected a count of tickets, 0 to 8"))?;
+    if n <= MAX {
+        Ok(n as usize)
+    } else {
+        Err(serde::de::Error::custom(format!(
+            "expected a count of tickets, 0 to 8, got {n}"
         )))
     }
 }

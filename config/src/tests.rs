@@ -318,6 +318,76 @@ fn the_buffer_pool_is_off_at_0_and_its_threshold_must_fit_a_chunk() {
     assert_eq!(c.buffer_pool_size, 0);
 }
 
+/// The warp proxy's lean settings: their defaults keep today's behaviour, each takes
+/// its range, and a value out of it (or of the wrong type) is named with what is expected.
+#[test]
+fn the_warp_proxy_settings_default_to_todays_behaviour_and_are_checked() {
+    let c = Config::default();
+    assert_eq!(c.proxy_copy_buffer_size, 8192, "tokio's copy buffer");
+    assert!(!c.proxy_copy_on_readable && !c.proxy_release_upgrade);
+    assert_eq!(c.proxy_tls_tickets, 2, "rustls's default");
+    assert_eq!(c.proxy_tls_buffer_limit, 64 << 10, "rustls's default");
+    let c = load(
+        SEED,
+        &[
+            ("proxy_copy_buffer_size", "1024"),
+            ("proxy_copy_on_readable", "true"),
+            ("proxy_release_upgrade", "true"),
+            ("proxy_tls_tickets", "0"),
+            ("proxy_tls_buffer_limit", "16384"),
+        ],
+    )
+    .unwrap();
+    assert_eq!(
+        (
+            c.proxy_copy_buffer_size,
+            c.proxy_copy_on_readable,
+            c.proxy_release_upgrade,
+            c.proxy_tls_tickets,
+            c.proxy_tls_buffer_limit
+        ),
+        (1024, true, true, 0, 16384)
+    );
+    for (key, value, expected) in [
+        (
+            "proxy_copy_buffer_size",
+            json!(0),
+            ["64 to 1048576", "got 0"],
+        ),
+        (
+            "proxy_copy_buffer_size",
+            json!(2 << 20),
+            ["64 to 1048576", "got 2097152"],
+        ),
+        (
+            "proxy_copy_buffer_size",
+            json!("8k"),
+            ["a size in bytes", "64 to 1048576"],
+        ),
+        ("proxy_tls_tickets", json!(9), ["0 to 8", "got 9"]),
+        (
+            "proxy_tls_tickets",
+            json!(-1),
+            ["a count of tickets", "0 to 8"],
+        ),
+        (
+            "proxy_tls_buffer_limit",
+            json!(100),
+            ["1024 to 67108864", "got 100"],
+        ),
+    ] {
+        let msg = error(&seed_with(key, value), &[]);
+        assert_names(&msg, key, &expected);
+    }
+    let msg = error(&seed_with("proxy_copy_on_readable", json!("yes")), &[]);
+    assert_names(&msg, "proxy_copy_on_readable", &["expected a boolean"]);
+    let msg = error(SEED, &[("proxy_release_upgrade", "1")]);
+    assert!(
+        msg.starts_with("command line --proxy_release_upgrade: "),
+        "{msg}"
+    );
+}
+
 #[test]
 fn a_slab_size_out_of_range_is_named() {
     let msg = error(&seed_with("tcp_slab_size", json!(100)), &[]);

@@ -286,8 +286,27 @@ async fn burst(data: &mut WsStream, bytes: usize) {
 async fn killing_the_wss_closes_the_client_sides_releases_the_views_and_502s_until_it_is_back(
     stack: Stack,
 ) {
+    wss_killed(stack, json!({})).await
+}
+
+/// The same with the warp proxy's lean settings: its own copy (no copy buffer while
+/// idle) and each side's IO taken back from hyper.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killing_the_wss_behind_the_lean_warp_proxy_closes_the_client_sides() {
+    let lean = json!({
+        "proxy_copy_on_readable": true,
+        "proxy_release_upgrade": true,
+        "proxy_tls_buffer_limit": 16384,
+    });
+    wss_killed(Stack::Warp, lean).await
+}
+
+/// Kills the wss with websockets open through the proxy (`extra` added to the config):
+/// every client side ends promptly, the proxy releases what they kept, 502 while the
+/// wss is down, served again once it is back.
+async fn wss_killed(stack: Stack, extra: Value) {
     let dir = tempfile::tempdir().unwrap();
-    let (path, raw) = write_config(dir.path(), json!({}));
+    let (path, raw) = write_config(dir.path(), extra);
     let config = typed(&path);
     let proxy_snap = raw["proxy_heapdump_port"].as_u64().unwrap() as u16;
     let mut wss = Proc::server("wss", env!("CARGO_BIN_EXE_wss"), &path, stack).await;

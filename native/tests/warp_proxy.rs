@@ -379,3 +379,225 @@ async fn shutdown_closes_the_tunnels_and_finishes() {
     );
     assert_eq!(pg.proxy.state.connections.open(), 0);
 }
+
+/// The warp proxy's lean settings (`proxy_copy_*`, `proxy_release_upgrade`,
+/// `proxy_tls_*`), one set at a time and all together: each keeps the proxy correct.
+mod lean {
+    use super::*;
+    use common::{client_frame, close_code, connect_unread, read_all, server_frames};
+    use runtime::config::Config;
+
+    /// Applies one set of settings to the proxy's config.
+    type Lean = fn(&mut Config);
+
+    /// Each set of settings the tests run with, named.
+    fn settings() -> Vec<(&'static str, Lean)> {
+        vec![
+            ("copy buffer of 64 bytes", |c| c.proxy_copy_buffer_size = 64),
+            ("copy on readable", |c| c.proxy_copy_on_readable = true),
+            ("copy on readable, 64-byte scratch buffer", |c| {
+                c.proxy_copy_on_readable = true;
+                c.proxy_copy_buffer_size = 64;
+            }),
+            ("release upgrade", |c| c.proxy_release_upgrade = true),
+            ("no TLS tickets, TLS buffer limit 1 KiB", |c| {
+                c.proxy_tls_tickets = 0;
+                c.proxy_tls_buffer_limit = 1024;
+            }),
+            ("all", |c| {
+                c.proxy_copy_on_readable = true;
+                c.proxy_release_upgrade = true;
+                c.proxy_tls_tickets = 0;
+                c.proxy_tls_buffer_limit = 1024;
+            }),
+        ]
+    }
+
+    /// A playground whose proxy is on the warp stack with `lean` applied (and `tweak`
+    /// on both servers).
+    async fn lean_playground(lean: Lean, tweak: impl FnOnce(&mut Config)) -> Playground {
+        Playground::start_each(HeadMode::Copy, HeadMode::Drop, tweak, |c| {
+            c.proxy_stack = Stack::Warp;
+            lean(c);
+        })
+        .await
+    }
+
+    /// Messages both ways (the greeting down, echoes of small and 1 MiB messages),
+    /// then a close from the client: the proxy holds nothing after.
+    #[tokio::test]
+    async fn messages_both_ways_large_ones_and_close() {
+        for (name, lean) in settings() {
+            let pg = lean_playground(lean, |_| {}).await;
+            let mut ws = pg.open().await;
+            echo(&mut ws, name).await;
+            let large: Vec<u8> = (0..(1u32 << 20)).map(|i| (i % 251) as u8).collect();
+            ws.send(Message::binary(large.clone())).await.unwrap();
+            let back = tokio::time::timeout(BOUND, ws.next())
+                .await
+                .unwrap_or_else(|_| panic!("{name}: the 1 MiB echo in time"))
+                .unwrap()
+                .unwrap();
+            assert!(back.into_data() == large, "{name}: the 1 MiB echo intact");
+            echo(&mut ws, "after the large one").await;
+            ws.close(None).await.unwrap();
+            let end = tokio::time::timeout(BOUND, async {
+                while let Some(Ok(m)) = ws.next().await {
+                    if m.is_close() {
+                        return true;
+                    }
+                }
+                false
+            })
+            .await
+            .unwrap_or_else(|_| panic!("{name}: the close answered in time"));
+            assert!(end, "{name}: the wss answered the close through the proxy");
+            drop(ws);
+            wait_until(&format!("{name}: the tunnel closed"), || async {
+                pg.snapshot(&pg.proxy).await.connections.open == 0
+            })
+            .await;
+            still_serving(&pg).await;
+        }
+    }
+
+    /// A frame sent in the same write as the upgrade request reaches hyper in the same
+    /// read: it is the upgrade's leftover (`read_buf`), and it must be forwarded.
+    #[tokio::test]
+    async fn a_frame_right_behind_the_upgrade_request_is_delivered() {
+        for (name, lean) in settings() {
+            let pg = lean_playground(lean, |_| {}).await;
+            let mut tls = pg.raw_proxy().await;
+            let mut bytes = UPGRADE.as_bytes().to_vec();
+            bytes.extend(client_frame(0x1, true, b"right behind the upgrade"));
+            bytes.extend(client_frame(0x8, true, &1000u16.to_be_bytes()));
+            tls.write_all(&bytes).await.unwrap();
+            let answer = read_all(&mut tls).await;
+            let (head, frames) = server_frames(&answer);
+            assert!(head.starts_with("HTTP/1.1 101"), "{name}: {head}");
+            let texts: Vec<String> = frames
+                .iter()
+                .filter(|(op, _)| *op == 0x1)
+                .map(|(_, p)| String::from_utf8_lossy(p).into_owned())
+                .collect();
+            assert_eq!(
+                texts.len(),
+                2,
+                "{name}: the greeting and the echo: {texts:?}"
+            );
+            assert!(texts[0].starts_with("hello from wss"), "{name}: {texts:?}");
+            assert_eq!(texts[1], "right behind the upgrade", "{name}");
+            assert_eq!(
+                close_code(&frames),
+                Some(1000),
+                "{name}: the close answered"
+            );
+            // The tunnel ends when both directions have: the client's too.
+            drop(tls);
+            still_serving(&pg).await;
+        }
+    }
+
+    /// A client that floods and never reads: the wss's write timeout closes its side,
+    /// and the proxy closes the tunnel on both sides.
+    #[tokio::test]
+    async fn a_client_that_never_reads_is_closed_on_both_sides() {
+        for (name, lean) in settings() {
+            let pg = lean_playground(lean, |c| {
+                c.write_timeout_ms = 500;
+                c.max_message_size = 1 << 20;
+            })
+            .await;
+            let tcp = connect_unread(pg.proxy.addr).await;
+            let mut tls = pg.tls_over(tcp).await;
+            tls.write_all(UPGRADE.as_bytes()).await.unwrap();
+            let writer = tokio::spawn(async move {
+                let message = client_frame(0x2, true, &vec![0x5a; 256 << 10]);
+                let mut sent = 0;
+                while sent < 1000 && tls.write_all(&message).await.is_ok() {
+                    sent += 1;
+                }
+                sent
+            });
+            wait_until(
+                &format!("{name}: proxy and wss closed the connection that does not read"),
+                || async {
+                    let proxy = pg.snapshot(&pg.proxy).await.connections;
+                    let wss = pg.snapshot(&pg.wss).await.connections;
+                    proxy.accepted_total == 1
+                        && proxy.open == 0
+                        && wss.accepted_total == 1
+                        && wss.open == 0
+                },
+            )
+            .await;
+            let sent = tokio::time::timeout(BOUND, writer)
+                .await
+                .unwrap_or_else(|_| panic!("{name}: the client's writes fail once closed"))
+                .unwrap();
+            assert!(sent < 1000, "{name}: {sent} messages went through");
+            still_serving(&pg).await;
+        }
+    }
+
+    /// The upstream down: 502 naming it, whatever the settings.
+    #[tokio::test]
+    async fn the_upstream_down_gets_502() {
+        for (name, lean) in settings() {
+            let closed = testkit::free_port();
+            let pg = Playground::start_each(
+                HeadMode::Copy,
+                HeadMode::Drop,
+                |_| {},
+                |c| {
+                    c.proxy_stack = Stack::Warp;
+                    c.proxy_target.port = closed;
+                    lean(c);
+                },
+            )
+            .await;
+            let mut proxy = pg.raw_proxy().await;
+            let answer = exchange(&mut proxy, UPGRADE.as_bytes()).await;
+            assert!(
+                answer.starts_with("HTTP/1.1 502 Bad Gateway"),
+                "{name}: {answer}"
+            );
+            assert!(
+                answer.contains(&format!(":{closed} unreachable")),
+                "{name}: {answer}"
+            );
+        }
+    }
+
+    /// The upstream ending the websocket (the wss closes with 1009 on a message over
+    /// `max_message_size`, then closes its socket) ends the tunnel and the client's
+    /// connection.
+    #[tokio::test]
+    async fn the_upstream_closing_closes_the_client() {
+        for (name, lean) in settings() {
+            let pg = lean_playground(lean, |c| c.max_message_size = 64 << 10).await;
+            let mut ws = pg.open().await;
+            echo(&mut ws, name).await;
+            let _ = ws.send(Message::binary(vec![7; 128 << 10])).await;
+            let code = tokio::time::timeout(BOUND, async {
+                loop {
+                    match ws.next().await {
+                        Some(Ok(Message::Close(frame))) => return frame.map(|f| u16::from(f.code)),
+                        Some(Ok(_)) => continue,
+                        _ => return None,
+                    }
+                }
+            })
+            .await
+            .unwrap_or_else(|_| panic!("{name}: the close came in time"));
+            assert_eq!(code, Some(1009), "{name}: the wss's close came through");
+            // The tunnel ends when both directions have: the client's too.
+            drop(ws);
+            wait_until(&format!("{name}: the tunnel closed"), || async {
+                pg.snapshot(&pg.proxy).await.connections.open == 0
+            })
+            .await;
+            still_serving(&pg).await;
+        }
+    }
+}

@@ -6,11 +6,15 @@
 //! (method, path and query, headers, a body if it announces one); a 101 answer goes back to the client with the
 //! upstream's headers, and a task of its own then takes both upgraded streams
 //! (`hyper::upgrade::on` on both sides) and copies between them with
-//! `tokio::io::copy_bidirectional` until either side ends or shutdown. Any other answer
-//! is passed back as it is. A plain request is forwarded the same way, its body
+//! `tokio::io::copy_bidirectional` (buffers of `proxy_copy_buffer_size`; or, with
+//! `proxy_copy_on_readable`, a `Pipe` of `pipe.rs`) until either side ends or
+//! shutdown. Any other answer is passed back as it is. A plain request is forwarded the same way, its body
 //! streamed up and the answer's body streamed back.
 
 use std::convert::Infallible;
+use std::future::Future;
+use std::io;
+use std::pin::Pin;
 use std::sync::Arc;
 
 use bytes::{Buf, Bytes};
@@ -18,9 +22,11 @@ use futures_util::{Stream, StreamExt};
 use http_body_util::combinators::UnsyncBoxBody;
 use http_body_util::{BodyDataStream, BodyExt, Empty, StreamBody};
 use hyper::body::{Frame, Incoming};
-use hyper::upgrade::OnUpgrade;
+use hyper::upgrade::{OnUpgrade, Upgraded};
 use hyper_util::rt::TokioIo;
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
+use tokio_rustls::server::TlsStream;
 use warp::filters::path::FullPath;
 use warp::filters::BoxedFilter;
 use warp::http::{self, header, HeaderMap, HeaderValue, Method, StatusCode};
@@ -28,7 +34,7 @@ use warp::reply::Response;
 use warp::{Filter, Reply};
 
 use super::kept::KeptRequest;
-use super::Proxy;
+use super::{pipe, Proxy, TunnelSettings};
 use runtime::server::{self, OpenConnection};
 
 /// The body sent upstream: nothing for an upgrade, the client's body otherwise.
@@ -132,37 +138,184 @@ where
     *reply.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
     *reply.headers_mut() = std::mem::take(response.headers_mut());
     tracing::debug!(connection = id, %mode, "proxy: upgraded; tunnelling");
-    let tunnel = tunnel(client, upstream, kept, open, id);
-    // Its own size: the tunnel task's future, which holds all the connection keeps.
-    state
-        .connections
-        .set_own_bytes(id, std::mem::size_of_val(&tunnel));
-    proxy.shutdown.spawn_until_shutdown(tunnel);
+    let settings = proxy.tunnel;
+    if settings.on_readable || settings.release_upgrade {
+        let tunnel = lean_tunnel(client, upstream, kept, open, id, settings);
+        // Its own size: the tunnel task's future (its copy is boxed, not counted).
+        state
+            .connections
+            .set_own_bytes(id, std::mem::size_of_val(&tunnel));
+        proxy.shutdown.spawn_until_shutdown(tunnel);
+    } else {
+        let tunnel = tunnel(client, upstream, kept, open, id, settings.copy_buffer);
+        // Its own size: the tunnel task's future, which holds all the connection keeps.
+        state
+            .connections
+            .set_own_bytes(id, std::mem::size_of_val(&tunnel));
+        proxy.shutdown.spawn_until_shutdown(tunnel);
+    }
     reply
 }
 
-/// Copies between the client's and the upstream's upgraded streams until either ends.
+/// Copies between the client's and the upstream's upgraded streams until either ends,
+/// with `copy_bidirectional` and two copy buffers of `proxy_copy_buffer_size` bytes,
+/// in this future (as the proxy always has).
 async fn tunnel(
     client: OnUpgrade,
     upstream: OnUpgrade,
     kept: KeptRequest,
     open: OpenConnection,
     id: u64,
+    copy_buffer: usize,
 ) {
     match tokio::try_join!(client, upstream) {
         Ok((client, upstream)) => {
             let (mut client, mut upstream) = (TokioIo::new(client), TokioIo::new(upstream));
-            match tokio::io::copy_bidirectional(&mut client, &mut upstream).await {
-                Ok((up, down)) => {
-                    tracing::debug!(connection = id, up, down, "proxy: tunnel closed")
-                }
-                Err(e) => tracing::debug!(connection = id, "proxy: tunnel: {e}"),
-            }
+            let size = copy_buffer;
+            let carried =
+                tokio::io::copy_bidirectional_with_sizes(&mut client, &mut upstream, size, size)
+                    .await;
+            closed(id, carried);
         }
         Err(e) => tracing::debug!(connection = id, "proxy: upgrade not completed: {e}"),
     }
     drop(kept);
     drop(open);
+}
+
+/// The tunnel with `proxy_copy_on_readable` or `proxy_release_upgrade` on: the copy
+/// runs in a boxed future sized for the path taken ([`carry`]), and the wait for the
+/// upgrades in another, freed once both have come, so that this one holds only what
+/// the connection keeps and those boxes.
+async fn lean_tunnel(
+    client: OnUpgrade,
+    upstream: OnUpgrade,
+    kept: KeptRequest,
+    open: OpenConnection,
+    id: u64,
+    settings: TunnelSettings,
+) {
+    // Boxed: the wait for both upgrades is over before the tunnel idles, so that its
+    // state is not part of what the task holds for the tunnel's life.
+    let upgraded = Box::pin(async move { tokio::try_join!(client, upstream) }).await;
+    match upgraded {
+        Ok((client, upstream)) => closed(id, carry(settings, client, upstream).await),
+        Err(e) => tracing::debug!(connection = id, "proxy: upgrade not completed: {e}"),
+    }
+    drop(kept);
+    drop(open);
+}
+
+/// Logs how a tunnel ended.
+fn closed(id: u64, carried: io::Result<(u64, u64)>) {
+    match carried {
+        Ok((up, down)) => tracing::debug!(connection = id, up, down, "proxy: tunnel closed"),
+        Err(e) => tracing::debug!(connection = id, "proxy: tunnel: {e}"),
+    }
+}
+
+/// A tunnel's copy, boxed: the bytes carried up (client to upstream) and down.
+type Carry = Pin<Box<dyn Future<Output = io::Result<(u64, u64)>> + Send>>;
+
+/// The copy as `settings` say, in a box sized for the path taken.
+///
+/// With `release_upgrade`, each side's connection is taken back from hyper's
+/// `Upgraded` (`downcast`: the client's is a `TlsStream` or, without TLS, a
+/// `TcpStream`; the upstream's a `TcpStream`) with the bytes hyper had read past the
+/// upgrade, which are forwarded first and dropped. A side that does not downcast (never
+/// seen) is carried as an `Upgraded`.
+fn carry(settings: TunnelSettings, client: Upgraded, upstream: Upgraded) -> Carry {
+    let as_upgraded = |client: Upgraded, upstream: Upgraded| {
+        copy(
+            settings,
+            TokioIo::new(client),
+            TokioIo::new(upstream),
+            Bytes::new(),
+            Bytes::new(),
+        )
+    };
+    if !settings.release_upgrade {
+        return as_upgraded(client, upstream);
+    }
+    let (upstream, up_left) = match upstream.downcast::<TokioIo<TcpStream>>() {
+        Ok(parts) => (parts.io.into_inner(), parts.read_buf),
+        Err(upstream) => return as_upgraded(client, upstream),
+    };
+    let client = match client.downcast::<TokioIo<TlsStream<TcpStream>>>() {
+        Ok(parts) => {
+            return copy(
+                settings,
+                parts.io.into_inner(),
+                upstream,
+                parts.read_buf,
+                up_left,
+            )
+        }
+        Err(client) => client,
+    };
+    match client.downcast::<TokioIo<TcpStream>>() {
+        Ok(parts) => copy(
+            settings,
+            parts.io.into_inner(),
+            upstream,
+            parts.read_buf,
+            up_left,
+        ),
+        Err(client) => copy(
+            settings,
+            TokioIo::new(client),
+            upstream,
+            Bytes::new(),
+            up_left,
+        ),
+    }
+}
+
+/// Copies `client` to `upstream` and back, boxed: `client_left` (bytes read from the
+/// client past its upgrade) written upstream first and `upstream_left` to the client,
+/// both dropped before the copy waits for anything more, so that they pin nothing.
+/// With `on_readable`, a [`pipe::Pipe`] (no copy buffer while idle); else
+/// `copy_bidirectional` with two buffers of `copy_buffer` bytes.
+fn copy<C, U>(
+    settings: TunnelSettings,
+    mut client: C,
+    mut upstream: U,
+    client_left: Bytes,
+    upstream_left: Bytes,
+) -> Carry
+where
+    C: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    U: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    if settings.on_readable {
+        return Box::pin(pipe::Pipe::new(
+            client,
+            upstream,
+            client_left,
+            upstream_left,
+            settings.copy_buffer,
+        ));
+    }
+    let size = settings.copy_buffer;
+    // The sides are captured and used in place (a binding inside the block would hold
+    // a second copy of each in the future).
+    Box::pin(async move {
+        let (up, down) = (client_left.len() as u64, upstream_left.len() as u64);
+        if up > 0 {
+            upstream.write_all(&client_left).await?;
+            upstream.flush().await?;
+        }
+        drop(client_left);
+        if down > 0 {
+            client.write_all(&upstream_left).await?;
+            client.flush().await?;
+        }
+        drop(upstream_left);
+        let (more_up, more_down) =
+            tokio::io::copy_bidirectional_with_sizes(&mut client, &mut upstream, size, size)
+                .await?;
+        Ok((up + more_up, down + more_down))
+    })
 }
 
 /// Forwards a plain request, its body streamed up, the answer streamed back.

@@ -30,6 +30,23 @@
 //!   ends when both directions have: after one side closes, the other is shut for
 //!   writing and its tunnel lives until it closes too (the slab proxy gives such a
 //!   peer `CLOSE_GRACE`; plain `copy_bidirectional` does not).
+//!
+//! What an idle tunnel holds, and the settings that cut it (docs/guide/warp-stack.md,
+//! "What an idle websocket costs the warp proxy"; all off or at the libraries' defaults
+//! unless set, so the proxy is what a Rust user writes first):
+//! - `proxy_copy_buffer_size`: the size of `copy_bidirectional`'s two buffers
+//!   (`copy_bidirectional_with_sizes`; tokio's default, 8 KiB, is 16 of the 26 KB an
+//!   idle websocket holds).
+//! - `proxy_copy_on_readable`: no copy buffer while idle: the tunnel is a
+//!   `Pipe` (`pipe.rs`) reading into the worker thread's scratch buffer.
+//! - `proxy_release_upgrade`: each side's IO taken back from hyper's `Upgraded`
+//!   (`downcast`) and the leftover bytes forwarded by us (hyper frees them at the first
+//!   read anyway: it saves nothing while idle).
+//! - `proxy_tls_tickets`, `proxy_tls_buffer_limit`: rustls's `send_tls13_tickets` and
+//!   `set_buffer_limit` (no state per idle connection either way).
+//!
+//! With either of the first two on, the tunnel runs in a task of its own kind
+//! (`forward.rs`, `lean_tunnel`) whose copy is boxed, sized for the path taken.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -54,6 +71,18 @@ use runtime::Role;
 
 mod forward;
 mod kept;
+mod pipe;
+
+/// How a tunnel carries its bytes once upgraded (`proxy_copy_*`, `proxy_release_upgrade`).
+#[derive(Debug, Clone, Copy)]
+struct TunnelSettings {
+    /// Bytes of each copy buffer, or of the thread's scratch buffer.
+    copy_buffer: usize,
+    /// Read only into the thread's scratch buffer ([`pipe::copy_on_readable`]).
+    on_readable: bool,
+    /// Take the IO back from hyper's `Upgraded` and forward its leftover bytes.
+    release_upgrade: bool,
+}
 
 /// What every connection of the warp proxy needs to know.
 struct Proxy {
@@ -65,6 +94,9 @@ struct Proxy {
     max_buf_size: usize,
     /// With TLS on.
     tls: Option<TlsAcceptor>,
+    /// rustls's buffer limit for each client connection (`proxy_tls_buffer_limit`).
+    tls_buffer_limit: usize,
+    tunnel: TunnelSettings,
     shutdown: Shutdown,
 }
 
@@ -74,7 +106,9 @@ const HYPER_MIN_BUF: usize = 8192;
 /// Binds the warp proxy and its snapshot endpoint and starts serving until `shutdown`.
 pub async fn start(config: &Config, shutdown: &Shutdown) -> Result<Running, StartError> {
     let tls = if config.proxy_tls {
-        Some(TlsAcceptor::from(runtime::tls::server_config(config)?))
+        let mut server = (*runtime::tls::server_config(config)?).clone();
+        server.send_tls13_tickets = config.proxy_tls_tickets;
+        Some(TlsAcceptor::from(Arc::new(server)))
     } else {
         None
     };
@@ -90,6 +124,12 @@ pub async fn start(config: &Config, shutdown: &Shutdown) -> Result<Running, Star
         header_timeout: Duration::from_millis(config.header_timeout_ms),
         max_buf_size: config.max_header_bytes.max(HYPER_MIN_BUF),
         tls,
+        tls_buffer_limit: config.proxy_tls_buffer_limit,
+        tunnel: TunnelSettings {
+            copy_buffer: config.proxy_copy_buffer_size,
+            on_readable: config.proxy_copy_on_readable,
+            release_upgrade: config.proxy_release_upgrade,
+        },
         shutdown: shutdown.clone(),
     });
     let routes = forward::routes(proxy.clone());
@@ -105,6 +145,14 @@ pub async fn start(config: &Config, shutdown: &Shutdown) -> Result<Running, Star
         config.proxy_target.host,
         config.proxy_target.port,
         state.head_mode().map(|m| m.as_str()).unwrap_or("-"),
+    );
+    tracing::info!(
+        "proxy (warp stack): copy buffer {} bytes{}, release upgrade {}, TLS 1.3 tickets {}, TLS buffer limit {} bytes",
+        config.proxy_copy_buffer_size,
+        if config.proxy_copy_on_readable { " per thread (copy on readable)" } else { " x2 per tunnel" },
+        config.proxy_release_upgrade,
+        config.proxy_tls_tickets,
+        config.proxy_tls_buffer_limit,
     );
     Ok(Running {
         addr,
@@ -123,7 +171,9 @@ async fn serve(
     let Some(acceptor) = &proxy.tls else {
         return http(&proxy, routes, stream, peer).await;
     };
-    match tokio::time::timeout(proxy.header_timeout, acceptor.accept(stream)).await {
+    let limit = proxy.tls_buffer_limit;
+    let accept = acceptor.accept_with(stream, |tls| tls.set_buffer_limit(Some(limit)));
+    match tokio::time::timeout(proxy.header_timeout, accept).await {
         Ok(Ok(tls)) => http(&proxy, routes, tls, peer).await,
         Ok(Err(e)) => {
             proxy.state.connections.failed_one();
