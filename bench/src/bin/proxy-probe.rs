@@ -174,7 +174,7 @@ async fn main() -> Result<()> {
     println!("type sizes: {}", ready["type_sizes"]);
     let mut pool = IdlePool::new(Target {
         port: proxy_port,
-        tls,
+        tls: Some(tls),
     });
     let snapshot: SocketAddr = ([127, 0, 0, 1], proxy_snap).into();
     let mut last: Option<(u64, Histogram)> = None;
@@ -219,7 +219,7 @@ async fn main() -> Result<()> {
     if cli.throughput_ms > 0 {
         let target = Target {
             port: proxy_port,
-            tls: runtime::tls::client_config(&config)?,
+            tls: Some(runtime::tls::client_config(&config)?),
         };
         let pid = proxy.child.id();
         for n in [1, 64] {
