@@ -38,11 +38,9 @@ pub fn pinned(
     // buffer): the last one found is tried before a search.
     let mut last: Option<&Tracked> = None;
     state.kept.visit(|part| {
-        let ptr = part.ptr as *const u8;
-        let allocation = match last.filter(|t| t.contains(part.ptr)) {
-            Some(t) => Some(t),
-            None => index.find(ptr),
-        };
+        let allocation = last
+            .filter(|t| t.contains(part.ptr))
+            .or_else(|| index.find(part.ptr as *const u8));
         if allocation.is_some() {
             last = allocation;
         }
