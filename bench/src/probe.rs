@@ -90,6 +90,91 @@ pub fn per_connection(before: &Histogram, after: &Histogram, conns: u64) -> Vec<
     out
 }
 
+/// An `alloc-probe` process: our proxy or wss in it, answering `dump`; killed and
+/// reaped when dropped.
+pub struct ProbeProcess {
+    child: testkit::ChildGuard,
+    lines: std::io::Lines<std::io::BufReader<std::process::ChildStdout>>,
+    stdin: std::process::ChildStdin,
+}
+
+impl ProbeProcess {
+    /// Starts `bin` (the `alloc-probe` binary) in `dir` as `role`, with `settings`
+    /// (config.json keys and values; a key that `extra` names is left to `extra`)
+    /// and then the `extra` flags, its stderr in `log`, jemalloc's thread caches off;
+    /// returns it once ready, with the first line it printed (`size_of` the types a
+    /// connection is made of).
+    pub fn start(
+        bin: &std::path::Path,
+        dir: &std::path::Path,
+        role: &str,
+        settings: &[(String, String)],
+        extra: &[String],
+        log: &std::path::Path,
+    ) -> anyhow::Result<(ProbeProcess, serde_json::Value)> {
+        use anyhow::{anyhow, Context};
+        use std::io::BufRead;
+        use std::process::{Command, Stdio};
+        let err = std::fs::File::create(log).with_context(|| log.display().to_string())?;
+        let mut cmd = Command::new(bin);
+        cmd.current_dir(dir)
+            .env("RUST_LOG", "warn")
+            .env("_RJEM_MALLOC_CONF", "tcache:false")
+            .arg("--role")
+            .arg(role);
+        for (key, value) in settings {
+            let flag = format!("--{key}");
+            if !extra.contains(&flag) {
+                cmd.arg(flag).arg(value);
+            }
+        }
+        cmd.args(extra)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::from(err));
+        let mut child = testkit::ChildGuard::spawn(testkit::die_with_parent(&mut cmd))
+            .with_context(|| format!("cannot start alloc-probe --role {role}"))?;
+        let stdin = child.stdin.take().expect("piped");
+        let mut lines = std::io::BufReader::new(child.stdout.take().expect("piped")).lines();
+        let ready = lines
+            .next()
+            .ok_or_else(|| {
+                anyhow!(
+                    "alloc-probe --role {role} ended before it was ready: {}",
+                    crate::stacks::tail(log, 10)
+                )
+            })?
+            .context("alloc-probe")?;
+        let ready = serde_json::from_str(&ready).context("alloc-probe's first line")?;
+        Ok((
+            ProbeProcess {
+                child,
+                lines,
+                stdin,
+            },
+            ready,
+        ))
+    }
+
+    /// The live allocations by size class now.
+    pub fn dump(&mut self) -> anyhow::Result<Histogram> {
+        use anyhow::{anyhow, Context};
+        use std::io::Write;
+        writeln!(self.stdin, "dump").context("alloc-probe stdin")?;
+        let line = self
+            .lines
+            .next()
+            .ok_or_else(|| anyhow!("alloc-probe ended"))?
+            .context("alloc-probe")?;
+        serde_json::from_str(&line).context("alloc-probe's dump")
+    }
+
+    /// The process's id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -21,6 +21,7 @@ use serde_json::Value;
 use tokio::time::Instant;
 
 use crate::client::{self, DataConnection, IdlePool, Target, TrafficSpec};
+use crate::probe::ProbeProcess;
 use crate::procfs;
 use crate::results::{
     AllocFigures, HeadlineRow, Latency, MemorySample, Pinned, Plan, ProbeResult, SnapshotCost,
@@ -651,77 +652,30 @@ pub async fn headline(
     Ok(rows)
 }
 
-/// One `alloc-probe` process: our proxy or wss in-process, answering `dump`.
-struct Probe {
-    /// Killed and reaped when the probe drops.
-    _child: testkit::ChildGuard,
-    lines: std::io::Lines<std::io::BufReader<std::process::ChildStdout>>,
-    stdin: std::process::ChildStdin,
-}
-
-impl Probe {
-    fn start(env: &Env, role: &str, ports: Ports, log: &std::path::Path) -> Result<(Probe, Value)> {
-        use std::io::BufRead;
-        use std::process::{Command, Stdio};
-        let err = std::fs::File::create(log).with_context(|| log.display().to_string())?;
-        let mut cmd = Command::new(env.bin_dir.join("alloc-probe"));
-        cmd.current_dir(&env.root)
-            .env("RUST_LOG", "warn")
-            .env("_RJEM_MALLOC_CONF", "tcache:false")
-            .arg("--role")
-            .arg(role);
-        for (k, v) in [
-            ("proxy_port", ports.proxy.to_string()),
-            ("proxy_heapdump_port", ports.proxy_snapshot.to_string()),
-            ("proxy_target.host", "127.0.0.1".to_string()),
-            ("proxy_target.port", ports.wss.to_string()),
-            ("wss_port", ports.wss.to_string()),
-            ("wss_heapdump_port", ports.wss_snapshot.to_string()),
-            ("proxy_head", "drop".to_string()),
-            ("wss_head", "drop".to_string()),
-            ("wss_echo", "true".to_string()),
-            ("cert_dir", env.cert_dir.display().to_string()),
-            ("max_connections", "0".to_string()),
-        ] {
-            cmd.arg(format!("--{k}")).arg(v);
-        }
-        cmd.stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::from(err));
-        let mut child = testkit::ChildGuard::spawn(testkit::die_with_parent(&mut cmd))
-            .with_context(|| format!("cannot start alloc-probe --role {role}"))?;
-        let stdin = child.stdin.take().expect("piped");
-        let mut lines = std::io::BufReader::new(child.stdout.take().expect("piped")).lines();
-        let ready = lines
-            .next()
-            .ok_or_else(|| {
-                anyhow!(
-                    "alloc-probe --role {role} ended before it was ready: {}",
-                    stacks::tail(log, 10)
-                )
-            })?
-            .context("alloc-probe")?;
-        let ready: Value = serde_json::from_str(&ready).context("alloc-probe's first line")?;
-        Ok((
-            Probe {
-                _child: child,
-                lines,
-                stdin,
-            },
-            ready,
-        ))
-    }
-
-    fn dump(&mut self) -> Result<crate::probe::Histogram> {
-        use std::io::Write;
-        writeln!(self.stdin, "dump").context("alloc-probe stdin")?;
-        let line = self
-            .lines
-            .next()
-            .ok_or_else(|| anyhow!("alloc-probe ended"))?
-            .context("alloc-probe")?;
-        serde_json::from_str(&line).context("alloc-probe's dump")
-    }
+/// An `alloc-probe` process of `role` on `ports`, for the bench's probe step.
+fn start_probe(
+    env: &Env,
+    role: &str,
+    ports: Ports,
+    log: &std::path::Path,
+) -> Result<(ProbeProcess, Value)> {
+    let settings: Vec<(String, String)> = [
+        ("proxy_port", ports.proxy.to_string()),
+        ("proxy_heapdump_port", ports.proxy_snapshot.to_string()),
+        ("proxy_target.host", "127.0.0.1".to_string()),
+        ("proxy_target.port", ports.wss.to_string()),
+        ("wss_port", ports.wss.to_string()),
+        ("wss_heapdump_port", ports.wss_snapshot.to_string()),
+        ("proxy_head", "drop".to_string()),
+        ("wss_head", "drop".to_string()),
+        ("wss_echo", "true".to_string()),
+        ("cert_dir", env.cert_dir.display().to_string()),
+        ("max_connections", "0".to_string()),
+    ]
+    .map(|(k, v)| (k.to_string(), v))
+    .to_vec();
+    let bin = env.bin_dir.join("alloc-probe");
+    ProbeProcess::start(&bin, &env.root, role, &settings, &[], log)
 }
 
 /// Our proxy and wss, each in an `alloc-probe` process: live allocations by size
@@ -734,9 +688,9 @@ pub async fn probe(
 ) -> Result<Vec<ProbeResult>> {
     eprintln!("bench: == allocation probe of our proxy and wss");
     std::fs::create_dir_all(env.logs()).with_context(|| env.logs().display().to_string())?;
-    let (mut wss, wss_ready) = Probe::start(env, "wss", ports, &env.logs().join("probe.wss.log"))?;
+    let (mut wss, wss_ready) = start_probe(env, "wss", ports, &env.logs().join("probe.wss.log"))?;
     let (mut proxy, proxy_ready) =
-        Probe::start(env, "proxy", ports, &env.logs().join("probe.proxy.log"))?;
+        start_probe(env, "proxy", ports, &env.logs().join("probe.proxy.log"))?;
     let mut pool = IdlePool::new(Target {
         port: ports.proxy,
         tls: Some(tls.clone()),

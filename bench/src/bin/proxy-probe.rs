@@ -13,15 +13,13 @@
 //! Usage: proxy-probe [--levels 400,4000] [--rate 500] [--settle-ms 3000] -- [--KEY VALUE ...]
 //! (from the repository root, with `alloc-probe` built beside it).
 
-use std::io::{BufRead, Write};
 use std::net::SocketAddr;
-use std::path::PathBuf;
-use std::process::{Command, Stdio};
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{anyhow, Context, Result};
 use bench::client::{IdlePool, Target};
-use bench::probe::{per_connection, Histogram};
+use bench::probe::{per_connection, Histogram, ProbeProcess};
 use clap::Parser;
 use serde_json::Value;
 
@@ -53,74 +51,19 @@ struct Cli {
     proxy_args: Vec<String>,
 }
 
-/// One `alloc-probe` process, answering `dump`.
-struct Probe {
-    child: testkit::ChildGuard,
-    lines: std::io::Lines<std::io::BufReader<std::process::ChildStdout>>,
-    stdin: std::process::ChildStdin,
-}
-
-impl Probe {
-    fn start(
-        role: &str,
-        common: &[(String, String)],
-        extra: &[String],
-        log: PathBuf,
-    ) -> Result<(Probe, Value)> {
-        let bin = std::env::current_exe()?
-            .parent()
-            .map(|d| d.join("alloc-probe"))
-            .ok_or_else(|| anyhow!("no folder of proxy-probe"))?;
-        let err = std::fs::File::create(&log).with_context(|| log.display().to_string())?;
-        let mut cmd = Command::new(bin);
-        cmd.env("RUST_LOG", "warn")
-            .env("_RJEM_MALLOC_CONF", "tcache:false")
-            .arg("--role")
-            .arg(role);
-        // A key given in `extra` replaces the common one.
-        for (k, v) in common {
-            let flag = format!("--{k}");
-            if !extra.contains(&flag) {
-                cmd.arg(flag).arg(v);
-            }
-        }
-        cmd.args(extra);
-        cmd.stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::from(err));
-        let mut child = testkit::ChildGuard::spawn(testkit::die_with_parent(&mut cmd))
-            .with_context(|| format!("cannot start alloc-probe --role {role}"))?;
-        let stdin = child.stdin.take().expect("piped");
-        let mut lines = std::io::BufReader::new(child.stdout.take().expect("piped")).lines();
-        let ready = lines
-            .next()
-            .ok_or_else(|| {
-                anyhow!(
-                    "alloc-probe --role {role} ended before it was ready (log: {})",
-                    log.display()
-                )
-            })?
-            .context("alloc-probe")?;
-        let ready: Value = serde_json::from_str(&ready).context("alloc-probe's first line")?;
-        Ok((
-            Probe {
-                child,
-                lines,
-                stdin,
-            },
-            ready,
-        ))
-    }
-
-    fn dump(&mut self) -> Result<Histogram> {
-        writeln!(self.stdin, "dump").context("alloc-probe stdin")?;
-        let line = self
-            .lines
-            .next()
-            .ok_or_else(|| anyhow!("alloc-probe ended"))?
-            .context("alloc-probe")?;
-        serde_json::from_str(&line).context("alloc-probe's dump")
-    }
+/// An `alloc-probe` process of `role` with `settings` and `extra` flags, run from
+/// the current folder with the binary beside this one.
+fn start_probe(
+    role: &str,
+    settings: &[(String, String)],
+    extra: &[String],
+    log: PathBuf,
+) -> Result<(ProbeProcess, Value)> {
+    let bin = std::env::current_exe()?
+        .parent()
+        .map(|d| d.join("alloc-probe"))
+        .ok_or_else(|| anyhow!("no folder of proxy-probe"))?;
+    ProbeProcess::start(&bin, Path::new("."), role, settings, extra, &log)
 }
 
 /// `own_bytes` of the oldest open connection in the proxy's snapshot.
@@ -163,8 +106,8 @@ async fn main() -> Result<()> {
     };
     runtime::tls::ensure_certificate(&config)?;
     let tls = runtime::tls::client_config(&config)?;
-    let (_wss, _) = Probe::start("wss", &common, &[], cli.work.join("wss.log"))?;
-    let (mut proxy, ready) = Probe::start(
+    let (_wss, _) = start_probe("wss", &common, &[], cli.work.join("wss.log"))?;
+    let (mut proxy, ready) = start_probe(
         "proxy",
         &common,
         &cli.proxy_args,
@@ -221,7 +164,7 @@ async fn main() -> Result<()> {
             port: proxy_port,
             tls: Some(runtime::tls::client_config(&config)?),
         };
-        let pid = proxy.child.id();
+        let pid = proxy.pid();
         for n in [1, 64] {
             let conns = bench::client::open_many(&target, n, bench::client::LARGE_READ_BUFFER)
                 .await
