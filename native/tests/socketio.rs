@@ -105,20 +105,6 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Sio<S> {
     }
 }
 
-/// The kept parts of each open socket, as the snapshot attributes them: the
-/// allocations they pin, by connection.
-fn pinned_by_connection(snap: &Snapshot) -> std::collections::BTreeMap<u64, Vec<(String, u64)>> {
-    let mut by = std::collections::BTreeMap::<u64, Vec<(String, u64)>>::new();
-    for a in &snap.pinned_allocations.allocations {
-        for k in &a.kept {
-            by.entry(k.connection)
-                .or_default()
-                .push((k.part.to_string(), a.size));
-        }
-    }
-    by
-}
-
 /// The wss binary on the socketio stack, as its own process, in `mode`.
 fn wss_process(dir: &std::path::Path, mode: HeadMode) -> Server {
     Server::wss(
@@ -170,7 +156,7 @@ async fn retain_pins_hypers_read_buffer_per_socket_copy_and_drop_only_their_copi
         assert_eq!(snap.settings.stack, Some(Stack::Socketio));
         let allocated = |s: &Snapshot| s.process.allocator.allocated_bytes.unwrap() as i64;
         grew.push((mode, allocated(&snap) - allocated(&before), rss));
-        let pinned = pinned_by_connection(&snap);
+        let pinned = common::pinned_by_connection(&snap);
         let kept = &snap.pinned_allocations;
         match mode {
             HeadMode::Retain => {
@@ -275,7 +261,7 @@ async fn through_the_proxy_sockets_are_greeted_echoed_and_follow_a_switch_of_the
     let snap = pg.snapshot(&pg.wss).await;
     let by_mode = &snap.connections.open_by_head_mode;
     assert_eq!((by_mode.retain, by_mode.copy), (1, 1));
-    let pinned = pinned_by_connection(&snap);
+    let pinned = common::pinned_by_connection(&snap);
     assert_eq!(
         pinned.len(),
         1,

@@ -55,19 +55,6 @@ fn start_run(
     (run, shutdown)
 }
 
-/// The allocations the wss's kept parts pin, by connection: (part, allocation size).
-fn pinned_by_connection(snap: &Snapshot) -> std::collections::BTreeMap<u64, Vec<(String, u64)>> {
-    let mut by = std::collections::BTreeMap::<u64, Vec<(String, u64)>>::new();
-    for a in &snap.pinned_allocations.allocations {
-        for k in &a.kept {
-            by.entry(k.connection)
-                .or_default()
-                .push((k.part.to_string(), a.size));
-        }
-    }
-    by
-}
-
 /// The load client finds from the wss's snapshot that it runs the socketio stack
 /// and speaks socket.io through the TLS proxy: every pinning connection and the
 /// data connection is a socket.io socket on the wss (greeted, sending its traffic
@@ -93,7 +80,7 @@ async fn the_load_client_speaks_socketio_through_the_proxy_and_each_socket_pins_
     let snap = pg.snapshot(&pg.wss).await;
     assert_eq!(snap.settings.stack, Some(Stack::Socketio));
     assert_eq!(snap.connections.open_by_head_mode.retain, sockets);
-    let pinned = pinned_by_connection(&snap);
+    let pinned = common::pinned_by_connection(&snap);
     assert_eq!(
         pinned.len() as u64,
         sockets,

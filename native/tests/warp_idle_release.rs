@@ -82,6 +82,20 @@ async fn per_websocket(wss: &Server, base: i64) -> i64 {
     (allocated(&wss.snapshot().await) - base) / N as i64
 }
 
+/// [`per_websocket`] once it holds still over one `step`, read at most 40 steps.
+async fn settled(wss: &Server, base: i64, step: Duration) -> i64 {
+    let mut last = per_websocket(wss, base).await;
+    for _ in 0..40 {
+        tokio::time::sleep(step).await;
+        let now = per_websocket(wss, base).await;
+        if now == last {
+            return now;
+        }
+        last = now;
+    }
+    panic!("the wss's allocated bytes did not hold still within 40 steps of {step:?}");
+}
+
 /// The burst: [`BURST`] messages of [`MESSAGE`] bytes sent back to back while the
 /// echoes are read.
 async fn burst(ws: &mut Ws) {
@@ -102,8 +116,8 @@ async fn burst(ws: &mut Ws) {
 }
 
 /// Opens [`N`] websockets to a wss in `mode` with `release_ms`, each sends a
-/// 100-byte first message, then the burst (every message echoed); then waits out
-/// the quiet spell and for the figure to stop moving, bounded.
+/// 100-byte first message, then the burst (every message echoed); each figure read
+/// once it holds still over a step longer than the quiet spell.
 async fn run(mode: HeadMode, release_ms: u64) -> AfterTraffic {
     let dir = tempfile::tempdir().unwrap();
     let wss = warp_wss(dir.path(), mode, release_ms);
@@ -114,23 +128,14 @@ async fn run(mode: HeadMode, release_ms: u64) -> AfterTraffic {
         echo(&mut ws, vec![7; 100]).await;
         all.push(ws);
     }
-    // Past the quiet spell: what the first message left is given back too.
-    tokio::time::sleep(Duration::from_millis(release_ms + 300)).await;
-    let idle = per_websocket(&wss, base).await;
+    // Each step outlasts the quiet spell: a figure that holds over one has had
+    // what the first message left given back too.
+    let step = Duration::from_millis(release_ms + 250);
+    let idle = settled(&wss, base, step).await;
     // Each sends its burst as fast as it can, the echoes read as they come: the
     // payloads waiting for their echo share the read buffer, so it grows.
     futures_util::future::join_all(all.iter_mut().map(burst)).await;
-    // Past the quiet spell, then until the figure holds still (bounded).
-    tokio::time::sleep(Duration::from_millis(release_ms + 500)).await;
-    let mut quiet = per_websocket(&wss, base).await;
-    for _ in 0..40 {
-        tokio::time::sleep(Duration::from_millis(250)).await;
-        let now = per_websocket(&wss, base).await;
-        if now == quiet {
-            break;
-        }
-        quiet = now;
-    }
+    let quiet = settled(&wss, base, step).await;
     // Every websocket still works.
     for ws in &mut all {
         echo(ws, vec![1; 10]).await;

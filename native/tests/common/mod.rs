@@ -215,6 +215,22 @@ pub fn holds_nothing(snap: &Snapshot) -> bool {
         && pinned.unattributed_parts == 0
 }
 
+/// The allocations that the kept parts of each open connection pin, as the snapshot
+/// attributes them: (part, allocation size) by connection.
+pub fn pinned_by_connection(
+    snap: &Snapshot,
+) -> std::collections::BTreeMap<u64, Vec<(String, u64)>> {
+    let mut by = std::collections::BTreeMap::<u64, Vec<(String, u64)>>::new();
+    for a in &snap.pinned_allocations.allocations {
+        for k in &a.kept {
+            by.entry(k.connection)
+                .or_default()
+                .push((k.part.to_string(), a.size));
+        }
+    }
+    by
+}
+
 /// One test per server stack for each named body `async fn name(stack: Stack)`:
 /// `slab::name` and `warp::name`, each with the attribute given (`#[tokio::test]`).
 #[allow(unused_macros)]
@@ -387,7 +403,6 @@ pub struct Server {
 impl Server {
     /// The wss binary as its own process, on ports the kernel picks, with
     /// `settings` (config.json keys and their values) on its command line.
-    #[allow(dead_code)]
     pub fn wss(dir: &std::path::Path, settings: &[(&str, &str)]) -> Server {
         let mut args: Vec<String> = ["--wss_port", "0", "--wss_heapdump_port", "0"]
             .map(String::from)
