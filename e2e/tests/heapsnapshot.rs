@@ -33,6 +33,11 @@ const BOUND: Duration = Duration::from_secs(30);
 /// Pinning websockets in the scenario.
 const PINNING: usize = 5;
 
+/// The servers run inside this test process, so the allocator's figures they
+/// report are the whole process's: one stack's test at a time, or the other's
+/// files and servers move the total [`check_total`] compares.
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 /// Waits until `check` holds, polling every 50 ms, for at most [`BOUND`].
 async fn wait_until<F, Fut>(what: &str, check: F)
 where
@@ -630,6 +635,7 @@ fn difference(a: &BTreeMap<u32, u64>, b: &BTreeMap<u32, u64>) -> BTreeMap<u32, u
 }
 
 async fn run(stack: Stack) {
+    let _alone = ONE_AT_A_TIME.lock().await;
     let servers = start(stack).await;
     let mut chromium = devtools().await;
     let pinning = servers.pin(stack).await;
