@@ -131,7 +131,7 @@ pub const KEYS: &[(&str, &str)] = &[
     ),
     (
         "ws_idle_release_ms",
-        "warp wss: after a websocket has been quiet this long, give back the read and write buffers bursts grew (a new codec at a frame boundary), ms; 0: never, as tungstenite",
+        "warp wss: after a websocket has been quiet this long, give back the read and write buffers bursts grew (a new codec at a frame boundary, once more than its read buffer has passed), ms; 0: never, as tungstenite",
     ),
     (
         "client_pinMessageSize",

@@ -22,18 +22,23 @@ const N: usize = 12;
 const BURST: usize = 25;
 const MESSAGE: usize = 16 << 10;
 
-/// A warp wss of its own, echoing, in `mode`, with `release_ms` (0: off).
-fn warp_wss(dir: &std::path::Path, mode: HeadMode, release_ms: u64) -> Server {
+/// A warp wss of its own, echoing, in `mode`, with `release_ms` (0: off) and any
+/// other settings.
+fn warp_wss(
+    dir: &std::path::Path,
+    mode: HeadMode,
+    release_ms: u64,
+    more: &[(&str, &str)],
+) -> Server {
     let release_ms = release_ms.to_string();
-    Server::wss(
-        dir,
-        &[
-            ("wss_stack", "warp"),
-            ("wss_echo", "true"),
-            ("wss_head", mode.as_str()),
-            ("ws_idle_release_ms", &release_ms),
-        ],
-    )
+    let mut settings = vec![
+        ("wss_stack", "warp"),
+        ("wss_echo", "true"),
+        ("wss_head", mode.as_str()),
+        ("ws_idle_release_ms", &release_ms),
+    ];
+    settings.extend_from_slice(more);
+    Server::wss(dir, &settings)
 }
 
 type Ws = WebSocketStream<TcpStream>;
@@ -120,7 +125,7 @@ async fn burst(ws: &mut Ws) {
 /// once it holds still over a step longer than the quiet spell.
 async fn run(mode: HeadMode, release_ms: u64) -> AfterTraffic {
     let dir = tempfile::tempdir().unwrap();
-    let wss = warp_wss(dir.path(), mode, release_ms);
+    let wss = warp_wss(dir.path(), mode, release_ms, &[]);
     let base = allocated(&wss.snapshot().await);
     let mut all = Vec::with_capacity(N);
     for _ in 0..N {
@@ -168,8 +173,15 @@ async fn quiet_websockets_give_back_what_bursts_grew_and_the_pin_shows_again() {
         within_2x(retain_on.idle, retain_on.quiet),
         "retain: {retain_on:?}"
     );
+    // A first message of 100 bytes cannot have grown anything: the codec stays, so
+    // retain's idle cost is copy's (the kept message pins the buffer still in use),
+    // not a second read buffer.
+    assert!(
+        retain_on.idle < copy_on.idle + 64_000,
+        "retain idle {retain_on:?} against copy {copy_on:?}"
+    );
     // And what retain pins shows: its first message keeps the read buffer it came in,
-    // tungstenite's 128 KiB, beside the fresh one.
+    // tungstenite's 128 KiB, beside the fresh one the release made.
     assert!(
         retain_on.quiet >= copy_on.quiet + 100_000,
         "retain {retain_on:?} against copy {copy_on:?}"
@@ -179,8 +191,13 @@ async fn quiet_websockets_give_back_what_bursts_grew_and_the_pin_shows_again() {
 /// A frame the client writes by hand: masked, FIN or not.
 fn client_frame(fin: bool, opcode: u8, payload: &[u8]) -> Vec<u8> {
     let mut frame = vec![(if fin { 0x80 } else { 0 }) | opcode];
-    assert!(payload.len() < 126);
-    frame.push(0x80 | payload.len() as u8);
+    match payload.len() {
+        len @ 0..126 => frame.push(0x80 | len as u8),
+        len => {
+            frame.push(0x80 | 126);
+            frame.extend(u16::try_from(len).unwrap().to_be_bytes());
+        }
+    }
     let mask = [3, 1, 4, 1];
     frame.extend(mask);
     frame.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
@@ -190,16 +207,28 @@ fn client_frame(fin: bool, opcode: u8, payload: &[u8]) -> Vec<u8> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_frame_or_message_cut_by_a_quiet_spell_arrives_whole() {
     let dir = tempfile::tempdir().unwrap();
-    let wss = warp_wss(dir.path(), HeadMode::Copy, 100);
+    // The smallest read buffer: a message larger than it makes every quiet spell
+    // after it find the codec worth making anew, so each one tries.
+    let wss = warp_wss(
+        dir.path(),
+        HeadMode::Copy,
+        100,
+        &[("ws_read_buffer_size", "256")],
+    );
     let ws = open(&wss).await;
-    // The rest by hand: half a frame, a quiet spell, the other half; then a message
-    // in two fragments with a quiet spell between them.
+    // The rest by hand, each cut written with what comes before it, so no quiet
+    // spell falls at a boundary first: a 1,000-byte message and half a frame, a
+    // quiet spell, the other half and a message's first fragment, a quiet spell,
+    // its last fragment.
     let mut tcp = ws.into_inner();
+    let large = client_frame(true, 2, &[5; 1000]);
     let whole = client_frame(true, 2, b"across a quiet spell");
-    tcp.write_all(&whole[..9]).await.unwrap();
+    tcp.write_all(&[&large[..], &whole[..9]].concat())
+        .await
+        .unwrap();
     tokio::time::sleep(Duration::from_millis(400)).await;
-    tcp.write_all(&whole[9..]).await.unwrap();
-    tcp.write_all(&client_frame(false, 1, b"first half, "))
+    let first_half = client_frame(false, 1, b"first half, ");
+    tcp.write_all(&[&whole[9..], &first_half[..]].concat())
         .await
         .unwrap();
     tokio::time::sleep(Duration::from_millis(400)).await;
@@ -207,6 +236,7 @@ async fn a_frame_or_message_cut_by_a_quiet_spell_arrives_whole() {
         .await
         .unwrap();
     let mut ws = WebSocketStream::from_raw_socket(tcp, Role::Client, None).await;
+    assert_eq!(next(&mut ws).await, Message::binary(vec![5; 1000]));
     assert_eq!(
         next(&mut ws).await,
         Message::binary(b"across a quiet spell".to_vec())

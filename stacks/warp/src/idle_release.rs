@@ -15,6 +15,11 @@
 //! out: the websocket has been waiting for one). tungstenite does not say; the
 //! transport can, so [`FrameBoundary`] watches the bytes that come in and tracks the
 //! frames' boundaries.
+//!
+//! A codec whose buffers cannot have grown is left as it is: until more bytes have
+//! passed through it than its read buffer holds, its read buffer is the one it was
+//! made with and its write buffer is no larger (making it anew would only add a
+//! buffer, and in `retain` the old one stays pinned by the kept first message).
 
 use std::pin::Pin;
 use std::task::{ready, Context, Poll};
@@ -30,6 +35,8 @@ use tokio_tungstenite_warp::WebSocketStream;
 pub struct FrameBoundary<T> {
     inner: T,
     frames: Frames,
+    /// Bytes read and written since the codec over it was made.
+    moved: u64,
 }
 
 impl<T> FrameBoundary<T> {
@@ -37,7 +44,14 @@ impl<T> FrameBoundary<T> {
         FrameBoundary {
             inner,
             frames: Frames::default(),
+            moved: 0,
         }
+    }
+
+    /// Bytes read and written since the codec over it was made: more than its read
+    /// buffer holds, and its buffers may have grown.
+    pub fn moved(&self) -> u64 {
+        self.moved
     }
 
     /// Whether every byte read so far belongs to a complete frame, and the last data
@@ -56,7 +70,9 @@ impl<T: AsyncRead + Unpin> AsyncRead for FrameBoundary<T> {
         let before = buf.filled().len();
         ready!(Pin::new(&mut self.inner).poll_read(cx, buf))?;
         let this = &mut *self;
-        this.frames.feed(&buf.filled()[before..]);
+        let read = &buf.filled()[before..];
+        this.moved += read.len() as u64;
+        this.frames.feed(read);
         Poll::Ready(Ok(()))
     }
 }
@@ -67,7 +83,9 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for FrameBoundary<T> {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<std::io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write(cx, buf)
+        let n = ready!(Pin::new(&mut self.inner).poll_write(cx, buf))?;
+        self.moved += n as u64;
+        Poll::Ready(Ok(n))
     }
 
     fn poll_write_vectored(
@@ -75,7 +93,9 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for FrameBoundary<T> {
         cx: &mut Context<'_>,
         bufs: &[std::io::IoSlice<'_>],
     ) -> Poll<std::io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+        let n = ready!(Pin::new(&mut self.inner).poll_write_vectored(cx, bufs))?;
+        self.moved += n as u64;
+        Poll::Ready(Ok(n))
     }
 
     fn is_write_vectored(&self) -> bool {
@@ -159,26 +179,42 @@ impl Frames {
 /// A server websocket over a transport that tracks frame boundaries.
 pub type Releasable<T> = WebSocketStream<FrameBoundary<T>>;
 
+/// What [`release`] did with a quiet websocket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Released {
+    /// Its codec was made anew: the buffers it had are freed.
+    Yes,
+    /// Too little has passed through it for its buffers to have grown: left as it is.
+    NotGrown,
+    /// In the middle of a frame or message, or it could not flush in time: left as
+    /// it is, to be tried after the next quiet spell.
+    NotNow,
+}
+
 /// Makes `socket`'s codec anew (its read and write buffers freed, a read buffer of
-/// `config.read_buffer_size` to come) if it stands at a frame boundary with nothing
-/// left to write (what tungstenite still owes the peer, a pong, is flushed first,
-/// within `flush_within`); otherwise gives it back as it is. The second value says
-/// whether it was released.
+/// `config.read_buffer_size` to come) if its buffers may have grown and it stands at
+/// a frame boundary with nothing left to write (what tungstenite still owes the
+/// peer, a pong, is flushed first, within `flush_within`); otherwise gives it back as
+/// it is. The second value says which.
 pub async fn release<T>(
     mut socket: Releasable<T>,
     config: WebSocketConfig,
     flush_within: Duration,
-) -> (Releasable<T>, bool)
+) -> (Releasable<T>, Released)
 where
     T: AsyncRead + AsyncWrite + Unpin,
 {
+    if socket.get_ref().moved() <= config.read_buffer_size as u64 {
+        return (socket, Released::NotGrown);
+    }
     let flushed = tokio::time::timeout(flush_within, socket.flush()).await;
     if !matches!(flushed, Ok(Ok(()))) || !socket.get_ref().at_boundary() {
-        return (socket, false);
+        return (socket, Released::NotNow);
     }
-    let transport = socket.into_inner();
+    let mut transport = socket.into_inner();
+    transport.moved = 0;
     let fresh = WebSocketStream::from_raw_socket(transport, Role::Server, Some(config)).await;
-    (fresh, true)
+    (fresh, Released::Yes)
 }
 
 #[cfg(test)]

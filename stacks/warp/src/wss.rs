@@ -68,7 +68,7 @@ use tokio_tungstenite_warp::WebSocketStream;
 use tokio_util::task::task_tracker::TaskTrackerToken;
 use tungstenite::protocol::{Role as WsRole, WebSocketConfig};
 
-use crate::idle_release::{self, FrameBoundary, Releasable};
+use crate::idle_release::{self, FrameBoundary, Releasable, Released};
 use warp::http::{header, HeaderMap, HeaderValue, StatusCode};
 use warp::reply::{Reply, Response};
 use warp::Filter;
@@ -452,19 +452,19 @@ fn close_for(e: &(dyn StdError + 'static)) -> Option<(u16, &'static str)> {
 
 /// A websocket that may give back its buffers when it has been quiet.
 trait GiveBack: Sized + Send {
-    /// The websocket, with its buffers given back if it could (and whether it did);
+    /// The websocket, with its buffers given back if it could (and what it did);
     /// what it still owes the peer is flushed within `wt` first.
     fn give_back(
         self,
         config: WebSocketConfig,
         wt: Duration,
-    ) -> impl Future<Output = (Self, bool)> + Send;
+    ) -> impl Future<Output = (Self, Released)> + Send;
 }
 
 /// warp's own `WebSocket` cannot: its stream is private.
 impl GiveBack for warp::ws::WebSocket {
-    async fn give_back(self, _: WebSocketConfig, _: Duration) -> (Self, bool) {
-        (self, false)
+    async fn give_back(self, _: WebSocketConfig, _: Duration) -> (Self, Released) {
+        (self, Released::NotGrown)
     }
 }
 
@@ -473,7 +473,7 @@ impl<T: AsyncRead + AsyncWrite + Unpin + Send> GiveBack for Releasable<T> {
         self,
         config: WebSocketConfig,
         wt: Duration,
-    ) -> impl Future<Output = (Self, bool)> + Send {
+    ) -> impl Future<Output = (Self, Released)> + Send {
         idle_release::release(self, config, wt)
     }
 }
@@ -508,8 +508,8 @@ where
                 let released;
                 (socket, released) = socket.give_back(ctx.websocket_config(), wt).await;
                 // In the middle of a frame: tried again after the next quiet spell.
-                used = !released;
-                tracing::debug!(connection = id, released, "wss: quiet websocket");
+                used = released == Released::NotNow;
+                tracing::debug!(connection = id, ?released, "wss: quiet websocket");
                 continue;
             }
         };
