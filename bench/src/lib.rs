@@ -6,6 +6,8 @@
 //! - [`client`]: the load client every stack gets: idle pinning websockets, the data
 //!   connection, 64 KiB echo throughput, small-message latency.
 //! - [`scenario`]: the measurements themselves, run stack after stack.
+//! - [`burst`]: the burst step: Node's `ws` client sends as fast as it can, then the
+//!   servers are watched going back to idle.
 //! - [`procfs`]: what the kernel says about a process (RSS, CPU) and its sockets
 //!   (`runtime::procfs`, shared with the client's `audit`).
 //! - [`kernel`]: the machine's kernel memory (sockets, TCP buffers, slab) beside RSS.
@@ -16,6 +18,7 @@
 //! Errors are `anyhow`'s, each with the context of what failed and where; the
 //! binaries print the whole chain (`{:#}`) on one line.
 
+pub mod burst;
 pub mod client;
 pub mod kernel;
 pub mod probe;

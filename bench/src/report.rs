@@ -10,7 +10,7 @@ use std::fmt::Write;
 
 use client::table::{Align, MarkdownTable};
 
-use crate::results::{MemorySample, Results, StackResult};
+use crate::results::{Burst, MemorySample, Results, StackResult};
 
 const L: Align = Align::Left;
 const R: Align = Align::Right;
@@ -527,6 +527,119 @@ pub fn traffic_table(r: &Results) -> String {
     out
 }
 
+/// KB per websocket of a server's RSS in `m` above the burst step's `base`.
+fn burst_kb(b: &Burst, m: &MemorySample, proxy: bool) -> f64 {
+    let rss = |m: &MemorySample| if proxy { m.proxy_rss } else { m.wss_rss };
+    (rss(m) as f64 - rss(&b.base) as f64) / b.connections.max(1) as f64 / 1e3
+}
+
+/// Whether a server of the burst step was back within 2x of its idle cost per
+/// websocket by the window's end (RSS).
+fn burst_back(b: &Burst, proxy: bool) -> Option<bool> {
+    let last = &b.after.last()?.memory;
+    Some(burst_kb(b, last, proxy) <= 2.0 * burst_kb(b, &b.idle, proxy))
+}
+
+pub fn burst_table(r: &Results) -> String {
+    let p = &r.meta.plan;
+    let mut out = format!(
+        "\nOn each stack of section 2, started anew: Node's `ws` client \
+         (`bench/peers/node/burst.js`) opens {} websockets through the proxy, each waits \
+         for its greeting, then all of them send their {}-byte first message and {} bytes \
+         in {}-byte messages at once, as fast as the client sends them, and read the \
+         echoes. KB per websocket = (RSS - RSS before the client) / N, idle (before the \
+         burst), right after the last echo, and then each second; *back* says whether the \
+         server was within 2x of its idle cost {} s after the burst. Allocated: jemalloc's \
+         allocated bytes from our snapshot, the same way. Pinned: `pinned_allocations` per \
+         websocket.\n\n",
+        p.burst_connections,
+        p.traffic_first_message,
+        p.burst_bytes,
+        p.traffic_message,
+        p.burst_window_ms as f64 / 1e3,
+    );
+    let mut table = MarkdownTable::new(&[
+        ("stack", L),
+        ("server", L),
+        ("KB/ws idle", R),
+        ("right after", R),
+        ("after 1 s", R),
+        ("at the end", R),
+        ("end ÷ idle", R),
+        ("back", L),
+        ("allocated KB/ws idle → after → end", R),
+        ("pinned KB/ws idle → end", R),
+        ("burst s", R),
+    ]);
+    for s in r.stacks.iter().filter(|s| s.started) {
+        let Some(b) = &s.burst else { continue };
+        let (Some(first), Some(last)) = (b.after.first(), b.after.last()) else {
+            continue;
+        };
+        let one = b.after.iter().find(|a| a.at_ms >= 1000).unwrap_or(last);
+        let n = b.connections.max(1) as f64;
+        for proxy in [true, false] {
+            let label = if proxy {
+                s.stack.proxy.label()
+            } else {
+                s.stack.wss.label()
+            };
+            let kb = |m: &MemorySample| burst_kb(b, m, proxy);
+            let alloc = |m: &MemorySample| if proxy { m.proxy_alloc } else { m.wss_alloc };
+            let allocated = match (
+                alloc(&b.base),
+                alloc(&b.idle),
+                alloc(&first.memory),
+                alloc(&last.memory),
+            ) {
+                (Some(base), Some(i), Some(f), Some(l)) => {
+                    let k = |x: u64| (x as f64 - base.allocated as f64) / n / 1e3;
+                    format!(
+                        "{:.1} → {:.1} → {:.1}",
+                        k(i.allocated),
+                        k(f.allocated),
+                        k(l.allocated)
+                    )
+                }
+                _ => "-".into(),
+            };
+            let pinned = |m: &MemorySample| if proxy { m.proxy_pinned } else { m.wss_pinned };
+            let pinned = match (pinned(&b.idle), pinned(&last.memory)) {
+                (Some(x), Some(y)) => format!(
+                    "{:.1} → {:.1}",
+                    x.pinned_bytes as f64 / n / 1e3,
+                    y.pinned_bytes as f64 / n / 1e3
+                ),
+                _ => "-".into(),
+            };
+            let idle = kb(&b.idle);
+            let end = kb(&last.memory);
+            table.row([
+                s.stack.name.to_string(),
+                format!("{} ({label})", if proxy { "proxy" } else { "wss" }),
+                format!("{idle:.1}"),
+                format!("{:.1}", kb(&first.memory)),
+                format!("{:.1}", kb(&one.memory)),
+                format!("{end:.1} ({:.1} s)", last.at_ms as f64 / 1e3),
+                if idle > 0.0 {
+                    format!("{:.2}", end / idle)
+                } else {
+                    "-".into()
+                },
+                match burst_back(b, proxy) {
+                    Some(true) => "yes".into(),
+                    _ => "**no**".into(),
+                },
+                allocated,
+                pinned,
+                format!("{:.1}", b.secs),
+            ]);
+        }
+    }
+    out.push_str(&table.render());
+    out
+}
+
 pub fn snapshot_table(r: &Results) -> String {
     let mut out = String::from(
         "\n`took_us` is the server's own time to take the snapshot; GET is the client's wall \
@@ -655,6 +768,63 @@ pub fn goals_table(r: &Results) -> String {
             ]);
         }
     }
+    // Issue 20: leaner than uWebSockets and HAProxy, back to idle after a burst.
+    let top_kb = |name: &str, proxy: bool| stack(r, name).and_then(|s| top_per_conn(s, proxy));
+    if let (Some(m), Some(x)) = (
+        top_kb("plain ws -> ours", false),
+        top_kb("plain ws -> bun", false),
+    ) {
+        table.row([
+            format!("wss memory per idle websocket at {top}, straight"),
+            format!("≤ 0.8x Bun ({x:.2} KB)"),
+            format!("{m:.2} KB ({:.2}x)", m / x),
+            yes(m <= 0.8 * x).into(),
+        ]);
+    }
+    if let (Some(m), Some(x)) = (
+        top_kb("ours-warp (fixes on)", true),
+        top_kb("haproxy -> ours", true),
+    ) {
+        table.row([
+            format!("warp proxy memory per idle TLS websocket at {top}, fixes on"),
+            format!("< HAProxy ({x:.1} KB)"),
+            format!("{m:.1} KB ({:.2}x)", m / x),
+            yes(m < x).into(),
+        ]);
+    }
+    let burst = |name: &str| stack(r, name).and_then(|s| s.burst.as_ref());
+    let window = r.meta.plan.burst_window_ms as f64 / 1e3;
+    for name in ["ours-warp (fixes on)", "ours-warp (retain, fixes on)"] {
+        let Some(b) = burst(name) else { continue };
+        let last = b.after.last().map(|a| &a.memory);
+        let (Some(last), Some(back)) = (last, burst_back(b, false)) else {
+            continue;
+        };
+        table.row([
+            format!("{name}: wss back to idle after a burst"),
+            format!("≤ 2x idle within {window:.0} s"),
+            format!(
+                "{:.1} KB/ws idle, {:.1} at the end",
+                burst_kb(b, &b.idle, false),
+                burst_kb(b, last, false)
+            ),
+            yes(back).into(),
+        ]);
+    }
+    if let (Some(copy), Some(retain)) = (
+        burst("ours-warp (fixes on)"),
+        burst("ours-warp (retain, fixes on)"),
+    ) {
+        let end = |b: &Burst| b.after.last().map(|a| burst_kb(b, &a.memory, false));
+        if let (Some(c), Some(k)) = (end(copy), end(retain)) {
+            table.row([
+                "after the burst, the pin shows: retain above drop (wss, fixes on)".into(),
+                "clearly (≥ 64 KB/ws)".into(),
+                format!("{k:.1} vs {c:.1} KB/ws"),
+                yes(k - c >= 64.0).into(),
+            ]);
+        }
+    }
     let p99 = |s: Option<&StackResult>| s.and_then(|s| s.latency.as_ref()).map(|l| l.p99_us);
     if let (Some(m), Some(x)) = (p99(ours), p99(nginx)) {
         let n = r.meta.plan.latency_connections;
@@ -685,11 +855,7 @@ pub fn goals_table(r: &Results) -> String {
 pub fn render(r: &Results) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "{}", preamble(r));
-    let _ = writeln!(
-        out,
-        "### Goals of issue 4 against this run\n{}",
-        goals_table(r)
-    );
+    let _ = writeln!(out, "### Goals against this run\n{}", goals_table(r));
     let _ = writeln!(
         out,
         "### 1. Memory per idle websocket through the TLS proxy (or straight to the wss)\n{}",
@@ -700,6 +866,11 @@ pub fn render(r: &Results) -> String {
         out,
         "### 2. Memory after a first message and own traffic\n{}",
         traffic_table(r)
+    );
+    let _ = writeln!(
+        out,
+        "### 2b. Back to idle after a burst\n{}",
+        burst_table(r)
     );
     let _ = writeln!(out, "### 3. Throughput\n{}", throughput_table(r));
     let _ = writeln!(out, "### 4. Latency\n{}", latency_table(r));
@@ -788,6 +959,29 @@ pub fn missing(r: &Results) -> Vec<String> {
                         out.push(format!(
                             "{name}: no allocator or pinned figures after traffic"
                         ));
+                    }
+                }
+            }
+        }
+        if s.with_traffic && p.burst_connections > 0 {
+            match &s.burst {
+                None => out.push(format!("{name}: no figures of the burst step")),
+                Some(b) => {
+                    let end = b.after.last().map_or(0, |a| a.at_ms);
+                    if b.connections != p.burst_connections || end < p.burst_window_ms {
+                        out.push(format!(
+                            "{name}: burst of {} websockets watched {end} ms, not {} for {} ms",
+                            b.connections, p.burst_connections, p.burst_window_ms
+                        ));
+                    }
+                    let samples = [&b.base, &b.idle]
+                        .into_iter()
+                        .chain(b.after.iter().map(|a| &a.memory));
+                    if samples
+                        .into_iter()
+                        .any(|m| m.wss_rss == 0 || m.proxy_rss == 0)
+                    {
+                        out.push(format!("{name}: no RSS in the burst step"));
                     }
                 }
             }
@@ -895,7 +1089,7 @@ pub fn missing(r: &Results) -> Vec<String> {
 mod tests {
     use super::*;
     use crate::procfs::Sockstat;
-    use crate::results::{AllocFigures, Pinned, Plan, Traffic};
+    use crate::results::{AllocFigures, Burst, BurstSample, Pinned, Plan, Traffic};
     use crate::stacks::{ProxyKind, Stack, WssKind};
 
     fn sample(connections: u64, proxy_mb: u64, wss_mb: u64, pinned: Option<u64>) -> MemorySample {
@@ -944,10 +1138,18 @@ mod tests {
             settle_ms: 4000,
             traffic_settle_step_ms: 500,
             traffic_settle_max_ms: 20_000,
+            burst_connections: 600,
+            burst_bytes: 400_000,
+            burst_every_ms: 1000,
+            burst_window_ms: 10_000,
             ..Plan::default()
         };
         let mut r = Results::default();
         r.meta.plan = plan;
+        let after = |at_ms, proxy_mb, wss_mb| BurstSample {
+            at_ms,
+            memory: sample(600, proxy_mb, wss_mb, Some(78_643_200)),
+        };
         r.stacks.push(StackResult {
             stack,
             full_load: false,
@@ -967,8 +1169,61 @@ mod tests {
                 settled: true,
                 after: sample(1000, 22, 280, Some(131_072_000)),
             }),
+            // 600 websockets: the wss from 10 MB to 100 idle, 300 after the burst,
+            // 190 ten seconds later.
+            burst: traffic.then(|| Burst {
+                connections: 600,
+                first_message: 100,
+                bytes: 400_000,
+                message: 16384,
+                secs: 2.5,
+                base: sample(0, 4, 10, Some(0)),
+                idle: sample(600, 16, 100, Some(78_643_200)),
+                after: vec![
+                    after(3, 40, 300),
+                    after(1001, 30, 250),
+                    after(10_002, 16, 190),
+                ],
+            }),
         });
         r
+    }
+
+    #[test]
+    fn burst_table_shows_each_server_going_back_to_idle() {
+        let r = warp_run(true);
+        let table = burst_table(&r);
+        let wss = table
+            .lines()
+            .find(|l| l.starts_with("| ours-warp (retain) | wss"))
+            .unwrap_or_else(|| panic!("{table}"));
+        // (100-10)/600 = 150.0 idle; 290/600 = 483.3 right after; 240/600 = 400.0 at
+        // 1 s; 180/600 = 300.0 at the end: 2.00x idle, back. Allocated (0.9 MB per
+        // MB): 135.0, 435.0, 270.0. Pinned 131.1 KB per websocket.
+        assert_eq!(
+            wss,
+            "| ours-warp (retain) | wss (ours-warp) | 150.0 | 483.3 | 400.0 | 300.0 (10.0 s) | 2.00 | yes | 135.0 → 435.0 → 270.0 | 131.1 → 131.1 | 2.5 |"
+        );
+        let proxy = table
+            .lines()
+            .find(|l| l.starts_with("| ours-warp (retain) | proxy"))
+            .unwrap();
+        // (16-4)/600 = 20.0 idle, (16-4)/600 at the end: 1.00.
+        assert!(
+            proxy.contains("| 20.0 | 60.0 | 43.3 | 20.0 (10.0 s) | 1.00 | yes |"),
+            "{proxy}"
+        );
+        assert!(table.contains("opens 600 websockets"));
+        assert!(table.contains("within 2x of its idle cost 10 s after the burst"));
+        // One server a little above 2x is not back.
+        let mut r = r;
+        r.stacks[0].burst.as_mut().unwrap().after[2].memory.wss_rss = 191_000_000;
+        let table = burst_table(&r);
+        assert!(
+            table.contains("| 301.7 (10.0 s) | 2.01 | **no** |"),
+            "{table}"
+        );
+        assert!(render(&r).contains("### 2b. Back to idle after a burst"));
     }
 
     #[test]
@@ -1007,6 +1262,12 @@ mod tests {
             problems
                 .iter()
                 .any(|p| p == "ours-warp (retain): no figures after traffic"),
+            "{problems:?}"
+        );
+        assert!(
+            problems
+                .iter()
+                .any(|p| p == "ours-warp (retain): no figures of the burst step"),
             "{problems:?}"
         );
         let problems = missing(&warp_run(true));
@@ -1064,6 +1325,7 @@ mod tests {
             latency: None,
             with_traffic: false,
             traffic: None,
+            burst: None,
         }
     }
 

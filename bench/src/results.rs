@@ -88,6 +88,19 @@ pub struct Plan {
     pub traffic_settle_max_ms: u64,
     #[serde(default)]
     pub traffic_settle_step_ms: u64,
+    /// The burst step (stacks with the traffic step), on the stack started anew:
+    /// Node's `ws` client opens this many websockets, each sends the traffic step's
+    /// first message and then `burst_bytes` in `traffic_message` messages all at once,
+    /// and memory is read every `burst_every_ms` for `burst_window_ms` after the last
+    /// echo; 0: no burst step.
+    #[serde(default)]
+    pub burst_connections: u64,
+    #[serde(default)]
+    pub burst_bytes: usize,
+    #[serde(default)]
+    pub burst_every_ms: u64,
+    #[serde(default)]
+    pub burst_window_ms: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -106,6 +119,9 @@ pub struct StackResult {
     pub with_traffic: bool,
     #[serde(default)]
     pub traffic: Option<Traffic>,
+    /// The burst step, on the stack started anew (stacks with the traffic step).
+    #[serde(default)]
+    pub burst: Option<Burst>,
 }
 
 /// The traffic step: every idle websocket sent a first message and its own traffic.
@@ -125,6 +141,33 @@ pub struct Traffic {
     /// The sample after it (the idle one at the same count is the stack's last
     /// memory sample).
     pub after: MemorySample,
+}
+
+/// The burst step: a fresh stack, Node's `ws` client's websockets idle, then all of
+/// them sending at once, then quiet.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Burst {
+    /// Websockets that sent it all and got every echo back.
+    pub connections: u64,
+    pub first_message: usize,
+    pub bytes: usize,
+    pub message: usize,
+    /// Clock seconds from the start of the burst to the last echo.
+    pub secs: f64,
+    /// Before the client (no websocket open).
+    pub base: MemorySample,
+    /// Every websocket open and greeted, before the burst.
+    pub idle: MemorySample,
+    /// After the last echo: at 0 ms, then every `burst_every_ms`.
+    pub after: Vec<BurstSample>,
+}
+
+/// One reading after a burst.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct BurstSample {
+    /// Milliseconds after the last echo.
+    pub at_ms: u64,
+    pub memory: MemorySample,
 }
 
 /// Memory of both servers with `connections` idle websockets (plus the data connection).

@@ -60,6 +60,10 @@ impl Plan {
             traffic_concurrency: 64,
             traffic_settle_max_ms: 20_000,
             traffic_settle_step_ms: 500,
+            burst_connections: 600,
+            burst_bytes: 400_000,
+            burst_every_ms: 1000,
+            burst_window_ms: 10_000,
         }
     }
 
@@ -81,6 +85,9 @@ impl Plan {
             probe_connections: 200,
             traffic_bytes: 40_000,
             traffic_settle_max_ms: 5000,
+            burst_connections: 40,
+            burst_bytes: 200_000,
+            burst_window_ms: 2000,
             ..Plan::full()
         }
     }
@@ -99,13 +106,24 @@ pub struct Planned {
 /// Read buffer of the warp stack's second configuration (axum's fix), bytes.
 pub const SMALL_WS_READ_BUFFER: usize = 4096;
 
+/// The warp stack's fixes, as settings: the lean proxy (reads only when readable,
+/// into a 64 KiB scratch buffer per worker thread; rustls buffers at most 16 KiB for
+/// a client that does not read) and the wss giving back what bursts grew after a
+/// quiet second (docs/guide/warp-stack.md).
+pub const WARP_FIXES: [(&str, &str); 4] = [
+    ("proxy_copy_on_readable", "true"),
+    ("proxy_copy_buffer_size", "65536"),
+    ("proxy_tls_buffer_limit", "16384"),
+    ("ws_idle_release_ms", "1000"),
+];
+
 /// The stacks of a run: ours, the Node stack, nginx in front of ours and of Node's
 /// wss, our proxy in front of warp::ws, Node's proxy in front of our wss (the same
 /// wss for the three proxies), ours again in `retain` mode (memory, traffic and
 /// snapshot cost only: the seed's bug with thousands of connections); then our
 /// servers on the warp stack, with tungstenite's default read buffer and with 4 KiB,
 /// each in `drop` (everything measured) and in `retain` (memory and traffic: the
-/// kept first message); then Bun's websocket server and our wss each alone, in plain
+/// kept first message), and with its fixes on ([`WARP_FIXES`]); then Bun's websocket server and our wss each alone, in plain
 /// ws (no proxy), Bun's behind our proxy, and HAProxy in front of our wss. Our own
 /// stacks have the traffic step; the peers do not.
 pub fn stacks() -> Vec<Planned> {
@@ -134,6 +152,16 @@ pub fn stacks() -> Vec<Planned> {
         plan(warp("retain"), false, true),
         plan(
             warp("retain").with_read_buffer(SMALL_WS_READ_BUFFER),
+            false,
+            true,
+        ),
+        plan(
+            warp("drop").with_settings("fixes on", &WARP_FIXES),
+            true,
+            true,
+        ),
+        plan(
+            warp("retain").with_settings("fixes on", &WARP_FIXES),
             false,
             true,
         ),
@@ -223,7 +251,7 @@ fn readable(snapshot: &Value, figure: &str) -> Result<u64> {
 }
 
 /// RSS of both servers, then (ours) their allocator figures, then the kernel's.
-async fn memory_sample(running: &Running, connections: u64) -> Result<MemorySample> {
+pub(crate) async fn memory_sample(running: &Running, connections: u64) -> Result<MemorySample> {
     let proxy_rss = running.proxy_rss();
     let wss_rss = running.wss.rss();
     let (mut proxy_alloc, mut proxy_pinned) = (None, None);
@@ -331,6 +359,7 @@ pub async fn memory_and_load(
         latency: None,
         with_traffic: planned.traffic,
         traffic: None,
+        burst: None,
     };
     eprintln!(
         "bench: == {} ({} -> {})",
@@ -356,6 +385,12 @@ pub async fn memory_and_load(
         result.error = Some(format!("{e:#}{alive}"));
     }
     drop(running);
+    if planned.traffic && plan.burst_connections > 0 && result.error.is_none() {
+        match crate::burst::run(env, plan, stack, ports).await {
+            Ok(burst) => result.burst = Some(burst),
+            Err(e) => result.error = Some(format!("the burst step: {e:#}")),
+        }
+    }
     result
 }
 

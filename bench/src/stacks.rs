@@ -131,6 +131,12 @@ pub struct Stack {
     /// `ws_read_buffer_size` of our servers, when not their default (warp stack only).
     #[serde(default)]
     pub ws_read_buffer_size: Option<usize>,
+    /// More settings of our servers (config keys and values, given to both), and
+    /// the words that name them in the stack's name.
+    #[serde(default)]
+    pub settings: Vec<(String, String)>,
+    #[serde(default)]
+    pub settings_label: Option<String>,
 }
 
 impl Stack {
@@ -142,6 +148,8 @@ impl Stack {
             head: head.to_string(),
             echo,
             ws_read_buffer_size: None,
+            settings: Vec::new(),
+            settings_label: None,
         };
         stack.name = stack.make_name();
         stack
@@ -150,6 +158,17 @@ impl Stack {
     /// The same stack with our servers' websocket read buffer set to `bytes`.
     pub fn with_read_buffer(mut self, bytes: usize) -> Stack {
         self.ws_read_buffer_size = Some(bytes);
+        self.name = self.make_name();
+        self
+    }
+
+    /// The same stack with `settings` given to our servers, named by `label`.
+    pub fn with_settings(mut self, label: &str, settings: &[(&str, &str)]) -> Stack {
+        self.settings = settings
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        self.settings_label = Some(label.to_string());
         self.name = self.make_name();
         self
     }
@@ -177,6 +196,7 @@ impl Stack {
                 format!("{bytes} B read buffer")
             });
         }
+        qualifiers.extend(self.settings_label.clone());
         if !qualifiers.is_empty() {
             name.push_str(&format!(" ({})", qualifiers.join(", ")));
         }
@@ -498,12 +518,15 @@ fn start_proxy(env: &Env, stack: &Stack, ports: Ports, log: &Path, slug: &str) -
     Child::spawn(name, cmd, log)
 }
 
-/// The stack key (`wss_stack` / `proxy_stack`) of one of our servers, and the
-/// stack's websocket read buffer if it sets one.
+/// The stack key (`wss_stack` / `proxy_stack`) of one of our servers, the stack's
+/// websocket read buffer if it sets one, and its other settings.
 fn ours_stack_flags(cmd: &mut Command, stack: &Stack, warp: bool, key: &str) {
     flag(cmd, key, if warp { "warp" } else { "slab" });
     if let Some(bytes) = stack.ws_read_buffer_size {
         flag(cmd, "ws_read_buffer_size", bytes);
+    }
+    for (key, value) in &stack.settings {
+        flag(cmd, key, value);
     }
 }
 
@@ -779,6 +802,12 @@ mod tests {
         assert_eq!(
             warp("drop").with_read_buffer(1000).name,
             "ours-warp (1000 B read buffer)"
+        );
+        let fixed = warp("retain").with_settings("fixes on", &[("ws_idle_release_ms", "1000")]);
+        assert_eq!(fixed.name, "ours-warp (retain, fixes on)");
+        assert_eq!(
+            fixed.settings,
+            [("ws_idle_release_ms".to_string(), "1000".to_string())]
         );
         assert_eq!(
             slug("ours-warp (retain, 4 KiB read buffer)"),

@@ -38,7 +38,8 @@ enum Cmd {
         /// Only the stacks of these names (repeatable): `ours`, `node`, `nginx -> ours`,
         /// `nginx -> node ws`, `node http-proxy -> ours`, `ours -> warp::ws`, `ours (retain)`,
         /// `ours-warp`, `ours-warp (4 KiB read buffer)`, `ours-warp (retain)`,
-        /// `ours-warp (retain, 4 KiB read buffer)`, `plain ws -> bun`, `plain ws -> ours`,
+        /// `ours-warp (retain, 4 KiB read buffer)`, `ours-warp (fixes on)`,
+        /// `ours-warp (retain, fixes on)`, `plain ws -> bun`, `plain ws -> ours`,
         /// `ours -> bun`, `haproxy -> ours`.
         #[arg(long)]
         only: Vec<String>,
