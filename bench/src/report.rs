@@ -10,7 +10,7 @@ use std::fmt::Write;
 
 use client::table::{Align, MarkdownTable};
 
-use crate::results::{Burst, MemorySample, Results, StackResult};
+use crate::results::{Burst, MemorySample, Results, StackResult, Throughput};
 
 const L: Align = Align::Left;
 const R: Align = Align::Right;
@@ -61,6 +61,45 @@ fn ratio(x: Option<f64>, y: Option<f64>) -> String {
         (Some(x), Some(y)) if y > 0.0 => format!("{:.2}x", x / y),
         _ => "-".into(),
     }
+}
+
+/// The machine's cores, as the run recorded them (2 if it did not).
+fn cores(r: &Results) -> f64 {
+    r.meta
+        .machine
+        .get("cores")
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(2.0)
+}
+
+/// Whether `target` MB/s fits in `cores` on the stack measured in `t`: at that rate
+/// the client and the wss need their CPU per MB (measured in `t`) times the rate;
+/// what is left of the cores is the proxy's, and it would have to pass the target in
+/// it. The sentence says what the proxy would need against what it does.
+pub fn cpu_budget(t: &Throughput, target: f64, cores: f64) -> Option<(bool, String)> {
+    let mb = t.bytes as f64 / 1e6;
+    if mb <= 0.0 || t.client_cpu_secs <= 0.0 || t.proxy_cpu_secs <= 0.0 {
+        return None;
+    }
+    let others = (t.client_cpu_secs + t.wss_cpu_secs) / mb * target;
+    let left = cores - others;
+    let does = mb / t.proxy_cpu_secs;
+    if left <= 0.0 {
+        return Some((
+            false,
+            format!(
+                "at {target:.0} MB/s the client and the wss alone need {others:.2} of {cores:.0} cores"
+            ),
+        ));
+    }
+    let needs = target / left;
+    Some((
+        needs <= does,
+        format!(
+            "at {target:.0} MB/s the client and the wss need {others:.2} of {cores:.0} cores; \
+             in the {left:.2} left the proxy would pass {needs:.0} MB per CPU second (it passes {does:.0})"
+        ),
+    ))
 }
 
 /// The header every table shows: how to reproduce it, when and where it was measured.
@@ -282,11 +321,13 @@ pub fn throughput_table(r: &Results) -> String {
         "\n{} KiB binary messages echoed through the TLS proxy, {} in flight per websocket, \
          {:.1} s measured after {:.1} s of warm-up. MB/s counts the echoed payload the client \
          got back (each byte crossed the proxy twice); CPU is user + system seconds of \
-         each server in the measured window; 2 cores in all, shared with the client.\n\n",
+         each server and of the client (the bench process) in the measured window; {} \
+         cores in all.\n\n",
         p.throughput_message >> 10,
         p.throughput_window,
         p.throughput_ms as f64 / 1e3,
-        p.throughput_warmup_ms as f64 / 1e3
+        p.throughput_warmup_ms as f64 / 1e3,
+        cores(r),
     );
     let mut table = MarkdownTable::new(&[
         ("stack", L),
@@ -295,6 +336,7 @@ pub fn throughput_table(r: &Results) -> String {
         ("messages/s", R),
         ("proxy CPU s", R),
         ("wss CPU s", R),
+        ("client CPU s", R),
         ("MB per proxy CPU s", R),
         ("ours ÷ this", R),
     ]);
@@ -315,6 +357,7 @@ pub fn throughput_table(r: &Results) -> String {
                 format!("{:.0}", t.messages_per_sec()),
                 format!("{:.1}", t.proxy_cpu_secs),
                 format!("{:.1}", t.wss_cpu_secs),
+                format!("{:.1}", t.client_cpu_secs),
                 per_cpu,
                 ratio(base, mine),
             ]);
@@ -766,6 +809,17 @@ pub fn goals_table(r: &Results) -> String {
                 format!("{m:.0} MB/s ({:.2}x)", m / x),
                 yes(m >= 2.0 * x).into(),
             ]);
+            let ours_t = ours.and_then(|s| s.throughput.iter().find(|t| t.connections == n));
+            if let Some((fits, why)) = ours_t.and_then(|t| cpu_budget(t, 2.0 * x, cores(r))) {
+                if m < 2.0 * x {
+                    table.row([
+                        format!("the CPU that 2x Node http-proxy takes, {n} websockets"),
+                        format!("fits in {:.0} cores", cores(r)),
+                        why,
+                        yes(fits).into(),
+                    ]);
+                }
+            }
         }
     }
     // Issue 20: leaner than uWebSockets and HAProxy, back to idle after a burst.
@@ -1187,6 +1241,40 @@ mod tests {
             }),
         });
         r
+    }
+
+    #[test]
+    fn the_cpu_budget_of_a_throughput_target() {
+        // 4,000 MB in 10 s: the client 8 CPU s, the wss 2, the proxy 8 (500 MB per s).
+        let t = Throughput {
+            connections: 1,
+            messages: 0,
+            bytes: 4_000_000_000,
+            secs: 10.0,
+            proxy_cpu_secs: 8.0,
+            wss_cpu_secs: 2.0,
+            client_cpu_secs: 8.0,
+        };
+        // At 600 MB/s the others need 10/4000*600 = 1.5 cores, 0.5 left: 1,200 MB
+        // per proxy CPU second needed, 500 done.
+        let (fits, why) = cpu_budget(&t, 600.0, 2.0).unwrap();
+        assert!(!fits);
+        assert_eq!(why, "at 600 MB/s the client and the wss need 1.50 of 2 cores; in the 0.50 left the proxy would pass 1200 MB per CPU second (it passes 500)");
+        // At 400 MB/s: 1.0 core left, 400 needed: it fits.
+        assert!(cpu_budget(&t, 400.0, 2.0).unwrap().0);
+        // At 1,000 MB/s the others alone need 2.5 cores.
+        let (fits, why) = cpu_budget(&t, 1000.0, 2.0).unwrap();
+        assert!(!fits && why.contains("alone need 2.50 of 2 cores"), "{why}");
+        // Results from before the client's CPU was read give no budget.
+        assert!(cpu_budget(
+            &Throughput {
+                client_cpu_secs: 0.0,
+                ..t
+            },
+            600.0,
+            2.0
+        )
+        .is_none());
     }
 
     #[test]

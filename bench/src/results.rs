@@ -223,6 +223,10 @@ pub struct Throughput {
     pub secs: f64,
     pub proxy_cpu_secs: f64,
     pub wss_cpu_secs: f64,
+    /// The client's (the bench process's own) CPU seconds in the window; 0 in
+    /// results from before it was read.
+    #[serde(default)]
+    pub client_cpu_secs: f64,
 }
 
 impl Throughput {

@@ -469,13 +469,19 @@ async fn measure_stack(
             plan.throughput_window,
             Duration::from_millis(plan.throughput_warmup_ms),
             Duration::from_millis(plan.throughput_ms),
-            || cpu.push((running.proxy_cpu_ticks(), running.wss.cpu_ticks())),
+            || {
+                cpu.push((
+                    running.proxy_cpu_ticks(),
+                    running.wss.cpu_ticks(),
+                    procfs::cpu_sum(&[std::process::id()]),
+                ))
+            },
         )
         .await
         .with_context(|| format!("throughput over {n} websockets"))?;
         let hz = procfs::ticks_per_second() as f64;
-        let (p0, w0) = cpu[0];
-        let (p1, w1) = cpu[1];
+        let (p0, w0, c0) = cpu[0];
+        let (p1, w1, c1) = cpu[1];
         let t = Throughput {
             connections: n,
             messages: counted.messages,
@@ -483,13 +489,15 @@ async fn measure_stack(
             secs: counted.secs,
             proxy_cpu_secs: (p1 - p0) as f64 / hz,
             wss_cpu_secs: (w1 - w0) as f64 / hz,
+            client_cpu_secs: (c1 - c0) as f64 / hz,
         };
         eprintln!(
-            "bench:    throughput, {n} websockets: {:.1} MB/s, {:.0} msg/s; CPU proxy {:.1}s wss {:.1}s",
+            "bench:    throughput, {n} websockets: {:.1} MB/s, {:.0} msg/s; CPU proxy {:.1}s wss {:.1}s client {:.1}s",
             t.mb_per_sec(),
             t.messages_per_sec(),
             t.proxy_cpu_secs,
-            t.wss_cpu_secs
+            t.wss_cpu_secs,
+            t.client_cpu_secs
         );
         result.throughput.push(t);
         tokio::time::sleep(Duration::from_secs(1)).await;
