@@ -123,9 +123,10 @@ pub const WARP_FIXES: [(&str, &str); 4] = [
 /// snapshot cost only: the seed's bug with thousands of connections); then our
 /// servers on the warp stack, with tungstenite's default read buffer and with 4 KiB,
 /// each in `drop` (everything measured) and in `retain` (memory and traffic: the
-/// kept first message), and with its fixes on ([`WARP_FIXES`]); then Bun's websocket server and our wss each alone, in plain
-/// ws (no proxy), Bun's behind our proxy, and HAProxy in front of our wss. Our own
-/// stacks have the traffic step; the peers do not.
+/// kept first message), and with its fixes on ([`WARP_FIXES`]); then Bun's websocket
+/// server and our wss each alone, in plain ws (no proxy), Bun's behind our proxy, and
+/// HAProxy in front of our wss. Our own stacks have the traffic and burst steps; the
+/// peers do not.
 pub fn stacks() -> Vec<Planned> {
     use ProxyKind as P;
     use WssKind as W;
