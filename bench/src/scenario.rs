@@ -123,7 +123,8 @@ pub const WARP_FIXES: [(&str, &str); 4] = [
 /// snapshot cost only: the seed's bug with thousands of connections); then our
 /// servers on the warp stack, with tungstenite's default read buffer and with 4 KiB,
 /// each in `drop` (everything measured) and in `retain` (memory and traffic: the
-/// kept first message), and with its fixes on ([`WARP_FIXES`]); then Bun's websocket
+/// kept first message), and with its fixes on ([`WARP_FIXES`]; also with the 4 KiB
+/// buffer: every fix a user can apply today); then Bun's websocket
 /// server and our wss each alone, in plain ws (no proxy), Bun's behind our proxy, and
 /// HAProxy in front of our wss. Our own stacks have the traffic and burst steps; the
 /// peers do not.
@@ -164,6 +165,13 @@ pub fn stacks() -> Vec<Planned> {
         plan(
             warp("retain").with_settings("fixes on", &WARP_FIXES),
             false,
+            true,
+        ),
+        plan(
+            warp("drop")
+                .with_read_buffer(SMALL_WS_READ_BUFFER)
+                .with_settings("fixes on", &WARP_FIXES),
+            true,
             true,
         ),
         plan(Stack::new(P::None, W::Bun, "drop", true), true, false),

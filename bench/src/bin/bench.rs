@@ -39,7 +39,8 @@ enum Cmd {
         /// `nginx -> node ws`, `node http-proxy -> ours`, `ours -> warp::ws`, `ours (retain)`,
         /// `ours-warp`, `ours-warp (4 KiB read buffer)`, `ours-warp (retain)`,
         /// `ours-warp (retain, 4 KiB read buffer)`, `ours-warp (fixes on)`,
-        /// `ours-warp (retain, fixes on)`, `plain ws -> bun`, `plain ws -> ours`,
+        /// `ours-warp (retain, fixes on)`, `ours-warp (4 KiB read buffer, fixes on)`,
+        /// `plain ws -> bun`, `plain ws -> ours`,
         /// `ours -> bun`, `haproxy -> ours`.
         #[arg(long)]
         only: Vec<String>,
