@@ -1,7 +1,7 @@
 //! The results as Markdown tables (the ones docs/results/benchmarks.md shows), the goals of
-//! issue 4 against what was measured, and the check `--quick` makes: every peer
-//! started and every figure was produced (the traffic step's too, for the stacks
-//! that have it).
+//! issues 4 and 20 against what was measured, and the check `--quick` makes: every
+//! peer started and every figure was produced (the traffic and burst steps' too, for
+//! the stacks that have them).
 //!
 //! Units: KB = 1,000 bytes, MB = 1,000,000 bytes. Memory per connection is
 //! (value with N connections - value before the client) / N.
@@ -76,7 +76,7 @@ fn cores(r: &Results) -> f64 {
 /// the client and the wss need their CPU per MB (measured in `t`) times the rate;
 /// what is left of the cores is the proxy's, and it would have to pass the target in
 /// it. The sentence says what the proxy would need against what it does.
-pub fn cpu_budget(t: &Throughput, target: f64, cores: f64) -> Option<(bool, String)> {
+fn cpu_budget(t: &Throughput, target: f64, cores: f64) -> Option<(bool, String)> {
     let mb = t.bytes as f64 / 1e6;
     if mb <= 0.0 || t.client_cpu_secs <= 0.0 || t.proxy_cpu_secs <= 0.0 {
         return None;
