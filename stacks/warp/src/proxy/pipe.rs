@@ -281,14 +281,7 @@ mod tests {
                 back
             }
         });
-        let mut got = vec![0; expected.len()];
-        tokio::time::timeout(
-            std::time::Duration::from_secs(10),
-            server.read_exact(&mut got),
-        )
-        .await
-        .expect("in time")
-        .unwrap();
+        let got = read_exactly(&mut server, expected.len(), 10).await;
         assert!(got == expected, "the bytes arrive in order");
         server.write_all(b"bye").await.unwrap();
         server.shutdown().await.unwrap();
@@ -303,6 +296,19 @@ mod tests {
             .unwrap()
             .unwrap();
         assert_eq!((there, back), (expected.len() as u64, 10));
+    }
+
+    /// `len` bytes read from `socket`, within `secs` seconds.
+    async fn read_exactly(socket: &mut TcpStream, len: usize, secs: u64) -> Vec<u8> {
+        let mut got = vec![0; len];
+        tokio::time::timeout(
+            std::time::Duration::from_secs(secs),
+            socket.read_exact(&mut got),
+        )
+        .await
+        .expect("in time")
+        .unwrap();
+        got
     }
 
     /// A pair of connected sockets with buffers as small as the kernel allows.
@@ -342,14 +348,7 @@ mod tests {
             !writer.is_finished(),
             "2 MiB do not fit the sockets' buffers"
         );
-        let mut got = vec![0; sent.len()];
-        tokio::time::timeout(
-            std::time::Duration::from_secs(20),
-            server.read_exact(&mut got),
-        )
-        .await
-        .expect("in time")
-        .unwrap();
+        let got = read_exactly(&mut server, sent.len(), 20).await;
         assert!(got == sent, "every byte, in order");
         let mut client = writer.await.unwrap();
         client.shutdown().await.unwrap();
