@@ -102,11 +102,7 @@ impl NodeClient {
         if !running.stack.proxy.exists() {
             bail!("the burst client speaks TLS to a proxy; this stack has none");
         }
-        let config = runtime::config::Config {
-            cert_dir: env.cert_dir.clone(),
-            ..Default::default()
-        };
-        let (cert, _) = runtime::tls::cert_paths(&config);
+        let (cert, _) = env.certificate();
         let script = env.root.join("bench/peers/node/burst.js");
         let mut cmd = Command::new(&env.node);
         cmd.arg(&script)

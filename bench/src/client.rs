@@ -137,6 +137,12 @@ impl IdlePool {
         self.fleet.open()
     }
 
+    /// The time [`IdlePool::grow_to`] is given to open `n` websockets at `rate` per
+    /// second: the time the rate takes, and a minute more.
+    pub fn open_limit(n: u64, rate: f64) -> Duration {
+        Duration::from_secs_f64(n as f64 / rate + 60.0)
+    }
+
     /// Opens websockets at `rate` per second until `n` are open (at most `n / 10 +
     /// 10` attempts may fail), then returns; bounded by `limit`.
     pub async fn grow_to(&mut self, n: u64, rate: f64, limit: Duration) -> Result<()> {

@@ -1243,6 +1243,15 @@ mod tests {
         r
     }
 
+    /// The row of `table` whose leading cells are `cells` ("ours-warp (retain) | wss").
+    fn row<'a>(table: &'a str, cells: &str) -> &'a str {
+        let start = format!("| {cells}");
+        table
+            .lines()
+            .find(|l| l.starts_with(&start))
+            .unwrap_or_else(|| panic!("no row {start} in {table}"))
+    }
+
     #[test]
     fn the_cpu_budget_of_a_throughput_target() {
         // 4,000 MB in 10 s: the client 8 CPU s, the wss 2, the proxy 8 (500 MB per s).
@@ -1281,10 +1290,7 @@ mod tests {
     fn burst_table_shows_each_server_going_back_to_idle() {
         let r = warp_run(true);
         let table = burst_table(&r);
-        let wss = table
-            .lines()
-            .find(|l| l.starts_with("| ours-warp (retain) | wss"))
-            .unwrap_or_else(|| panic!("{table}"));
+        let wss = row(&table, "ours-warp (retain) | wss");
         // (100-10)/600 = 150.0 idle; 290/600 = 483.3 right after; 240/600 = 400.0 at
         // 1 s; 180/600 = 300.0 at the end: 2.00x idle, back. Allocated (0.9 MB per
         // MB): 135.0, 435.0, 270.0. Pinned 131.1 KB per websocket.
@@ -1292,10 +1298,7 @@ mod tests {
             wss,
             "| ours-warp (retain) | wss (ours-warp) | 150.0 | 483.3 | 400.0 | 300.0 (10.0 s) | 2.00 | yes | 135.0 → 435.0 → 270.0 | 131.1 → 131.1 | 2.5 |"
         );
-        let proxy = table
-            .lines()
-            .find(|l| l.starts_with("| ours-warp (retain) | proxy"))
-            .unwrap();
+        let proxy = row(&table, "ours-warp (retain) | proxy");
         // (16-4)/600 = 20.0 idle, (16-4)/600 at the end: 1.00.
         assert!(
             proxy.contains("| 20.0 | 60.0 | 43.3 | 20.0 (10.0 s) | 1.00 | yes |"),
@@ -1317,20 +1320,14 @@ mod tests {
     #[test]
     fn traffic_table_shows_idle_after_and_what_the_traffic_added_per_websocket() {
         let table = traffic_table(&warp_run(true));
-        let wss = table
-            .lines()
-            .find(|l| l.starts_with("| ours-warp (retain) | wss"))
-            .unwrap_or_else(|| panic!("{table}"));
+        let wss = row(&table, "ours-warp (retain) | wss");
         // idle 140 MB, after 280; (140-6)/1000 = 134.0, (280-6)/1000 = 274.0, +140.0;
         // pinned 0 -> 131.1 KB per websocket, 1,000 kept parts.
         assert_eq!(
             wss,
             "| ours-warp (retain) | wss (ours-warp) | 1000 | 140.0 | 280.0 | 134.0 | 274.0 | 140.0 | 274.0 | 0.0 → 131.1 (1000) | 3.5 | yes, 4.5 s |"
         );
-        let proxy = table
-            .lines()
-            .find(|l| l.starts_with("| ours-warp (retain) | proxy"))
-            .unwrap();
+        let proxy = row(&table, "ours-warp (retain) | proxy");
         assert!(
             proxy.contains("| 20.0 | 22.0 | 10.0 | 12.0 | 2.0 |"),
             "{proxy}"
@@ -1444,13 +1441,7 @@ mod tests {
         let table = kernel_table(&r);
         assert!(table.contains("machine-wide readings"), "{table}");
         assert!(table.contains("3 of 4 through a proxy"), "{table}");
-        let row = |name: &str| {
-            table
-                .lines()
-                .find(|l| l.starts_with(&format!("| {name} |")))
-                .unwrap_or_else(|| panic!("no {name} in {table}"))
-                .to_string()
-        };
+        let row = |name: &str| row(&table, &format!("{name} |"));
         // Bun: RSS (30-20)/1000 = 10.0 KB, slab 6 MB / 1000 = 6.0 KB, half is 3.0;
         // at 2000: 10.0 and 3.0; RSS + kernel 13.0; 2 sockets per websocket.
         assert_eq!(

@@ -183,10 +183,7 @@ pub fn stacks() -> Vec<Planned> {
 
 /// The client's TLS configuration: trusts the bench's certificate (made if missing).
 pub fn client_tls(env: &Env) -> Result<Arc<ClientConfig>> {
-    let config = runtime::config::Config {
-        cert_dir: env.cert_dir.clone(),
-        ..Default::default()
-    };
+    let config = env.tls_config();
     runtime::tls::ensure_certificate(&config).context("the bench's certificate")?;
     runtime::tls::client_config(&config).context("the client's TLS configuration")
 }
@@ -430,7 +427,7 @@ async fn measure_stack(
     let mut pool = IdlePool::new(target.clone());
     let top = plan.levels.iter().copied().max().unwrap_or(0);
     for &level in &plan.levels {
-        let limit = Duration::from_secs_f64(level as f64 / plan.rate + 60.0);
+        let limit = IdlePool::open_limit(level, plan.rate);
         let t = Instant::now();
         pool.grow_to(level, plan.rate, limit)
             .await
@@ -751,7 +748,7 @@ pub async fn probe(
     // once (the current slabs, the runtime's growth), so the rest is per connection.
     let n = plan.probe_connections;
     let first = (n / 10).max(20);
-    let limit = Duration::from_secs_f64(n as f64 / plan.rate + 60.0);
+    let limit = IdlePool::open_limit(n, plan.rate);
     pool.grow_to(first, plan.rate, limit)
         .await
         .with_context(|| format!("opening {first} idle websockets through the probe"))?;

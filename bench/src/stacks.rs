@@ -248,6 +248,19 @@ impl Env {
     pub fn logs(&self) -> PathBuf {
         self.work.join("logs")
     }
+
+    /// Our servers' config as far as TLS goes: the bench's certificate directory.
+    pub fn tls_config(&self) -> runtime::config::Config {
+        runtime::config::Config {
+            cert_dir: self.cert_dir.clone(),
+            ..Default::default()
+        }
+    }
+
+    /// The certificate chain and key every proxy uses (runtime's names in `cert_dir`).
+    pub fn certificate(&self) -> (PathBuf, PathBuf) {
+        runtime::tls::cert_paths(&self.tls_config())
+    }
 }
 
 /// A child process, stopped (SIGTERM, then SIGKILL after [`STOP_GRACE`]) and waited
@@ -461,8 +474,7 @@ fn start_wss(env: &Env, stack: &Stack, ports: Ports, log: &Path) -> Result<Child
 }
 
 fn start_proxy(env: &Env, stack: &Stack, ports: Ports, log: &Path, slug: &str) -> Result<Child> {
-    let cert = env.cert_dir.join("localhost.pem");
-    let key = env.cert_dir.join("localhost.key.pem");
+    let (cert, key) = env.certificate();
     let (name, mut cmd) = match stack.proxy {
         ProxyKind::Ours => ("our proxy", Command::new(env.bin_dir.join("proxy"))),
         ProxyKind::OursWarp => ("our proxy on warp", Command::new(env.bin_dir.join("proxy"))),

@@ -122,7 +122,7 @@ async fn main() -> Result<()> {
     let snapshot: SocketAddr = ([127, 0, 0, 1], proxy_snap).into();
     let mut last: Option<(u64, Histogram)> = None;
     for &level in &cli.levels {
-        let limit = Duration::from_secs_f64(level as f64 / cli.rate + 60.0);
+        let limit = IdlePool::open_limit(level, cli.rate);
         pool.grow_to(level, cli.rate, limit)
             .await
             .with_context(|| format!("opening {level} idle websockets"))?;
